@@ -1,0 +1,39 @@
+//! # ktcpvs-core
+//!
+//! The model and the plug-in contract of **ktcpvs**, a user-space
+//! re-creation of KTCPVS (Kernel TCP Virtual Server, from the Linux Virtual
+//! Server project): a Layer-7 load balancer whose virtual services read the
+//! start of each request before choosing a real server.
+//!
+//! This crate holds what every other part agrees on, and depends on no other
+//! ktcpvs crate:
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`model`] | virtual services, real servers and rules as validated values |
+//! | [`endpoint`] | `HOST[:PORT]` addresses with service-name ports (`www`, `webcache`) |
+//! | [`view`] | [`VirtualService`] and [`RealServer`], the read-only views a scheduler sees, and compiled [`Rule`]s |
+//! | [`scheduler`] | the [`Scheduler`]/[`Picker`] plug-in contract and the [`SchedulerRegistry`] |
+//! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
+//! | [`settings`] | the runtime settings (the original's sysctls) |
+//!
+//! Scheduler authors start with `docs/plugins.md`; host programs use the
+//! facade crate `ktcpvs`.
+
+#![warn(missing_docs)]
+
+pub mod endpoint;
+pub mod error;
+pub mod live;
+pub mod model;
+pub mod scheduler;
+pub mod settings;
+pub mod view;
+
+pub use endpoint::Endpoint;
+pub use error::{AddrError, ConfigError, ControlError, Location, SchedulerError};
+pub use live::{Lease, ServerLoad, ServiceLoad};
+pub use model::{Config, RuleConfig, ServerConfig, ServiceConfig, ServiceDef};
+pub use scheduler::{Dispatch, PickRequest, Picker, RequestHead, Scheduler, SchedulerRegistry, Selection};
+pub use settings::Settings;
+pub use view::{RealServer, Rule, VirtualService};

@@ -1,0 +1,321 @@
+//! Live state: per-server and per-service counters and health, in atomics.
+//!
+//! A [`ServerLoad`] belongs to one real server of one service and outlives
+//! every configuration snapshot that mentions it: the control path keeps it
+//! keyed by (service name, server address) and hands the same `Arc` to each
+//! rebuilt snapshot, so reweighting or adding a rule never resets active
+//! connection counts or health. Worker threads update it without locks.
+//!
+//! Active connections are counted through a [`Lease`]: taking one increments
+//! the gauge and dropping it decrements, so no error path can leak a count.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds since the first call in this process, from a monotonic clock.
+///
+/// Health back-off deadlines are stored as these values in atomics.
+pub fn monotonic_millis() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Most doublings of the back-off after repeated failures (64 × base).
+const MAX_BACKOFF_SHIFT: u32 = 6;
+
+/// Health and load of one real server, shared by all workers.
+#[derive(Debug, Default)]
+pub struct ServerLoad {
+    /// Connections (or in-flight requests on pooled connections) currently
+    /// leased to this server.
+    active: AtomicU64,
+    /// Leases ever taken.
+    total: AtomicU64,
+    /// Requests forwarded.
+    requests: AtomicU64,
+    /// Bytes sent to the server.
+    bytes_out: AtomicU64,
+    /// Bytes received from the server.
+    bytes_in: AtomicU64,
+    /// Failed connects, resets and malformed responses.
+    errors: AtomicU64,
+    /// Consecutive failures; 0 while healthy.
+    failures: AtomicU32,
+    /// `monotonic_millis()` before which the server is out of rotation.
+    down_until: AtomicU64,
+    /// Whether the last recorded state was "down" (for logging transitions).
+    down: AtomicBool,
+}
+
+/// What a health report changed, so the caller can log transitions once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthChange {
+    /// No transition.
+    Unchanged,
+    /// The server was taken out of rotation until the back-off passes.
+    WentDown {
+        /// How long it stays out.
+        backoff: Duration,
+    },
+    /// The server answered again and is back in rotation.
+    CameBack,
+}
+
+impl ServerLoad {
+    /// A fresh, healthy server with zero counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leases one connection to this server: the active gauge counts it
+    /// until the lease is dropped.
+    pub fn lease(self: &Arc<Self>) -> Lease {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            load: Arc::clone(self),
+        }
+    }
+
+    /// Connections currently leased.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server is in rotation now: not inside a failure back-off.
+    /// When a back-off has passed the server is offered again (one trial);
+    /// a success brings it back, another failure doubles the back-off.
+    pub fn is_healthy(&self) -> bool {
+        let until = self.down_until.load(Ordering::Relaxed);
+        until == 0 || monotonic_millis() >= until
+    }
+
+    /// Records a failure (refused or timed-out connect, reset, garbage) and
+    /// takes the server out of rotation for `base` × 2^(failures-1), capped.
+    pub fn report_failure(&self, base: Duration) -> HealthChange {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let shift = (n - 1).min(MAX_BACKOFF_SHIFT);
+        let backoff = base.saturating_mul(1 << shift);
+        let until = monotonic_millis() + backoff.as_millis() as u64;
+        self.down_until.store(until.max(1), Ordering::Relaxed);
+        if self.down.swap(true, Ordering::Relaxed) {
+            HealthChange::Unchanged
+        } else {
+            HealthChange::WentDown { backoff }
+        }
+    }
+
+    /// Records a success (a completed connect or response): the server is in
+    /// rotation again and its back-off resets.
+    pub fn report_success(&self) -> HealthChange {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+        if self.down_until.load(Ordering::Relaxed) != 0 {
+            self.down_until.store(0, Ordering::Relaxed);
+        }
+        if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
+            HealthChange::CameBack
+        } else {
+            HealthChange::Unchanged
+        }
+    }
+
+    /// Counts one forwarded request.
+    pub fn add_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts bytes relayed to (`out`) and from (`inn`) the server.
+    pub fn add_bytes(&self, out: u64, inn: u64) {
+        if out != 0 {
+            self.bytes_out.fetch_add(out, Ordering::Relaxed);
+        }
+        if inn != 0 {
+            self.bytes_in.fetch_add(inn, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one error that is not a health failure (for example a
+    /// response cut short).
+    pub fn add_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy of the counters for listings.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            active: self.active.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            healthy: self.is_healthy(),
+        }
+    }
+}
+
+/// A copy of a server's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Active connections.
+    pub active: u64,
+    /// Connections ever leased.
+    pub total: u64,
+    /// Requests forwarded.
+    pub requests: u64,
+    /// Bytes sent to the server.
+    pub bytes_out: u64,
+    /// Bytes received from the server.
+    pub bytes_in: u64,
+    /// Errors.
+    pub errors: u64,
+    /// In rotation now.
+    pub healthy: bool,
+}
+
+/// One active connection to a server. Dropping it decrements the server's
+/// active gauge, so counts stay exact on every path.
+#[derive(Debug)]
+pub struct Lease {
+    load: Arc<ServerLoad>,
+}
+
+impl Lease {
+    /// The server's live state.
+    pub fn load(&self) -> &Arc<ServerLoad> {
+        &self.load
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.load.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one virtual service, shared by all workers.
+#[derive(Debug, Default)]
+pub struct ServiceLoad {
+    active: AtomicU64,
+    connections: AtomicU64,
+    requests: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A copy of a service's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Client connections open now.
+    pub active: u64,
+    /// Client connections accepted.
+    pub connections: u64,
+    /// Requests handled (HTTP) or connections relayed (layer 4).
+    pub requests: u64,
+    /// Bytes received from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// Requests answered with an error by the proxy itself.
+    pub errors: u64,
+}
+
+impl ServiceLoad {
+    /// Zeroed counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Counts an accepted client connection.
+    pub fn connection_opened(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a closed client connection.
+    pub fn connection_closed(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Client connections open now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+    /// Counts one request.
+    pub fn add_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts client bytes in and out.
+    pub fn add_bytes(&self, inn: u64, out: u64) {
+        if inn != 0 {
+            self.bytes_in.fetch_add(inn, Ordering::Relaxed);
+        }
+        if out != 0 {
+            self.bytes_out.fetch_add(out, Ordering::Relaxed);
+        }
+    }
+    /// Counts an error answered by the proxy.
+    pub fn add_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A copy of the counters.
+    pub fn stats(&self) -> ServiceStats {
+        ServiceStats {
+            active: self.active.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_counts_exactly_on_every_path() {
+        let load = Arc::new(ServerLoad::new());
+        {
+            let _a = load.lease();
+            let b = load.lease();
+            assert_eq!(load.active(), 2);
+            drop(b);
+            assert_eq!(load.active(), 1);
+        }
+        assert_eq!(load.active(), 0);
+        assert_eq!(load.stats().total, 2);
+    }
+
+    #[test]
+    fn failure_takes_server_out_and_success_brings_it_back() {
+        let load = ServerLoad::new();
+        assert!(load.is_healthy());
+        assert_eq!(
+            load.report_failure(Duration::from_secs(60)),
+            HealthChange::WentDown {
+                backoff: Duration::from_secs(60)
+            }
+        );
+        assert!(!load.is_healthy());
+        assert_eq!(
+            load.report_failure(Duration::from_secs(60)),
+            HealthChange::Unchanged
+        );
+        assert_eq!(load.report_success(), HealthChange::CameBack);
+        assert!(load.is_healthy());
+        assert_eq!(load.report_success(), HealthChange::Unchanged);
+    }
+
+    #[test]
+    fn backoff_expires() {
+        let load = ServerLoad::new();
+        load.report_failure(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(load.is_healthy(), "offered again once the back-off passed");
+    }
+}

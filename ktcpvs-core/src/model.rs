@@ -1,0 +1,263 @@
+//! The configuration model: virtual services, real servers and rules as
+//! plain, validated values.
+//!
+//! These are the objects of the original (`tcp_vs_service`, `tcp_vs_dest`,
+//! `tcp_vs_rule`) minus their runtime state: a [`Config`] is what a
+//! configuration file describes and what `tcpvsadm -L` prints. Live state
+//! (active connections, health, counters) lives in [`crate::live`], keyed by
+//! service name and server address, so rebuilding a configuration never
+//! resets it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::error::ControlError;
+
+/// Longest accepted service name, in bytes.
+///
+/// The original truncated names to 15 bytes; we refuse longer names instead
+/// of silently truncating them (see `docs/compat.md`).
+pub const MAX_SERVICE_NAME: usize = 63;
+
+/// Largest accepted real-server weight.
+pub const MAX_WEIGHT: u32 = 65_535;
+
+/// Longest accepted rule pattern, in bytes (the original's limit was 255).
+pub const MAX_PATTERN_LEN: usize = 1024;
+
+/// Highest capture-group index a rule may name with `match N`.
+pub const MAX_MATCH_GROUP: u32 = 10;
+
+/// Upper bound on `maxclients`.
+pub const MAX_CLIENTS_LIMIT: u32 = 1_000_000;
+
+/// Default listen address of a service added without one (the original's).
+pub const DEFAULT_LISTEN_PORT: u16 = 8080;
+
+/// Default scheduler of a service added without one (the original's).
+pub const DEFAULT_SCHEDULER: &str = "http";
+
+/// Checks a service name: 1 to [`MAX_SERVICE_NAME`] bytes of ASCII letters,
+/// digits, `_`, `-` and `.`, so it can be written unquoted in a
+/// configuration file and on a command line.
+pub fn validate_service_name(name: &str) -> Result<(), ControlError> {
+    let bad = |reason: &str| ControlError::Invalid {
+        what: "service name",
+        value: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > MAX_SERVICE_NAME {
+        return Err(bad("longer than 63 bytes"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(bad("only ASCII letters, digits, '_', '-' and '.' are allowed"));
+    }
+    Ok(())
+}
+
+/// Checks a weight: 0 (quiesced) to [`MAX_WEIGHT`].
+pub fn validate_weight(weight: u32) -> Result<(), ControlError> {
+    if weight > MAX_WEIGHT {
+        return Err(ControlError::Invalid {
+            what: "weight",
+            value: weight.to_string(),
+            reason: "must be 0..=65535".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Per-service timeouts, in seconds. `None` takes the global setting of the
+/// same name (see [`crate::settings::Settings`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Backend connect timeout.
+    pub connect: Option<u32>,
+    /// Idle timeout of a relayed connection (the original's `read_timeout`).
+    pub read: Option<u32>,
+    /// Idle time allowed between requests on a keep-alive connection.
+    pub keepalive: Option<u32>,
+    /// Time allowed for a client to send a complete request head.
+    pub header: Option<u32>,
+    /// Time allowed for a backend to start its response.
+    pub response: Option<u32>,
+}
+
+/// A virtual service: where it listens and how it schedules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The service's name (`-i NAME`, `Virtual NAME`).
+    pub name: String,
+    /// The listen address (IPv4 or IPv6).
+    pub listen: SocketAddr,
+    /// The scheduler's registered name.
+    pub scheduler: String,
+    /// Original pre-fork knob, kept for compatibility: the engine is
+    /// event-driven and does not pre-fork, so this is recorded and listed only.
+    pub startservers: u32,
+    /// Cap on concurrent client connections of this service: at the cap the
+    /// listener stops accepting and resumes below it.
+    pub maxclients: u32,
+    /// Original pre-fork knob, recorded and listed only.
+    pub minspareservers: u32,
+    /// Original pre-fork knob, recorded and listed only.
+    pub maxspareservers: u32,
+    /// Fallback server: a connection that no rule or server takes is relayed
+    /// untouched to this address.
+    pub redirect: Option<SocketAddr>,
+    /// Per-service timeout overrides.
+    pub timeouts: Timeouts,
+    /// Add `X-Forwarded-For` and `Forwarded` to requests forwarded to real
+    /// servers (HTTP schedulers only).
+    pub forward_for: bool,
+    /// Scheduler options (`option NAME = "VALUE"`), for instance the cookie
+    /// name and key of `chttp`. Unknown options are kept and listed.
+    pub options: BTreeMap<String, String>,
+}
+
+impl ServiceConfig {
+    /// A service with the original's defaults: listen `0.0.0.0:8080`,
+    /// scheduler `http`, startservers 8, maxclients 256, minspareservers 6,
+    /// maxspareservers 18, no redirect.
+    pub fn new(name: &str) -> Self {
+        ServiceConfig {
+            name: name.to_string(),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_LISTEN_PORT)),
+            scheduler: DEFAULT_SCHEDULER.to_string(),
+            startservers: 8,
+            maxclients: 256,
+            minspareservers: 6,
+            maxspareservers: 18,
+            redirect: None,
+            timeouts: Timeouts::default(),
+            forward_for: false,
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), ControlError> {
+        validate_service_name(&self.name)?;
+        let range = |what: &'static str, v: u32, lo: u32, hi: u32| {
+            if v < lo || v > hi {
+                Err(ControlError::Invalid {
+                    what,
+                    value: v.to_string(),
+                    reason: format!("must be {lo}..={hi}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        range("startservers", self.startservers, 1, 65_535)?;
+        range("maxclients", self.maxclients, 1, MAX_CLIENTS_LIMIT)?;
+        range("minspareservers", self.minspareservers, 1, 65_535)?;
+        range("maxspareservers", self.maxspareservers, 1, 65_535)?;
+        if self.scheduler.is_empty() {
+            return Err(ControlError::Invalid {
+                what: "scheduler",
+                value: String::new(),
+                reason: "empty scheduler name".to_string(),
+            });
+        }
+        for (what, t) in [
+            ("connect timeout", self.timeouts.connect),
+            ("read timeout", self.timeouts.read),
+            ("keepalive timeout", self.timeouts.keepalive),
+            ("header timeout", self.timeouts.header),
+            ("response timeout", self.timeouts.response),
+        ] {
+            if let Some(t) = t {
+                range(what, t, 1, 86_400)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A real server ("destination") of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Its address; unique within the service.
+    pub addr: SocketAddr,
+    /// Its weight, 0..=65535; 0 means quiesced: no new work.
+    pub weight: u32,
+}
+
+/// A content rule: requests whose target matches `pattern` go to `servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleConfig {
+    /// The regular expression, matched unanchored against the raw request
+    /// target (path and query, exactly as the client sent it).
+    pub pattern: String,
+    /// The capture group a hashing scheduler keys on (`match N`), if any.
+    pub match_group: Option<u32>,
+    /// The servers this rule routes to, in the order they were added.
+    pub servers: Vec<SocketAddr>,
+}
+
+impl RuleConfig {
+    /// Whether the pattern is one of the catch-alls `.*` and `^/.*`, which
+    /// are always tried after every other rule, as in the original.
+    pub fn is_catch_all(&self) -> bool {
+        is_catch_all_pattern(&self.pattern)
+    }
+}
+
+/// Whether `pattern` is one of the catch-all patterns `.*` and `^/.*`.
+pub fn is_catch_all_pattern(pattern: &str) -> bool {
+    pattern == ".*" || pattern == "^/.*"
+}
+
+/// A service with its servers and rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDef {
+    /// The service's own settings.
+    pub config: ServiceConfig,
+    /// Its real servers, in the order they were added.
+    pub servers: Vec<ServerConfig>,
+    /// Its rules, in evaluation order: the order they were added, with the
+    /// catch-all patterns after every other rule.
+    pub rules: Vec<RuleConfig>,
+}
+
+impl ServiceDef {
+    /// A service with no servers and no rules.
+    pub fn new(config: ServiceConfig) -> Self {
+        ServiceDef {
+            config,
+            servers: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    /// The server at `addr`, if the service has it.
+    pub fn server(&self, addr: SocketAddr) -> Option<&ServerConfig> {
+        self.servers.iter().find(|s| s.addr == addr)
+    }
+}
+
+/// A whole configuration: every service, in the order they were added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The services.
+    pub services: Vec<ServiceDef>,
+}
+
+impl Config {
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceDef> {
+        self.services.iter().find(|s| s.config.name == name)
+    }
+
+    /// The service named `name`, mutably.
+    pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceDef> {
+        self.services.iter_mut().find(|s| s.config.name == name)
+    }
+}

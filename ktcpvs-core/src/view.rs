@@ -1,0 +1,202 @@
+//! The read-only views a scheduler sees: [`VirtualService`], [`RealServer`]
+//! and the compiled [`Rule`].
+//!
+//! The engine's snapshot types implement these traits; a scheduler crate
+//! depends on nothing else, and its tests implement them with a few lines
+//! of their own (see `docs/plugins.md`). Servers are addressed by their
+//! index in [`VirtualService::server`], which is stable for the lifetime of
+//! one snapshot (and therefore of one picker).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::net::SocketAddr;
+
+use regex::{CaptureLocations, Regex};
+use thread_local::ThreadLocal;
+
+use crate::error::ControlError;
+use crate::model::{is_catch_all_pattern, MAX_MATCH_GROUP, MAX_PATTERN_LEN};
+
+/// What a scheduler may know about one real server.
+pub trait RealServer {
+    /// The server's address.
+    fn addr(&self) -> SocketAddr;
+
+    /// Its weight; 0 means quiesced (no new work).
+    fn weight(&self) -> u32;
+
+    /// Connections (or in-flight requests) currently leased to it, live.
+    fn active_connections(&self) -> u64;
+
+    /// Whether it is in rotation: not inside a failure back-off.
+    fn is_healthy(&self) -> bool;
+
+    /// Whether it may take new work: weight above zero and healthy.
+    fn is_available(&self) -> bool {
+        self.weight() > 0 && self.is_healthy()
+    }
+}
+
+/// What a scheduler may know about one virtual service.
+pub trait VirtualService {
+    /// The service's name.
+    fn name(&self) -> &str;
+
+    /// How many real servers it has.
+    fn server_count(&self) -> usize;
+
+    /// The real server at `index` (0 ≤ index < [`server_count`](Self::server_count)).
+    ///
+    /// # Panics
+    /// May panic when `index` is out of range.
+    fn server(&self, index: usize) -> &dyn RealServer;
+
+    /// The rules in evaluation order (catch-alls last).
+    fn rules(&self) -> &[Rule];
+
+    /// A scheduler option (`option NAME = "VALUE"` in the configuration).
+    fn option(&self, name: &str) -> Option<&str>;
+}
+
+/// A compiled content rule: a pattern, an optional capture group, and the
+/// servers it routes to (as indices into [`VirtualService::server`]).
+pub struct Rule {
+    pattern: String,
+    regex: Regex,
+    match_group: Option<u32>,
+    servers: Vec<usize>,
+    locations: ThreadLocal<RefCell<CaptureLocations>>,
+}
+
+impl Rule {
+    /// Compiles a rule. The pattern is a `regex`-crate expression, matched
+    /// unanchored and case-sensitively against the raw request target.
+    pub fn new(pattern: &str, match_group: Option<u32>, servers: Vec<usize>) -> Result<Rule, ControlError> {
+        if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
+            return Err(ControlError::BadPattern {
+                pattern: pattern.to_string(),
+                reason: format!("a pattern must be 1..={MAX_PATTERN_LEN} bytes"),
+            });
+        }
+        let regex = Regex::new(pattern).map_err(|e| ControlError::BadPattern {
+            pattern: pattern.to_string(),
+            reason: e.to_string(),
+        })?;
+        if let Some(g) = match_group {
+            if g > MAX_MATCH_GROUP {
+                return Err(ControlError::Invalid {
+                    what: "match number",
+                    value: g.to_string(),
+                    reason: format!("must be 0..={MAX_MATCH_GROUP}"),
+                });
+            }
+            if g as usize >= regex.captures_len() {
+                return Err(ControlError::Invalid {
+                    what: "match number",
+                    value: g.to_string(),
+                    reason: format!(
+                        "pattern \"{pattern}\" has only {} capture group(s)",
+                        regex.captures_len() - 1
+                    ),
+                });
+            }
+        }
+        Ok(Rule {
+            pattern: pattern.to_string(),
+            regex,
+            match_group,
+            servers,
+            locations: ThreadLocal::new(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The capture group named by `match N`, if any.
+    pub fn match_group(&self) -> Option<u32> {
+        self.match_group
+    }
+
+    /// The servers this rule routes to, as indices into the service.
+    pub fn servers(&self) -> &[usize] {
+        &self.servers
+    }
+
+    /// Whether this is a catch-all (`.*` or `^/.*`).
+    pub fn is_catch_all(&self) -> bool {
+        is_catch_all_pattern(&self.pattern)
+    }
+
+    /// Whether the rule matches `target`. Allocates nothing.
+    pub fn is_match(&self, target: &str) -> bool {
+        self.regex.is_match(target)
+    }
+
+    /// Matches `target` and returns the text of the capture group `group`:
+    /// `None` when the rule does not match, `Some("")` when it matches but
+    /// the group did not take part. Allocates nothing after the first call
+    /// on each thread.
+    pub fn capture<'t>(&self, target: &'t str, group: u32) -> Option<&'t str> {
+        let cell = self
+            .locations
+            .get_or(|| RefCell::new(self.regex.capture_locations()));
+        let mut locs = cell.borrow_mut();
+        self.regex.captures_read(&mut locs, target)?;
+        Some(
+            locs.get(group as usize)
+                .map(|(start, end)| &target[start..end])
+                .unwrap_or(""),
+        )
+    }
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("pattern", &self.pattern)
+            .field("match_group", &self.match_group)
+            .field("servers", &self.servers)
+            .finish()
+    }
+}
+
+/// The first rule (in evaluation order) whose pattern matches `target`,
+/// with its position. Allocates nothing.
+pub fn first_matching_rule<'r>(rules: &'r [Rule], target: &str) -> Option<(usize, &'r Rule)> {
+    rules.iter().enumerate().find(|(_, r)| r.is_match(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_returns_group_text_or_empty() {
+        let r = Rule::new("/users/([^/]+)/(x)?", Some(1), vec![0]).unwrap();
+        assert_eq!(r.capture("/users/bob/a", 1), Some("bob"));
+        assert_eq!(r.capture("/users/bob/a", 2), Some(""));
+        assert_eq!(r.capture("/other", 1), None);
+        assert_eq!(r.capture("/users/al/x", 0), Some("/users/al/x"));
+    }
+
+    #[test]
+    fn rejects_bad_patterns_and_groups() {
+        assert!(matches!(Rule::new("(", None, vec![]), Err(ControlError::BadPattern { .. })));
+        assert!(matches!(Rule::new("", None, vec![]), Err(ControlError::BadPattern { .. })));
+        assert!(matches!(Rule::new("a(b)", Some(2), vec![]), Err(ControlError::Invalid { .. })));
+        assert!(Rule::new("a(b)", Some(1), vec![]).is_ok());
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let rules = vec![
+            Rule::new("^/images/", None, vec![0]).unwrap(),
+            Rule::new(".*", None, vec![1]).unwrap(),
+        ];
+        assert_eq!(first_matching_rule(&rules, "/images/a.png").unwrap().0, 0);
+        assert_eq!(first_matching_rule(&rules, "/x").unwrap().0, 1);
+    }
+}
