@@ -16,24 +16,34 @@
 //! | [`scheduler`] | the [`Scheduler`]/[`Picker`] plug-in contract and the [`SchedulerRegistry`] |
 //! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
 //! | [`settings`] | the runtime settings (the original's sysctls) |
+//! | [`snapshot`] | the immutable [`Snapshot`](snapshot::Snapshot) workers read through `arc-swap` |
+//! | [`control`] | the [`Control`](control::Control) handle: every operation, atomic |
+//! | [`config`] | the configuration language: parser and printer |
 //!
 //! Scheduler authors start with `docs/plugins.md`; host programs use the
 //! facade crate `ktcpvs`.
 
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod control;
 pub mod endpoint;
 pub mod error;
 pub mod live;
 pub mod model;
 pub mod scheduler;
 pub mod settings;
+pub mod snapshot;
 pub mod view;
 
+pub use control::{Command, Control, ServiceSpec};
 pub use endpoint::Endpoint;
 pub use error::{AddrError, ConfigError, ControlError, Location, SchedulerError};
 pub use live::{Lease, ServerLoad, ServiceLoad};
 pub use model::{Config, RuleConfig, ServerConfig, ServiceConfig, ServiceDef};
-pub use scheduler::{Dispatch, PickRequest, Picker, RequestHead, Scheduler, SchedulerRegistry, Selection};
+pub use scheduler::{
+    Dispatch, PickRequest, Picker, RequestHead, Scheduler, SchedulerRegistry, Selection,
+};
 pub use settings::Settings;
+pub use snapshot::{ServiceSnapshot, Snapshot};
 pub use view::{RealServer, Rule, VirtualService};

@@ -56,7 +56,9 @@ pub fn validate_service_name(name: &str) -> Result<(), ControlError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
     {
-        return Err(bad("only ASCII letters, digits, '_', '-' and '.' are allowed"));
+        return Err(bad(
+            "only ASCII letters, digits, '_', '-' and '.' are allowed",
+        ));
     }
     Ok(())
 }

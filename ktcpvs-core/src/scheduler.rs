@@ -217,7 +217,11 @@ impl SchedulerRegistry {
     /// can be registered once; registering it again is refused.
     pub fn register(&self, scheduler: Arc<dyn Scheduler>) -> Result<(), ControlError> {
         let name = scheduler.name().to_string();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(ControlError::Invalid {
                 what: "scheduler name",
                 value: name,
@@ -239,11 +243,9 @@ impl SchedulerRegistry {
 
     /// The scheduler registered as `name`.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Scheduler>, ControlError> {
-        self.by_name
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ControlError::SchedulerNotFound(name.to_string(), self.names().join(", ")))
+        self.by_name.read().get(name).cloned().ok_or_else(|| {
+            ControlError::SchedulerNotFound(name.to_string(), self.names().join(", "))
+        })
     }
 
     /// Every registered name, sorted.
@@ -288,7 +290,9 @@ pub fn least_connection<'s>(
             None => best = Some((index, active, weight)),
             Some((_, b_active, b_weight)) => {
                 // active/weight < b_active/b_weight  ⇔  active*b_weight < b_active*weight
-                if u128::from(active) * u128::from(b_weight) < u128::from(b_active) * u128::from(weight) {
+                if u128::from(active) * u128::from(b_weight)
+                    < u128::from(b_active) * u128::from(weight)
+                {
                     best = Some((index, active, weight));
                 }
             }

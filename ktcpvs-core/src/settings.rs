@@ -61,7 +61,11 @@ fn index_of(name: &str) -> Option<usize> {
 }
 
 fn known_names() -> String {
-    SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+    SETTINGS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 macro_rules! accessors {
@@ -163,8 +167,14 @@ mod tests {
             s.set("debug_level", "13"),
             Err(ControlError::Invalid { .. })
         ));
-        assert!(matches!(s.set("nope", "1"), Err(ControlError::UnknownSetting(..))));
-        assert!(matches!(s.set("unload", "x"), Err(ControlError::Invalid { .. })));
+        assert!(matches!(
+            s.set("nope", "1"),
+            Err(ControlError::UnknownSetting(..))
+        ));
+        assert!(matches!(
+            s.set("unload", "x"),
+            Err(ControlError::Invalid { .. })
+        ));
         assert_eq!(s.get("debug_level").unwrap(), 2);
     }
 }

@@ -71,7 +71,11 @@ pub struct Rule {
 impl Rule {
     /// Compiles a rule. The pattern is a `regex`-crate expression, matched
     /// unanchored and case-sensitively against the raw request target.
-    pub fn new(pattern: &str, match_group: Option<u32>, servers: Vec<usize>) -> Result<Rule, ControlError> {
+    pub fn new(
+        pattern: &str,
+        match_group: Option<u32>,
+        servers: Vec<usize>,
+    ) -> Result<Rule, ControlError> {
         if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
             return Err(ControlError::BadPattern {
                 pattern: pattern.to_string(),
@@ -184,9 +188,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_patterns_and_groups() {
-        assert!(matches!(Rule::new("(", None, vec![]), Err(ControlError::BadPattern { .. })));
-        assert!(matches!(Rule::new("", None, vec![]), Err(ControlError::BadPattern { .. })));
-        assert!(matches!(Rule::new("a(b)", Some(2), vec![]), Err(ControlError::Invalid { .. })));
+        assert!(matches!(
+            Rule::new("(", None, vec![]),
+            Err(ControlError::BadPattern { .. })
+        ));
+        assert!(matches!(
+            Rule::new("", None, vec![]),
+            Err(ControlError::BadPattern { .. })
+        ));
+        assert!(matches!(
+            Rule::new("a(b)", Some(2), vec![]),
+            Err(ControlError::Invalid { .. })
+        ));
         assert!(Rule::new("a(b)", Some(1), vec![]).is_ok());
     }
 

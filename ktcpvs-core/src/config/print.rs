@@ -1,0 +1,90 @@
+//! The printer: a [`Config`] in configuration-file syntax, as `tcpvsadm -L`
+//! shows it. Printing and then parsing gives back the identical
+//! configuration.
+
+use std::fmt::Write;
+
+use crate::endpoint::format_addr;
+use crate::model::{Config, ServiceDef};
+
+/// How to print a configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    /// Print ports as numbers (`-n`); otherwise well-known ports are
+    /// printed by service name (`http`, `webcache`).
+    pub numeric: bool,
+}
+
+/// Prints every service, in the order they were added.
+pub fn print(config: &Config, options: &PrintOptions) -> String {
+    let mut out = String::new();
+    for (i, def) in config.services.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&print_service(def, options));
+    }
+    out
+}
+
+fn quote(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 2);
+    q.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+/// Prints one service block.
+pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
+    let n = options.numeric;
+    let c = &def.config;
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "Virtual {} {{", c.name);
+    let _ = writeln!(out, "    listen = {}", format_addr(c.listen, n));
+    let _ = writeln!(out, "    scheduler = {}", c.scheduler);
+    let _ = writeln!(out, "    startservers = {}", c.startservers);
+    let _ = writeln!(out, "    maxclients = {}", c.maxclients);
+    let _ = writeln!(out, "    minspareservers = {}", c.minspareservers);
+    let _ = writeln!(out, "    maxspareservers = {}", c.maxspareservers);
+    if let Some(r) = c.redirect {
+        let _ = writeln!(out, "    redirect = {}", format_addr(r, n));
+    }
+    for (key, value) in [
+        ("connect_timeout", c.timeouts.connect),
+        ("read_timeout", c.timeouts.read),
+        ("keepalive_timeout", c.timeouts.keepalive),
+        ("header_timeout", c.timeouts.header),
+        ("response_timeout", c.timeouts.response),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(out, "    {key} = {v}");
+        }
+    }
+    if c.forward_for {
+        let _ = writeln!(out, "    forwardfor = on");
+    }
+    for (key, value) in &c.options {
+        let _ = writeln!(out, "    option {key} = {}", quote(value));
+    }
+    for s in &def.servers {
+        let _ = writeln!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
+    }
+    for r in &def.rules {
+        for addr in &r.servers {
+            let _ = write!(out, "    rule = pattern {}", quote(&r.pattern));
+            if let Some(m) = r.match_group {
+                let _ = write!(out, " match {m}");
+            }
+            let _ = writeln!(out, " use server {}", format_addr(*addr, n));
+        }
+    }
+    out.push_str("}\n");
+    out
+}

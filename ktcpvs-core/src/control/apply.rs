@@ -1,0 +1,342 @@
+//! How each [`Command`] changes the control state: validation, address
+//! resolution and the rule semantics, in one function per verb.
+//!
+//! Functions here mutate a private copy of the state; the caller publishes
+//! it only when every command of a transaction succeeded.
+
+use std::net::SocketAddr;
+
+use super::command::{Command, ServiceSpec};
+use super::State;
+use crate::endpoint::Endpoint;
+use crate::error::ControlError;
+use crate::model::{
+    validate_service_name, validate_weight, RuleConfig, ServerConfig, ServiceConfig, ServiceDef,
+    MAX_MATCH_GROUP,
+};
+use crate::view::Rule;
+
+/// Applies one command to `state`.
+pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlError> {
+    match command {
+        Command::AddService { name, spec } => add_service(state, name, spec),
+        Command::EditService { name, spec } => edit_service(state, name, spec),
+        Command::DeleteService { name } => delete_service(state, name),
+        Command::Flush => {
+            state.config.services.clear();
+            state.running.clear();
+            Ok(())
+        }
+        Command::AddServer {
+            service,
+            server,
+            weight,
+        } => add_server(state, service, server, *weight),
+        Command::EditServer {
+            service,
+            server,
+            weight,
+        } => edit_server(state, service, server, *weight),
+        Command::DeleteServer { service, server } => delete_server(state, service, server),
+        Command::AddRule {
+            service,
+            pattern,
+            match_group,
+            server,
+        } => add_rule(state, service, pattern, *match_group, server),
+        Command::DeleteRule {
+            service,
+            pattern,
+            server,
+        } => delete_rule(state, service, pattern, server),
+        Command::Start { service } => start_stop(state, service.as_deref(), true),
+        Command::Stop { service } => start_stop(state, service.as_deref(), false),
+        Command::Set { name, value } => {
+            state.settings.set(name, value)?;
+            if name == "unload" && state.settings.unload() != 0 {
+                state.unloading = true;
+                state.running.clear();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn service_mut<'a>(state: &'a mut State, name: &str) -> Result<&'a mut ServiceDef, ControlError> {
+    state
+        .config
+        .service_mut(name)
+        .ok_or_else(|| ControlError::NoSuchService(name.to_string()))
+}
+
+fn apply_spec(config: &mut ServiceConfig, spec: &ServiceSpec) -> Result<(), ControlError> {
+    if let Some(listen) = &spec.listen {
+        config.listen = listen.resolve(config.listen.port())?;
+    }
+    if let Some(s) = &spec.scheduler {
+        config.scheduler = s.clone();
+    }
+    let set = |field: &mut u32, v: Option<u32>| {
+        if let Some(v) = v {
+            *field = v;
+        }
+    };
+    set(&mut config.startservers, spec.startservers);
+    set(&mut config.maxclients, spec.maxclients);
+    set(&mut config.minspareservers, spec.minspareservers);
+    set(&mut config.maxspareservers, spec.maxspareservers);
+    if let Some(redirect) = &spec.redirect {
+        config.redirect = match redirect {
+            Some(e) => Some(e.resolve(80)?),
+            None => None,
+        };
+    }
+    let timeout = |field: &mut Option<u32>, v: Option<u32>| {
+        if let Some(v) = v {
+            *field = (v != 0).then_some(v);
+        }
+    };
+    timeout(&mut config.timeouts.connect, spec.connect_timeout);
+    timeout(&mut config.timeouts.read, spec.read_timeout);
+    timeout(&mut config.timeouts.keepalive, spec.keepalive_timeout);
+    timeout(&mut config.timeouts.header, spec.header_timeout);
+    timeout(&mut config.timeouts.response, spec.response_timeout);
+    if let Some(f) = spec.forward_for {
+        config.forward_for = f;
+    }
+    for (key, value) in &spec.options {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ControlError::Invalid {
+                what: "option name",
+                value: key.clone(),
+                reason: "must be ASCII letters, digits, '_' or '-'".to_string(),
+            });
+        }
+        match value {
+            Some(v) => {
+                if v.contains(['"', '\n', '\r']) {
+                    return Err(ControlError::Invalid {
+                        what: "option value",
+                        value: v.clone(),
+                        reason: "must not contain quotes or line breaks".to_string(),
+                    });
+                }
+                config.options.insert(key.clone(), v.clone());
+            }
+            None => {
+                config.options.remove(key);
+            }
+        }
+    }
+    config.validate()
+}
+
+fn add_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), ControlError> {
+    validate_service_name(name)?;
+    if state.config.service(name).is_some() {
+        return Err(ControlError::ServiceExists(name.to_string()));
+    }
+    let mut config = ServiceConfig::new(name);
+    apply_spec(&mut config, spec)?;
+    state.config.services.push(ServiceDef::new(config));
+    Ok(())
+}
+
+fn edit_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), ControlError> {
+    let def = service_mut(state, name)?;
+    let mut config = def.config.clone();
+    apply_spec(&mut config, spec)?;
+    def.config = config;
+    Ok(())
+}
+
+fn delete_service(state: &mut State, name: &str) -> Result<(), ControlError> {
+    let before = state.config.services.len();
+    state.config.services.retain(|s| s.config.name != name);
+    if state.config.services.len() == before {
+        return Err(ControlError::NoSuchService(name.to_string()));
+    }
+    state.running.remove(name);
+    Ok(())
+}
+
+/// Resolves a server endpoint; a missing port takes the service's listen port.
+fn server_addr(def: &ServiceDef, server: &Endpoint) -> Result<SocketAddr, ControlError> {
+    Ok(server.resolve(def.config.listen.port())?)
+}
+
+fn add_server(
+    state: &mut State,
+    service: &str,
+    server: &Endpoint,
+    weight: Option<u32>,
+) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let addr = server_addr(def, server)?;
+    let weight = weight.unwrap_or(1);
+    validate_weight(weight)?;
+    if def.server(addr).is_some() {
+        return Err(ControlError::DestinationExists {
+            service: service.to_string(),
+            server: addr,
+        });
+    }
+    def.servers.push(ServerConfig { addr, weight });
+    Ok(())
+}
+
+fn edit_server(
+    state: &mut State,
+    service: &str,
+    server: &Endpoint,
+    weight: Option<u32>,
+) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let addr = server_addr(def, server)?;
+    let entry = def
+        .servers
+        .iter_mut()
+        .find(|s| s.addr == addr)
+        .ok_or_else(|| ControlError::NoSuchDestination {
+            service: service.to_string(),
+            server: addr,
+        })?;
+    if let Some(w) = weight {
+        validate_weight(w)?;
+        entry.weight = w;
+    }
+    Ok(())
+}
+
+fn delete_server(state: &mut State, service: &str, server: &Endpoint) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let addr = server_addr(def, server)?;
+    if def.server(addr).is_none() {
+        return Err(ControlError::NoSuchDestination {
+            service: service.to_string(),
+            server: addr,
+        });
+    }
+    if let Some(rule) = def.rules.iter().find(|r| r.servers.contains(&addr)) {
+        return Err(ControlError::DestinationBusy {
+            service: service.to_string(),
+            server: addr,
+            pattern: rule.pattern.clone(),
+        });
+    }
+    def.servers.retain(|s| s.addr != addr);
+    Ok(())
+}
+
+fn add_rule(
+    state: &mut State,
+    service: &str,
+    pattern: &str,
+    match_group: Option<u32>,
+    server: &Endpoint,
+) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let addr = server_addr(def, server)?;
+    if def.server(addr).is_none() {
+        return Err(ControlError::NoSuchDestination {
+            service: service.to_string(),
+            server: addr,
+        });
+    }
+    if let Some(g) = match_group {
+        if g > MAX_MATCH_GROUP {
+            return Err(ControlError::Invalid {
+                what: "match number",
+                value: g.to_string(),
+                reason: format!("must be 0..={MAX_MATCH_GROUP}"),
+            });
+        }
+    }
+    // Compile once here so a bad pattern names itself before anything else.
+    Rule::new(pattern, match_group, Vec::new())?;
+    if let Some(rule) = def
+        .rules
+        .iter_mut()
+        .find(|r| r.pattern == pattern && r.match_group == match_group)
+    {
+        if rule.servers.contains(&addr) {
+            return Err(ControlError::RuleExists {
+                service: service.to_string(),
+                pattern: pattern.to_string(),
+                server: addr,
+            });
+        }
+        rule.servers.push(addr);
+        return Ok(());
+    }
+    let rule = RuleConfig {
+        pattern: pattern.to_string(),
+        match_group,
+        servers: vec![addr],
+    };
+    if rule.is_catch_all() {
+        def.rules.push(rule);
+    } else {
+        let at = def
+            .rules
+            .iter()
+            .position(|r| r.is_catch_all())
+            .unwrap_or(def.rules.len());
+        def.rules.insert(at, rule);
+    }
+    Ok(())
+}
+
+fn delete_rule(
+    state: &mut State,
+    service: &str,
+    pattern: &str,
+    server: &Endpoint,
+) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let addr = server_addr(def, server)?;
+    let mut found = false;
+    for rule in def.rules.iter_mut().filter(|r| r.pattern == pattern) {
+        let before = rule.servers.len();
+        rule.servers.retain(|a| *a != addr);
+        found |= rule.servers.len() != before;
+    }
+    if !found {
+        return Err(ControlError::NoSuchRule {
+            service: service.to_string(),
+            pattern: pattern.to_string(),
+            server: addr,
+        });
+    }
+    def.rules.retain(|r| !r.servers.is_empty());
+    Ok(())
+}
+
+fn start_stop(state: &mut State, service: Option<&str>, start: bool) -> Result<(), ControlError> {
+    let names: Vec<String> = match service {
+        Some(name) => {
+            if state.config.service(name).is_none() {
+                return Err(ControlError::NoSuchService(name.to_string()));
+            }
+            vec![name.to_string()]
+        }
+        None => state
+            .config
+            .services
+            .iter()
+            .map(|s| s.config.name.clone())
+            .collect(),
+    };
+    for name in names {
+        if start {
+            state.running.insert(name);
+        } else {
+            state.running.remove(&name);
+        }
+    }
+    Ok(())
+}

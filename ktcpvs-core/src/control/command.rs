@@ -1,0 +1,141 @@
+//! The control verbs: one [`Command`] enum with every operation of the
+//! original's control interface (add/edit/delete service, add/edit/delete
+//! real server, add/delete rule, flush, start/stop) plus runtime settings.
+//!
+//! `tcpvsadm`, the control socket and configuration-file loading all build
+//! these same values; [`Control::execute`](super::Control::execute) and
+//! [`Control::transaction`](super::Control::transaction) are the single
+//! place they take effect.
+
+use crate::endpoint::Endpoint;
+
+/// Fields of a service to set. `None` leaves a field as it is (on edit) or
+/// takes the default (on add).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Listen address; a missing port keeps the current one (8080 on add).
+    pub listen: Option<Endpoint>,
+    /// Scheduler name.
+    pub scheduler: Option<String>,
+    /// `startservers`.
+    pub startservers: Option<u32>,
+    /// `maxclients`.
+    pub maxclients: Option<u32>,
+    /// `minspareservers`.
+    pub minspareservers: Option<u32>,
+    /// `maxspareservers`.
+    pub maxspareservers: Option<u32>,
+    /// `Some(Some(addr))` sets the redirect address, `Some(None)` removes it.
+    pub redirect: Option<Option<Endpoint>>,
+    /// Backend connect timeout in seconds; `Some(0)` returns to the global setting.
+    pub connect_timeout: Option<u32>,
+    /// Relay idle timeout in seconds; `Some(0)` returns to the global setting.
+    pub read_timeout: Option<u32>,
+    /// Keep-alive idle timeout in seconds; `Some(0)` returns to the global setting.
+    pub keepalive_timeout: Option<u32>,
+    /// Request-head timeout in seconds; `Some(0)` returns to the global setting.
+    pub header_timeout: Option<u32>,
+    /// Backend response timeout in seconds; `Some(0)` returns to the global setting.
+    pub response_timeout: Option<u32>,
+    /// Add `X-Forwarded-For`/`Forwarded` to forwarded requests.
+    pub forward_for: Option<bool>,
+    /// Scheduler options to set (`Some(value)`) or remove (`None`).
+    pub options: Vec<(String, Option<String>)>,
+}
+
+/// One control operation. Each is atomic: it applies whole or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Add a virtual service (`tcpvsadm -A`).
+    AddService {
+        /// Its name.
+        name: String,
+        /// Its fields; omitted ones take the defaults.
+        spec: ServiceSpec,
+    },
+    /// Change the given fields of a service (`tcpvsadm -E`); others stay.
+    EditService {
+        /// The service.
+        name: String,
+        /// The fields to change.
+        spec: ServiceSpec,
+    },
+    /// Delete a service with its servers and rules (`tcpvsadm -D`); a
+    /// running service is stopped first.
+    DeleteService {
+        /// The service.
+        name: String,
+    },
+    /// Delete every service (`tcpvsadm -F`).
+    Flush,
+    /// Add a real server (`tcpvsadm -a`).
+    AddServer {
+        /// The service.
+        service: String,
+        /// The server; a missing port takes the service's listen port.
+        server: Endpoint,
+        /// Its weight, default 1.
+        weight: Option<u32>,
+    },
+    /// Change a real server's weight (`tcpvsadm -e`).
+    EditServer {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// The new weight; `None` changes nothing.
+        weight: Option<u32>,
+    },
+    /// Delete a real server (`tcpvsadm -d`); refused while a rule uses it.
+    DeleteServer {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+    },
+    /// Add a rule/server pair (`tcpvsadm --add-rule`).
+    AddRule {
+        /// The service.
+        service: String,
+        /// The pattern.
+        pattern: String,
+        /// The capture group for hashing schedulers (`-m N`).
+        match_group: Option<u32>,
+        /// The server the rule routes to; it must exist in the service.
+        server: Endpoint,
+    },
+    /// Delete a rule/server pair (`tcpvsadm --del-rule`); the rule goes
+    /// when its last server does.
+    DeleteRule {
+        /// The service.
+        service: String,
+        /// The pattern.
+        pattern: String,
+        /// The server.
+        server: Endpoint,
+    },
+    /// Start one service, or all with `None` (`tcpvsadm --start`).
+    Start {
+        /// The service, or every service.
+        service: Option<String>,
+    },
+    /// Stop one service, or all with `None` (`tcpvsadm --stop`).
+    Stop {
+        /// The service, or every service.
+        service: Option<String>,
+    },
+    /// Set a runtime setting (`tcpvsadm --sysctl NAME=VALUE`).
+    Set {
+        /// The setting's name.
+        name: String,
+        /// Its new value, as text.
+        value: String,
+    },
+}
+
+impl Command {
+    /// Whether the command changes services (as opposed to settings only).
+    pub fn touches_services(&self) -> bool {
+        !matches!(self, Command::Set { .. })
+    }
+}

@@ -1,0 +1,344 @@
+//! The control API: one in-process handle, [`Control`], with every KTCPVS
+//! operation.
+//!
+//! Every change goes through [`Control::transaction`]: the commands are
+//! applied to a private copy of the configuration, every changed service is
+//! rebuilt (rules compiled, picker built by its scheduler), and only when all
+//! of that succeeded is the new [`Snapshot`] published with one atomic
+//! store. Readers (worker threads) never see half a change, and a refused
+//! command changes nothing. Writers are serialised by one mutex; readers
+//! take no lock.
+
+mod apply;
+pub mod command;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+pub use command::{Command, ServiceSpec};
+
+use crate::config::{self, PrintOptions};
+use crate::error::{ConfigError, ControlError};
+use crate::live::{ServerLoad, ServiceLoad};
+use crate::model::Config;
+use crate::scheduler::SchedulerRegistry;
+use crate::settings::Settings;
+use crate::snapshot::{ServiceId, ServiceSnapshot, Snapshot};
+
+/// A callback run after every published change, with the new snapshot.
+/// Keep it short: it runs while the control path is held.
+pub type Watcher = Box<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+
+/// The mutable control-path state, guarded by [`Inner::state`].
+#[derive(Clone, Default)]
+struct State {
+    config: Config,
+    running: BTreeSet<String>,
+    settings: Settings,
+    unloading: bool,
+}
+
+/// Live state and identities that outlive configurations.
+#[derive(Default)]
+struct Registry {
+    ids: HashMap<String, ServiceId>,
+    next_id: u64,
+    service_loads: HashMap<String, Arc<ServiceLoad>>,
+    server_loads: HashMap<(String, SocketAddr), Arc<ServerLoad>>,
+}
+
+struct Inner {
+    schedulers: Arc<SchedulerRegistry>,
+    state: Mutex<(State, Registry)>,
+    current: ArcSwap<Snapshot>,
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+/// The control handle. Cheap to clone; every clone controls the same
+/// balancer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ktcpvs_core::control::{Command, Control, ServiceSpec};
+/// use ktcpvs_core::scheduler::SchedulerRegistry;
+///
+/// # struct First;
+/// # struct FirstPicker;
+/// # impl ktcpvs_core::Picker for FirstPicker {
+/// #     fn pick(&self, s: &dyn ktcpvs_core::VirtualService, _: &ktcpvs_core::PickRequest<'_>) -> Option<ktcpvs_core::Selection> {
+/// #         (s.server_count() > 0).then(|| ktcpvs_core::Selection::server(0))
+/// #     }
+/// # }
+/// # impl ktcpvs_core::Scheduler for First {
+/// #     fn name(&self) -> &str { "first" }
+/// #     fn dispatch(&self) -> ktcpvs_core::Dispatch { ktcpvs_core::Dispatch::Connection }
+/// #     fn build(&self, _: &dyn ktcpvs_core::VirtualService) -> Result<Box<dyn ktcpvs_core::Picker>, ktcpvs_core::SchedulerError> { Ok(Box::new(FirstPicker)) }
+/// # }
+/// let registry = Arc::new(SchedulerRegistry::new());
+/// registry.register(Arc::new(First)).unwrap();
+/// let control = Control::new(registry);
+/// control.execute(Command::AddService {
+///     name: "web".into(),
+///     spec: ServiceSpec { scheduler: Some("first".into()), ..Default::default() },
+/// }).unwrap();
+/// control.execute(Command::AddServer {
+///     service: "web".into(),
+///     server: "127.0.0.1:8081".parse().unwrap(),
+///     weight: None,
+/// }).unwrap();
+/// assert_eq!(control.snapshot().service("web").unwrap().server_entries().len(), 1);
+/// ```
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("generation", &self.inner.current.load().generation())
+            .finish()
+    }
+}
+
+impl Control {
+    /// A control handle with an empty configuration, using `schedulers` to
+    /// resolve scheduler names.
+    pub fn new(schedulers: Arc<SchedulerRegistry>) -> Control {
+        Control {
+            inner: Arc::new(Inner {
+                schedulers,
+                state: Mutex::new((State::default(), Registry::default())),
+                current: ArcSwap::from_pointee(Snapshot::default()),
+                watchers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The scheduler registry.
+    pub fn schedulers(&self) -> &Arc<SchedulerRegistry> {
+        &self.inner.schedulers
+    }
+
+    /// The current snapshot (what workers see).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.current.load_full()
+    }
+
+    /// The `ArcSwap` holding the current snapshot, for hot-path readers that
+    /// want `load()` without cloning the `Arc`.
+    pub fn snapshot_cell(&self) -> &ArcSwap<Snapshot> {
+        &self.inner.current
+    }
+
+    /// Registers a callback run with each newly published snapshot.
+    pub fn watch(&self, watcher: Watcher) {
+        self.inner.watchers.lock().push(watcher);
+    }
+
+    /// Applies one command atomically.
+    pub fn execute(&self, command: Command) -> Result<(), ControlError> {
+        self.transaction(std::slice::from_ref(&command))
+    }
+
+    /// Applies several commands as one transaction: all of them or none.
+    pub fn transaction(&self, commands: &[Command]) -> Result<(), ControlError> {
+        self.transaction_at(commands).map_err(|(_, e)| e)
+    }
+
+    /// Like [`transaction`](Self::transaction), but on failure also says
+    /// which command (by index) was refused.
+    pub fn transaction_at(&self, commands: &[Command]) -> Result<(), (usize, ControlError)> {
+        let mut guard = self.inner.state.lock();
+        let (state, registry) = &mut *guard;
+        if state.unloading {
+            return Err((0, ControlError::Unloaded));
+        }
+        let mut next = state.clone();
+        for (i, command) in commands.iter().enumerate() {
+            apply::apply(&mut next, command).map_err(|e| (i, e))?;
+        }
+        let snapshot = self
+            .rebuild(&next, registry)
+            .map_err(|e| (commands.len().saturating_sub(1), e))?;
+        *state = next;
+        self.publish(snapshot, registry, state);
+        Ok(())
+    }
+
+    /// Replaces the whole configuration with the text of a configuration
+    /// file, as one transaction. Services that were running and still exist
+    /// keep running (their listeners stay open); nothing is applied when any
+    /// line is wrong, and the error names the line.
+    pub fn load_config(&self, text: &str, file: Option<&Path>) -> Result<(), ControlError> {
+        let located = config::parse(text, file)?;
+        let running: Vec<String> = self.inner.state.lock().0.running.iter().cloned().collect();
+        let mut commands = Vec::with_capacity(located.len() + running.len() + 1);
+        commands.push(Command::Flush);
+        commands.extend(located.iter().map(|l| l.value.clone()));
+        let names: BTreeSet<&str> = located
+            .iter()
+            .filter_map(|l| match &l.value {
+                Command::AddService { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        for name in running.iter().filter(|n| names.contains(n.as_str())) {
+            commands.push(Command::Start {
+                service: Some(name.clone()),
+            });
+        }
+        self.transaction_at(&commands).map_err(|(i, e)| {
+            let location = i
+                .checked_sub(1)
+                .and_then(|i| located.get(i))
+                .or(located.last())
+                .map(|l| l.location.clone());
+            match (location, e) {
+                (_, e @ ControlError::Config(_)) => e,
+                (Some(location), e) => ControlError::Config(ConfigError {
+                    location,
+                    message: e.to_string(),
+                }),
+                (None, e) => e,
+            }
+        })
+    }
+
+    /// Reads and loads a configuration file (see [`load_config`](Self::load_config)).
+    pub fn load_file(&self, path: &Path) -> Result<(), ControlError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ControlError::Config(ConfigError {
+                location: crate::error::Location {
+                    file: Some(path.to_path_buf()),
+                    line: 0,
+                    column: 0,
+                },
+                message: format!("config file {} opening error: {e}", path.display()),
+            })
+        })?;
+        self.load_config(&text, Some(path))
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Config {
+        self.inner.state.lock().0.config.clone()
+    }
+
+    /// The current runtime settings.
+    pub fn settings(&self) -> Settings {
+        self.inner.state.lock().0.settings.clone()
+    }
+
+    /// Whether service `name` is started.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.inner.state.lock().0.running.contains(name)
+    }
+
+    /// The configuration of one service (or all) in configuration-file
+    /// syntax, as `tcpvsadm -L` prints it.
+    pub fn list(
+        &self,
+        service: Option<&str>,
+        options: &PrintOptions,
+    ) -> Result<String, ControlError> {
+        let config = self.config();
+        match service {
+            None => Ok(config::print(&config, options)),
+            Some(name) => {
+                let def = config
+                    .service(name)
+                    .ok_or_else(|| ControlError::NoSuchService(name.to_string()))?;
+                Ok(config::print_service(def, options))
+            }
+        }
+    }
+
+    fn rebuild(&self, next: &State, registry: &mut Registry) -> Result<Snapshot, ControlError> {
+        let previous = self.inner.current.load();
+        let mut services = Vec::with_capacity(next.config.services.len());
+        for def in &next.config.services {
+            let name = &def.config.name;
+            let running = next.running.contains(name);
+            let id = match registry.ids.get(name) {
+                Some(id) => *id,
+                None => {
+                    registry.next_id += 1;
+                    ServiceId(registry.next_id)
+                }
+            };
+            if let Some(old) = previous.service(name) {
+                if old.id() == id && old.def() == def && old.is_running() == running {
+                    services.push(Arc::clone(old));
+                    continue;
+                }
+            }
+            let scheduler = self.inner.schedulers.get(&def.config.scheduler)?;
+            let service_load = registry
+                .service_loads
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ServiceLoad::new()));
+            let built = ServiceSnapshot::build(
+                id,
+                def.clone(),
+                running,
+                scheduler.as_ref(),
+                service_load,
+                |addr| {
+                    registry
+                        .server_loads
+                        .get(&(name.clone(), addr))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(ServerLoad::new()))
+                },
+            )?;
+            services.push(Arc::new(built));
+        }
+        Ok(Snapshot::new(
+            previous.generation() + 1,
+            services,
+            next.settings.clone(),
+            next.unloading,
+        ))
+    }
+
+    fn publish(&self, snapshot: Snapshot, registry: &mut Registry, state: &State) {
+        // Keep the identities and live state of what exists now; forget the rest.
+        registry
+            .ids
+            .retain(|name, _| state.config.service(name).is_some());
+        registry
+            .service_loads
+            .retain(|name, _| state.config.service(name).is_some());
+        registry.server_loads.retain(|(name, addr), _| {
+            state
+                .config
+                .service(name)
+                .is_some_and(|s| s.server(*addr).is_some())
+        });
+        for service in snapshot.services() {
+            let name = service.config().name.clone();
+            registry.ids.insert(name.clone(), service.id());
+            registry
+                .service_loads
+                .insert(name.clone(), Arc::clone(service.load()));
+            for entry in service.server_entries() {
+                registry.server_loads.insert(
+                    (name.clone(), entry.config().addr),
+                    Arc::clone(entry.load()),
+                );
+            }
+        }
+        let snapshot = Arc::new(snapshot);
+        self.inner.current.store(Arc::clone(&snapshot));
+        for watcher in self.inner.watchers.lock().iter() {
+            watcher(&snapshot);
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Published snapshots: the immutable, whole view of the configuration that
+//! worker threads read, one `arc-swap` load per decision.
+//!
+//! A [`Snapshot`] holds every service as an `Arc<ServiceSnapshot>`. A
+//! control operation rebuilds only the services it changed (and their
+//! pickers) and reuses the `Arc`s of the others, so a worker holding an old
+//! snapshot keeps a consistent view until it loads the next one. Live state
+//! ([`ServerLoad`], [`ServiceLoad`]) is shared between versions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ControlError, SchedulerError};
+use crate::live::{Lease, ServerLoad, ServiceLoad};
+use crate::model::{Config, ServerConfig, ServiceConfig, ServiceDef};
+use crate::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
+use crate::settings::Settings;
+use crate::view::{RealServer, Rule, VirtualService};
+
+/// A stable identifier of a service: it stays the same across every
+/// rebuild while a service of that name exists, so the engine can keep its
+/// listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(pub u64);
+
+/// One real server inside a snapshot: its configuration and its live state.
+#[derive(Debug)]
+pub struct ServerEntry {
+    config: ServerConfig,
+    load: Arc<ServerLoad>,
+}
+
+impl ServerEntry {
+    /// A server entry over existing live state.
+    pub fn new(config: ServerConfig, load: Arc<ServerLoad>) -> Self {
+        ServerEntry { config, load }
+    }
+    /// Its configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+    /// Its live state.
+    pub fn load(&self) -> &Arc<ServerLoad> {
+        &self.load
+    }
+}
+
+impl RealServer for ServerEntry {
+    fn addr(&self) -> SocketAddr {
+        self.config.addr
+    }
+    fn weight(&self) -> u32 {
+        self.config.weight
+    }
+    fn active_connections(&self) -> u64 {
+        self.load.active()
+    }
+    fn is_healthy(&self) -> bool {
+        self.load.is_healthy()
+    }
+}
+
+/// One version of one service, with its compiled rules and its picker.
+pub struct ServiceSnapshot {
+    id: ServiceId,
+    def: ServiceDef,
+    running: bool,
+    servers: Vec<ServerEntry>,
+    rules: Vec<Rule>,
+    load: Arc<ServiceLoad>,
+    dispatch: Dispatch,
+    picker: Box<dyn Picker>,
+}
+
+impl fmt::Debug for ServiceSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceSnapshot")
+            .field("id", &self.id)
+            .field("name", &self.def.config.name)
+            .field("running", &self.running)
+            .field("dispatch", &self.dispatch)
+            .field("servers", &self.servers)
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+/// A service as the scheduler sees it while its picker is being built.
+struct BuildView<'a> {
+    def: &'a ServiceDef,
+    servers: &'a [ServerEntry],
+    rules: &'a [Rule],
+}
+
+impl VirtualService for BuildView<'_> {
+    fn name(&self) -> &str {
+        &self.def.config.name
+    }
+    fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+    fn server(&self, index: usize) -> &dyn RealServer {
+        &self.servers[index]
+    }
+    fn rules(&self) -> &[Rule] {
+        self.rules
+    }
+    fn option(&self, name: &str) -> Option<&str> {
+        self.def.config.options.get(name).map(String::as_str)
+    }
+}
+
+impl ServiceSnapshot {
+    /// Compiles a service definition: maps rule servers to indices, compiles
+    /// the patterns, and asks `scheduler` for a picker. `load_of` supplies
+    /// (and keeps) the live state of each server address.
+    pub fn build(
+        id: ServiceId,
+        def: ServiceDef,
+        running: bool,
+        scheduler: &dyn Scheduler,
+        service_load: Arc<ServiceLoad>,
+        mut load_of: impl FnMut(SocketAddr) -> Arc<ServerLoad>,
+    ) -> Result<ServiceSnapshot, ControlError> {
+        let servers: Vec<ServerEntry> = def
+            .servers
+            .iter()
+            .map(|s| ServerEntry::new(*s, load_of(s.addr)))
+            .collect();
+        let mut rules = Vec::with_capacity(def.rules.len());
+        for r in &def.rules {
+            let mut indices = Vec::with_capacity(r.servers.len());
+            for addr in &r.servers {
+                let index = def.servers.iter().position(|s| s.addr == *addr).ok_or(
+                    ControlError::NoSuchDestination {
+                        service: def.config.name.clone(),
+                        server: *addr,
+                    },
+                )?;
+                indices.push(index);
+            }
+            rules.push(Rule::new(&r.pattern, r.match_group, indices)?);
+        }
+        let picker = {
+            let view = BuildView {
+                def: &def,
+                servers: &servers,
+                rules: &rules,
+            };
+            scheduler
+                .build(&view)
+                .map_err(|e: SchedulerError| ControlError::Scheduler(e))?
+        };
+        Ok(ServiceSnapshot {
+            id,
+            def,
+            running,
+            servers,
+            rules,
+            load: service_load,
+            dispatch: scheduler.dispatch(),
+            picker,
+        })
+    }
+
+    /// The stable id.
+    pub fn id(&self) -> ServiceId {
+        self.id
+    }
+    /// The service's settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.def.config
+    }
+    /// The whole definition (settings, servers, rules).
+    pub fn def(&self) -> &ServiceDef {
+        &self.def
+    }
+    /// Whether the service is started (its listeners should be open).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+    /// When its scheduler decides.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch
+    }
+    /// The picker built for this version.
+    pub fn picker(&self) -> &dyn Picker {
+        self.picker.as_ref()
+    }
+    /// The service's live counters.
+    pub fn load(&self) -> &Arc<ServiceLoad> {
+        &self.load
+    }
+    /// The server entries, by index.
+    pub fn server_entries(&self) -> &[ServerEntry] {
+        &self.servers
+    }
+    /// Asks the picker for a server.
+    pub fn pick(&self, request: &PickRequest<'_>) -> Option<Selection> {
+        self.picker
+            .pick(self, request)
+            .filter(|s| s.server < self.servers.len())
+    }
+    /// Leases a connection to server `index`.
+    ///
+    /// # Panics
+    /// Panics when `index` is out of range (indices come from [`pick`](Self::pick)).
+    pub fn lease(&self, index: usize) -> Lease {
+        self.servers[index].load.lease()
+    }
+    /// A timeout of this service: its own override or the global setting.
+    pub fn timeout(&self, kind: TimeoutKind, settings: &Settings) -> Duration {
+        let t = &self.def.config.timeouts;
+        let secs = match kind {
+            TimeoutKind::Connect => t
+                .connect
+                .map(u64::from)
+                .unwrap_or(settings.connect_timeout()),
+            TimeoutKind::Read => t.read.map(u64::from).unwrap_or(settings.read_timeout()),
+            TimeoutKind::Keepalive => t
+                .keepalive
+                .map(u64::from)
+                .unwrap_or(settings.keepalive_timeout()),
+            TimeoutKind::Header => t.header.map(u64::from).unwrap_or(settings.header_timeout()),
+            TimeoutKind::Response => t
+                .response
+                .map(u64::from)
+                .unwrap_or(settings.response_timeout()),
+        };
+        Duration::from_secs(secs)
+    }
+}
+
+/// Which timeout [`ServiceSnapshot::timeout`] resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// Backend connect.
+    Connect,
+    /// Relay inactivity.
+    Read,
+    /// Idle between requests.
+    Keepalive,
+    /// Complete request head.
+    Header,
+    /// Start of the backend's response.
+    Response,
+}
+
+impl VirtualService for ServiceSnapshot {
+    fn name(&self) -> &str {
+        &self.def.config.name
+    }
+    fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+    fn server(&self, index: usize) -> &dyn RealServer {
+        &self.servers[index]
+    }
+    fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+    fn option(&self, name: &str) -> Option<&str> {
+        self.def.config.options.get(name).map(String::as_str)
+    }
+}
+
+/// The whole published state: every service and the runtime settings.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    generation: u64,
+    services: Vec<Arc<ServiceSnapshot>>,
+    settings: Settings,
+    unloading: bool,
+}
+
+impl Snapshot {
+    /// Assembles a snapshot (control path).
+    pub fn new(
+        generation: u64,
+        services: Vec<Arc<ServiceSnapshot>>,
+        settings: Settings,
+        unloading: bool,
+    ) -> Self {
+        Snapshot {
+            generation,
+            services,
+            settings,
+            unloading,
+        }
+    }
+    /// Increases by one with every published change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// Every service, in the order added.
+    pub fn services(&self) -> &[Arc<ServiceSnapshot>] {
+        &self.services
+    }
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&Arc<ServiceSnapshot>> {
+        self.services.iter().find(|s| s.config().name == name)
+    }
+    /// The service with id `id`.
+    pub fn service_by_id(&self, id: ServiceId) -> Option<&Arc<ServiceSnapshot>> {
+        self.services.iter().find(|s| s.id == id)
+    }
+    /// The runtime settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    /// Whether `unload` was set: the host should drain and stop.
+    pub fn is_unloading(&self) -> bool {
+        self.unloading
+    }
+    /// The configuration this snapshot was built from.
+    pub fn config(&self) -> Config {
+        Config {
+            services: self.services.iter().map(|s| s.def.clone()).collect(),
+        }
+    }
+    /// Live counters of every server, by service name and address.
+    pub fn server_stats(&self) -> BTreeMap<(String, SocketAddr), crate::live::ServerStats> {
+        self.services
+            .iter()
+            .flat_map(|s| {
+                s.servers
+                    .iter()
+                    .map(move |e| ((s.def.config.name.clone(), e.config.addr), e.load.stats()))
+            })
+            .collect()
+    }
+}
