@@ -8,10 +8,13 @@
 //! ([`Control::load_config`](crate::control::Control::load_config)), so a
 //! file means exactly what the equivalent `tcpvsadm` invocations mean.
 
+mod lexer;
+mod parse;
 mod print;
 
 use std::path::Path;
 
+pub use parse::MAX_TIMEOUT_SECS;
 pub use print::{print, print_service, PrintOptions};
 
 use crate::control::Command;
@@ -26,16 +29,29 @@ pub struct Located<T> {
     pub value: T,
 }
 
-/// Parses a configuration text into commands (`AddService`, `AddServer`,
-/// `AddRule` …), each with the location of its statement.
+/// Parses a configuration text into commands, each with the location of
+/// its statement: per `Virtual` block one `AddService`, then one
+/// `AddServer` per `server` line and one `AddRule` per `rule` line.
+///
+/// Only the text is checked here (keywords, numbers and ranges, address
+/// syntax, duplicates); scheduler names, patterns and rule servers are
+/// checked when the commands are applied. `file` only names the text in
+/// error locations. The language is described in `docs/configuration.md`.
+///
+/// ```
+/// use ktcpvs_core::config::parse;
+/// use ktcpvs_core::Command;
+///
+/// let commands = parse("Virtual web{listen=0.0.0.0:webcache\n server = 10.0.0.1:www 2}", None)?;
+/// assert_eq!(commands.len(), 2);
+/// assert!(matches!(&commands[0].value, Command::AddService { name, .. } if name == "web"));
+/// assert_eq!(commands[1].location.line, 2);
+///
+/// let err = parse("Virtual web {\n  listen = 1.2.3.4:nosuchport\n}", None).unwrap_err();
+/// assert_eq!((err.location.line, err.location.column), (2, 12));
+/// assert!(err.message.starts_with("parsing listen address error"));
+/// # Ok::<(), ktcpvs_core::ConfigError>(())
+/// ```
 pub fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Command>>, ConfigError> {
-    let _ = text;
-    Err(ConfigError {
-        location: Location {
-            file: file.map(Path::to_path_buf),
-            line: 1,
-            column: 1,
-        },
-        message: "configuration parser not built yet".to_string(),
-    })
+    parse::parse(text, file)
 }

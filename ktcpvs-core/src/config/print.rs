@@ -31,10 +31,18 @@ fn quote(text: &str) -> String {
     let mut q = String::with_capacity(text.len() + 2);
     q.push('"');
     for c in text.chars() {
-        if c == '"' || c == '\\' {
-            q.push('\\');
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
+            }
+            // The lexer decodes these escapes; a raw line break would end
+            // the string.
+            '\n' => q.push_str("\\n"),
+            '\r' => q.push_str("\\r"),
+            '\t' => q.push_str("\\t"),
+            c => q.push(c),
         }
-        q.push(c);
     }
     q.push('"');
     q

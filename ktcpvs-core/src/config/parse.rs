@@ -1,0 +1,629 @@
+//! The parser of the configuration language: tokens → located commands.
+//!
+//! Each `Virtual NAME { … }` block becomes one [`Command::AddService`]
+//! carrying every setting of the block, followed by one
+//! [`Command::AddServer`] per `server` line and then one
+//! [`Command::AddRule`] per `rule` line (servers first, as the original's
+//! loader sent them, so a rule may name a server declared below it). Every
+//! command is located at the first token of the statement it came from.
+//!
+//! This stage checks everything that can be checked from the text alone:
+//! keywords, punctuation, numbers and their ranges, address syntax,
+//! duplicate keywords. What needs the running state (is the scheduler
+//! registered, does the regex compile, is the rule's server declared) is
+//! checked when the commands are applied, and
+//! [`Control::load_config`](crate::control::Control::load_config) reports it
+//! at the statement's location.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::lexer::{tokenize, Token, TokenKind};
+use super::Located;
+use crate::control::{Command, ServiceSpec};
+use crate::endpoint::Endpoint;
+use crate::error::{ConfigError, Location};
+use crate::model::{validate_service_name, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_WEIGHT};
+
+/// Largest per-service timeout, in seconds (one day).
+pub const MAX_TIMEOUT_SECS: u32 = 86_400;
+
+/// The statements allowed inside a `Virtual` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Keyword {
+    Listen,
+    Scheduler,
+    StartServers,
+    MaxClients,
+    MinSpareServers,
+    MaxSpareServers,
+    Redirect,
+    Server,
+    Rule,
+    ConnectTimeout,
+    ReadTimeout,
+    KeepaliveTimeout,
+    HeaderTimeout,
+    ResponseTimeout,
+    ForwardFor,
+    Option,
+}
+
+impl Keyword {
+    const ALL: [Keyword; 16] = [
+        Keyword::Listen,
+        Keyword::Scheduler,
+        Keyword::StartServers,
+        Keyword::MaxClients,
+        Keyword::MinSpareServers,
+        Keyword::MaxSpareServers,
+        Keyword::Redirect,
+        Keyword::Server,
+        Keyword::Rule,
+        Keyword::ConnectTimeout,
+        Keyword::ReadTimeout,
+        Keyword::KeepaliveTimeout,
+        Keyword::HeaderTimeout,
+        Keyword::ResponseTimeout,
+        Keyword::ForwardFor,
+        Keyword::Option,
+    ];
+
+    /// The keyword as written in a file (lower case).
+    fn name(self) -> &'static str {
+        match self {
+            Keyword::Listen => "listen",
+            Keyword::Scheduler => "scheduler",
+            Keyword::StartServers => "startservers",
+            Keyword::MaxClients => "maxclients",
+            Keyword::MinSpareServers => "minspareservers",
+            Keyword::MaxSpareServers => "maxspareservers",
+            Keyword::Redirect => "redirect",
+            Keyword::Server => "server",
+            Keyword::Rule => "rule",
+            Keyword::ConnectTimeout => "connect_timeout",
+            Keyword::ReadTimeout => "read_timeout",
+            Keyword::KeepaliveTimeout => "keepalive_timeout",
+            Keyword::HeaderTimeout => "header_timeout",
+            Keyword::ResponseTimeout => "response_timeout",
+            Keyword::ForwardFor => "forwardfor",
+            Keyword::Option => "option",
+        }
+    }
+
+    /// The keyword a word spells, ignoring case.
+    fn from_word(word: &str) -> Option<Keyword> {
+        Keyword::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(word))
+    }
+
+    /// The prefix of every error about this statement, in the original's
+    /// wording where it had one.
+    fn context(self) -> String {
+        match self {
+            Keyword::Listen => "parsing listen address error".to_string(),
+            Keyword::Redirect => "parsing redirect address error".to_string(),
+            k => format!("parsing {} error", k.name()),
+        }
+    }
+
+    /// Whether the keyword may appear more than once in a block.
+    fn repeats(self) -> bool {
+        matches!(self, Keyword::Server | Keyword::Rule | Keyword::Option)
+    }
+
+    /// The accepted range of a numeric setting.
+    fn range(self) -> (u32, u32) {
+        match self {
+            Keyword::MaxClients => (1, MAX_CLIENTS_LIMIT),
+            Keyword::ConnectTimeout
+            | Keyword::ReadTimeout
+            | Keyword::KeepaliveTimeout
+            | Keyword::HeaderTimeout
+            | Keyword::ResponseTimeout => (0, MAX_TIMEOUT_SECS),
+            _ => (1, 65_535),
+        }
+    }
+}
+
+/// What a block has collected so far.
+struct Block {
+    name: String,
+    opened: Location,
+    spec: ServiceSpec,
+    /// First line of each non-repeating keyword seen.
+    seen: BTreeMap<Keyword, usize>,
+    /// First line of each `option NAME` seen.
+    options_seen: BTreeMap<String, usize>,
+    servers: Vec<Located<Command>>,
+    rules: Vec<Located<Command>>,
+}
+
+/// A cursor over the tokens of one text.
+struct Parser<'a> {
+    tokens: Vec<Token>,
+    pos: usize,
+    file: Option<&'a Path>,
+    /// Where the text ends, for "the file ended" errors.
+    end: (usize, usize),
+}
+
+/// Parses a whole configuration text.
+pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Command>>, ConfigError> {
+    let tokens = tokenize(text).map_err(|e| ConfigError {
+        location: Location {
+            file: file.map(Path::to_path_buf),
+            line: e.line,
+            column: e.column,
+        },
+        message: e.message,
+    })?;
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        file,
+        end: end_of(text),
+    };
+    let mut commands = Vec::new();
+    while let Some(token) = parser.next() {
+        match &token.kind {
+            TokenKind::Semicolon => continue,
+            TokenKind::Word(w) if w.eq_ignore_ascii_case("virtual") => {
+                parser.block(&token, &mut commands)?;
+            }
+            TokenKind::Word(w) => {
+                return Err(parser.error_at(
+                    &token,
+                    format!("invalid command {w}: expected 'Virtual NAME {{'"),
+                ))
+            }
+            other => {
+                return Err(parser.error_at(
+                    &token,
+                    format!("invalid command {other}: expected 'Virtual NAME {{'"),
+                ))
+            }
+        }
+    }
+    Ok(commands)
+}
+
+/// The line and column just after the last character of `text`.
+fn end_of(text: &str) -> (usize, usize) {
+    let line = text.matches('\n').count() + 1;
+    let last = text.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() + 1)
+}
+
+impl<'a> Parser<'a> {
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.pos).cloned();
+        if token.is_some() {
+            self.pos += 1;
+        }
+        token
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn location(&self, line: usize, column: usize) -> Location {
+        Location {
+            file: self.file.map(Path::to_path_buf),
+            line,
+            column,
+        }
+    }
+
+    fn error_at(&self, token: &Token, message: String) -> ConfigError {
+        ConfigError {
+            location: self.location(token.line, token.column),
+            message,
+        }
+    }
+
+    fn error_at_end(&self, message: String) -> ConfigError {
+        ConfigError {
+            location: self.location(self.end.0, self.end.1),
+            message,
+        }
+    }
+
+    /// The next token, or an error saying what was `expected` when the
+    /// text ended.
+    fn expect_any(&mut self, context: &str, expected: &str) -> Result<Token, ConfigError> {
+        self.next().ok_or_else(|| {
+            self.error_at_end(format!("{context}: expected {expected} but the file ended"))
+        })
+    }
+
+    /// A bare word.
+    fn expect_word(
+        &mut self,
+        context: &str,
+        expected: &str,
+    ) -> Result<(Token, String), ConfigError> {
+        let token = self.expect_any(context, expected)?;
+        match &token.kind {
+            TokenKind::Word(w) => {
+                let w = w.clone();
+                Ok((token, w))
+            }
+            other => Err(self.error_at(
+                &token,
+                format!("{context}: expected {expected} but found {other}"),
+            )),
+        }
+    }
+
+    /// A given punctuation token.
+    fn expect_punct(
+        &mut self,
+        context: &str,
+        want: TokenKind,
+        after: &str,
+    ) -> Result<(), ConfigError> {
+        let expected = format!("{want} after {after}");
+        let token = self.expect_any(context, &expected)?;
+        if token.kind == want {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                &token,
+                format!("{context}: expected {expected} but found {}", token.kind),
+            ))
+        }
+    }
+
+    /// A bare word that must equal `keyword` (ignoring case).
+    fn expect_keyword(&mut self, context: &str, keyword: &str) -> Result<(), ConfigError> {
+        let expected = format!("the keyword '{keyword}'");
+        let (token, word) = self.expect_word(context, &expected)?;
+        if word.eq_ignore_ascii_case(keyword) {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                &token,
+                format!("{context}: expected {expected} but found '{word}'"),
+            ))
+        }
+    }
+
+    /// An address `HOST[:PORT]`.
+    fn expect_endpoint(&mut self, context: &str) -> Result<Endpoint, ConfigError> {
+        let (token, word) = self.expect_word(context, "an address HOST[:PORT]")?;
+        word.parse::<Endpoint>()
+            .map_err(|e| self.error_at(&token, format!("{context}: {e}")))
+    }
+
+    /// An unsigned integer in `lo..=hi`.
+    fn expect_number(
+        &mut self,
+        context: &str,
+        what: &str,
+        lo: u32,
+        hi: u32,
+    ) -> Result<u32, ConfigError> {
+        let (token, word) = self.expect_word(context, what)?;
+        number(&word, what, lo, hi).map_err(|m| self.error_at(&token, format!("{context}: {m}")))
+    }
+
+    /// Parses one `Virtual NAME { … }` block; `virtual` was consumed.
+    fn block(
+        &mut self,
+        virtual_token: &Token,
+        commands: &mut Vec<Located<Command>>,
+    ) -> Result<(), ConfigError> {
+        let context = "parsing service error";
+        let (name_token, name) = self.expect_word(context, "a service name after 'Virtual'")?;
+        validate_service_name(&name)
+            .map_err(|e| self.error_at(&name_token, format!("{context}: {e}")))?;
+        self.expect_punct(context, TokenKind::Open, &format!("'Virtual {name}'"))?;
+        let mut block = Block {
+            name,
+            opened: self.location(virtual_token.line, virtual_token.column),
+            spec: ServiceSpec::default(),
+            seen: BTreeMap::new(),
+            options_seen: BTreeMap::new(),
+            servers: Vec::new(),
+            rules: Vec::new(),
+        };
+        loop {
+            let Some(token) = self.next() else {
+                return Err(self.error_at_end(format!(
+                    "missing '}}': service '{}' opened at line {} is not closed",
+                    block.name, block.opened.line
+                )));
+            };
+            match &token.kind {
+                TokenKind::Close => break,
+                TokenKind::Semicolon => continue,
+                TokenKind::Word(w) => match Keyword::from_word(w) {
+                    Some(keyword) => self.statement(keyword, &token, &mut block)?,
+                    None if w.eq_ignore_ascii_case("virtual") => {
+                        return Err(self.error_at(
+                            &token,
+                            format!(
+                                "missing '}}': service '{}' opened at line {} is not closed before the next 'Virtual'",
+                                block.name, block.opened.line
+                            ),
+                        ))
+                    }
+                    None => {
+                        return Err(self.error_at(
+                            &token,
+                            format!(
+                                "invalid command {w}: expected one of {} or '}}'",
+                                keyword_list()
+                            ),
+                        ))
+                    }
+                },
+                other => {
+                    return Err(self.error_at(
+                        &token,
+                        format!(
+                            "invalid command {other}: expected one of {} or '}}'",
+                            keyword_list()
+                        ),
+                    ))
+                }
+            }
+        }
+        commands.push(Located {
+            location: block.opened,
+            value: Command::AddService {
+                name: block.name,
+                spec: block.spec,
+            },
+        });
+        commands.extend(block.servers);
+        commands.extend(block.rules);
+        Ok(())
+    }
+
+    /// Parses one statement whose keyword token was consumed.
+    fn statement(
+        &mut self,
+        keyword: Keyword,
+        token: &Token,
+        block: &mut Block,
+    ) -> Result<(), ConfigError> {
+        let context = keyword.context();
+        let context = context.as_str();
+        if !keyword.repeats() {
+            if let Some(first) = block.seen.insert(keyword, token.line) {
+                return Err(self.error_at(
+                    token,
+                    format!(
+                        "{context}: duplicate keyword '{}' in service '{}' (first given at line {first})",
+                        keyword.name(),
+                        block.name
+                    ),
+                ));
+            }
+        }
+        let location = self.location(token.line, token.column);
+        let option_name = if keyword == Keyword::Option {
+            let (name_token, name) = self.expect_word(context, "an option name")?;
+            check_option_name(&name)
+                .map_err(|m| self.error_at(&name_token, format!("{context}: {m}")))?;
+            if let Some(first) = block.options_seen.insert(name.clone(), token.line) {
+                return Err(self.error_at(
+                    &name_token,
+                    format!(
+                        "{context}: duplicate option '{name}' in service '{}' (first given at line {first})",
+                        block.name
+                    ),
+                ));
+            }
+            Some(name)
+        } else {
+            None
+        };
+        self.expect_punct(context, TokenKind::Equals, &format!("'{}'", keyword.name()))?;
+        let spec = &mut block.spec;
+        match keyword {
+            Keyword::Listen => spec.listen = Some(self.expect_endpoint(context)?),
+            Keyword::Redirect => spec.redirect = Some(Some(self.expect_endpoint(context)?)),
+            Keyword::Scheduler => {
+                let (_, name) = self.expect_word(context, "a scheduler name")?;
+                spec.scheduler = Some(name);
+            }
+            Keyword::StartServers
+            | Keyword::MaxClients
+            | Keyword::MinSpareServers
+            | Keyword::MaxSpareServers
+            | Keyword::ConnectTimeout
+            | Keyword::ReadTimeout
+            | Keyword::KeepaliveTimeout
+            | Keyword::HeaderTimeout
+            | Keyword::ResponseTimeout => {
+                let (lo, hi) = keyword.range();
+                let what = if lo == 0 {
+                    "a number of seconds"
+                } else {
+                    "a number"
+                };
+                let v = self.expect_number(context, what, lo, hi)?;
+                let field = match keyword {
+                    Keyword::StartServers => &mut spec.startservers,
+                    Keyword::MaxClients => &mut spec.maxclients,
+                    Keyword::MinSpareServers => &mut spec.minspareservers,
+                    Keyword::MaxSpareServers => &mut spec.maxspareservers,
+                    Keyword::ConnectTimeout => &mut spec.connect_timeout,
+                    Keyword::ReadTimeout => &mut spec.read_timeout,
+                    Keyword::KeepaliveTimeout => &mut spec.keepalive_timeout,
+                    Keyword::HeaderTimeout => &mut spec.header_timeout,
+                    _ => &mut spec.response_timeout,
+                };
+                *field = Some(v);
+            }
+            Keyword::ForwardFor => {
+                let (t, w) = self.expect_word(context, "'on' or 'off'")?;
+                spec.forward_for = Some(if w.eq_ignore_ascii_case("on") {
+                    true
+                } else if w.eq_ignore_ascii_case("off") {
+                    false
+                } else {
+                    return Err(self.error_at(
+                        &t,
+                        format!("{context}: expected 'on' or 'off' but found '{w}'"),
+                    ));
+                });
+            }
+            Keyword::Option => {
+                let t = self.expect_any(context, "a quoted value")?;
+                let TokenKind::Str(value) = &t.kind else {
+                    return Err(self.error_at(
+                        &t,
+                        format!("{context}: expected a quoted value but found {}", t.kind),
+                    ));
+                };
+                if value.contains(['"', '\n', '\r']) {
+                    return Err(self.error_at(
+                        &t,
+                        format!(
+                            "{context}: an option value must not contain quotes or line breaks"
+                        ),
+                    ));
+                }
+                let name = option_name.unwrap_or_default();
+                spec.options.push((name, Some(value.clone())));
+            }
+            Keyword::Server => {
+                let server = self.expect_endpoint(context)?;
+                let weight = match self.peek() {
+                    Some(Token {
+                        kind: TokenKind::Word(w),
+                        ..
+                    }) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
+                        Some(self.expect_number(context, "a weight", 0, MAX_WEIGHT)?)
+                    }
+                    _ => None,
+                };
+                block.servers.push(Located {
+                    location,
+                    value: Command::AddServer {
+                        service: block.name.clone(),
+                        server,
+                        weight,
+                    },
+                });
+            }
+            Keyword::Rule => {
+                let rule = self.rule(context, &block.name)?;
+                block.rules.push(Located {
+                    location,
+                    value: rule,
+                });
+            }
+        }
+        if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
+            self.pos += 1;
+        }
+        Ok(())
+    }
+
+    /// The part of a rule after `rule =`:
+    /// `pattern "RE" [match N] use server ADDR[:PORT]`.
+    fn rule(&mut self, context: &str, service: &str) -> Result<Command, ConfigError> {
+        self.expect_keyword(context, "pattern")?;
+        let t = self.expect_any(context, "a quoted pattern")?;
+        let pattern = match &t.kind {
+            TokenKind::Str(s) | TokenKind::Word(s) => s.clone(),
+            other => {
+                return Err(self.error_at(
+                    &t,
+                    format!("{context}: expected a quoted pattern but found {other}"),
+                ))
+            }
+        };
+        let (t, word) = self.expect_word(context, "'match' or 'use'")?;
+        let match_group = if word.eq_ignore_ascii_case("match") {
+            let n = self.expect_number(context, "a match number", 0, MAX_MATCH_GROUP)?;
+            self.expect_keyword(context, "use")?;
+            Some(n)
+        } else if word.eq_ignore_ascii_case("use") {
+            None
+        } else {
+            return Err(self.error_at(
+                &t,
+                format!("{context}: expected 'match' or 'use' but found '{word}'"),
+            ));
+        };
+        self.expect_keyword(context, "server")?;
+        let server = self.expect_endpoint(context)?;
+        Ok(Command::AddRule {
+            service: service.to_string(),
+            pattern,
+            match_group,
+            server,
+        })
+    }
+}
+
+/// Parses `word` as an unsigned integer in `lo..=hi`.
+fn number(word: &str, what: &str, lo: u32, hi: u32) -> Result<u32, String> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("expected {what} but found '{word}'"));
+    }
+    match word.parse::<u32>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("{word} is out of range: must be {lo}..={hi}")),
+    }
+}
+
+/// Checks an option name: ASCII letters, digits, `_` and `-`.
+fn check_option_name(name: &str) -> Result<(), String> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "option name '{name}' must be ASCII letters, digits, '_' or '-'"
+        ))
+    }
+}
+
+/// Every block keyword, for "expected one of …" messages.
+fn keyword_list() -> String {
+    Keyword::ALL.map(Keyword::name).join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_case_insensitive_and_round_trip_their_names() {
+        for k in Keyword::ALL {
+            assert_eq!(Keyword::from_word(&k.name().to_ascii_uppercase()), Some(k));
+        }
+        assert_eq!(Keyword::from_word("bogus"), None);
+    }
+
+    #[test]
+    fn numbers_check_digits_and_range() {
+        assert_eq!(number("8", "n", 1, 10), Ok(8));
+        assert!(number("0", "n", 1, 10)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(number("99999999999", "n", 1, 10)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(number("-1", "n", 0, 10).unwrap_err().contains("expected n"));
+        assert!(number("1x", "n", 0, 10).unwrap_err().contains("expected n"));
+    }
+
+    #[test]
+    fn end_of_counts_characters_of_the_last_line() {
+        assert_eq!(end_of(""), (1, 1));
+        assert_eq!(end_of("ab\ncé"), (2, 3));
+        assert_eq!(end_of("ab\n"), (2, 1));
+    }
+}
