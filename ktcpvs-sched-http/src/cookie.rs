@@ -1,0 +1,332 @@
+//! The `chttp` scheduler: cookie persistence without a session table.
+//!
+//! A client without a valid persistence cookie is scheduled by the rules
+//! with weighted least-connection, and its response is stamped with
+//! `Set-Cookie: KTCPVS_SID=<value>; Path=/`. The value is the first 128
+//! bits, in lowercase hex, of
+//!
+//! ```text
+//! HMAC-SHA256(key, "ktcpvs-sid-v1" 0x00 family-tag ip-octets port)
+//! ```
+//!
+//! of the chosen server's address. It names the server without revealing
+//! its address, a client cannot compute the value of a server it has not
+//! been sent to without the key, and every ktcpvs instance configured with
+//! the same key (option `cookie_key`) issues and honours the same values.
+//! Nothing grows with the number of clients: all per-server values and
+//! header lines are computed in [`Scheduler::build`], and validating a
+//! cookie is a binary search in a sorted table.
+//!
+//! The original (`tcp_vs_chttp.c`) kept a global table of sessions keyed by
+//! a guessable counter, shared between services and reset on reload.
+
+use std::net::SocketAddr;
+
+use hmac::{Hmac, Mac};
+use ktcpvs_core::error::SchedulerError;
+use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
+use ktcpvs_core::view::VirtualService;
+use sha2::{Digest, Sha256};
+
+use crate::rules::{check_rules, least_connection_in, matching_rule, refuse};
+
+/// The default cookie name, as in the original.
+pub const DEFAULT_COOKIE_NAME: &str = "KTCPVS_SID";
+
+/// Service option naming the persistence cookie (default
+/// [`DEFAULT_COOKIE_NAME`]); an HTTP token of at most 64 characters.
+pub const OPTION_COOKIE_NAME: &str = "cookie_name";
+
+/// Service option holding the secret key of the cookie values; any
+/// non-empty text. Without it the key is derived from the service name
+/// (see [`Chttp`]).
+pub const OPTION_COOKIE_KEY: &str = "cookie_key";
+
+/// Service option choosing when the cookie is inserted: `always` (the
+/// default) or `backend`; see [`CookieInsert`].
+pub const OPTION_COOKIE_INSERT: &str = "cookie_insert";
+
+/// The length of a cookie value: 128 bits in lowercase hex.
+pub const COOKIE_VALUE_LEN: usize = 32;
+
+const MAX_COOKIE_NAME_LEN: usize = 64;
+
+/// When a chttp picker adds its `Set-Cookie` line to a stamped response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieInsert {
+    /// Whenever the client had no valid cookie for the server it reached
+    /// (`cookie_insert = "always"`, the default).
+    #[default]
+    Always,
+    /// Only when, in addition, the backend's response sets a cookie of its
+    /// own (`cookie_insert = "backend"`): the original's behaviour, which
+    /// keeps clients of stateless pages cookie-free.
+    Backend,
+}
+
+impl CookieInsert {
+    /// Parses the option value (`always` or `backend`, ASCII
+    /// case-insensitive).
+    pub fn parse(value: &str) -> Option<CookieInsert> {
+        if value.eq_ignore_ascii_case("always") {
+            Some(CookieInsert::Always)
+        } else if value.eq_ignore_ascii_case("backend") {
+            Some(CookieInsert::Backend)
+        } else {
+            None
+        }
+    }
+}
+
+/// `chttp`: cookie persistence over the rules of `http`, one decision per
+/// request.
+///
+/// For each request, the first matching rule is found as in `http` (no
+/// match: "no server"). Then:
+///
+/// 1. If the request carries a valid persistence cookie naming a server of
+///    that rule which is available (weight > 0, healthy, not excluded by a
+///    failed connect), the request goes there, unstamped.
+/// 2. Otherwise weighted least-connection picks among the rule's servers,
+///    and the selection is stamped so that the response carries the new
+///    server's cookie, unless the cookie is valid but names a server of
+///    *another* rule: then the client keeps it, so that persistence for
+///    that other rule survives requests for this one (with a single
+///    catch-all rule, the usual set-up, this case cannot happen).
+///
+/// A forged, malformed or stale cookie (a server since deleted, or a value
+/// made with another key) is ignored. Options, read in `build` (an invalid
+/// value refuses the service):
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `cookie_name` | `KTCPVS_SID` | the cookie's name (an HTTP token) |
+/// | `cookie_key` | derived from the service name | the HMAC key of the values |
+/// | `cookie_insert` | `always` | `always`, or `backend`: only when the backend sets a cookie too |
+///
+/// The default key is SHA-256 of `"ktcpvs chttp default cookie key v1"`,
+/// a zero byte and the service name. Instances serving a service of the
+/// same name therefore agree out of the box, but anyone who knows the name
+/// and a server address can compute a value: **set `cookie_key` to a
+/// secret** shared by the instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Chttp;
+
+impl Chttp {
+    /// The name services use to select this scheduler.
+    pub const NAME: &'static str = "chttp";
+}
+
+impl Scheduler for Chttp {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::EachRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        check_rules(Self::NAME, service)?;
+        Ok(Box::new(ChttpPicker::new(service)?))
+    }
+
+    fn description(&self) -> &str {
+        "cookie persistence: a keyed-hash cookie names the server; rules and weighted least-connection otherwise"
+    }
+}
+
+/// The picker built by [`Chttp`]: the cookie name and insertion mode, and
+/// every server's cookie value and `Set-Cookie` line, precomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChttpPicker {
+    cookie_name: Box<str>,
+    insert: CookieInsert,
+    /// `(value, server index)` sorted by value, for lookups on pick.
+    by_value: Vec<(u128, usize)>,
+    /// `lines[i]` is the complete `Set-Cookie` header line for server `i`.
+    lines: Vec<Box<[u8]>>,
+}
+
+impl ChttpPicker {
+    /// Reads the options of `service` and precomputes every server's
+    /// cookie value and header line.
+    ///
+    /// # Errors
+    /// An invalid `cookie_name`, `cookie_key` or `cookie_insert`.
+    pub fn new(service: &dyn VirtualService) -> Result<ChttpPicker, SchedulerError> {
+        let refuse = |reason: String| refuse(Chttp::NAME, service, reason);
+        let cookie_name = service
+            .option(OPTION_COOKIE_NAME)
+            .unwrap_or(DEFAULT_COOKIE_NAME);
+        if !is_cookie_name(cookie_name) {
+            return Err(refuse(format!(
+                "option {OPTION_COOKIE_NAME} = \"{cookie_name}\": a cookie name must be 1..={MAX_COOKIE_NAME_LEN} \
+                 HTTP token characters (letters, digits and !#$%&'*+-.^_`|~)"
+            )));
+        }
+        let insert = match service.option(OPTION_COOKIE_INSERT) {
+            None => CookieInsert::default(),
+            Some(v) => CookieInsert::parse(v).ok_or_else(|| {
+                refuse(format!(
+                    "option {OPTION_COOKIE_INSERT} = \"{v}\": must be \"always\" or \"backend\""
+                ))
+            })?,
+        };
+        let key: Vec<u8> = match service.option(OPTION_COOKIE_KEY) {
+            Some("") => {
+                return Err(refuse(format!(
+                    "option {OPTION_COOKIE_KEY} must not be empty"
+                )))
+            }
+            Some(k) => k.as_bytes().to_vec(),
+            None => default_key(service.name()).to_vec(),
+        };
+        let values = (0..service.server_count())
+            .map(|i| cookie_value(&key, service.server(i).addr()))
+            .collect::<Result<Vec<u128>, String>>()
+            .map_err(refuse)?;
+        let lines = values
+            .iter()
+            .map(|v| {
+                format!("Set-Cookie: {cookie_name}={v:032x}; Path=/\r\n")
+                    .into_bytes()
+                    .into_boxed_slice()
+            })
+            .collect();
+        let mut by_value: Vec<(u128, usize)> =
+            values.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        by_value.sort_unstable();
+        if by_value.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(refuse(
+                "two servers have the same cookie value (the same address?)".to_string(),
+            ));
+        }
+        Ok(ChttpPicker {
+            cookie_name: cookie_name.into(),
+            insert,
+            by_value,
+            lines,
+        })
+    }
+
+    /// The name of the persistence cookie.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// When the cookie is inserted.
+    pub fn insert(&self) -> CookieInsert {
+        self.insert
+    }
+
+    /// The `Set-Cookie` line for server `index`, if the service has it.
+    pub fn cookie_line(&self, index: usize) -> Option<&[u8]> {
+        self.lines.get(index).map(|l| &**l)
+    }
+
+    /// The server a cookie value names, or `None` for a malformed,
+    /// forged or stale value. Allocates nothing.
+    pub fn server_for(&self, value: &str) -> Option<usize> {
+        let value = parse_value(value)?;
+        let at = self
+            .by_value
+            .binary_search_by(|(v, _)| v.cmp(&value))
+            .ok()?;
+        self.by_value.get(at).map(|&(_, index)| index)
+    }
+}
+
+impl Picker for ChttpPicker {
+    fn pick(&self, service: &dyn VirtualService, request: &PickRequest<'_>) -> Option<Selection> {
+        let (position, rule) = matching_rule(service, request)?;
+        let pinned = request
+            .head
+            .and_then(|head| head.cookie(&self.cookie_name))
+            .and_then(|value| self.server_for(value))
+            .filter(|&i| i < service.server_count());
+        let stamp = match pinned {
+            Some(i) if rule.servers().contains(&i) => {
+                if service.server(i).is_available() && !request.is_excluded(i) {
+                    return Some(Selection {
+                        server: i,
+                        rule: Some(position),
+                        stamp: false,
+                    });
+                }
+                true // its server is gone for now: re-pin
+            }
+            Some(_) => false, // pinned for another rule: keep that pin
+            None => true,
+        };
+        let server = least_connection_in(service, rule, request.exclude)?;
+        Some(Selection {
+            server,
+            rule: Some(position),
+            stamp,
+        })
+    }
+
+    fn response_header(&self, selection: &Selection, backend_sets_cookie: bool) -> Option<&[u8]> {
+        if !selection.stamp || (self.insert == CookieInsert::Backend && !backend_sets_cookie) {
+            return None;
+        }
+        self.cookie_line(selection.server)
+    }
+}
+
+/// The key used when the service sets no `cookie_key`: SHA-256 of a fixed
+/// label, a zero byte and the service name.
+pub fn default_key(service_name: &str) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"ktcpvs chttp default cookie key v1\0");
+    digest.update(service_name.as_bytes());
+    digest.finalize().into()
+}
+
+/// The cookie value of the server at `addr` under `key`: the first 128
+/// bits of HMAC-SHA256 over a version label and the address bytes.
+pub fn cookie_value(key: &[u8], addr: SocketAddr) -> Result<u128, String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|e| format!("cookie key: {e}"))?;
+    mac.update(b"ktcpvs-sid-v1\0");
+    match addr {
+        SocketAddr::V4(a) => {
+            mac.update(&[4]);
+            mac.update(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            mac.update(&[6]);
+            mac.update(&a.ip().octets());
+        }
+    }
+    mac.update(&addr.port().to_be_bytes());
+    let tag = mac.finalize().into_bytes();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&tag[..16]);
+    Ok(u128::from_be_bytes(first))
+}
+
+/// Parses a cookie value: exactly [`COOKIE_VALUE_LEN`] lowercase hex
+/// digits, nothing else.
+fn parse_value(value: &str) -> Option<u128> {
+    if value.len() != COOKIE_VALUE_LEN {
+        return None;
+    }
+    value.bytes().try_fold(0u128, |acc, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u128::from(digit))
+    })
+}
+
+/// Whether `name` is a valid cookie name: 1..=64 RFC 9110 token characters.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COOKIE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
