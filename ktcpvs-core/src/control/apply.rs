@@ -69,9 +69,25 @@ fn service_mut<'a>(state: &'a mut State, name: &str) -> Result<&'a mut ServiceDe
         .ok_or_else(|| ControlError::NoSuchService(name.to_string()))
 }
 
-fn apply_spec(config: &mut ServiceConfig, spec: &ServiceSpec) -> Result<(), ControlError> {
+/// Resolves an endpoint through the host aliases, then the system resolver.
+fn resolve(
+    state: &State,
+    endpoint: &Endpoint,
+    default_port: u16,
+) -> Result<SocketAddr, ControlError> {
+    if let Some(addr) = state.aliases.get(&endpoint.host) {
+        return Ok(*addr);
+    }
+    Ok(endpoint.resolve(default_port)?)
+}
+
+fn apply_spec(
+    state: &State,
+    config: &mut ServiceConfig,
+    spec: &ServiceSpec,
+) -> Result<(), ControlError> {
     if let Some(listen) = &spec.listen {
-        config.listen = listen.resolve(config.listen.port())?;
+        config.listen = resolve(state, listen, config.listen.port())?;
     }
     if let Some(s) = &spec.scheduler {
         config.scheduler = s.clone();
@@ -87,7 +103,7 @@ fn apply_spec(config: &mut ServiceConfig, spec: &ServiceSpec) -> Result<(), Cont
     set(&mut config.maxspareservers, spec.maxspareservers);
     if let Some(redirect) = &spec.redirect {
         config.redirect = match redirect {
-            Some(e) => Some(e.resolve(80)?),
+            Some(e) => Some(resolve(state, e, 80)?),
             None => None,
         };
     }
@@ -141,16 +157,15 @@ fn add_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), 
         return Err(ControlError::ServiceExists(name.to_string()));
     }
     let mut config = ServiceConfig::new(name);
-    apply_spec(&mut config, spec)?;
+    apply_spec(state, &mut config, spec)?;
     state.config.services.push(ServiceDef::new(config));
     Ok(())
 }
 
 fn edit_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), ControlError> {
-    let def = service_mut(state, name)?;
-    let mut config = def.config.clone();
-    apply_spec(&mut config, spec)?;
-    def.config = config;
+    let mut config = service_mut(state, name)?.config.clone();
+    apply_spec(state, &mut config, spec)?;
+    service_mut(state, name)?.config = config;
     Ok(())
 }
 
@@ -165,8 +180,16 @@ fn delete_service(state: &mut State, name: &str) -> Result<(), ControlError> {
 }
 
 /// Resolves a server endpoint; a missing port takes the service's listen port.
-fn server_addr(def: &ServiceDef, server: &Endpoint) -> Result<SocketAddr, ControlError> {
-    Ok(server.resolve(def.config.listen.port())?)
+fn server_addr(
+    state: &State,
+    service: &str,
+    server: &Endpoint,
+) -> Result<SocketAddr, ControlError> {
+    let def = state
+        .config
+        .service(service)
+        .ok_or_else(|| ControlError::NoSuchService(service.to_string()))?;
+    resolve(state, server, def.config.listen.port())
 }
 
 fn add_server(
@@ -175,8 +198,8 @@ fn add_server(
     server: &Endpoint,
     weight: Option<u32>,
 ) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
     let def = service_mut(state, service)?;
-    let addr = server_addr(def, server)?;
     let weight = weight.unwrap_or(1);
     validate_weight(weight)?;
     if def.server(addr).is_some() {
@@ -195,8 +218,8 @@ fn edit_server(
     server: &Endpoint,
     weight: Option<u32>,
 ) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
     let def = service_mut(state, service)?;
-    let addr = server_addr(def, server)?;
     let entry = def
         .servers
         .iter_mut()
@@ -213,8 +236,8 @@ fn edit_server(
 }
 
 fn delete_server(state: &mut State, service: &str, server: &Endpoint) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
     let def = service_mut(state, service)?;
-    let addr = server_addr(def, server)?;
     if def.server(addr).is_none() {
         return Err(ControlError::NoSuchDestination {
             service: service.to_string(),
@@ -239,8 +262,8 @@ fn add_rule(
     match_group: Option<u32>,
     server: &Endpoint,
 ) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
     let def = service_mut(state, service)?;
-    let addr = server_addr(def, server)?;
     if def.server(addr).is_none() {
         return Err(ControlError::NoSuchDestination {
             service: service.to_string(),
@@ -297,8 +320,8 @@ fn delete_rule(
     pattern: &str,
     server: &Endpoint,
 ) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
     let def = service_mut(state, service)?;
-    let addr = server_addr(def, server)?;
     let mut found = false;
     for rule in def.rules.iter_mut().filter(|r| r.pattern == pattern) {
         let before = rule.servers.len();

@@ -38,6 +38,7 @@ pub type Watcher = Box<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
 #[derive(Clone, Default)]
 struct State {
     config: Config,
+    aliases: Arc<HashMap<String, SocketAddr>>,
     running: BTreeSet<String>,
     settings: Settings,
     unloading: bool,
@@ -223,6 +224,18 @@ impl Control {
             })
         })?;
         self.load_config(&text, Some(path))
+    }
+
+    /// Maps a host name to a fixed socket address for every later command:
+    /// an endpoint whose host is `name` resolves to `addr`, whatever port
+    /// it names. This lets the original's example commands (`-r r1:80`)
+    /// run unchanged against real servers on loopback ports, without
+    /// touching `/etc/hosts`.
+    pub fn alias_host(&self, name: &str, addr: SocketAddr) {
+        let mut guard = self.inner.state.lock();
+        let mut aliases = (*guard.0.aliases).clone();
+        aliases.insert(name.to_string(), addr);
+        guard.0.aliases = Arc::new(aliases);
     }
 
     /// The current configuration.
