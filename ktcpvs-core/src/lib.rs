@@ -19,6 +19,7 @@
 //! | [`snapshot`] | the immutable [`Snapshot`](snapshot::Snapshot) workers read through `arc-swap` |
 //! | [`control`] | the [`Control`](control::Control) handle: every operation, atomic |
 //! | [`config`] | the configuration language: parser and printer |
+//! | [`testkit`] | in-memory services and a conformance check for scheduler authors |
 //!
 //! Scheduler authors start with `docs/plugins.md`; host programs use the
 //! facade crate `ktcpvs`.
@@ -34,6 +35,7 @@ pub mod model;
 pub mod scheduler;
 pub mod settings;
 pub mod snapshot;
+pub mod testkit;
 pub mod view;
 
 pub use control::{Command, Control, ServiceSpec};
@@ -47,3 +49,9 @@ pub use scheduler::{
 pub use settings::Settings;
 pub use snapshot::{ServiceSnapshot, Snapshot};
 pub use view::{RealServer, Rule, VirtualService};
+
+/// The scheduler author's guide (`docs/plugins.md`), compiled here so its
+/// worked example is checked as a doc-test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/plugins.md")]
+pub struct PluginsGuide;
