@@ -1,0 +1,114 @@
+//! Shared helpers of the ktcpvs-core integration tests: a small but real
+//! rule-following least-connection scheduler, registered under the names
+//! of the built-in schedulers (`http`, `hhttp`, `chttp`, `wlc`, `phttp`) so
+//! configurations load without the scheduler crates, plus a `strict`
+//! scheduler that refuses services whose rules lack `match N`.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ktcpvs_core::scheduler::least_connection;
+use ktcpvs_core::view::first_matching_rule;
+use ktcpvs_core::{
+    Control, Dispatch, PickRequest, Picker, Scheduler, SchedulerError, SchedulerRegistry,
+    Selection, VirtualService,
+};
+
+/// The names the test scheduler is registered under.
+pub const SCHEDULER_NAMES: [&str; 5] = ["http", "hhttp", "chttp", "wlc", "phttp"];
+
+/// Routes by the first matching rule (or over all servers when the service
+/// has no rules or no head was read), weighted least-connection within.
+pub struct TestScheduler {
+    name: &'static str,
+}
+
+struct TestPicker;
+
+impl Picker for TestPicker {
+    fn pick(&self, service: &dyn VirtualService, request: &PickRequest<'_>) -> Option<Selection> {
+        let rules = service.rules();
+        match request.head {
+            Some(head) if !rules.is_empty() => {
+                let (index, rule) = first_matching_rule(rules, head.target)?;
+                let server = least_connection(
+                    rule.servers().iter().map(|&i| (i, service.server(i))),
+                    request.exclude,
+                )?;
+                Some(Selection {
+                    server,
+                    rule: Some(index),
+                    stamp: false,
+                })
+            }
+            _ => least_connection(
+                (0..service.server_count()).map(|i| (i, service.server(i))),
+                request.exclude,
+            )
+            .map(Selection::server),
+        }
+    }
+}
+
+impl Scheduler for TestScheduler {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        if self.name == "wlc" {
+            Dispatch::Connection
+        } else {
+            Dispatch::FirstRequest
+        }
+    }
+
+    fn build(&self, _service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        Ok(Box::new(TestPicker))
+    }
+}
+
+/// Refuses every service that has a rule without `match N`.
+pub struct StrictScheduler;
+
+impl Scheduler for StrictScheduler {
+    fn name(&self) -> &str {
+        "strict"
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::FirstRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        match service.rules().iter().find(|r| r.match_group().is_none()) {
+            Some(rule) => Err(SchedulerError {
+                scheduler: "strict".to_string(),
+                service: service.name().to_string(),
+                reason: format!("rule \"{}\" has no 'match N'", rule.pattern()),
+            }),
+            None => Ok(Box::new(TestPicker)),
+        }
+    }
+}
+
+/// A registry with the test scheduler under every built-in name, and
+/// `strict`.
+pub fn registry() -> Arc<SchedulerRegistry> {
+    let registry = Arc::new(SchedulerRegistry::new());
+    for name in SCHEDULER_NAMES {
+        registry
+            .register(Arc::new(TestScheduler { name }))
+            .expect("fresh registry");
+    }
+    registry
+        .register(Arc::new(StrictScheduler))
+        .expect("fresh registry");
+    registry
+}
+
+/// A control handle over [`registry`].
+pub fn control() -> Control {
+    Control::new(registry())
+}
