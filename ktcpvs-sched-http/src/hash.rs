@@ -41,7 +41,7 @@ use crate::rules::{check_rules, matching_rule};
 ///   requests go to one server, consistently.
 /// * The server is the available one (weight > 0, healthy, not excluded)
 ///   of the rule with the highest weighted rendezvous score (see the
-///   [module documentation](self)). Quiesced servers take no keys; when a
+///   [`rendezvous`]). Quiesced servers take no keys; when a
 ///   server is down or a connect to it failed (the engine's retry with
 ///   [`PickRequest::exclude`]), its keys go to their second choice while
 ///   every other key stays put.
@@ -134,7 +134,11 @@ pub fn server_seed(addr: SocketAddr) -> u64 {
 
 /// Weighted rendezvous hashing: among `candidates` (`(index, seed,
 /// weight)`), the index whose `weight / -ln(u)` is highest, where `u` in
-/// (0, 1) comes from the key's hash and the candidate's seed. Candidates
+/// (0, 1) is the top 53 bits of `XXH3-64(XXH3-64(key), seed)`. A
+/// candidate's score depends only on the key, its seed and its weight, so
+/// the answer does not depend on the other candidates' order, adding a
+/// candidate moves only the keys it now wins, and each candidate wins a
+/// share of keys equal to its share of the total weight. Candidates
 /// of weight 0 never win; `None` when none has a weight. Equal scores
 /// (vanishingly rare) go to the higher seed, so the answer never depends
 /// on the candidates' order. Allocates nothing.
