@@ -30,6 +30,30 @@ use crate::scheduler::SchedulerRegistry;
 use crate::settings::Settings;
 use crate::snapshot::{ServiceId, ServiceSnapshot, Snapshot};
 
+/// The index of the command to blame for a failure to build `service`: the
+/// command that added it, else the last one that named it, else the last.
+fn blame(commands: &[Command], service: &str) -> usize {
+    let names = |c: &Command| match c {
+        Command::AddService { name, .. }
+        | Command::EditService { name, .. }
+        | Command::DeleteService { name } => name == service,
+        Command::AddServer { service: s, .. }
+        | Command::EditServer { service: s, .. }
+        | Command::DeleteServer { service: s, .. }
+        | Command::AddRule { service: s, .. }
+        | Command::DeleteRule { service: s, .. } => s == service,
+        Command::Start { service: s } | Command::Stop { service: s } => {
+            s.as_deref() == Some(service)
+        }
+        Command::Flush | Command::Set { .. } => false,
+    };
+    commands
+        .iter()
+        .position(|c| matches!(c, Command::AddService { name, .. } if name == service))
+        .or_else(|| commands.iter().rposition(names))
+        .unwrap_or(commands.len().saturating_sub(1))
+}
+
 /// A callback run after every published change, with the new snapshot.
 /// Keep it short: it runs while the control path is held.
 pub type Watcher = Box<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
@@ -166,7 +190,7 @@ impl Control {
         }
         let snapshot = self
             .rebuild(&next, registry)
-            .map_err(|e| (commands.len().saturating_sub(1), e))?;
+            .map_err(|(service, e)| (blame(commands, &service), e))?;
         *state = next;
         self.publish(snapshot, registry, state);
         Ok(())
@@ -272,7 +296,12 @@ impl Control {
         }
     }
 
-    fn rebuild(&self, next: &State, registry: &mut Registry) -> Result<Snapshot, ControlError> {
+    /// Builds the snapshot of `next`; on failure says which service failed.
+    fn rebuild(
+        &self,
+        next: &State,
+        registry: &mut Registry,
+    ) -> Result<Snapshot, (String, ControlError)> {
         let previous = self.inner.current.load();
         let mut services = Vec::with_capacity(next.config.services.len());
         for def in &next.config.services {
@@ -291,7 +320,11 @@ impl Control {
                     continue;
                 }
             }
-            let scheduler = self.inner.schedulers.get(&def.config.scheduler)?;
+            let scheduler = self
+                .inner
+                .schedulers
+                .get(&def.config.scheduler)
+                .map_err(|e| (name.clone(), e))?;
             let service_load = registry
                 .service_loads
                 .get(name)
@@ -310,7 +343,8 @@ impl Control {
                         .cloned()
                         .unwrap_or_else(|| Arc::new(ServerLoad::new()))
                 },
-            )?;
+            )
+            .map_err(|e| (name.clone(), e))?;
             services.push(Arc::new(built));
         }
         Ok(Snapshot::new(
