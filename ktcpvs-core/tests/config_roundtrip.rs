@@ -1,0 +1,258 @@
+//! Printing a configuration and loading the printed text gives back the
+//! identical configuration, with service-name ports and with numeric ports
+//! (`-n`). Configurations are built through the control API from random
+//! services, servers and rules, so every one of them is a configuration a
+//! user could really have.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ktcpvs_core::config::{self, PrintOptions};
+use ktcpvs_core::{Command, Config, Control, Endpoint, ServiceSpec};
+use proptest::prelude::*;
+
+/// One service as the generator describes it.
+#[derive(Debug, Clone)]
+struct ServiceGen {
+    name: String,
+    spec: ServiceSpec,
+    servers: Vec<(SocketAddr, Option<u32>)>,
+    /// (pattern, match group, index into `servers`)
+    rules: Vec<(String, Option<u32>, usize)>,
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        3 => any::<[u8; 4]>().prop_map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+        1 => any::<[u16; 8]>().prop_map(|s| IpAddr::V6(Ipv6Addr::from(s))),
+        1 => Just(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ]
+}
+
+fn port() -> impl Strategy<Value = u16> {
+    // Well-known ports print as service names without `-n`.
+    prop_oneof![
+        2 => prop::sample::select(vec![21u16, 22, 25, 53, 80, 110, 143, 443, 993, 3306, 5432, 8080]),
+        3 => any::<u16>(),
+    ]
+}
+
+fn socket_addr() -> impl Strategy<Value = SocketAddr> {
+    (ip(), port()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
+}
+
+fn service_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[A-Za-z0-9_.-]{1,20}",
+        1 => prop::sample::select(vec!["Virtual", "virtual", "listen", "server", "rule", "match", "use", "pattern", "on", "1"])
+            .prop_map(str::to_string),
+    ]
+}
+
+/// Patterns made of pieces that exercise the quoting: quotes, backslashes,
+/// blanks, tabs, line breaks, `#`, braces, non-ASCII, and capture groups.
+fn pattern() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "/", "images", r"\d+", r"\.html$", "(a|b)", "([^/]+)", "\"", r"\\", "é", "[a-z]*", "\t",
+        "\n", "x y", "#", r"\{", r"\}", ";", "=", "^/", "?q=1",
+    ]);
+    prop_oneof![
+        1 => Just(".*".to_string()),
+        1 => Just("^/.*".to_string()),
+        6 => prop::collection::vec(piece, 1..5).prop_map(|p| p.concat()),
+    ]
+}
+
+fn option_value() -> impl Strategy<Value = String> {
+    // Anything but quotes and line breaks, which options may not hold.
+    "[ -!#-~\té\\\\]{0,12}"
+}
+
+fn spec() -> impl Strategy<Value = ServiceSpec> {
+    let timeout = || prop::option::of(1u32..=86_400);
+    (
+        (
+            prop::option::of(socket_addr()),
+            prop::option::of(prop::sample::select(support::SCHEDULER_NAMES.to_vec())),
+            prop::option::of(1u32..=65_535),
+            prop::option::of(1u32..=1_000_000),
+            prop::option::of(1u32..=65_535),
+            prop::option::of(1u32..=65_535),
+            prop::option::of(socket_addr()),
+        ),
+        (timeout(), timeout(), timeout(), timeout(), timeout()),
+        prop::option::of(any::<bool>()),
+        prop::collection::btree_map("[A-Za-z0-9_-]{1,10}", option_value(), 0..3),
+    )
+        .prop_map(
+            |(
+                (listen, scheduler, ss, mc, mins, maxs, redirect),
+                (ct, rt, kt, ht, rst),
+                ff,
+                opts,
+            )| {
+                ServiceSpec {
+                    listen: listen.map(Endpoint::from_addr),
+                    scheduler: scheduler.map(str::to_string),
+                    startservers: ss,
+                    maxclients: mc,
+                    minspareservers: mins,
+                    maxspareservers: maxs,
+                    redirect: redirect.map(|r| Some(Endpoint::from_addr(r))),
+                    connect_timeout: ct,
+                    read_timeout: rt,
+                    keepalive_timeout: kt,
+                    header_timeout: ht,
+                    response_timeout: rst,
+                    forward_for: ff,
+                    options: opts.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                }
+            },
+        )
+}
+
+fn service() -> impl Strategy<Value = ServiceGen> {
+    (
+        service_name(),
+        spec(),
+        prop::collection::vec((socket_addr(), prop::option::of(0u32..=65_535)), 0..5),
+        prop::collection::vec(
+            (
+                pattern(),
+                prop::option::of(0u32..=2),
+                any::<prop::sample::Index>(),
+            ),
+            0..7,
+        ),
+    )
+        .prop_map(|(name, spec, servers, rules)| {
+            let rules = if servers.is_empty() {
+                Vec::new()
+            } else {
+                rules
+                    .into_iter()
+                    .map(|(p, m, i)| (p, m, i.index(servers.len())))
+                    .collect()
+            };
+            ServiceGen {
+                name,
+                spec,
+                servers,
+                rules,
+            }
+        })
+}
+
+/// Builds a configuration through the control API. Commands the generator
+/// got wrong (a duplicate name or server, a match group beyond the
+/// pattern's groups) are refused and skipped, as a user's would be.
+fn build(services: &[ServiceGen]) -> Control {
+    let control = support::control();
+    for s in services {
+        let added = control.execute(Command::AddService {
+            name: s.name.clone(),
+            spec: s.spec.clone(),
+        });
+        if added.is_err() {
+            continue;
+        }
+        for (addr, weight) in &s.servers {
+            let _ = control.execute(Command::AddServer {
+                service: s.name.clone(),
+                server: Endpoint::from_addr(*addr),
+                weight: *weight,
+            });
+        }
+        for (pattern, match_group, server) in &s.rules {
+            let _ = control.execute(Command::AddRule {
+                service: s.name.clone(),
+                pattern: pattern.clone(),
+                match_group: *match_group,
+                server: Endpoint::from_addr(s.servers[*server].0),
+            });
+        }
+    }
+    control
+}
+
+/// Prints `config`, loads the text into a fresh control handle, and checks
+/// the result is identical and prints identically.
+fn round_trip(config: &Config, options: &PrintOptions) -> Result<(), TestCaseError> {
+    let text = config::print(config, options);
+    let reloaded = support::control();
+    if let Err(e) = reloaded.load_config(&text, None) {
+        return Err(TestCaseError::fail(format!("{e}\n--- text ---\n{text}")));
+    }
+    let again = reloaded.config();
+    prop_assert_eq!(&again, config, "text:\n{}", text);
+    prop_assert_eq!(config::print(&again, options), text);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn print_then_load_gives_the_identical_configuration(services in prop::collection::vec(service(), 0..4)) {
+        let config = build(&services).config();
+        round_trip(&config, &PrintOptions { numeric: false })?;
+        round_trip(&config, &PrintOptions { numeric: true })?;
+    }
+}
+
+#[test]
+fn tricky_names_ports_and_patterns_round_trip() {
+    let services = vec![ServiceGen {
+        name: "Virtual".to_string(),
+        spec: ServiceSpec {
+            listen: Some("[::1]:0".parse().unwrap()),
+            redirect: Some(Some("127.0.0.1:http-alt".parse().unwrap())),
+            options: vec![("k".into(), Some("tab\there \\ back".into()))],
+            ..Default::default()
+        },
+        servers: vec![
+            ("[::]:80".parse().unwrap(), Some(0)),
+            ("10.0.0.1:0".parse().unwrap(), None),
+        ],
+        rules: vec![
+            ("^/.*".into(), None, 0),
+            (".*".into(), Some(0), 1),
+            ("a\"b\\\\c\nd\te#f".into(), None, 1),
+            ("/u/([^/]+)".into(), Some(1), 0),
+            ("/u/([^/]+)".into(), Some(1), 1),
+        ],
+    }];
+    let control = build(&services);
+    let config = control.config();
+    let def = config.service("Virtual").unwrap();
+    assert_eq!(def.servers.len(), 2);
+    assert_eq!(def.rules.len(), 4, "{:#?}", def.rules);
+    // Catch-alls stay last, in the order they were added.
+    assert_eq!(def.rules[2].pattern, "^/.*");
+    assert_eq!(def.rules[3].pattern, ".*");
+    round_trip(&config, &PrintOptions { numeric: false }).unwrap();
+    round_trip(&config, &PrintOptions { numeric: true }).unwrap();
+}
+
+#[test]
+fn listing_uses_service_names_unless_numeric() {
+    let control = support::control();
+    control
+        .load_config(
+            "Virtual web {\n  listen = 0.0.0.0:8080\n  server = 10.0.0.1:80 2\n}",
+            None,
+        )
+        .unwrap();
+    let named = control
+        .list(None, &PrintOptions { numeric: false })
+        .unwrap();
+    let numeric = control
+        .list(Some("web"), &PrintOptions { numeric: true })
+        .unwrap();
+    assert!(named.contains("listen = 0.0.0.0:http-alt\n"), "{named}");
+    assert!(named.contains("server = 10.0.0.1:http 2\n"), "{named}");
+    assert!(numeric.contains("listen = 0.0.0.0:8080\n"), "{numeric}");
+    assert!(numeric.contains("server = 10.0.0.1:80 2\n"), "{numeric}");
+    assert!(named.starts_with("Virtual web {\n") && named.ends_with("}\n"));
+}
