@@ -1,0 +1,356 @@
+//! Header-field helpers shared by requests and responses: the RFC 9110 token
+//! grammar, comma-separated lists, `Connection` options, the hop-by-hop list,
+//! and the framing headers (`Content-Length`, `Transfer-Encoding`).
+//!
+//! Everything here borrows; nothing allocates.
+
+use httparse::Header;
+
+/// The hop-by-hop header fields a proxy never forwards (RFC 9110 §7.6.1,
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`), lower-case.
+pub const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Whether `name` is one of [`HOP_BY_HOP`] (case-insensitive).
+///
+/// ```
+/// use ktcpvs_net::http::headers::is_hop_by_hop;
+/// assert!(is_hop_by_hop("Keep-Alive"));
+/// assert!(!is_hop_by_hop("Content-Length"));
+/// ```
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Whether `b` is a `tchar` (RFC 9110 §5.6.2):
+/// `"!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" /
+/// "`" / "|" / "~" / DIGIT / ALPHA`.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Whether `bytes` is a `token` (`1*tchar`).
+///
+/// ```
+/// use ktcpvs_net::http::headers::is_token;
+/// assert!(is_token(b"chunked"));
+/// assert!(!is_token(b""));
+/// assert!(!is_token(b"a b"));
+/// ```
+pub fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
+}
+
+/// Whether `b` may appear in a field value (RFC 9110 §5.5): `HTAB`, `SP`,
+/// `VCHAR` or `obs-text`; every other control character (and DEL) may not.
+pub fn is_field_value_byte(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// `bytes` without leading and trailing optional whitespace (SP, HTAB).
+pub fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |p| p + 1);
+    &bytes[start..end]
+}
+
+/// The elements of a comma-separated list value (RFC 9110 §5.6.1), with
+/// whitespace trimmed and empty elements skipped, as the RFC asks.
+///
+/// ```
+/// use ktcpvs_net::http::headers::list_elements;
+/// let v: Vec<&[u8]> = list_elements(b" close ,, Upgrade").collect();
+/// assert_eq!(v, [&b"close"[..], &b"Upgrade"[..]]);
+/// ```
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// The connection options of a head: the tokens of its `Connection` fields
+/// that the proxy acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// `close` was listed.
+    pub close: bool,
+    /// `keep-alive` was listed.
+    pub keep_alive: bool,
+    /// `upgrade` was listed.
+    pub upgrade: bool,
+}
+
+impl ConnectionOptions {
+    /// The options listed across every `Connection` field of `headers`.
+    ///
+    /// ```
+    /// use httparse::Header;
+    /// use ktcpvs_net::http::headers::ConnectionOptions;
+    /// let h = [Header { name: "connection", value: b"Keep-Alive, Upgrade" }];
+    /// let o = ConnectionOptions::of(&h);
+    /// assert!(o.keep_alive && o.upgrade && !o.close);
+    /// ```
+    pub fn of(headers: &[Header<'_>]) -> Self {
+        let mut options = ConnectionOptions::default();
+        for token in connection_tokens(headers) {
+            if token.eq_ignore_ascii_case(b"close") {
+                options.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                options.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                options.upgrade = true;
+            }
+        }
+        options
+    }
+}
+
+/// Every token listed in the `Connection` fields of `headers`, in order.
+pub fn connection_tokens<'a>(headers: &'a [Header<'a>]) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| list_elements(h.value))
+}
+
+/// Whether the field `name` must not be forwarded: it is hop-by-hop, or a
+/// `Connection` field of `headers` names it.
+pub fn is_connection_specific(name: &str, headers: &[Header<'_>]) -> bool {
+    is_hop_by_hop(name)
+        || connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// Whether any field of `headers` is connection-specific, i.e. the head
+/// cannot be forwarded byte for byte. Since a field can only be named in
+/// `Connection` when `Connection` itself is present, this is "any
+/// hop-by-hop field present".
+pub fn has_connection_specific(headers: &[Header<'_>]) -> bool {
+    headers.iter().any(|h| is_hop_by_hop(h.name))
+}
+
+/// What the `Content-Length` fields of a head say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ContentLength {
+    /// No `Content-Length` field.
+    Absent,
+    /// One value (possibly repeated identically in several fields).
+    Value(u64),
+    /// A value that is not `1*DIGIT` or does not fit in 64 bits.
+    Malformed,
+    /// Two fields with different values.
+    Conflicting(u64, u64),
+}
+
+/// Reads the `Content-Length` fields. Each field must hold exactly one
+/// `1*DIGIT` value (a comma list such as `5, 5` is malformed); several
+/// fields are accepted only when they all hold the same number.
+pub(crate) fn content_length(headers: &[Header<'_>]) -> ContentLength {
+    let mut found: Option<u64> = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        let Some(n) = parse_decimal(trim_ows(h.value)) else {
+            return ContentLength::Malformed;
+        };
+        match found {
+            Some(first) if first != n => return ContentLength::Conflicting(first, n),
+            _ => found = Some(n),
+        }
+    }
+    found.map_or(ContentLength::Absent, ContentLength::Value)
+}
+
+/// `1*DIGIT` as a `u64`, or `None` if empty, not all digits, or too large.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// What the `Transfer-Encoding` fields of a head say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TransferCoding {
+    /// No `Transfer-Encoding` field.
+    Absent,
+    /// Exactly one coding in all, `chunked`.
+    ChunkedOnly,
+    /// `chunked` is the final coding, after others (e.g. `gzip, chunked`).
+    ChunkedAfterOthers,
+    /// `chunked` appears more than once, or before another coding.
+    ChunkedMisplaced,
+    /// Codings are listed but `chunked` is not one of them, or a field is
+    /// present with no coding (empty) or with an element that is not a
+    /// token.
+    NotChunked,
+}
+
+/// Reads the `Transfer-Encoding` fields, concatenated in order as one list.
+pub(crate) fn transfer_coding(headers: &[Header<'_>]) -> TransferCoding {
+    let mut present = false;
+    let mut codings = 0usize;
+    let mut chunked_at: Option<usize> = None;
+    let mut chunked_count = 0usize;
+    let mut bad_element = false;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+    {
+        present = true;
+        for element in list_elements(h.value) {
+            // A coding may carry parameters (`gzip;q=1` is not allowed in
+            // TE but is in the grammar); only its name matters here.
+            let name = trim_ows(element.split(|&b| b == b';').next().unwrap_or(element));
+            if !is_token(name) {
+                bad_element = true;
+            }
+            if name.eq_ignore_ascii_case(b"chunked") {
+                chunked_count += 1;
+                chunked_at = Some(codings);
+            }
+            codings += 1;
+        }
+    }
+    if !present {
+        return TransferCoding::Absent;
+    }
+    if bad_element || chunked_count == 0 {
+        return TransferCoding::NotChunked;
+    }
+    if chunked_count > 1 || chunked_at != Some(codings - 1) {
+        return TransferCoding::ChunkedMisplaced;
+    }
+    if codings == 1 {
+        TransferCoding::ChunkedOnly
+    } else {
+        TransferCoding::ChunkedAfterOthers
+    }
+}
+
+/// The number of fields named `name` (case-insensitive).
+pub(crate) fn count(headers: &[Header<'_>], name: &str) -> usize {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(name: &'a str, value: &'a [u8]) -> Header<'a> {
+        Header { name, value }
+    }
+
+    #[test]
+    fn content_length_rules() {
+        assert_eq!(content_length(&[]), ContentLength::Absent);
+        assert_eq!(
+            content_length(&[h("Content-Length", b"42")]),
+            ContentLength::Value(42)
+        );
+        assert_eq!(
+            content_length(&[h("content-length", b"7"), h("Content-Length", b"7")]),
+            ContentLength::Value(7)
+        );
+        assert_eq!(
+            content_length(&[h("content-length", b"7"), h("Content-Length", b"8")]),
+            ContentLength::Conflicting(7, 8)
+        );
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"5, 5",
+            b"0x10",
+            b"1 2",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(
+                content_length(&[h("Content-Length", bad)]),
+                ContentLength::Malformed,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            content_length(&[h("Content-Length", b"18446744073709551615")]),
+            ContentLength::Value(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn transfer_coding_rules() {
+        let te = |v: &'static [u8]| transfer_coding(&[h("Transfer-Encoding", v)]);
+        assert_eq!(transfer_coding(&[]), TransferCoding::Absent);
+        assert_eq!(te(b"chunked"), TransferCoding::ChunkedOnly);
+        assert_eq!(te(b"Chunked"), TransferCoding::ChunkedOnly);
+        assert_eq!(te(b"gzip, chunked"), TransferCoding::ChunkedAfterOthers);
+        assert_eq!(te(b"chunked, chunked"), TransferCoding::ChunkedMisplaced);
+        assert_eq!(te(b"chunked, gzip"), TransferCoding::ChunkedMisplaced);
+        assert_eq!(te(b"gzip"), TransferCoding::NotChunked);
+        assert_eq!(te(b""), TransferCoding::NotChunked);
+        assert_eq!(te(b"chunked\x0b"), TransferCoding::NotChunked);
+        assert_eq!(te(b"\"chunked\""), TransferCoding::NotChunked);
+        assert_eq!(
+            transfer_coding(&[
+                h("Transfer-Encoding", b"chunked"),
+                h("transfer-encoding", b"chunked")
+            ]),
+            TransferCoding::ChunkedMisplaced
+        );
+    }
+
+    #[test]
+    fn connection_specific_fields() {
+        let hs = [
+            h("Connection", b"close, X-Secret"),
+            h("X-Secret", b"1"),
+            h("Host", b"a"),
+        ];
+        assert!(is_connection_specific("x-secret", &hs));
+        assert!(is_connection_specific("TE", &hs));
+        assert!(!is_connection_specific("Host", &hs));
+        assert!(has_connection_specific(&hs));
+        assert!(!has_connection_specific(&hs[1..]));
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"   "), b"");
+    }
+}

@@ -1,0 +1,303 @@
+//! Response heads from real servers: validation and the body framing they
+//! imply given the request they answer (RFC 9112 §6.3).
+//!
+//! Any malformation is a [`ResponseError`], and the engine answers the
+//! client 502 (or cuts it, if part of the response was already sent).
+
+use httparse::Header;
+
+use super::body::Framing;
+use super::headers::{
+    self, content_length, has_connection_specific, transfer_coding, ConnectionOptions,
+    ContentLength, TransferCoding,
+};
+use super::limits::Limits;
+use super::request::Method;
+use super::scan::{scan_head, Scan, ScanError, ScanLimits};
+
+/// The framing facts of a valid response head.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseInfo {
+    /// Bytes of the head, through the final CRLF CRLF.
+    pub head_len: usize,
+    /// The status code (100–999).
+    pub status: u16,
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The body: [`Framing::None`] for a `HEAD` request and 1xx, 204, 304;
+    /// [`Framing::Chunked`] when `chunked` is the final transfer coding;
+    /// [`Framing::Length`] from `Content-Length`; otherwise
+    /// [`Framing::CloseDelimited`].
+    pub framing: Framing,
+    /// Whether the server keeps the connection open after this response:
+    /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`; never for a close-delimited body or a 101.
+    pub keep_alive: bool,
+    /// A `Set-Cookie` or `Set-Cookie2` field is present.
+    pub sets_cookie: bool,
+    /// A 1xx response other than 101: the final response follows on the
+    /// same connection, after this head.
+    pub interim: bool,
+    /// 101 Switching Protocols: after this head both directions are a
+    /// tunnel.
+    pub upgrade: bool,
+    /// The head holds a hop-by-hop field (or empty lines before the status
+    /// line), so it cannot be forwarded byte for byte.
+    pub needs_rewrite: bool,
+}
+
+/// A parsed response head, borrowing the buffer and the header slots.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseHead<'a> {
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase (empty if absent or not UTF-8).
+    pub reason: &'a str,
+    /// The header fields in the order received.
+    pub headers: &'a [Header<'a>],
+}
+
+/// Why a response head is refused; the engine answers 502. Callers may
+/// rely on the variants, not on the `Display` wording.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// The head is larger than [`Limits::max_header_size`].
+    #[error("response head larger than {limit} bytes")]
+    HeadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// More fields than [`Limits::max_headers`] or than the slots lent.
+    #[error("more than {limit} header fields in response")]
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// A line ends in a bare LF.
+    #[error("bare LF line end at byte {offset} of the response head")]
+    BareLf {
+        /// Offset of the LF in the buffer.
+        offset: usize,
+    },
+    /// The version is not `HTTP/1.0` or `HTTP/1.1`.
+    #[error("unsupported or malformed HTTP version in response")]
+    UnsupportedVersion,
+    /// The status line or a field breaks the grammar.
+    #[error("malformed response head: {0}")]
+    Malformed(httparse::Error),
+    /// A field name or value holds a byte the grammar forbids.
+    #[error("response header field {field} holds the forbidden byte {byte:#04x}")]
+    FieldByte {
+        /// The index of the field.
+        field: usize,
+        /// The offending byte.
+        byte: u8,
+    },
+    /// A status code below 100.
+    #[error("invalid status code {status}")]
+    InvalidStatus {
+        /// The code.
+        status: u16,
+    },
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    #[error("both Content-Length and Transfer-Encoding in response")]
+    ContentLengthWithTransferEncoding,
+    /// A `Content-Length` that is not one decimal number fitting 64 bits.
+    #[error("malformed Content-Length in response")]
+    InvalidContentLength,
+    /// `Content-Length` fields with different values.
+    #[error("conflicting Content-Length values {first} and {second} in response")]
+    ConflictingContentLength {
+        /// The first value.
+        first: u64,
+        /// The first value that differs from it.
+        second: u64,
+    },
+    /// `chunked` listed twice, or before another coding.
+    #[error("chunked transfer coding repeated or not final")]
+    ChunkedMisplaced,
+    /// `Transfer-Encoding` on an HTTP/1.0 response (faulty framing, RFC
+    /// 9112 §6.1).
+    #[error("Transfer-Encoding on an HTTP/1.0 response")]
+    TransferEncodingOnHttp10,
+}
+
+impl ResponseError {
+    fn from_scan(e: ScanError, limits: &Limits) -> Self {
+        match e {
+            ScanError::FirstLineTooLong | ScanError::HeadTooLarge => ResponseError::HeadTooLarge {
+                limit: limits.max_header_size,
+            },
+            ScanError::TooManyFields => ResponseError::TooManyHeaders {
+                limit: limits.max_headers,
+            },
+            ScanError::BareLf(offset) => ResponseError::BareLf { offset },
+        }
+    }
+
+    fn from_httparse(e: httparse::Error, slots: usize) -> Self {
+        match e {
+            httparse::Error::Version => ResponseError::UnsupportedVersion,
+            httparse::Error::TooManyHeaders => ResponseError::TooManyHeaders { limit: slots },
+            other => ResponseError::Malformed(other),
+        }
+    }
+}
+
+/// Parses the response head at the start of `buf`, answering a request
+/// made with `request_method`.
+///
+/// `Ok(None)` means the head is incomplete (errors already visible are
+/// reported at once). `headers` needs at least [`Limits::max_headers`]
+/// slots. Nothing is allocated.
+///
+/// Framing, in RFC 9112 §6.3 order: a response to `HEAD`, any 1xx, 204 and
+/// 304 have no body (their `Content-Length` is ignored); 101 turns the
+/// connection into a tunnel ([`ResponseInfo::upgrade`]); a
+/// `Transfer-Encoding` whose final coding is `chunked` means
+/// [`Framing::Chunked`], any other `Transfer-Encoding`
+/// [`Framing::CloseDelimited`]; else `Content-Length` (strict, like
+/// requests: several differing values or a malformed one is an error);
+/// else close-delimited. `Transfer-Encoding` with `Content-Length`, or on
+/// an HTTP/1.0 response, is an error.
+///
+/// ```
+/// use ktcpvs_net::http::{parse_response, Framing, Limits, Method};
+/// let mut slots = [httparse::EMPTY_HEADER; 100];
+/// let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+/// let (info, head) = parse_response(buf, &mut slots, Method::Get, &Limits::default()).unwrap().unwrap();
+/// assert_eq!((info.status, info.framing, info.keep_alive), (200, Framing::Length(5), true));
+/// assert_eq!(head.reason, "OK");
+/// let (info, _) = parse_response(buf, &mut slots, Method::Head, &Limits::default()).unwrap().unwrap();
+/// assert_eq!(info.framing, Framing::None);
+/// ```
+pub fn parse_response<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+    request_method: Method,
+    limits: &Limits,
+) -> Result<Option<(ResponseInfo, ResponseHead<'h>)>, ResponseError> {
+    let scan_limits = ScanLimits {
+        first_line: limits.max_header_size,
+        head: limits.max_header_size,
+        fields: limits.max_headers,
+    };
+    let slots = headers.len();
+    let scan = scan_head(buf, scan_limits).map_err(|e| ResponseError::from_scan(e, limits))?;
+    let (head_len, leading) = match scan {
+        Scan::Partial => {
+            httparse::Response::new(headers)
+                .parse(buf)
+                .map_err(|e| ResponseError::from_httparse(e, slots))?;
+            return Ok(None);
+        }
+        Scan::Complete { head_len, leading } => (head_len, leading),
+    };
+    let mut res = httparse::Response::new(headers);
+    match res.parse(&buf[..head_len]) {
+        Ok(httparse::Status::Complete(n)) if n == head_len => {}
+        Ok(_) => return Err(ResponseError::Malformed(httparse::Error::NewLine)),
+        Err(e) => return Err(ResponseError::from_httparse(e, slots)),
+    }
+    let httparse::Response {
+        version,
+        code,
+        reason,
+        headers,
+    } = res;
+    let (Some(version), Some(status)) = (version, code) else {
+        return Err(ResponseError::Malformed(httparse::Error::Status));
+    };
+    if status < 100 {
+        return Err(ResponseError::InvalidStatus { status });
+    }
+    let headers: &'h [Header<'b>] = headers;
+    check_fields(headers)?;
+    let interim = (100..200).contains(&status) && status != 101;
+    let upgrade = status == 101;
+    let framing = response_framing(headers, version, status, request_method)?;
+    let connection = ConnectionOptions::of(headers);
+    let keep_alive = !upgrade
+        && framing != Framing::CloseDelimited
+        && !connection.close
+        && (version == 1 || connection.keep_alive);
+    let sets_cookie = headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("set-cookie") || h.name.eq_ignore_ascii_case("set-cookie2")
+    });
+    let info = ResponseInfo {
+        head_len,
+        status,
+        version,
+        framing,
+        keep_alive,
+        sets_cookie,
+        interim,
+        upgrade,
+        needs_rewrite: leading > 0 || has_connection_specific(headers),
+    };
+    let head = ResponseHead {
+        version,
+        status,
+        reason: reason.unwrap_or(""),
+        headers,
+    };
+    Ok(Some((info, head)))
+}
+
+/// Re-checks every field name and value byte against the grammar.
+fn check_fields(headers: &[Header<'_>]) -> Result<(), ResponseError> {
+    for (field, h) in headers.iter().enumerate() {
+        if h.name.is_empty() {
+            return Err(ResponseError::Malformed(httparse::Error::HeaderName));
+        }
+        let bad_name = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b));
+        let bad_value = h.value.iter().find(|&&b| !headers::is_field_value_byte(b));
+        if let Some(&byte) = bad_name.or(bad_value) {
+            return Err(ResponseError::FieldByte { field, byte });
+        }
+    }
+    Ok(())
+}
+
+/// The message-body length of a response (RFC 9112 §6.3).
+fn response_framing(
+    headers: &[Header<'_>],
+    version: u8,
+    status: u16,
+    request_method: Method,
+) -> Result<Framing, ResponseError> {
+    if request_method == Method::Head || status < 200 || status == 204 || status == 304 {
+        return Ok(Framing::None);
+    }
+    let te = transfer_coding(headers);
+    let cl = content_length(headers);
+    if te != TransferCoding::Absent {
+        if version == 0 {
+            return Err(ResponseError::TransferEncodingOnHttp10);
+        }
+        if cl != ContentLength::Absent {
+            return Err(ResponseError::ContentLengthWithTransferEncoding);
+        }
+        return match te {
+            TransferCoding::ChunkedOnly | TransferCoding::ChunkedAfterOthers => {
+                Ok(Framing::Chunked)
+            }
+            TransferCoding::ChunkedMisplaced => Err(ResponseError::ChunkedMisplaced),
+            // "If a Transfer-Encoding header field is present in a response
+            // and the chunked transfer coding is not the final encoding, the
+            // message body length is determined by reading the connection
+            // until it is closed by the server."
+            TransferCoding::NotChunked | TransferCoding::Absent => Ok(Framing::CloseDelimited),
+        };
+    }
+    match cl {
+        ContentLength::Absent => Ok(Framing::CloseDelimited),
+        ContentLength::Value(n) => Ok(Framing::Length(n)),
+        ContentLength::Malformed => Err(ResponseError::InvalidContentLength),
+        ContentLength::Conflicting(first, second) => {
+            Err(ResponseError::ConflictingContentLength { first, second })
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Head writers: the request head sent to a real server, the response head
+//! sent back to the client, and the engine's own error responses.
+//!
+//! A head is rewritten only when it must be (see
+//! [`can_forward_request_verbatim`]); then the writer removes the
+//! hop-by-hop fields and those named in `Connection`, adds what the proxy
+//! owes (`X-Forwarded-For`, `Forwarded`, `Connection`), and appends into a
+//! caller-owned buffer, so a reused buffer means no allocation.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use httparse::Header;
+use ktcpvs_core::RequestHead;
+
+use super::headers::is_connection_specific;
+use super::request::RequestInfo;
+use super::response::{ResponseHead, ResponseInfo};
+
+/// The interim response the engine may send itself to an
+/// `Expect: 100-continue` request.
+pub const CONTINUE_RESPONSE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What the proxy adds to a forwarded head.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForwardOptions<'a> {
+    /// The client's address: add `X-Forwarded-For: <ip>` (appended to the
+    /// values of any received `X-Forwarded-For`, merged into one field) and
+    /// `Forwarded: for=<ip>` (likewise). Requests only.
+    pub forwarded_for: Option<SocketAddr>,
+    /// Send `Connection: close`.
+    pub close: bool,
+    /// One complete extra header line (e.g. `Set-Cookie: KTCPVS_SID=1;
+    /// Path=/`), written just before the empty line; a missing CRLF is
+    /// added.
+    pub extra: Option<&'a [u8]>,
+}
+
+impl ForwardOptions<'_> {
+    fn adds_nothing(&self) -> bool {
+        self.forwarded_for.is_none() && !self.close && self.extra.is_none()
+    }
+}
+
+/// Whether the received head (`buf[..info.head_len]`) may be forwarded
+/// byte for byte instead of calling [`write_request_head`]: nothing in it
+/// is connection-specific and nothing is to be added.
+pub fn can_forward_request_verbatim(info: &RequestInfo, opts: &ForwardOptions<'_>) -> bool {
+    !info.needs_rewrite && opts.adds_nothing()
+}
+
+/// Whether the received response head may be forwarded byte for byte
+/// instead of calling [`write_response_head`].
+pub fn can_forward_response_verbatim(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> bool {
+    !info.needs_rewrite && !opts.close && opts.extra.is_none()
+}
+
+/// Appends to `out` the request head to send to a real server.
+///
+/// * The request line as received (method, target, version).
+/// * Every field as received (`Name: value`), except hop-by-hop fields
+///   (`Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+///   `Upgrade`) and those named in `Connection`. For an upgrade request
+///   (`info.upgrade`) `Upgrade` is kept and `Connection: upgrade` sent.
+///   `Transfer-Encoding` and `Content-Length` are kept as they are.
+/// * With `opts.forwarded_for`, received `X-Forwarded-For` and `Forwarded`
+///   fields are merged, each into one field ending with the client.
+/// * `Connection: close` with `opts.close` (combined with `upgrade`).
+/// * `opts.extra`, then the empty line.
+///
+/// An HTTP/1.0 client kept alive has lost its `Connection: keep-alive`
+/// here; ask the real server for it through `opts.extra` if wanted.
+///
+/// ```
+/// use ktcpvs_net::http::{parse_request, write_request_head, ForwardOptions, Limits};
+/// let mut slots = [httparse::EMPTY_HEADER; 100];
+/// let buf = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n";
+/// let (info, head) = parse_request(buf, &mut slots, &Limits::default()).unwrap().unwrap();
+/// let mut out = Vec::new();
+/// let opts = ForwardOptions { forwarded_for: Some("10.0.0.7:5000".parse().unwrap()), ..Default::default() };
+/// write_request_head(&head, &info, &opts, &mut out);
+/// assert_eq!(out, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.7\r\nForwarded: for=10.0.0.7\r\n\r\n");
+/// ```
+pub fn write_request_head(
+    head: &RequestHead<'_>,
+    info: &RequestInfo,
+    opts: &ForwardOptions<'_>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(version_text(head.version));
+    out.extend_from_slice(b"\r\n");
+    let merged = |name: &str| opts.forwarded_for.is_some() && is_forwarding_field(name);
+    for h in head.headers {
+        if keeps(h.name, head.headers, info.upgrade) && !merged(h.name) {
+            write_field(out, h.name.as_bytes(), h.value);
+        }
+    }
+    if let Some(client) = opts.forwarded_for {
+        let ip = client.ip();
+        write_merged(out, "X-Forwarded-For", head.headers, |out| {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{ip}");
+        });
+        write_merged(out, "Forwarded", head.headers, |out| match ip {
+            IpAddr::V4(v4) => {
+                let _ = write!(out, "for={v4}");
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(out, "for=\"[{v6}]\"");
+            }
+        });
+    }
+    write_connection(out, info.upgrade, opts.close);
+    finish(out, opts.extra);
+}
+
+/// Appends to `out` the response head to send to the client.
+///
+/// * The status line with the server's version, status and reason.
+/// * Every field except hop-by-hop fields and those named in `Connection`;
+///   for a 101, `Upgrade` is kept and `Connection: upgrade` sent.
+/// * `Connection: close` with `opts.close` (ignored for a 101).
+/// * `opts.extra`, then the empty line. `opts.forwarded_for` is ignored.
+///
+/// Telling an HTTP/1.0 client `Connection: keep-alive` is the engine's
+/// business, through `opts.extra`.
+///
+/// ```
+/// use ktcpvs_net::http::{parse_response, write_response_head, ForwardOptions, Limits, Method};
+/// let mut slots = [httparse::EMPTY_HEADER; 100];
+/// let buf = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n";
+/// let (info, head) = parse_response(buf, &mut slots, Method::Get, &Limits::default()).unwrap().unwrap();
+/// let mut out = Vec::new();
+/// let opts = ForwardOptions { close: true, extra: Some(b"X-Server: r1"), ..Default::default() };
+/// write_response_head(&head, &info, &opts, &mut out);
+/// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\nX-Server: r1\r\n\r\n");
+/// ```
+pub fn write_response_head(
+    head: &ResponseHead<'_>,
+    info: &ResponseInfo,
+    opts: &ForwardOptions<'_>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&version_text(head.version)[1..]);
+    let _ = write!(out, " {:03} ", head.status);
+    out.extend_from_slice(head.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in head.headers {
+        if keeps(h.name, head.headers, info.upgrade) {
+            write_field(out, h.name.as_bytes(), h.value);
+        }
+    }
+    write_connection(out, info.upgrade, opts.close && !info.upgrade);
+    finish(out, opts.extra);
+}
+
+/// The reason phrase of `status` (RFC 9110 §15), or `"Error"` for a code
+/// the engine does not send itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+/// Appends a complete error response: status line with reason,
+/// `Content-Type: text/plain`, `Content-Length`, `Connection: close`, and
+/// a one-line body (`502 Bad Gateway`). Meant for 400, 408, 413, 414, 431,
+/// 500, 501, 502, 503 and 504.
+///
+/// ```
+/// let mut out = Vec::new();
+/// ktcpvs_net::http::write_error_response(503, &mut out);
+/// assert!(out.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
+/// assert!(out.ends_with(b"\r\n\r\n503 Service Unavailable\n"));
+/// ```
+pub fn write_error_response(status: u16, out: &mut Vec<u8>) {
+    let reason = reason_phrase(status);
+    // Body: "NNN " + reason + "\n".
+    let body_len = 3 + 1 + reason.len() + 1;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status:03} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n{status:03} {reason}\n"
+    );
+}
+
+/// `" HTTP/1.x"` for a minor version.
+fn version_text(version: u8) -> &'static [u8] {
+    if version == 0 {
+        b" HTTP/1.0"
+    } else {
+        b" HTTP/1.1"
+    }
+}
+
+/// Whether a field is forwarded: not connection-specific, except `Upgrade`
+/// on an upgrade.
+fn keeps(name: &str, headers: &[Header<'_>], upgrade: bool) -> bool {
+    (upgrade && name.eq_ignore_ascii_case("upgrade")) || !is_connection_specific(name, headers)
+}
+
+fn is_forwarding_field(name: &str) -> bool {
+    name.eq_ignore_ascii_case("x-forwarded-for") || name.eq_ignore_ascii_case("forwarded")
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `name: <received values>, <own>` as one field.
+fn write_merged(
+    out: &mut Vec<u8>,
+    name: &str,
+    headers: &[Header<'_>],
+    own: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)) {
+        if !h.value.is_empty() {
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    own(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_connection(out: &mut Vec<u8>, upgrade: bool, close: bool) {
+    match (upgrade, close) {
+        (true, true) => out.extend_from_slice(b"Connection: upgrade, close\r\n"),
+        (true, false) => out.extend_from_slice(b"Connection: upgrade\r\n"),
+        (false, true) => out.extend_from_slice(b"Connection: close\r\n"),
+        (false, false) => {}
+    }
+}
+
+fn finish(out: &mut Vec<u8>, extra: Option<&[u8]>) {
+    if let Some(line) = extra {
+        out.extend_from_slice(line);
+        if !line.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}

@@ -1,0 +1,1 @@
+//! Tests of the framing module on raw bytes.
