@@ -1,1 +1,106 @@
-//! ktcpvs
+//! # ktcpvs
+//!
+//! A Layer-7 load balancer to embed in Rust servers: a user-space
+//! re-creation of KTCPVS (Kernel TCP Virtual Server, from the Linux Virtual
+//! Server project). A *virtual service* listens on an address, reads the
+//! start of each request, and sends it to a *real server* chosen by its
+//! *scheduler*: by content rules (`/images/.*` → r1, `/html/.*` → r2,
+//! everything else → r3) and weighted least-connection balancing.
+//!
+//! This facade crate is what a host program depends on. It re-exports the
+//! member crates and adds what a host needs around them:
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`core`] | the model, the [`Control`] handle, the configuration language |
+//! | [`net`] | the relay engine that serves the published configuration |
+//! | [`sched_wlc`], [`sched_http`] | the built-in schedulers |
+//! | [`builtin_schedulers`] | a registry with `wlc`, `http`, `hhttp`, `phttp` and `chttp` |
+//! | [`control_socket`] | the control protocol, its Unix-socket server and client (what `tcpvsadm` speaks) |
+//! | [`demo`] | name-answering HTTP servers for demonstrations and tests |
+//!
+//! The example programs `ktcpvsd` (the host program, what `insmod ktcpvs`
+//! was) and `tcpvsadm` (the admin tool) show the whole operator workflow.
+//!
+//! ## Configuring a balancer in-process
+//!
+//! Every change is a [`Command`] applied atomically through [`Control`];
+//! the engine picks up each published snapshot without a lock on the data
+//! path.
+//!
+//! ```
+//! use ktcpvs::{builtin_schedulers, Command, Control, ServiceSpec};
+//!
+//! let control = Control::new(builtin_schedulers());
+//! control.transaction(&[
+//!     Command::AddService {
+//!         name: "http".into(),
+//!         spec: ServiceSpec {
+//!             scheduler: Some("http".into()),
+//!             listen: Some("127.0.0.1:0".parse()?),
+//!             ..Default::default()
+//!         },
+//!     },
+//!     Command::AddServer { service: "http".into(), server: "127.0.0.1:8001".parse()?, weight: None },
+//!     Command::AddServer { service: "http".into(), server: "127.0.0.1:8002".parse()?, weight: None },
+//!     Command::AddRule {
+//!         service: "http".into(),
+//!         pattern: "/images/.*".into(),
+//!         match_group: None,
+//!         server: "127.0.0.1:8001".parse()?,
+//!     },
+//!     Command::AddRule {
+//!         service: "http".into(),
+//!         pattern: ".*".into(),
+//!         match_group: None,
+//!         server: "127.0.0.1:8002".parse()?,
+//!     },
+//! ])?;
+//! assert_eq!(control.config().service("http").unwrap().rules.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod control_socket;
+pub mod demo;
+
+use std::sync::Arc;
+
+pub use ktcpvs_core as core;
+pub use ktcpvs_net as net;
+pub use ktcpvs_sched_http as sched_http;
+pub use ktcpvs_sched_wlc as sched_wlc;
+
+pub use ktcpvs_core::{
+    Command, Config, Control, ControlError, Endpoint, Scheduler, SchedulerRegistry, ServiceSpec,
+    Settings, Snapshot,
+};
+
+/// The names [`builtin_schedulers`] registers.
+pub const BUILTIN_SCHEDULERS: &[&str] = &["wlc", "http", "hhttp", "phttp", "chttp"];
+
+/// A scheduler registry holding every built-in scheduler: `wlc` (layer 4
+/// weighted least-connection), `http` (content rules on the first request),
+/// `hhttp` (hash of a captured part of the request), `phttp` (per-request
+/// switching over kept-alive server connections) and `chttp` (cookie
+/// persistence).
+///
+/// ```
+/// let registry = ktcpvs::builtin_schedulers();
+/// for name in ktcpvs::BUILTIN_SCHEDULERS {
+///     assert!(registry.get(name).is_ok(), "{name}");
+/// }
+/// ```
+pub fn builtin_schedulers() -> Arc<SchedulerRegistry> {
+    let registry = SchedulerRegistry::new();
+    // Registering distinct built-in names into a fresh registry cannot
+    // collide; a failure here is a bug in a scheduler crate.
+    if let Err(e) = ktcpvs_sched_wlc::register(&registry) {
+        panic!("built-in scheduler wlc failed to register: {e}");
+    }
+    if let Err(e) = ktcpvs_sched_http::register(&registry) {
+        panic!("built-in HTTP schedulers failed to register: {e}");
+    }
+    Arc::new(registry)
+}

@@ -1,0 +1,154 @@
+//! The control-socket client: what `tcpvsadm` (or any host tool) uses to
+//! talk to a running daemon.
+//!
+//! ```no_run
+//! use ktcpvs::control_socket::{ControlClient, Reply, Request};
+//!
+//! let path = ktcpvs::control_socket::default_socket_path();
+//! let mut client = ControlClient::connect(&path)?;
+//! match client.request(&Request::Ping)? {
+//!     Reply::Ok(_) => println!("daemon at {} is alive", path.display()),
+//!     Reply::Err { kind, message } => eprintln!("{kind}: {message}"),
+//! }
+//! # Ok::<(), ktcpvs::control_socket::ClientError>(())
+//! ```
+
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::protocol::{
+    parse_greeting, read_line, stuff_line, LineRead, ProtocolError, Reply, Request, END_OF_TEXT,
+    MAX_LINE, PROTOCOL_VERSION,
+};
+
+/// Why a request could not be carried to the daemon and back. (A refusal
+/// by the daemon is not an error here: it is a [`Reply::Err`].)
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// Nothing listens at the socket path.
+    #[error("no ktcpvsd is running at {path} ({source}); start one with `cargo run --release --example ktcpvsd`, or pick its socket with --socket or $KTCPVS_SOCKET")]
+    NotRunning {
+        /// The socket path tried.
+        path: PathBuf,
+        /// The connect error.
+        source: std::io::Error,
+    },
+    /// The socket exists but we may not use it.
+    #[error("permission denied on {path}: the control socket belongs to the user running ktcpvsd")]
+    PermissionDenied {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The daemon speaks another protocol version.
+    #[error(
+        "ktcpvsd at {path} speaks control protocol {found}, this tool speaks {PROTOCOL_VERSION}"
+    )]
+    Version {
+        /// The socket path.
+        path: PathBuf,
+        /// The version it announced.
+        found: u32,
+    },
+    /// The daemon sent something that is not the protocol.
+    #[error("protocol error from ktcpvsd: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The connection closed before the reply was complete.
+    #[error("ktcpvsd closed the connection before replying")]
+    Closed,
+    /// Reading or writing the socket failed.
+    #[error("control socket I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A connection to a daemon's control socket.
+#[derive(Debug)]
+pub struct ControlClient {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl ControlClient {
+    /// Connects to the daemon at `path` and checks its greeting.
+    pub fn connect(path: &Path) -> Result<ControlClient, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
+                path: path.to_path_buf(),
+            },
+            _ => ClientError::NotRunning {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let writer = stream.try_clone()?;
+        let mut client = ControlClient {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.line()?;
+        let version = parse_greeting(&greeting)?;
+        if version != PROTOCOL_VERSION {
+            return Err(ClientError::Version {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        Ok(client)
+    }
+
+    fn line(&mut self) -> Result<String, ClientError> {
+        match read_line(&mut self.reader, MAX_LINE * 64)? {
+            Ok(LineRead::Line(l)) => Ok(l),
+            Ok(LineRead::Eof) => Err(ClientError::Closed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn reply(&mut self) -> Result<Reply, ClientError> {
+        let status = self.line()?;
+        match Reply::parse_status(&status)? {
+            Err(refusal) => Ok(refusal),
+            Ok(count) => {
+                let mut body = Vec::with_capacity(count.min(4096));
+                for _ in 0..count {
+                    body.push(self.line()?);
+                }
+                Ok(Reply::Ok(body))
+            }
+        }
+    }
+
+    /// Sends one request and reads its reply. For `load`, use
+    /// [`load`](Self::load), which also sends the text.
+    pub fn request(&mut self, request: &Request) -> Result<Reply, ClientError> {
+        self.writer.write_all(format!("{request}\n").as_bytes())?;
+        if matches!(request, Request::Load { .. }) {
+            self.writer
+                .write_all(format!("{END_OF_TEXT}\n").as_bytes())?;
+        }
+        self.reply()
+    }
+
+    /// Sends `load` with the configuration `text` (named `file` in error
+    /// messages) and reads the reply.
+    pub fn load(&mut self, file: Option<&str>, text: &str) -> Result<Reply, ClientError> {
+        let mut wire = format!(
+            "{}\n",
+            Request::Load {
+                file: file.map(str::to_string)
+            }
+        );
+        for line in text.lines() {
+            wire.push_str(&stuff_line(line));
+            wire.push('\n');
+        }
+        wire.push_str(END_OF_TEXT);
+        wire.push('\n');
+        self.writer.write_all(wire.as_bytes())?;
+        self.reply()
+    }
+}

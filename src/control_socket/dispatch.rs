@@ -1,0 +1,260 @@
+//! Carrying out one control-socket [`Request`] against a [`Control`]: the
+//! translation to core [`Command`]s and the text of each reply body.
+//!
+//! This is the only place where the socket protocol meets the control API,
+//! so the socket server stays pure I/O and the protocol module stays pure
+//! text.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use ktcpvs_core::config::PrintOptions;
+use ktcpvs_core::control::{Command, Control, ServiceSpec};
+use ktcpvs_core::endpoint::Endpoint;
+use ktcpvs_core::ControlError;
+
+use super::protocol::{ErrorKind, Reply, Request, ServiceArgs, SysctlRequest, VERBS};
+
+/// Tells which address a started service actually listens on (the engine
+/// knows it; with `listen=…:0` it differs from the configured one).
+pub type BoundAddr = Arc<dyn Fn(&str) -> Option<SocketAddr> + Send + Sync>;
+
+/// Carries out requests against one [`Control`].
+#[derive(Clone)]
+pub struct Dispatcher {
+    control: Control,
+    bound_addr: Option<BoundAddr>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("control", &self.control)
+            .field("bound_addr", &self.bound_addr.is_some())
+            .finish()
+    }
+}
+
+fn refused(e: ControlError) -> Reply {
+    Reply::error(ErrorKind::of_control_error(&e), e)
+}
+
+fn done(result: Result<(), ControlError>) -> Reply {
+    match result {
+        Ok(()) => Reply::Ok(Vec::new()),
+        Err(e) => refused(e),
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher for `control`. `bound_addr`, when given, lets `stats`
+    /// report the address each started service really listens on.
+    pub fn new(control: Control, bound_addr: Option<BoundAddr>) -> Dispatcher {
+        Dispatcher {
+            control,
+            bound_addr,
+        }
+    }
+
+    /// The control handle requests are applied to.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Carries out `request`. `text` is the configuration text that follows
+    /// a `load` request (ignored for every other verb). A refused request
+    /// changes nothing.
+    pub fn handle(&self, request: &Request, text: Option<&str>) -> Reply {
+        match request {
+            Request::AddService { name, args } => {
+                let spec = self.spec_for(None, args);
+                done(self.control.execute(Command::AddService {
+                    name: name.clone(),
+                    spec,
+                }))
+            }
+            Request::EditService { name, args } => {
+                let spec = self.spec_for(Some(name), args);
+                done(self.control.execute(Command::EditService {
+                    name: name.clone(),
+                    spec,
+                }))
+            }
+            Request::DeleteService { name } => done(
+                self.control
+                    .execute(Command::DeleteService { name: name.clone() }),
+            ),
+            Request::Flush => done(self.control.execute(Command::Flush)),
+            Request::AddServer {
+                service,
+                server,
+                weight,
+            } => done(self.control.execute(Command::AddServer {
+                service: service.clone(),
+                server: server.clone(),
+                weight: *weight,
+            })),
+            Request::EditServer {
+                service,
+                server,
+                weight,
+            } => done(self.control.execute(Command::EditServer {
+                service: service.clone(),
+                server: server.clone(),
+                weight: *weight,
+            })),
+            Request::DeleteServer { service, server } => {
+                done(self.control.execute(Command::DeleteServer {
+                    service: service.clone(),
+                    server: server.clone(),
+                }))
+            }
+            Request::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            } => done(self.control.execute(Command::AddRule {
+                service: service.clone(),
+                pattern: pattern.clone(),
+                match_group: *match_group,
+                server: server.clone(),
+            })),
+            Request::DeleteRule {
+                service,
+                pattern,
+                server,
+            } => done(self.control.execute(Command::DeleteRule {
+                service: service.clone(),
+                pattern: pattern.clone(),
+                server: server.clone(),
+            })),
+            Request::Start { service } => done(self.control.execute(Command::Start {
+                service: service.clone(),
+            })),
+            Request::Stop { service } => done(self.control.execute(Command::Stop {
+                service: service.clone(),
+            })),
+            Request::List { service, numeric } => {
+                match self
+                    .control
+                    .list(service.as_deref(), &PrintOptions { numeric: *numeric })
+                {
+                    Ok(text) => Reply::with_text(&text),
+                    Err(e) => refused(e),
+                }
+            }
+            Request::Stats { service } => self.stats(service.as_deref()),
+            Request::Sysctl(s) => self.sysctl(s),
+            Request::Load { file } => match text {
+                Some(text) => done(
+                    self.control
+                        .load_config(text, file.as_deref().map(Path::new)),
+                ),
+                None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
+            },
+            Request::Ping | Request::Quit => Reply::Ok(Vec::new()),
+            Request::Help => Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
+        }
+    }
+
+    /// The [`ServiceSpec`] of an add or edit, with a lone `port=` applied
+    /// to the given listen host, or to the service's current one on edit.
+    fn spec_for(&self, editing: Option<&str>, args: &ServiceArgs) -> ServiceSpec {
+        let mut spec = args.spec.clone();
+        if let Some(port) = args.port {
+            let host = match (&spec.listen, editing) {
+                (Some(listen), _) => listen.host.clone(),
+                (None, Some(name)) => self
+                    .control
+                    .config()
+                    .service(name)
+                    .map(|s| s.config.listen.ip().to_string())
+                    .unwrap_or_else(|| "0.0.0.0".to_string()),
+                (None, None) => "0.0.0.0".to_string(),
+            };
+            spec.listen = Some(Endpoint {
+                host,
+                port: Some(port),
+            });
+        }
+        spec
+    }
+
+    fn stats(&self, only: Option<&str>) -> Reply {
+        let snapshot = self.control.snapshot();
+        if let Some(name) = only {
+            if snapshot.service(name).is_none() {
+                return refused(ControlError::NoSuchService(name.to_string()));
+            }
+        }
+        let mut body = Vec::new();
+        for service in snapshot.services() {
+            let c = service.config();
+            if only.is_some_and(|n| n != c.name) {
+                continue;
+            }
+            let s = service.load().stats();
+            let mut line = format!(
+                "service {} state={} listen={}",
+                c.name,
+                if service.is_running() {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                c.listen
+            );
+            if service.is_running() {
+                if let Some(addr) = self.bound_addr.as_ref().and_then(|f| f(&c.name)) {
+                    let _ = write!(line, " bound={addr}");
+                }
+            }
+            let _ = write!(
+                line,
+                " active={} connections={} requests={} bytes_in={} bytes_out={} errors={}",
+                s.active, s.connections, s.requests, s.bytes_in, s.bytes_out, s.errors
+            );
+            body.push(line);
+            for entry in service.server_entries() {
+                let t = entry.load().stats();
+                body.push(format!(
+                    "server {} {} weight={} active={} total={} requests={} bytes_out={} bytes_in={} errors={} healthy={}",
+                    c.name,
+                    entry.config().addr,
+                    entry.config().weight,
+                    t.active,
+                    t.total,
+                    t.requests,
+                    t.bytes_out,
+                    t.bytes_in,
+                    t.errors,
+                    if t.healthy { "yes" } else { "no" }
+                ));
+            }
+        }
+        Reply::Ok(body)
+    }
+
+    fn sysctl(&self, request: &SysctlRequest) -> Reply {
+        match request {
+            SysctlRequest::All => Reply::Ok(
+                self.control
+                    .settings()
+                    .iter()
+                    .map(|(info, value)| format!("{} = {value}", info.name))
+                    .collect(),
+            ),
+            SysctlRequest::Get(name) => match self.control.settings().get(name) {
+                Ok(value) => Reply::Ok(vec![format!("{name} = {value}")]),
+                Err(e) => refused(e),
+            },
+            SysctlRequest::Set(name, value) => done(self.control.execute(Command::Set {
+                name: name.clone(),
+                value: value.clone(),
+            })),
+        }
+    }
+}
