@@ -510,7 +510,6 @@ fn a_file_on_disk_loads_and_names_itself_in_errors() {
 /// `Control::load_config` reports a scheduler that is not registered at the
 /// `Virtual` statement of the service that names it.
 #[test]
-
 fn unknown_scheduler_is_located_at_its_service() {
     let control = support::control();
     let text = "Virtual a {\n  scheduler = nosuch\n}\nVirtual b {\n  server = 10.0.0.1:80\n}\n";
@@ -532,7 +531,6 @@ fn unknown_scheduler_is_located_at_its_service() {
 
 /// A scheduler refusing a service is reported at that service's block.
 #[test]
-
 fn scheduler_refusal_is_located_at_its_service() {
     let control = support::control();
     let text = "Virtual a {\n  scheduler = strict\n  server = 10.0.0.1:80\n  rule = pattern \"/x\" use server 10.0.0.1:80\n}\nVirtual b {\n}\n";
