@@ -16,8 +16,8 @@
 //! | [`scheduler`] | the [`Scheduler`]/[`Picker`] plug-in contract and the [`SchedulerRegistry`] |
 //! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
 //! | [`settings`] | the runtime settings (the original's sysctls) |
-//! | [`snapshot`] | the immutable [`Snapshot`](snapshot::Snapshot) workers read through `arc-swap` |
-//! | [`control`] | the [`Control`](control::Control) handle: every operation, atomic |
+//! | [`snapshot`] | the immutable [`Snapshot`] workers read through `arc-swap` |
+//! | [`control`] | the [`Control`] handle: every operation, atomic |
 //! | [`config`] | the configuration language: parser and printer |
 //! | [`testkit`] | in-memory services and a conformance check for scheduler authors |
 //!
