@@ -1,0 +1,267 @@
+//! Backend connections of one worker: every connection to a real server
+//! lives in one slab (its token names it), owned by a session while in use
+//! and kept in a per-server idle pool between requests.
+//!
+//! Idle pooled connections stay registered with the poller under their own
+//! token, so a server closing one (FIN, reset, stray bytes) shows up as an
+//! event on a connection without an owner, and the connection is dropped
+//! at once. A connection taken from the pool is also checked with a
+//! non-blocking `peek` first, and expired ones (`keepalive_timeout`) are
+//! swept. The pool holds at most `pool_max_idle` connections per server.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use slab::Slab;
+
+use crate::session::Conn;
+use crate::worker::backend_token;
+
+/// Where a backend connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// A non-blocking connect is in progress.
+    Connecting,
+    /// Connected.
+    Open,
+}
+
+/// One connection to a real server (or to the redirect address).
+#[derive(Debug)]
+pub struct BackendConn {
+    /// The socket and what the poller reported about it.
+    pub conn: Conn,
+    /// The server address.
+    pub addr: SocketAddr,
+    /// Connecting or open.
+    pub state: LinkState,
+    /// The session using it, or `None` while it idles in the pool.
+    pub owner: Option<usize>,
+    /// When it was last put in the pool.
+    idle_since: Instant,
+}
+
+/// The outcome of checking a connect in progress.
+#[derive(Debug)]
+pub enum ConnectCheck {
+    /// Not finished yet (a spurious event).
+    Pending,
+    /// The connection is established.
+    Connected,
+    /// The connect failed.
+    Failed(io::Error),
+}
+
+/// All backend connections of one worker.
+#[derive(Debug)]
+pub struct Backends {
+    conns: Slab<BackendConn>,
+    idle: HashMap<SocketAddr, Vec<usize>>,
+    idle_count: usize,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backends {
+    /// No connections.
+    pub fn new() -> Self {
+        Backends {
+            conns: Slab::with_capacity(1024),
+            idle: HashMap::new(),
+            idle_count: 0,
+        }
+    }
+
+    /// Starts a non-blocking connect to `addr` for session `owner`.
+    pub fn connect(
+        &mut self,
+        registry: &Registry,
+        addr: SocketAddr,
+        owner: usize,
+        now: Instant,
+    ) -> io::Result<usize> {
+        let mut stream = TcpStream::connect(addr)?;
+        let entry = self.conns.vacant_entry();
+        let id = entry.key();
+        registry.register(
+            &mut stream,
+            backend_token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(BackendConn {
+            conn: Conn::new(stream, false),
+            addr,
+            state: LinkState::Connecting,
+            owner: Some(owner),
+            idle_since: now,
+        });
+        Ok(id)
+    }
+
+    /// Checks a connect in progress after an event (or a timeout).
+    pub fn check_connect(&mut self, id: usize) -> ConnectCheck {
+        let Some(b) = self.conns.get_mut(id) else {
+            return ConnectCheck::Failed(io::Error::from(io::ErrorKind::NotConnected));
+        };
+        if b.state == LinkState::Open {
+            return ConnectCheck::Connected;
+        }
+        match b.conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+            Ok(None) => {}
+        }
+        match b.conn.stream.peer_addr() {
+            Ok(_) => {
+                let _ = b.conn.stream.set_nodelay(true);
+                b.state = LinkState::Open;
+                b.conn.ready.readable = true;
+                b.conn.ready.writable = true;
+                ConnectCheck::Connected
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectCheck::Pending,
+            Err(e) => ConnectCheck::Failed(e),
+        }
+    }
+
+    /// Takes a live idle connection to `addr` for session `owner`, if the
+    /// pool has one. Dead or expired ones met on the way are dropped.
+    pub fn take_idle(
+        &mut self,
+        addr: SocketAddr,
+        owner: usize,
+        now: Instant,
+        keepalive: Duration,
+    ) -> Option<usize> {
+        let list = self.idle.get_mut(&addr)?;
+        while let Some(id) = list.pop() {
+            self.idle_count -= 1;
+            let alive = self.conns.get(id).is_some_and(|b| {
+                now.saturating_duration_since(b.idle_since) < keepalive && is_quiet(&b.conn.stream)
+            });
+            if alive {
+                if let Some(b) = self.conns.get_mut(id) {
+                    b.owner = Some(owner);
+                    b.conn.ready.readable = true;
+                    b.conn.ready.writable = true;
+                    return Some(id);
+                }
+            }
+            if self.conns.contains(id) {
+                self.conns.remove(id);
+            }
+        }
+        None
+    }
+
+    /// Puts an open connection back in the pool of its server, or closes
+    /// it when that pool already holds `max_idle`.
+    pub fn put_idle(&mut self, id: usize, max_idle: usize, now: Instant) {
+        let Some(b) = self.conns.get_mut(id) else {
+            return;
+        };
+        let list = self.idle.entry(b.addr).or_default();
+        if list.len() >= max_idle || b.state != LinkState::Open {
+            self.conns.remove(id);
+            return;
+        }
+        b.owner = None;
+        b.idle_since = now;
+        list.push(id);
+        self.idle_count += 1;
+    }
+
+    /// An event arrived on a connection that has no owner: an idle pooled
+    /// connection the server closed or wrote to. Drops it unless the event
+    /// was spurious.
+    pub fn on_idle_event(&mut self, id: usize) {
+        let dead = self
+            .conns
+            .get(id)
+            .is_some_and(|b| b.owner.is_none() && !is_quiet(&b.conn.stream));
+        if dead {
+            self.close(id);
+        }
+    }
+
+    /// Drops idle connections older than `keepalive`.
+    pub fn sweep(&mut self, now: Instant, keepalive: Duration) {
+        if self.idle_count == 0 {
+            return;
+        }
+        let conns = &mut self.conns;
+        let mut removed = 0;
+        for list in self.idle.values_mut() {
+            list.retain(|&id| {
+                let keep = conns
+                    .get(id)
+                    .is_some_and(|b| now.saturating_duration_since(b.idle_since) < keepalive);
+                if !keep {
+                    if conns.contains(id) {
+                        conns.remove(id);
+                    }
+                    removed += 1;
+                }
+                keep
+            });
+        }
+        self.idle_count -= removed;
+    }
+
+    /// Closes a connection (owned or pooled).
+    pub fn close(&mut self, id: usize) {
+        let Some(b) = self.conns.get(id) else {
+            return;
+        };
+        if b.owner.is_none() {
+            if let Some(list) = self.idle.get_mut(&b.addr) {
+                if let Some(pos) = list.iter().position(|&x| x == id) {
+                    list.swap_remove(pos);
+                    self.idle_count -= 1;
+                }
+            }
+        }
+        self.conns.remove(id);
+    }
+
+    /// The connection `id`.
+    pub fn get(&self, id: usize) -> Option<&BackendConn> {
+        self.conns.get(id)
+    }
+
+    /// The connection `id`, mutably.
+    pub fn get_mut(&mut self, id: usize) -> Option<&mut BackendConn> {
+        self.conns.get_mut(id)
+    }
+
+    /// Idle pooled connections.
+    pub fn idle_count(&self) -> usize {
+        self.idle_count
+    }
+
+    /// Closes every idle pooled connection.
+    pub fn clear_idle(&mut self) {
+        for list in self.idle.values_mut() {
+            for id in list.drain(..) {
+                if self.conns.contains(id) {
+                    self.conns.remove(id);
+                }
+            }
+        }
+        self.idle_count = 0;
+    }
+}
+
+/// Whether a connection has nothing to read and is not closed: a pooled
+/// connection must be quiet, since a server sends nothing unasked.
+fn is_quiet(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}

@@ -1,0 +1,290 @@
+//! The engine: builder, handle, and the coordination of listeners with the
+//! configuration.
+//!
+//! [`EngineBuilder::start`] creates one [`Worker`] per thread and registers
+//! a watcher on the [`Control`]: after every published change the watcher
+//! compares the running services with the listeners it has opened (by the
+//! stable [`ServiceId`]) and opens, moves or closes listeners. Sockets are
+//! bound here, on the control path, one per worker with `SO_REUSEPORT`
+//! (the first bind resolves port 0), and handed to the workers through
+//! their inboxes; a worker's waker makes it act at once. Workers read the
+//! rest of the configuration themselves from the `arc-swap` snapshot.
+//!
+//! Stopping: [`EngineHandle::shutdown`] (or the `unload` setting) sends
+//! every worker a drain message: close the listeners, close idle keep-alive
+//! connections, finish in-flight requests until the grace deadline, then
+//! close what is left and exit.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ktcpvs_core::snapshot::ServiceId;
+use ktcpvs_core::{Control, Snapshot};
+use parking_lot::Mutex;
+
+use crate::error::EngineError;
+use crate::listener::{bind_group, ClientGate};
+use crate::worker::{Inbox, Message, Worker};
+
+/// The grace period given to in-flight requests when the `unload` setting
+/// asks the engine to stop.
+pub const UNLOAD_GRACE: Duration = Duration::from_secs(10);
+
+/// The relay engine. Build one with [`Engine::builder`].
+#[derive(Debug)]
+pub struct Engine;
+
+impl Engine {
+    /// A builder for an engine serving the services of `control`.
+    pub fn builder(control: Control) -> EngineBuilder {
+        EngineBuilder {
+            control,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Chooses how the engine runs, then starts it.
+#[derive(Debug)]
+pub struct EngineBuilder {
+    control: Control,
+    workers: usize,
+}
+
+/// One service's listeners, as opened.
+#[derive(Debug)]
+struct Listening {
+    name: String,
+    configured: SocketAddr,
+    bound: SocketAddr,
+    gate: Arc<ClientGate>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    generation: u64,
+    services: HashMap<ServiceId, Listening>,
+    stopped: bool,
+}
+
+/// What the engine's threads and the control watcher share.
+struct Shared {
+    inboxes: Vec<Arc<Inbox>>,
+    table: Mutex<Table>,
+}
+
+impl Shared {
+    /// Opens and closes listeners to match `snapshot`. Returns the bind
+    /// failures (they are also logged).
+    fn sync(&self, snapshot: &Snapshot) -> Vec<EngineError> {
+        let mut table = self.table.lock();
+        let mut failures = Vec::new();
+        if table.stopped || snapshot.generation() < table.generation {
+            return failures;
+        }
+        table.generation = snapshot.generation();
+        let backlog = u32::try_from(snapshot.settings().max_backlog()).unwrap_or(u32::MAX);
+        // Close listeners of services gone, stopped or moved.
+        let gone: Vec<ServiceId> = table
+            .services
+            .iter()
+            .filter(|(id, l)| {
+                snapshot.service_by_id(**id).map_or(true, |s| {
+                    !s.is_running() || s.config().listen != l.configured
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut moved_gates = HashMap::new();
+        for id in gone {
+            if let Some(l) = table.services.remove(&id) {
+                log::info!("[{}] stopped listening on {}", l.name, l.bound);
+                for inbox in &self.inboxes {
+                    inbox.send(Message::Close { service: id });
+                }
+                moved_gates.insert(id, l.gate);
+            }
+        }
+        for service in snapshot.services().iter().filter(|s| s.is_running()) {
+            if table.services.contains_key(&service.id()) {
+                continue;
+            }
+            let name = &service.config().name;
+            let listen = service.config().listen;
+            match bind_group(listen, backlog, self.inboxes.len()) {
+                Ok((sockets, bound)) => {
+                    let gate = moved_gates
+                        .remove(&service.id())
+                        .unwrap_or_else(|| Arc::new(ClientGate::new()));
+                    for (inbox, listener) in self.inboxes.iter().zip(sockets) {
+                        inbox.send(Message::Open {
+                            service: service.id(),
+                            listener,
+                            gate: Arc::clone(&gate),
+                        });
+                    }
+                    log::info!("[{name}] listening on {bound}");
+                    table.services.insert(
+                        service.id(),
+                        Listening {
+                            name: name.clone(),
+                            configured: listen,
+                            bound,
+                            gate,
+                        },
+                    );
+                }
+                Err(source) => {
+                    log::error!("[{name}] cannot listen on {listen}: {source}");
+                    failures.push(EngineError::Bind {
+                        service: name.clone(),
+                        addr: listen,
+                        source,
+                    });
+                }
+            }
+        }
+        if snapshot.is_unloading() {
+            log::info!("unload requested; draining");
+            self.drain(&mut table, UNLOAD_GRACE);
+        }
+        failures
+    }
+
+    fn drain(&self, table: &mut Table, grace: Duration) {
+        if table.stopped {
+            return;
+        }
+        table.stopped = true;
+        table.services.clear();
+        let deadline = Instant::now() + grace;
+        for inbox in &self.inboxes {
+            inbox.send(Message::Drain { deadline });
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// How many worker threads (default: the available parallelism).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Starts the workers and opens the listeners of every running service.
+    /// Fails if a listener cannot be opened (nothing keeps running then).
+    pub fn start(self) -> Result<EngineHandle, EngineError> {
+        if self.workers == 0 {
+            return Err(EngineError::NoWorkers);
+        }
+        let mut workers = Vec::with_capacity(self.workers);
+        for index in 0..self.workers {
+            let worker =
+                Worker::new(index, self.control.clone()).map_err(|source| EngineError::Poll {
+                    worker: index,
+                    source,
+                })?;
+            workers.push(worker);
+        }
+        let shared = Arc::new(Shared {
+            inboxes: workers.iter().map(Worker::inbox).collect(),
+            table: Mutex::new(Table::default()),
+        });
+        let mut threads = Vec::with_capacity(workers.len());
+        for (index, worker) in workers.into_iter().enumerate() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("ktcpvs-worker-{index}"))
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(source) => {
+                    let handle = EngineHandle { shared, threads };
+                    handle.shutdown(Duration::ZERO);
+                    let _ = handle.wait();
+                    return Err(EngineError::Spawn {
+                        worker: index,
+                        source,
+                    });
+                }
+            }
+        }
+        let handle = EngineHandle {
+            shared: Arc::clone(&shared),
+            threads,
+        };
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        self.control.watch(Box::new(move |snapshot| {
+            if let Some(shared) = weak.upgrade() {
+                shared.sync(snapshot);
+            }
+        }));
+        let failures = shared.sync(&self.control.snapshot());
+        if let Some(first) = failures.into_iter().next() {
+            handle.shutdown(Duration::ZERO);
+            let _ = handle.wait();
+            return Err(first);
+        }
+        Ok(handle)
+    }
+}
+
+/// A running engine.
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("workers", &self.threads.len())
+            .finish()
+    }
+}
+
+impl EngineHandle {
+    /// The address a running service is bound to (port 0 in the
+    /// configuration resolved to the real port), or `None` when the
+    /// service is not listening.
+    pub fn local_addr(&self, service: &str) -> Option<SocketAddr> {
+        let table = self.shared.table.lock();
+        table
+            .services
+            .values()
+            .find(|l| l.name == service)
+            .map(|l| l.bound)
+    }
+
+    /// Stops gracefully, without blocking: stop accepting, close idle
+    /// keep-alive connections, let in-flight requests finish within
+    /// `grace`, then close everything. [`wait`](Self::wait) for the end.
+    pub fn shutdown(&self, grace: Duration) {
+        let mut table = self.shared.table.lock();
+        self.shared.drain(&mut table, grace);
+    }
+
+    /// Waits for the workers to finish (after [`shutdown`](Self::shutdown)
+    /// or the `unload` setting).
+    pub fn wait(self) -> Result<(), EngineError> {
+        let mut result = Ok(());
+        for (worker, thread) in self.threads.into_iter().enumerate() {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    if result.is_ok() {
+                        result = Err(EngineError::Worker { worker, source });
+                    }
+                }
+                Err(_) => {
+                    if result.is_ok() {
+                        result = Err(EngineError::WorkerPanicked { worker });
+                    }
+                }
+            }
+        }
+        result
+    }
+}

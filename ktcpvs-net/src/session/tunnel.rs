@@ -1,0 +1,345 @@
+//! The layer-4 tunnel: a bidirectional byte relay between a client and one
+//! backend connection, with correct half-close.
+//!
+//! Each direction is a [`Pipe`] with its own state: `Open` (relaying),
+//! `Eof` (the source sent FIN; flush what is buffered, then shut down the
+//! destination's write side) and `Closed`. A FIN in one direction is passed
+//! on while the other keeps flowing; the session ends when both pipes are
+//! closed, on any error (a reset closes both sides), or after `read_timeout`
+//! without a relayed byte. Before relaying, the tunnel connects to a picked
+//! server, and when the connect fails or times out it retries on another
+//! server with the failed ones in `exclude`.
+//!
+//! An HTTP session that receives `101 Switching Protocols` becomes a tunnel
+//! over its already connected backend ([`Tunnel::relaying`]).
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
+use ktcpvs_core::Lease;
+
+use super::{
+    fail_target, pick_l4, poll_connect, start_connect, Conn, Connecting, Ctx, Excluded, Fill, Flow,
+    NoBackend,
+};
+use crate::backend_pool::ConnectCheck;
+use crate::buffer::{Buffer, BufferPool};
+
+/// Where one direction of the relay is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PipeState {
+    /// Relaying.
+    Open,
+    /// The source sent FIN: flush, then shut down the destination's writes.
+    Eof,
+    /// FIN passed on; nothing more flows this way.
+    Closed,
+}
+
+/// One direction of the relay and the buffer it holds while bytes are in
+/// flight.
+#[derive(Debug)]
+pub struct Pipe {
+    buf: Option<Buffer>,
+    state: PipeState,
+}
+
+/// What one pump call did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pumped {
+    moved: u64,
+    starved: bool,
+}
+
+impl Pipe {
+    /// An open pipe, holding `buf` if bytes are already waiting.
+    pub fn new(buf: Option<Buffer>) -> Self {
+        Pipe {
+            buf,
+            state: PipeState::Open,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state == PipeState::Closed
+    }
+
+    /// Moves bytes from `src` to `dst` until one of them would block.
+    fn pump(
+        &mut self,
+        src: &mut Conn,
+        dst: &mut Conn,
+        pool: &mut BufferPool,
+    ) -> io::Result<Pumped> {
+        let mut out = Pumped::default();
+        loop {
+            if let Some(buf) = self.buf.as_mut() {
+                if !buf.is_empty() {
+                    out.moved += dst.send_buf(buf)? as u64;
+                    if !buf.is_empty() {
+                        return Ok(out);
+                    }
+                }
+            }
+            match self.state {
+                PipeState::Closed => {
+                    pool.release(&mut self.buf);
+                    return Ok(out);
+                }
+                PipeState::Eof => {
+                    match dst.stream.shutdown(Shutdown::Write) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                        Err(e) => return Err(e),
+                    }
+                    self.state = PipeState::Closed;
+                    pool.release(&mut self.buf);
+                    return Ok(out);
+                }
+                PipeState::Open => {}
+            }
+            if !src.ready.readable {
+                pool.release_if_empty(&mut self.buf);
+                return Ok(out);
+            }
+            if self.buf.is_none() {
+                match pool.checkout() {
+                    Some(b) => self.buf = Some(b),
+                    None => {
+                        out.starved = true;
+                        return Ok(out);
+                    }
+                }
+            }
+            let Some(buf) = self.buf.as_mut() else {
+                return Ok(out);
+            };
+            match src.fill(buf)? {
+                Fill::Data(_) => {}
+                Fill::Eof => self.state = PipeState::Eof,
+                Fill::WouldBlock | Fill::NoRoom => {
+                    pool.release_if_empty(&mut self.buf);
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, pool: &mut BufferPool) {
+        pool.release(&mut self.buf);
+    }
+}
+
+/// Where the tunnel is.
+#[derive(Debug)]
+enum Phase {
+    /// Connecting to a picked server; the deadline is the connect timeout.
+    Connecting(Connecting, Instant),
+    /// Relaying over an open backend connection.
+    Relaying {
+        backend: usize,
+        lease: Option<Lease>,
+    },
+    /// Finished; waiting to be closed.
+    Finished,
+}
+
+/// A layer-4 relay session.
+#[derive(Debug)]
+pub struct Tunnel {
+    phase: Phase,
+    up: Pipe,
+    down: Pipe,
+    excluded: Excluded,
+    last_activity: Instant,
+}
+
+impl Tunnel {
+    /// Starts a layer-4 session: picks a server and starts connecting.
+    /// `None` when no server can be reached (the client is then closed).
+    pub fn start(
+        client: SocketAddr,
+        service: &ServiceSnapshot,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Tunnel> {
+        let mut excluded = Excluded::default();
+        let connecting = connect_next(service, client, &mut excluded, ctx)?;
+        let deadline =
+            ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+        service.load().add_request();
+        Some(Tunnel {
+            phase: Phase::Connecting(connecting, deadline),
+            up: Pipe::new(None),
+            down: Pipe::new(None),
+            excluded,
+            last_activity: ctx.now,
+        })
+    }
+
+    /// A tunnel over an already open backend connection (after `101`),
+    /// with bytes already read from either side.
+    pub fn relaying(
+        backend: usize,
+        lease: Option<Lease>,
+        up: Option<Buffer>,
+        down: Option<Buffer>,
+        now: Instant,
+    ) -> Tunnel {
+        Tunnel {
+            phase: Phase::Relaying { backend, lease },
+            up: Pipe::new(up),
+            down: Pipe::new(down),
+            excluded: Excluded::default(),
+            last_activity: now,
+        }
+    }
+
+    /// Does all the I/O it can.
+    pub fn drive(
+        &mut self,
+        client: &mut Conn,
+        service: &ServiceSnapshot,
+        ctx: &mut Ctx<'_>,
+    ) -> Flow {
+        if let Phase::Connecting(connecting, deadline) = &self.phase {
+            match poll_connect(service, connecting, ctx) {
+                ConnectCheck::Pending => return Flow::Open(Some(*deadline)),
+                ConnectCheck::Connected => self.connected(ctx.now),
+                ConnectCheck::Failed(e) => return self.retry(client, service, &e, ctx),
+            }
+        }
+        let Phase::Relaying { backend, lease } = &self.phase else {
+            return Flow::Done;
+        };
+        let backend = *backend;
+        let Some(link) = ctx.backends.get_mut(backend) else {
+            return Flow::Done;
+        };
+        let up = self.up.pump(client, &mut link.conn, ctx.pool);
+        let down = self.down.pump(&mut link.conn, client, ctx.pool);
+        let (up, down) = match (up, down) {
+            (Ok(up), Ok(down)) => (up, down),
+            (Err(e), _) | (_, Err(e)) => {
+                log::debug!("[{}] relay ended: {e}", service.config().name);
+                return Flow::Done;
+            }
+        };
+        if up.moved + down.moved > 0 {
+            self.last_activity = ctx.now;
+            service.load().add_bytes(up.moved, down.moved);
+            if let Some(lease) = lease {
+                lease.load().add_bytes(up.moved, down.moved);
+            }
+        }
+        if self.up.is_closed() && self.down.is_closed() {
+            return Flow::Done;
+        }
+        let idle = self.last_activity
+            + service.timeout(TimeoutKind::Read, ctx.snapshots.load().settings());
+        if up.starved || down.starved {
+            Flow::Starved(Some(idle))
+        } else {
+            Flow::Open(Some(idle))
+        }
+    }
+
+    fn connected(&mut self, now: Instant) {
+        if let Phase::Connecting(c, _) = std::mem::replace(&mut self.phase, Phase::Finished) {
+            self.phase = Phase::Relaying {
+                backend: c.conn,
+                lease: c.lease,
+            };
+            self.last_activity = now;
+        }
+    }
+
+    /// A connect failed or timed out: try another server.
+    fn retry(
+        &mut self,
+        client: &mut Conn,
+        service: &ServiceSnapshot,
+        error: &io::Error,
+        ctx: &mut Ctx<'_>,
+    ) -> Flow {
+        let Phase::Connecting(c, _) = std::mem::replace(&mut self.phase, Phase::Finished) else {
+            return Flow::Done;
+        };
+        ctx.backends.close(c.conn);
+        fail_target(service, c.target, c.addr, error, &mut self.excluded, ctx);
+        drop(c.lease);
+        let peer = client.stream.peer_addr().ok();
+        let Some(peer) = peer else {
+            return Flow::Done;
+        };
+        match connect_next(service, peer, &mut self.excluded, ctx) {
+            Some(next) => {
+                let deadline = ctx.now
+                    + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                self.phase = Phase::Connecting(next, deadline);
+                Flow::Open(Some(deadline))
+            }
+            None => Flow::Done,
+        }
+    }
+
+    /// The deadline passed: a connect timed out, or the relay idled for
+    /// `read_timeout`.
+    pub fn on_timeout(
+        &mut self,
+        client: &mut Conn,
+        service: &ServiceSnapshot,
+        ctx: &mut Ctx<'_>,
+    ) -> Flow {
+        match &self.phase {
+            Phase::Connecting(..) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                self.retry(client, service, &e, ctx)
+            }
+            Phase::Relaying { .. } => {
+                log::debug!(
+                    "[{}] relay idle for read_timeout; closing",
+                    service.config().name
+                );
+                Flow::Done
+            }
+            Phase::Finished => Flow::Done,
+        }
+    }
+
+    /// Releases the backend connection and buffers.
+    pub fn close(mut self, ctx: &mut Ctx<'_>) {
+        self.up.release(ctx.pool);
+        self.down.release(ctx.pool);
+        match std::mem::replace(&mut self.phase, Phase::Finished) {
+            Phase::Connecting(c, _) => ctx.backends.close(c.conn),
+            Phase::Relaying { backend, .. } => ctx.backends.close(backend),
+            Phase::Finished => {}
+        }
+    }
+}
+
+fn connect_next(
+    service: &ServiceSnapshot,
+    client: SocketAddr,
+    excluded: &mut Excluded,
+    ctx: &mut Ctx<'_>,
+) -> Option<Connecting> {
+    let mut pick = |exclude: &[usize]| pick_l4(service, client, exclude);
+    match start_connect(service, &mut pick, excluded, ctx) {
+        Ok(c) => Some(c),
+        Err(NoBackend::NoServer) => {
+            log::debug!("[{}] no server for {client}", service.config().name);
+            None
+        }
+        Err(NoBackend::AllFailed) => {
+            log::warn!(
+                "[{}] every server failed for {client}",
+                service.config().name
+            );
+            service.load().add_error();
+            None
+        }
+    }
+}

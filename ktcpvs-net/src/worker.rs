@@ -1,0 +1,503 @@
+//! One worker thread: a `mio::Poll`, the listeners of every running service
+//! (its own `SO_REUSEPORT` sockets), a slab of sessions, the backend
+//! connections, a buffer pool and a timer heap. Nothing here is shared with
+//! other workers except the configuration snapshot (read with `load()`),
+//! the live counters (atomics) and a small inbox the control path fills.
+//!
+//! The loop: poll (timeout = the next deadline) → for each event, accept
+//! until `WouldBlock` or drive the session that owns the token → fire due
+//! timers → re-drive sessions starved of buffers → resume listeners paused
+//! at `maxclients` → read the inbox when the waker fired.
+//!
+//! Tokens carry a kind in their two low bits (client, backend, listener)
+//! and a slab key above them; the waker has its own token.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ktcpvs_core::snapshot::ServiceId;
+use ktcpvs_core::{Control, Dispatch};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use slab::Slab;
+
+use crate::backend_pool::Backends;
+use crate::buffer::{BufferPool, BUFFER_SIZE};
+use crate::listener::ClientGate;
+use crate::session::http::HttpSession;
+use crate::session::tunnel::Tunnel;
+use crate::session::{Conn, Ctx, Flow, Kind, Session};
+use crate::timer::{Due, Timers};
+
+const KIND_CLIENT: usize = 0;
+const KIND_BACKEND: usize = 1;
+const KIND_LISTENER: usize = 2;
+const WAKER: Token = Token(usize::MAX);
+
+/// Most buffers one worker keeps out at once (backpressure above).
+const MAX_BUFFERS: usize = 16 * 1024;
+
+/// How often paused listeners and the idle pool are looked at.
+const TICK: Duration = Duration::from_millis(20);
+
+/// The token of backend connection `id`.
+pub fn backend_token(id: usize) -> Token {
+    Token(id << 2 | KIND_BACKEND)
+}
+
+fn client_token(key: usize) -> Token {
+    Token(key << 2 | KIND_CLIENT)
+}
+
+fn listener_token(key: usize) -> Token {
+    Token(key << 2 | KIND_LISTENER)
+}
+
+/// A message from the control path to a worker.
+#[derive(Debug)]
+pub enum Message {
+    /// Start accepting on this socket for a service.
+    Open {
+        /// The service.
+        service: ServiceId,
+        /// This worker's socket.
+        listener: TcpListener,
+        /// The service's `maxclients` gate.
+        gate: Arc<ClientGate>,
+    },
+    /// Stop accepting for a service (its connections go on).
+    Close {
+        /// The service.
+        service: ServiceId,
+    },
+    /// Stop accepting everything, finish what is in flight before
+    /// `deadline`, then exit.
+    Drain {
+        /// When to close whatever is left.
+        deadline: Instant,
+    },
+}
+
+/// The control path's side of a worker: a message queue and the waker.
+#[derive(Debug)]
+pub struct Inbox {
+    messages: Mutex<Vec<Message>>,
+    waker: Waker,
+}
+
+impl Inbox {
+    /// Queues a message and wakes the worker.
+    pub fn send(&self, message: Message) {
+        self.messages.lock().push(message);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake a worker: {e}");
+        }
+    }
+}
+
+struct WorkerListener {
+    service: ServiceId,
+    listener: TcpListener,
+    gate: Arc<ClientGate>,
+    /// At `maxclients` (or out of file descriptors): not accepting until a
+    /// slot frees up.
+    paused: bool,
+}
+
+/// One worker's whole state.
+pub struct Worker {
+    index: usize,
+    poll: Poll,
+    inbox: Arc<Inbox>,
+    control: Control,
+    listeners: Slab<WorkerListener>,
+    sessions: Slab<Session>,
+    backends: Backends,
+    pool: BufferPool,
+    timers: Timers,
+    starved: Vec<usize>,
+    retry_starved: Vec<usize>,
+    drain: Option<Instant>,
+    last_sweep: Instant,
+}
+
+impl Worker {
+    /// A worker with its poller and inbox, not yet running.
+    pub fn new(index: usize, control: Control) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok(Worker {
+            index,
+            poll,
+            inbox: Arc::new(Inbox {
+                messages: Mutex::new(Vec::new()),
+                waker,
+            }),
+            control,
+            listeners: Slab::new(),
+            sessions: Slab::with_capacity(1024),
+            backends: Backends::new(),
+            pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
+            timers: Timers::new(),
+            starved: Vec::with_capacity(64),
+            retry_starved: Vec::with_capacity(64),
+            drain: None,
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// The control path's handle on this worker.
+    pub fn inbox(&self) -> Arc<Inbox> {
+        Arc::clone(&self.inbox)
+    }
+
+    /// Runs the loop until a drain finishes.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut messages = Vec::with_capacity(8);
+        loop {
+            let now = Instant::now();
+            let mut timeout = self.timers.next_timeout(now);
+            if self.needs_tick() {
+                timeout = Some(timeout.map_or(TICK, |t| t.min(TICK)));
+            }
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            let mut woken = false;
+            for event in events.iter() {
+                let token = event.token();
+                if token == WAKER {
+                    woken = true;
+                    continue;
+                }
+                let key = token.0 >> 2;
+                match token.0 & 3 {
+                    KIND_LISTENER => self.accept(key, now),
+                    KIND_CLIENT => {
+                        if let Some(s) = self.sessions.get_mut(key) {
+                            s.client.ready.absorb(event);
+                            self.drive(key, now);
+                        }
+                    }
+                    _ => {
+                        let owner = match self.backends.get_mut(key) {
+                            Some(b) => {
+                                b.conn.ready.absorb(event);
+                                b.owner
+                            }
+                            None => continue,
+                        };
+                        match owner {
+                            Some(owner) => self.drive(owner, now),
+                            None => self.backends.on_idle_event(key),
+                        }
+                    }
+                }
+            }
+            if woken {
+                std::mem::swap(&mut messages, &mut *self.inbox.messages.lock());
+                for message in messages.drain(..) {
+                    self.handle(message, now);
+                }
+            }
+            self.fire_timers(now);
+            self.retry_starved(now);
+            self.resume_listeners(now);
+            self.sweep_pool(now);
+            if let Some(deadline) = self.drain {
+                self.close_idle_sessions(now);
+                if self.sessions.is_empty() {
+                    break;
+                }
+                if now >= deadline {
+                    log::info!(
+                        "worker {}: drain deadline passed; closing {} connection(s)",
+                        self.index,
+                        self.sessions.len()
+                    );
+                    let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+                    for key in keys {
+                        self.finish(key, now);
+                    }
+                    break;
+                }
+            }
+        }
+        self.backends.clear_idle();
+        Ok(())
+    }
+
+    fn needs_tick(&self) -> bool {
+        self.drain.is_some()
+            || self.backends.idle_count() > 0
+            || !self.starved.is_empty()
+            || self.listeners.iter().any(|(_, l)| l.paused)
+    }
+
+    fn handle(&mut self, message: Message, now: Instant) {
+        match message {
+            Message::Open {
+                service,
+                mut listener,
+                gate,
+            } => {
+                if self.drain.is_some() {
+                    return;
+                }
+                let entry = self.listeners.vacant_entry();
+                let key = entry.key();
+                if let Err(e) = self.poll.registry().register(
+                    &mut listener,
+                    listener_token(key),
+                    Interest::READABLE,
+                ) {
+                    log::error!("worker {}: cannot register a listener: {e}", self.index);
+                    return;
+                }
+                entry.insert(WorkerListener {
+                    service,
+                    listener,
+                    gate,
+                    paused: false,
+                });
+                // Connections may already wait in the backlog.
+                self.accept(key, now);
+            }
+            Message::Close { service } => {
+                self.listeners.retain(|_, l| l.service != service);
+            }
+            Message::Drain { deadline } => {
+                self.listeners.clear();
+                self.drain = Some(deadline);
+            }
+        }
+    }
+
+    /// Accepts until `WouldBlock`, or until the service is at `maxclients`.
+    fn accept(&mut self, key: usize, now: Instant) {
+        let control = self.control.clone();
+        let snapshots = control.snapshot_cell();
+        loop {
+            let Some(l) = self.listeners.get_mut(key) else {
+                return;
+            };
+            let snapshot = snapshots.load();
+            let Some(service) = snapshot.service_by_id(l.service) else {
+                return;
+            };
+            if !l.gate.try_enter(service.config().maxclients) {
+                if !l.paused {
+                    log::debug!(
+                        "[{}] at maxclients ({}); pausing accepts",
+                        service.config().name,
+                        service.config().maxclients
+                    );
+                }
+                l.paused = true;
+                return;
+            }
+            let (stream, peer) = match l.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    l.gate.leave();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => {
+                            l.paused = false;
+                            return;
+                        }
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
+                        _ => {
+                            log::warn!("[{}] accept failed: {e}", service.config().name);
+                            l.paused = true;
+                            return;
+                        }
+                    }
+                }
+            };
+            l.paused = false;
+            let gate = Arc::clone(&l.gate);
+            let service = Arc::clone(service);
+            drop(snapshot);
+            let _ = stream.set_nodelay(true);
+            service.load().connection_opened();
+            let entry = self.sessions.vacant_entry();
+            let skey = entry.key();
+            let mut ctx = Ctx {
+                registry: self.poll.registry(),
+                pool: &mut self.pool,
+                backends: &mut self.backends,
+                now,
+                key: skey,
+                snapshots,
+                draining: self.drain.is_some(),
+            };
+            let kind = match service.dispatch() {
+                Dispatch::Connection => Tunnel::start(peer, &service, &mut ctx).map(Kind::Tunnel),
+                Dispatch::FirstRequest | Dispatch::EachRequest => {
+                    HttpSession::start(&service, &mut ctx).map(|h| Kind::Http(Box::new(h)))
+                }
+            };
+            let Some(kind) = kind else {
+                gate.leave();
+                service.load().connection_closed();
+                continue;
+            };
+            let mut session = Session {
+                client: Conn::new(stream, true),
+                peer,
+                service,
+                gate,
+                deadline: Default::default(),
+                kind,
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut session.client.stream,
+                client_token(skey),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("worker {}: cannot register a client: {e}", self.index);
+                session.close(&mut ctx);
+                continue;
+            }
+            entry.insert(session);
+            self.drive(skey, now);
+        }
+    }
+
+    /// Drives one session and acts on its [`Flow`].
+    fn drive(&mut self, key: usize, now: Instant) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            pool: &mut self.pool,
+            backends: &mut self.backends,
+            now,
+            key,
+            snapshots: self.control.snapshot_cell(),
+            draining: self.drain.is_some(),
+        };
+        let flow = session.drive(&mut ctx);
+        self.settle(key, flow, now);
+    }
+
+    fn settle(&mut self, key: usize, flow: Flow, now: Instant) {
+        match flow {
+            Flow::Open(at) => {
+                if let Some(s) = self.sessions.get_mut(key) {
+                    self.timers.set(key, &mut s.deadline, at);
+                }
+            }
+            Flow::Starved(at) => {
+                if let Some(s) = self.sessions.get_mut(key) {
+                    self.timers.set(key, &mut s.deadline, at);
+                }
+                self.starved.push(key);
+            }
+            Flow::Done => self.finish(key, now),
+        }
+    }
+
+    /// Closes session `key` and releases what it holds.
+    fn finish(&mut self, key: usize, now: Instant) {
+        if !self.sessions.contains(key) {
+            return;
+        }
+        let session = self.sessions.remove(key);
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            pool: &mut self.pool,
+            backends: &mut self.backends,
+            now,
+            key,
+            snapshots: self.control.snapshot_cell(),
+            draining: self.drain.is_some(),
+        };
+        session.close(&mut ctx);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some((key, generation)) = self.timers.pop_due(now) {
+            let Some(session) = self.sessions.get_mut(key) else {
+                continue;
+            };
+            if self
+                .timers
+                .resolve(key, generation, &mut session.deadline, now)
+                != Due::Fire
+            {
+                continue;
+            }
+            let mut ctx = Ctx {
+                registry: self.poll.registry(),
+                pool: &mut self.pool,
+                backends: &mut self.backends,
+                now,
+                key,
+                snapshots: self.control.snapshot_cell(),
+                draining: self.drain.is_some(),
+            };
+            let flow = session.on_timeout(&mut ctx);
+            self.settle(key, flow, now);
+        }
+    }
+
+    fn retry_starved(&mut self, now: Instant) {
+        if self.starved.is_empty() || !self.pool.has_available() {
+            return;
+        }
+        std::mem::swap(&mut self.starved, &mut self.retry_starved);
+        let mut keys = std::mem::take(&mut self.retry_starved);
+        for key in keys.drain(..) {
+            self.drive(key, now);
+        }
+        self.retry_starved = keys;
+    }
+
+    fn resume_listeners(&mut self, now: Instant) {
+        // Slab keys are below its capacity; this runs only while a
+        // listener is paused, and allocates nothing.
+        for key in 0..self.listeners.capacity() {
+            if self.listeners.get(key).is_some_and(|l| l.paused) {
+                self.accept(key, now);
+            }
+        }
+    }
+
+    fn sweep_pool(&mut self, now: Instant) {
+        if self.backends.idle_count() == 0
+            || now.duration_since(self.last_sweep) < Duration::from_secs(1)
+        {
+            return;
+        }
+        self.last_sweep = now;
+        let keepalive = Duration::from_secs(
+            self.control
+                .snapshot_cell()
+                .load()
+                .settings()
+                .keepalive_timeout(),
+        );
+        self.backends.sweep(now, keepalive);
+    }
+
+    fn close_idle_sessions(&mut self, now: Instant) {
+        let idle: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_idle())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.finish(key, now);
+        }
+    }
+}

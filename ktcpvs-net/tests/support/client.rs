@@ -1,0 +1,150 @@
+//! A small blocking HTTP/1.1 test client over std::net with read timeouts,
+//! which reads responses with exact framing (Content-Length, chunked,
+//! close-delimited, no body for HEAD/1xx/204/304).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One client connection.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        Client {
+            reader: BufReader::new(s),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream().write_all(bytes).unwrap();
+    }
+
+    /// Sends `GET target` (keep-alive) and reads the response.
+    pub fn get(&mut self, target: &str) -> io::Result<Response> {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
+        self.stream().write_all(req.as_bytes())?;
+        self.read_response(false)
+    }
+
+    /// Reads one response; `head_request` when it answers a HEAD.
+    pub fn read_response(&mut self, head_request: bool) -> io::Result<Response> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let _version = parts.next();
+        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {line:?}"),
+            )
+        })?;
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if self.reader.read_line(&mut h)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed in head",
+                ));
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head_request || status < 200 || status == 204 || status == 304 {
+            return Ok(resp);
+        }
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size)?;
+                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad chunk size {size:?}"),
+                    )
+                })?;
+                if size == 0 {
+                    let mut end = String::new();
+                    loop {
+                        end.clear();
+                        self.reader.read_line(&mut end)?;
+                        if end.trim_end().is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                let start = resp.body.len();
+                resp.body.resize(start + size, 0);
+                self.reader.read_exact(&mut resp.body[start..])?;
+                let mut crlf = [0u8; 2];
+                self.reader.read_exact(&mut crlf)?;
+            }
+        } else if let Some(len) = resp.header("content-length") {
+            let len: usize = len
+                .parse()
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+            resp.body.resize(len, 0);
+            self.reader.read_exact(&mut resp.body)?;
+        } else {
+            self.reader.read_to_end(&mut resp.body)?;
+        }
+        Ok(resp)
+    }
+
+    /// Reads until the proxy closes (bounded by the read timeout).
+    pub fn read_to_close(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.reader.read_to_end(&mut out)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,168 @@
+//! Shared test support: test schedulers written against the core traits,
+//! a real threaded HTTP/1.1 backend, a raw TCP backend, and helpers that
+//! build a `Control`, add a service on 127.0.0.1:0 and start the engine.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod client;
+pub mod schedulers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ktcpvs_core::control::{Command, Control, ServiceSpec};
+use ktcpvs_core::Endpoint;
+use ktcpvs_net::{Engine, EngineHandle};
+
+/// A control handle with the test schedulers registered.
+pub fn control() -> Control {
+    Control::new(Arc::new(schedulers::registry()))
+}
+
+/// An endpoint for `addr`.
+pub fn ep(addr: SocketAddr) -> Endpoint {
+    Endpoint {
+        host: addr.ip().to_string(),
+        port: Some(addr.port()),
+    }
+}
+
+/// Adds service `name` with `scheduler`, listening on 127.0.0.1:0.
+pub fn add_service(control: &Control, name: &str, scheduler: &str, spec: ServiceSpec) {
+    control
+        .execute(Command::AddService {
+            name: name.into(),
+            spec: ServiceSpec {
+                listen: Some(Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: Some(0),
+                }),
+                scheduler: Some(scheduler.into()),
+                ..spec
+            },
+        })
+        .unwrap();
+}
+
+/// Adds a real server with weight 1.
+pub fn add_server(control: &Control, service: &str, addr: SocketAddr) {
+    control
+        .execute(Command::AddServer {
+            service: service.into(),
+            server: ep(addr),
+            weight: Some(1),
+        })
+        .unwrap();
+}
+
+/// Adds a rule routing `pattern` to `addr`.
+pub fn add_rule(control: &Control, service: &str, pattern: &str, addr: SocketAddr) {
+    control
+        .execute(Command::AddRule {
+            service: service.into(),
+            pattern: pattern.into(),
+            match_group: None,
+            server: ep(addr),
+        })
+        .unwrap();
+}
+
+/// Sets a runtime setting.
+pub fn set(control: &Control, name: &str, value: &str) {
+    control
+        .execute(Command::Set {
+            name: name.into(),
+            value: value.into(),
+        })
+        .unwrap();
+}
+
+/// Starts service `name`.
+pub fn start(control: &Control, name: &str) {
+    control
+        .execute(Command::Start {
+            service: Some(name.into()),
+        })
+        .unwrap();
+}
+
+/// A running engine that is shut down and joined when dropped.
+pub struct Running {
+    pub control: Control,
+    handle: Option<EngineHandle>,
+}
+
+impl Running {
+    /// The bound address of `service`.
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        self.handle
+            .as_ref()
+            .unwrap()
+            .local_addr(service)
+            .expect("service is listening")
+    }
+
+    /// The engine handle.
+    pub fn handle(&self) -> &EngineHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    /// Takes the handle out (the caller stops the engine).
+    pub fn take(&mut self) -> EngineHandle {
+        self.handle.take().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown(Duration::from_millis(200));
+            let _ = h.wait();
+        }
+    }
+}
+
+/// Starts an engine with two workers over `control`.
+pub fn run(control: Control) -> Running {
+    let handle = Engine::builder(control.clone()).workers(2).start().unwrap();
+    Running {
+        control,
+        handle: Some(handle),
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (connects are refused).
+pub fn refused_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Polls `cond` every 10 ms for up to 5 s.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// FNV-1a over `bytes`: a checksum to compare bodies.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `n` bytes of a deterministic pattern.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8)
+        .collect()
+}
