@@ -217,8 +217,8 @@ pub(crate) enum TransferCoding {
     /// `chunked` appears more than once, or before another coding.
     ChunkedMisplaced,
     /// Codings are listed but `chunked` is not one of them, or a field is
-    /// present with no coding (empty) or with an element that is not a
-    /// token.
+    /// present with no coding (empty), or an element is not a token
+    /// (optionally with parameters), or `chunked` carries parameters.
     NotChunked,
 }
 
@@ -242,6 +242,10 @@ pub(crate) fn transfer_coding(headers: &[Header<'_>]) -> TransferCoding {
                 bad_element = true;
             }
             if name.eq_ignore_ascii_case(b"chunked") {
+                // `chunked` takes no parameters.
+                if name.len() != element.len() {
+                    bad_element = true;
+                }
                 chunked_count += 1;
                 chunked_at = Some(codings);
             }
@@ -329,6 +333,11 @@ mod tests {
         assert_eq!(te(b""), TransferCoding::NotChunked);
         assert_eq!(te(b"chunked\x0b"), TransferCoding::NotChunked);
         assert_eq!(te(b"\"chunked\""), TransferCoding::NotChunked);
+        assert_eq!(te(b"chunked;q=1"), TransferCoding::NotChunked);
+        assert_eq!(
+            te(b"gzip;level=1, chunked"),
+            TransferCoding::ChunkedAfterOthers
+        );
         assert_eq!(
             transfer_coding(&[
                 h("Transfer-Encoding", b"chunked"),
