@@ -153,6 +153,14 @@ pub trait Picker: Send + Sync {
     ///
     /// `service` is the same service the picker was built from (same
     /// servers at the same indices), with live load.
+    ///
+    /// Called on every worker thread concurrently: it must take no lock and
+    /// should allocate nothing. (A regex match allocates its per-thread
+    /// cache on a thread's first match; after that, [`Rule::is_match`] and
+    /// [`Rule::capture`] allocate nothing.)
+    ///
+    /// [`Rule::is_match`]: crate::view::Rule::is_match
+    /// [`Rule::capture`]: crate::view::Rule::capture
     fn pick(&self, service: &dyn VirtualService, request: &PickRequest<'_>) -> Option<Selection>;
 
     /// A complete header line (`Name: value\r\n`) that the engine adds to
