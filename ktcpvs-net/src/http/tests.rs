@@ -1135,6 +1135,22 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// Header lines the round-trip property combines.
+    const FIELD_POOL: [&[u8]; 12] = [
+        b"Content-Length: 4\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Connection: keep-alive, X-Hop\r\n",
+        b"Connection: close\r\n",
+        b"Connection: upgrade\r\n",
+        b"Upgrade: websocket\r\n",
+        b"X-Hop: 1\r\n",
+        b"Keep-Alive: timeout=5\r\n",
+        b"TE: trailers\r\n",
+        b"X-Forwarded-For: 10.0.0.1\r\n",
+        b"Expect: 100-continue\r\n",
+        b"Accept: */*\r\n",
+    ];
+
     /// Random bytes biased towards HTTP's own.
     fn http_bytes() -> impl Strategy<Value = Vec<u8>> {
         let pieces = prop_oneof![
@@ -1194,6 +1210,49 @@ mod properties {
                 if let Ok(n) = body.advance(&buf) {
                     prop_assert!(n <= buf.len());
                 }
+            }
+        }
+
+        #[test]
+        fn request_rewrite_round_trips_through_the_parser(
+            picks in proptest::collection::vec(0usize..FIELD_POOL.len(), 0..8),
+            version in 0u8..2,
+            close in any::<bool>(),
+            forwarded in any::<bool>(),
+        ) {
+            let mut buf = format!("POST /r?x=1 HTTP/1.{version}\r\nHost: a\r\n").into_bytes();
+            for &i in &picks {
+                buf.extend_from_slice(FIELD_POOL[i]);
+            }
+            buf.extend_from_slice(b"\r\n");
+            let Ok(Some(original)) = parse(&buf) else {
+                // Some combinations are refused (e.g. CL with TE); fine.
+                return Ok(());
+            };
+            let opts = ForwardOptions {
+                forwarded_for: forwarded.then(|| "192.0.2.1:9".parse().unwrap()),
+                close,
+                extra: None,
+            };
+            let out = rewrite_request(&buf, &opts);
+            let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+            let (again, head) = parse_request(&out, &mut slots, &Limits::default()).unwrap().unwrap();
+            prop_assert_eq!(again.head_len, out.len());
+            prop_assert_eq!(again.framing, original.framing);
+            prop_assert_eq!(again.method, original.method);
+            prop_assert_eq!(again.upgrade, original.upgrade);
+            prop_assert_eq!(again.expect_continue, original.expect_continue);
+            prop_assert_eq!((head.method, head.target, head.version), ("POST", "/r?x=1", version));
+            if close {
+                prop_assert!(!again.keep_alive);
+            }
+            if !original.upgrade && !close {
+                prop_assert!(!again.needs_rewrite);
+            }
+            let named_in_connection = picks.contains(&2);
+            for h in head.headers {
+                prop_assert!(!(named_in_connection && h.name.eq_ignore_ascii_case("x-hop")));
+                prop_assert!(!h.name.eq_ignore_ascii_case("keep-alive"));
             }
         }
 
