@@ -1,1 +1,217 @@
-fn main() {}
+//! `ktcpvsd`: the ktcpvs host program, what `insmod ktcpvs` was for the
+//! kernel original. It runs in the foreground, serves the balancer with the
+//! relay engine, and serves the control socket that `tcpvsadm` talks to.
+//!
+//! * logs go to stderr; the level follows the `debug_level` setting, live;
+//! * SIGTERM and SIGINT stop gracefully; `tcpvsadm --sysctl unload=1`
+//!   drains and exits 0;
+//! * SIGHUP reloads the `-f` file as one transaction (a bad file changes
+//!   nothing);
+//! * `--demo` starts three demo real servers and the README's example.
+
+mod demo;
+mod options;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
+use ktcpvs::net::{Engine, EngineHandle};
+use ktcpvs::{builtin_schedulers, Command, Control};
+use log::LevelFilter;
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use options::Options;
+
+/// Grace period for in-flight requests on SIGTERM/SIGINT.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What wakes the main thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+    /// The `unload` setting was set.
+    Unload,
+}
+
+/// The log level for a `debug_level` value (levels of the original:
+/// 0 announcements and errors, 1 non-fatal errors, 2 configuration,
+/// 3 listeners, 4-5 connections and scheduling, 8 and up relay traces).
+fn level_for(debug_level: u64) -> LevelFilter {
+    match debug_level {
+        0 => LevelFilter::Warn,
+        1..=2 => LevelFilter::Info,
+        3..=5 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ktcpvsd: {message}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    env_logger::Builder::new()
+        .filter_level(LevelFilter::Trace)
+        .parse_default_env()
+        .init();
+    log::set_max_level(level_for(0));
+
+    let control = Control::new(builtin_schedulers());
+    let (events, wake) = mpsc::channel::<Event>();
+    {
+        let events = events.clone();
+        let level = AtomicU64::new(0);
+        control.watch(Box::new(move |snapshot| {
+            let wanted = snapshot.settings().debug_level();
+            if level.swap(wanted, Ordering::Relaxed) != wanted {
+                log::set_max_level(level_for(wanted));
+            }
+            if snapshot.is_unloading() {
+                let _ = events.send(Event::Unload);
+            }
+        }));
+    }
+    for (name, value) in &options.sysctl {
+        if let Err(e) = control.execute(Command::Set {
+            name: name.clone(),
+            value: value.clone(),
+        }) {
+            return fail(e);
+        }
+    }
+    let demo = if options.demo {
+        match demo::start_servers(&control) {
+            Ok(d) => Some(d),
+            Err(e) => return fail(format!("cannot start the demo real servers: {e}")),
+        }
+    } else {
+        None
+    };
+    for alias in &options.host_alias {
+        control.alias_host(&alias.name, alias.addr);
+    }
+    if let Some(path) = &options.config {
+        if let Err(e) = control.load_file(path) {
+            return fail(e);
+        }
+    }
+
+    let mut builder = Engine::builder(control.clone());
+    if let Some(n) = options.workers {
+        builder = builder.workers(usize::from(n));
+    }
+    let engine: Arc<EngineHandle> = match builder.start() {
+        Ok(h) => Arc::new(h),
+        Err(e) => return fail(e),
+    };
+    let bound: BoundAddr = {
+        let engine = Arc::clone(&engine);
+        Arc::new(move |service: &str| engine.local_addr(service))
+    };
+    let dispatcher = Dispatcher::new(control.clone(), Some(Arc::clone(&bound)));
+    let socket_path = options.socket_path();
+    let server = match ControlServer::bind(&socket_path, dispatcher.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            engine.shutdown(Duration::ZERO);
+            return fail(e);
+        }
+    };
+    eprintln!(
+        "ktcpvsd {}: control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        socket_path.display()
+    );
+
+    if let Some(demo) = &demo {
+        match demo.configure(&dispatcher, || bound(demo::SERVICE)) {
+            Ok(addr) => {
+                print!("{}", demo.banner(addr, &socket_path));
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => {
+                engine.shutdown(Duration::ZERO);
+                drop(server);
+                return fail(e);
+            }
+        }
+    }
+
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+    };
+    let signal_handle = signals.handle();
+    let signal_thread = {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                let event = if signal == SIGHUP {
+                    Event::Reload
+                } else {
+                    Event::Stop
+                };
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    drop(events);
+
+    loop {
+        match wake.recv() {
+            Ok(Event::Reload) => match &options.config {
+                Some(path) => match control.load_file(path) {
+                    Ok(()) => log::warn!("reloaded {}", path.display()),
+                    Err(e) => {
+                        log::error!("reload of {} refused, nothing changed: {e}", path.display())
+                    }
+                },
+                None => log::warn!("SIGHUP ignored: no -f configuration file to reload"),
+            },
+            Ok(Event::Stop) => {
+                log::warn!("stopping: draining connections (up to {STOP_GRACE:?})");
+                engine.shutdown(STOP_GRACE);
+                break;
+            }
+            Ok(Event::Unload) => {
+                log::warn!("unload requested: draining and exiting");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+
+    signal_handle.close();
+    let _ = signal_thread.join();
+    // The control server's dispatcher holds a clone of `bound`, which holds
+    // the engine; release both before waiting for the engine.
+    drop(server);
+    drop(dispatcher);
+    drop(bound);
+    drop(demo);
+    let result = match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.wait(),
+        Err(_) => {
+            log::error!("engine handle still shared at exit; not waiting for workers");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

@@ -1,1 +1,132 @@
-fn main() {}
+//! `tcpvsadm`: the admin tool of ktcpvs, with the command line of the
+//! original KTCPVS `tcpvsadm`. It builds control-socket requests, sends them
+//! to a running `ktcpvsd`, and prints the replies; it holds no state.
+//!
+//! Exit status: 0 success; 1 refused by the daemon (or an unreadable or
+//! malformed config file); 2 usage error; 3 the daemon cannot be reached.
+//! The manual is `docs/tcpvsadm.md`.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ktcpvs::control_socket::{ClientError, ControlClient, Reply, Request};
+
+use cli::{Action, Cli};
+
+/// Exit status of a request the daemon refused.
+const EXIT_REFUSED: u8 = 1;
+/// Exit status of a usage error.
+const EXIT_USAGE: u8 = 2;
+/// Exit status when the daemon cannot be reached.
+const EXIT_UNREACHABLE: u8 = 3;
+
+/// Why a run failed, and so which exit status it has.
+enum Failure {
+    Refused(String),
+    Unreachable(ClientError),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::Unreachable(e)
+    }
+}
+
+fn body_or_refusal(reply: Reply) -> Result<Vec<String>, Failure> {
+    match reply {
+        Reply::Ok(body) => Ok(body),
+        Reply::Err { message, .. } => Err(Failure::Refused(message)),
+    }
+}
+
+fn print_lines(lines: &[String]) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for line in lines {
+        // A closed stdout (`tcpvsadm -L | head`) is not an error of ours.
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+}
+
+fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
+    let socket = cli.socket();
+    match action {
+        Action::Load(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::Refused(format!("config file {} opening error: {e}", path.display()))
+            })?;
+            let mut client = ControlClient::connect(&socket)?;
+            let file = path.display().to_string();
+            body_or_refusal(client.load(Some(&file), &text)?)?;
+            Ok(())
+        }
+        Action::List {
+            service,
+            numeric,
+            stats,
+        } => {
+            let mut client = ControlClient::connect(&socket)?;
+            let listing = body_or_refusal(client.request(&Request::List {
+                service: service.clone(),
+                numeric,
+            })?)?;
+            let mut lines = Vec::with_capacity(listing.len() + 1);
+            if service.is_none() {
+                // A comment, so the listing stays a loadable config file.
+                lines.push(format!(
+                    "# TCP Virtual Server version {} (ktcpvs)",
+                    env!("CARGO_PKG_VERSION")
+                ));
+            }
+            lines.extend(listing);
+            if stats {
+                let counters = body_or_refusal(client.request(&Request::Stats { service })?)?;
+                lines.push("# live counters".to_string());
+                lines.extend(counters.into_iter().map(|l| format!("# {l}")));
+            }
+            print_lines(&lines);
+            Ok(())
+        }
+        Action::Request(request) => {
+            let mut client = ControlClient::connect(&socket)?;
+            let body = body_or_refusal(client.request(&request)?)?;
+            print_lines(&body);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let action = match cli.action() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tcpvsadm: {e}");
+            eprintln!("Try `tcpvsadm -h' or `tcpvsadm --help' for more information.");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(&cli, action) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("tcpvsadm: {e}");
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+    }
+}

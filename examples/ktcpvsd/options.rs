@@ -1,0 +1,82 @@
+//! The `ktcpvsd` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A `NAME=ADDR:PORT` host alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAlias {
+    /// The host name commands use (`r1`).
+    pub name: String,
+    /// The address it stands for.
+    pub addr: SocketAddr,
+}
+
+fn parse_alias(text: &str) -> Result<HostAlias, String> {
+    let (name, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not NAME=ADDR:PORT"))?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err(format!("'{name}' is not a host name"));
+    }
+    let addr = addr
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("'{addr}' is not an IP address with a port: {e}"))?;
+    Ok(HostAlias {
+        name: name.to_string(),
+        addr,
+    })
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{text}' is not NAME=VALUE"))
+}
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ktcpvsd",
+    version,
+    about = "The ktcpvs host program: runs the Layer-7 load balancer in the foreground and serves its control socket",
+    after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the -f file as one transaction.\n\
+        `tcpvsadm --sysctl unload=1` drains and stops the daemon.\n\
+        Try it: cargo run --release --example ktcpvsd -- --demo"
+)]
+pub struct Options {
+    /// Control socket path [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs.sock, else /tmp/ktcpvs-UID.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Configuration file to load at start (and again on SIGHUP).
+    #[arg(short = 'f', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Worker threads [default: the available parallelism].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Map a host name used in commands (`-r r1:80`) to a fixed address; repeatable.
+    #[arg(long = "host-alias", value_name = "NAME=ADDR:PORT", value_parser = parse_alias)]
+    pub host_alias: Vec<HostAlias>,
+    /// Set a runtime setting at start (as `tcpvsadm --sysctl`); repeatable.
+    #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    pub sysctl: Vec<(String, String)>,
+    /// Start three demo real servers and the README's example service, then print what to try.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl Options {
+    /// The control socket path to use.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
+    }
+}

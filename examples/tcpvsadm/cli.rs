@@ -1,0 +1,518 @@
+//! The `tcpvsadm` command line: every command and option of the original
+//! tool, parsed with clap, checked against the original's table of which
+//! options each command requires and allows, and turned into one
+//! [`Action`].
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
+use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
+use ktcpvs::core::endpoint::Endpoint;
+use ktcpvs::ServiceSpec;
+
+fn parse_weight(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(w) if w <= 65_535 => Ok(w),
+        _ => Err(format!("illegal weight specified: '{text}' (0..65535)")),
+    }
+}
+
+fn parse_match(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(m) if m <= 10 => Ok(m),
+        _ => Err(format!("illegal match number specified: '{text}' (0..10)")),
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    match ktcpvs::core::endpoint::parse_port(text) {
+        Some(p) if p != 0 => Ok(p),
+        _ => Err(format!("illegal server port specified: '{text}'")),
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse::<Endpoint>()
+        .map_err(|e| format!("illegal address:port specified: {e}"))
+}
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpvsadm",
+    version,
+    about = "Administer the virtual services of a running ktcpvsd (the KTCPVS admin tool)",
+    long_about = "Administer the virtual services of a running ktcpvsd, the user-space KTCPVS \
+                  Layer-7 load balancer. With no arguments, list every service.",
+    after_help = "Examples:\n  \
+        tcpvsadm -A -i http -s http -l 0.0.0.0:8080\n  \
+        tcpvsadm -a -i http -r r1:80\n  \
+        tcpvsadm --add-rule -i http --pattern=/images/.* -r r1:80\n  \
+        tcpvsadm --start -i http\n  \
+        tcpvsadm -L -n --stats\n  \
+        tcpvsadm --sysctl debug_level=2\n\n\
+        Exit status: 0 success; 1 refused by ktcpvsd or bad config file; 2 usage error; \
+        3 ktcpvsd not reachable.\n\
+        The manual is docs/tcpvsadm.md.",
+    group(ArgGroup::new("command").multiple(false))
+)]
+pub struct Cli {
+    /// Add a virtual service (needs -i; takes -s, -P, -l).
+    #[arg(short = 'A', long = "add-service", group = "command")]
+    add_service: bool,
+    /// Edit a virtual service: only the fields given change (needs -i; takes -s, -P, -l).
+    #[arg(short = 'E', long = "edit-service", group = "command")]
+    edit_service: bool,
+    /// Delete a virtual service with its servers and rules (needs -i).
+    #[arg(short = 'D', long = "delete-service", group = "command")]
+    delete_service: bool,
+    /// Delete every virtual service.
+    #[arg(short = 'F', long = "flush", group = "command")]
+    flush: bool,
+    /// List the configuration, in config-file syntax (takes -i, -n, --stats).
+    #[arg(short = 'L', long = "list", group = "command")]
+    list: bool,
+    /// Add a real server (needs -i, -r; takes -w).
+    #[arg(short = 'a', long = "add-server", group = "command")]
+    add_server: bool,
+    /// Change a real server's weight (needs -i, -r; takes -w).
+    #[arg(short = 'e', long = "edit-server", group = "command")]
+    edit_server: bool,
+    /// Delete a real server (needs -i, -r).
+    #[arg(short = 'd', long = "delete-server", group = "command")]
+    delete_server: bool,
+    /// Add a rule: requests matching the pattern go to the server (needs -i, -p, -r; takes -m).
+    #[arg(long = "add-rule", group = "command")]
+    add_rule: bool,
+    /// Delete a rule/server pair (needs -i, -p, -r).
+    #[arg(long = "del-rule", group = "command")]
+    del_rule: bool,
+    /// Start one service (-i), or all.
+    #[arg(long = "start", group = "command")]
+    start: bool,
+    /// Stop one service (-i), or all.
+    #[arg(long = "stop", group = "command")]
+    stop: bool,
+    /// Replace the whole configuration by a config file, atomically.
+    #[arg(
+        short = 'f',
+        long = "load-configfile",
+        value_name = "FILE",
+        group = "command"
+    )]
+    load_configfile: Option<PathBuf>,
+    /// Print every runtime setting, print one (NAME), or set one (NAME=VALUE).
+    #[arg(
+        long = "sysctl",
+        value_name = "NAME[=VALUE]",
+        group = "command",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    sysctl: Option<String>,
+
+    /// Service name.
+    #[arg(short = 'i', long = "ident", value_name = "NAME")]
+    ident: Option<String>,
+    /// Scheduler: wlc, http, hhttp, phttp or chttp.
+    #[arg(short = 's', long = "scheduler", value_name = "NAME")]
+    scheduler: Option<String>,
+    /// Listen port (number or service name).
+    #[arg(short = 'P', long = "port", value_name = "PORT", value_parser = parse_port)]
+    port: Option<u16>,
+    /// Listen address; without :PORT the port stays as it is (8080 for a new service).
+    #[arg(short = 'l', long = "listen", value_name = "ADDR[:PORT]", value_parser = parse_endpoint)]
+    listen: Option<Endpoint>,
+    /// Real server; without :PORT the service's listen port is used.
+    #[arg(short = 'r', long = "real-server", value_name = "HOST[:PORT]", value_parser = parse_endpoint)]
+    real_server: Option<Endpoint>,
+    /// Server weight, 0..65535 (0: no new connections); default 1.
+    #[arg(short = 'w', long = "weight", value_name = "N", value_parser = parse_weight)]
+    weight: Option<u32>,
+    /// Rule pattern: an extended regular expression on the request URI.
+    #[arg(
+        short = 'p',
+        long = "pattern",
+        value_name = "REGEX",
+        allow_hyphen_values = true
+    )]
+    pattern: Option<String>,
+    /// Capture group the hashing schedulers key on, 0..10.
+    #[arg(short = 'm', long = "match", value_name = "N", value_parser = parse_match)]
+    match_group: Option<u32>,
+    /// Numeric ports in listings.
+    #[arg(short = 'n', long = "numeric")]
+    numeric: bool,
+    /// Add live counters to the listing.
+    #[arg(long = "stats")]
+    stats: bool,
+    /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs.sock, else /tmp/ktcpvs-UID.sock].
+    #[arg(long = "socket", value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+/// What the invocation asks for, after checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send one request and report its result.
+    Request(Request),
+    /// List (one service or all), with live counters when `stats` is set.
+    List {
+        /// The service, or all.
+        service: Option<String>,
+        /// Numeric ports.
+        numeric: bool,
+        /// Add live counters.
+        stats: bool,
+    },
+    /// Load a config file (read here, sent as text).
+    Load(PathBuf),
+}
+
+/// A command line that is well-formed for clap but not for the command it
+/// names. Reported with the original's wording; exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// A required option is missing.
+    #[error("You need to supply the '{option}' option for the '{command}' command")]
+    Missing {
+        /// The option.
+        option: &'static str,
+        /// The command.
+        command: &'static str,
+    },
+    /// An option the command does not take.
+    #[error("Illegal '{option}' option with the '{command}' command")]
+    Illegal {
+        /// The option.
+        option: &'static str,
+        /// The command.
+        command: &'static str,
+    },
+    /// A `--sysctl` argument that is not `NAME` or `NAME=VALUE`.
+    #[error("illegal setting specified: '{0}' (use NAME or NAME=VALUE)")]
+    Setting(String),
+}
+
+/// The command a [`Cli`] names, with its option rules.
+struct CommandRule {
+    name: &'static str,
+    required: &'static [&'static str],
+    allowed: &'static [&'static str],
+}
+
+const fn rule(
+    name: &'static str,
+    required: &'static [&'static str],
+    allowed: &'static [&'static str],
+) -> CommandRule {
+    CommandRule {
+        name,
+        required,
+        allowed,
+    }
+}
+
+impl Cli {
+    /// The control socket path to use.
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
+    }
+
+    fn command_rule(&self) -> CommandRule {
+        if self.add_service {
+            rule("-A", &["-i"], &["-s", "-P", "-l"])
+        } else if self.edit_service {
+            rule("-E", &["-i"], &["-s", "-P", "-l"])
+        } else if self.delete_service {
+            rule("-D", &["-i"], &[])
+        } else if self.flush {
+            rule("-F", &[], &[])
+        } else if self.add_server {
+            rule("-a", &["-i", "-r"], &["-w"])
+        } else if self.edit_server {
+            rule("-e", &["-i", "-r"], &["-w"])
+        } else if self.delete_server {
+            rule("-d", &["-i", "-r"], &[])
+        } else if self.add_rule {
+            rule("--add-rule", &["-i", "-p", "-r"], &["-m"])
+        } else if self.del_rule {
+            rule("--del-rule", &["-i", "-p", "-r"], &[])
+        } else if self.start {
+            rule("--start", &[], &["-i"])
+        } else if self.stop {
+            rule("--stop", &[], &["-i"])
+        } else if self.load_configfile.is_some() {
+            rule("-f", &[], &[])
+        } else if self.sysctl.is_some() {
+            rule("--sysctl", &[], &[])
+        } else {
+            // -L, or no command at all: list.
+            rule("-L", &[], &["-i", "-n", "--stats"])
+        }
+    }
+
+    /// The options given, by their short names.
+    fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        for (set, name) in [
+            (self.ident.is_some(), "-i"),
+            (self.scheduler.is_some(), "-s"),
+            (self.port.is_some(), "-P"),
+            (self.listen.is_some(), "-l"),
+            (self.real_server.is_some(), "-r"),
+            (self.weight.is_some(), "-w"),
+            (self.pattern.is_some(), "-p"),
+            (self.match_group.is_some(), "-m"),
+            (self.numeric, "-n"),
+            (self.stats, "--stats"),
+        ] {
+            if set {
+                given.push(name);
+            }
+        }
+        given
+    }
+
+    /// Checks the options against the command and builds the action.
+    pub fn action(&self) -> Result<Action, UsageError> {
+        let rule = self.command_rule();
+        let given = self.given();
+        for option in rule.required {
+            if !given.contains(option) {
+                return Err(UsageError::Missing {
+                    option,
+                    command: rule.name,
+                });
+            }
+        }
+        for option in &given {
+            if !rule.required.contains(option) && !rule.allowed.contains(option) {
+                return Err(UsageError::Illegal {
+                    option,
+                    command: rule.name,
+                });
+            }
+        }
+        // Every required option was checked above, so these are present
+        // where the command needs them.
+        let ident = || self.ident.clone().unwrap_or_default();
+        let server = || {
+            self.real_server.clone().unwrap_or(Endpoint {
+                host: String::new(),
+                port: None,
+            })
+        };
+        let pattern = || self.pattern.clone().unwrap_or_default();
+        let service_args = || ServiceArgs {
+            spec: ServiceSpec {
+                listen: self.listen.clone(),
+                scheduler: self.scheduler.clone(),
+                ..Default::default()
+            },
+            port: self.port,
+        };
+        let request = match rule.name {
+            "-A" => Request::AddService {
+                name: ident(),
+                args: service_args(),
+            },
+            "-E" => Request::EditService {
+                name: ident(),
+                args: service_args(),
+            },
+            "-D" => Request::DeleteService { name: ident() },
+            "-F" => Request::Flush,
+            "-a" => Request::AddServer {
+                service: ident(),
+                server: server(),
+                weight: self.weight,
+            },
+            "-e" => Request::EditServer {
+                service: ident(),
+                server: server(),
+                weight: self.weight,
+            },
+            "-d" => Request::DeleteServer {
+                service: ident(),
+                server: server(),
+            },
+            "--add-rule" => Request::AddRule {
+                service: ident(),
+                pattern: pattern(),
+                match_group: self.match_group,
+                server: server(),
+            },
+            "--del-rule" => Request::DeleteRule {
+                service: ident(),
+                pattern: pattern(),
+                server: server(),
+            },
+            "--start" => Request::Start {
+                service: self.ident.clone(),
+            },
+            "--stop" => Request::Stop {
+                service: self.ident.clone(),
+            },
+            "-f" => {
+                return Ok(Action::Load(
+                    self.load_configfile.clone().unwrap_or_default(),
+                ))
+            }
+            "--sysctl" => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
+            _ => {
+                return Ok(Action::List {
+                    service: self.ident.clone(),
+                    numeric: self.numeric,
+                    stats: self.stats,
+                })
+            }
+        };
+        Ok(Action::Request(request))
+    }
+}
+
+fn sysctl_request(text: &str) -> Result<SysctlRequest, UsageError> {
+    let valid_name =
+        |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if text.is_empty() {
+        return Ok(SysctlRequest::All);
+    }
+    match text.split_once('=') {
+        None if valid_name(text) => Ok(SysctlRequest::Get(text.to_string())),
+        Some((name, value)) if valid_name(name) && !value.trim().is_empty() => Ok(
+            SysctlRequest::Set(name.to_string(), value.trim().to_string()),
+        ),
+        _ => Err(UsageError::Setting(text.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(args: &[&str]) -> Result<Action, String> {
+        let mut argv = vec!["tcpvsadm"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cli.action().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_readme_commands_parse() {
+        assert!(matches!(
+            action(&["-A", "-i", "http", "-s", "http"]).unwrap(),
+            Action::Request(Request::AddService { .. })
+        ));
+        assert!(matches!(
+            action(&["-a", "-i", "http", "-r", "r1:80"]).unwrap(),
+            Action::Request(Request::AddServer { weight: None, .. })
+        ));
+        match action(&[
+            "--add-rule",
+            "-i",
+            "http",
+            "--pattern=/images/.*",
+            "-r",
+            "r1:80",
+        ])
+        .unwrap()
+        {
+            Action::Request(Request::AddRule { pattern, .. }) => assert_eq!(pattern, "/images/.*"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            action(&["--list"]).unwrap(),
+            Action::List { service: None, .. }
+        ));
+        assert!(matches!(action(&[]).unwrap(), Action::List { .. }));
+        assert!(matches!(
+            action(&["-f", "x.conf"]).unwrap(),
+            Action::Load(_)
+        ));
+        assert_eq!(action(&["-F"]).unwrap(), Action::Request(Request::Flush));
+        assert_eq!(
+            action(&["--start", "-i", "http"]).unwrap(),
+            Action::Request(Request::Start {
+                service: Some("http".into())
+            })
+        );
+        assert_eq!(
+            action(&["--stop"]).unwrap(),
+            Action::Request(Request::Stop { service: None })
+        );
+    }
+
+    #[test]
+    fn the_original_bugs_are_fixed() {
+        // -w works, --listen takes a value, --start starts.
+        assert!(matches!(
+            action(&["-a", "-i", "h", "-r", "r1:80", "-w", "3"]).unwrap(),
+            Action::Request(Request::AddServer {
+                weight: Some(3),
+                ..
+            })
+        ));
+        match action(&["-A", "-i", "h", "--listen", "127.0.0.1:81"]).unwrap() {
+            Action::Request(Request::AddService { args, .. }) => {
+                assert_eq!(args.spec.listen.unwrap().port, Some(81))
+            }
+            other => panic!("{other:?}"),
+        }
+        // -l is legal with -E.
+        assert!(action(&["-E", "-i", "h", "-l", "127.0.0.1"]).is_ok());
+    }
+
+    #[test]
+    fn usage_errors_use_the_original_wording() {
+        assert_eq!(
+            action(&["-A"]).unwrap_err(),
+            "You need to supply the '-i' option for the '-A' command"
+        );
+        assert_eq!(
+            action(&["-F", "-i", "x"]).unwrap_err(),
+            "Illegal '-i' option with the '-F' command"
+        );
+        assert_eq!(
+            action(&["--add-rule", "-i", "x", "-r", "r1"]).unwrap_err(),
+            "You need to supply the '-p' option for the '--add-rule' command"
+        );
+        assert!(action(&["-A", "-D", "-i", "x"])
+            .unwrap_err()
+            .contains("cannot be used"));
+        assert!(action(&["-a", "-i", "x", "-r", "r1", "-w", "70000"])
+            .unwrap_err()
+            .contains("illegal weight specified"));
+        assert!(
+            action(&["--add-rule", "-i", "x", "-p", "a", "-r", "r", "-m", "11"])
+                .unwrap_err()
+                .contains("illegal match number specified")
+        );
+        assert!(action(&["-a", "-i", "x", "-r", "r1:nosuch"])
+            .unwrap_err()
+            .contains("illegal address:port specified"));
+        assert!(action(&["--sysctl", "a=b=c d"]).is_ok());
+        assert!(action(&["--sysctl", "=1"]).is_err());
+    }
+
+    #[test]
+    fn sysctl_forms() {
+        assert_eq!(
+            action(&["--sysctl"]).unwrap(),
+            Action::Request(Request::Sysctl(SysctlRequest::All))
+        );
+        assert_eq!(
+            action(&["--sysctl", "debug_level"]).unwrap(),
+            Action::Request(Request::Sysctl(SysctlRequest::Get("debug_level".into())))
+        );
+        assert_eq!(
+            action(&["--sysctl", "debug_level=2"]).unwrap(),
+            Action::Request(Request::Sysctl(SysctlRequest::Set(
+                "debug_level".into(),
+                "2".into()
+            )))
+        );
+    }
+}
