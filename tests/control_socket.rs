@@ -1,0 +1,251 @@
+//! The control-socket server over a real Unix socket: file mode and stale
+//! sockets, malformed and oversized requests, misbehaving clients, and
+//! `load` transactions. Driven with raw socket I/O, as `socat` would.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Duration;
+
+use common::TempDir;
+use ktcpvs::control_socket::{
+    ControlClient, ControlServer, Dispatcher, ErrorKind, Reply, Request, ServerOptions, SocketError,
+};
+use ktcpvs::{builtin_schedulers, Control};
+
+fn server(dir: &TempDir, options: ServerOptions) -> (Control, ControlServer) {
+    let control = Control::new(builtin_schedulers());
+    let server = ControlServer::bind_with(
+        &dir.join("ctl.sock"),
+        Dispatcher::new(control.clone(), None),
+        options,
+    )
+    .expect("bind control socket");
+    (control, server)
+}
+
+/// A raw line-level session, as a person with socat has.
+struct Raw {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Raw {
+    fn connect(server: &ControlServer) -> Raw {
+        let stream = UnixStream::connect(server.path()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = raw.line();
+        assert!(greeting.starts_with("KTCPVS 1 "), "{greeting}");
+        raw
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l.trim_end_matches('\n').to_string()
+    }
+    fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).unwrap();
+    }
+    fn ask(&mut self, line: &str) -> String {
+        self.send(&format!("{line}\n"));
+        self.line()
+    }
+}
+
+#[test]
+fn socket_is_private_and_removed_on_shutdown() {
+    let dir = TempDir::new("mode");
+    let (_, server) = server(&dir, ServerOptions::default());
+    let mode = std::fs::metadata(server.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let path = server.path().to_path_buf();
+    server.shutdown();
+    assert!(!path.exists());
+    // Nothing else was left in the directory (no staging directory).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn stale_socket_is_replaced_but_live_socket_and_plain_file_are_not() {
+    let dir = TempDir::new("stale");
+    let path = dir.join("ctl.sock");
+    drop(UnixListener::bind(&path).unwrap()); // leaves a dead socket file
+    assert!(path.exists());
+    let (_, first) = server(&dir, ServerOptions::default());
+    // A second server on the same path finds a live daemon.
+    let second = ControlServer::bind(
+        &path,
+        Dispatcher::new(Control::new(builtin_schedulers()), None),
+    );
+    assert!(
+        matches!(second, Err(SocketError::InUse { .. })),
+        "{second:?}"
+    );
+    drop(first);
+    let plain = dir.join("plain");
+    std::fs::write(&plain, "keep me").unwrap();
+    let third = ControlServer::bind(
+        &plain,
+        Dispatcher::new(Control::new(builtin_schedulers()), None),
+    );
+    assert!(
+        matches!(third, Err(SocketError::NotASocket { .. })),
+        "{third:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&plain).unwrap(), "keep me");
+}
+
+#[test]
+fn malformed_and_unknown_requests_get_err_and_change_nothing() {
+    let dir = TempDir::new("malformed");
+    let (control, server) = server(&dir, ServerOptions::default());
+    let mut raw = Raw::connect(&server);
+    assert_eq!(
+        raw.ask("add-service web listen=127.0.0.1:7001 scheduler=wlc"),
+        "OK"
+    );
+    let before = control.config();
+    for (line, kind) in [
+        ("frobnicate", "unknown-verb"),
+        ("add-service", "usage"),
+        ("add-service web2 colour=blue", "usage"),
+        ("add-server web server=10.0.0.1:80 weight=lots", "usage"),
+        ("add-rule web pattern=\"/unterminated server=r1", "usage"),
+        ("add-service web scheduler=wlc", "exists"),
+        ("add-service web3 scheduler=nosuch", "scheduler"),
+        ("delete-service nosuch", "no-such-service"),
+        ("sysctl nosuch=1", "no-such-setting"),
+        ("sysctl debug_level=100", "invalid"),
+    ] {
+        let reply = raw.ask(line);
+        assert!(
+            reply.starts_with(&format!("ERR {kind} ")),
+            "{line} -> {reply}"
+        );
+        assert_eq!(control.config(), before, "{line} changed the configuration");
+    }
+    // Blank lines and comments are ignored; the session is still usable.
+    raw.send("\n# a comment\n");
+    assert_eq!(raw.ask("ping"), "OK");
+    let status = raw.ask("list -n");
+    assert!(status.starts_with("OK "), "{status}");
+    let n: usize = status[3..].parse().unwrap();
+    let body: Vec<String> = (0..n).map(|_| raw.line()).collect();
+    assert_eq!(body[0], "Virtual web {");
+    assert_eq!(body[n - 1], "}");
+    assert_eq!(raw.ask("quit"), "OK");
+    assert_eq!(raw.line(), "", "connection closed after quit");
+}
+
+#[test]
+fn an_overlong_line_is_refused_without_buffering_and_the_session_continues() {
+    let dir = TempDir::new("long");
+    let (_, server) = server(&dir, ServerOptions::default());
+    let mut raw = Raw::connect(&server);
+    let huge = format!("add-service {}\n", "x".repeat(1 << 20));
+    raw.send(&huge);
+    let reply = raw.line();
+    assert!(reply.starts_with("ERR too-long "), "{reply}");
+    assert_eq!(raw.ask("ping"), "OK");
+}
+
+#[test]
+fn load_is_one_transaction() {
+    let dir = TempDir::new("load");
+    let (control, server) = server(&dir, ServerOptions::default());
+    let mut client = ControlClient::connect(server.path()).unwrap();
+    assert_eq!(
+        client
+            .request(
+                &Request::parse("add-service keep listen=127.0.0.1:7001 scheduler=wlc").unwrap()
+            )
+            .unwrap(),
+        Reply::Ok(vec![])
+    );
+    let before = control.config();
+    let bad = "Virtual a {\n    listen = 127.0.0.1:7002\n    scheduler = wlc\n}\nVirtual b {\n    nonsense = 1\n}\n";
+    match client.load(Some("bad.conf"), bad).unwrap() {
+        Reply::Err { kind, message } => {
+            assert_eq!(kind, ErrorKind::Config, "{message}");
+            assert!(message.contains("bad.conf"), "{message}");
+        }
+        ok => panic!("bad config accepted: {ok:?}"),
+    }
+    assert_eq!(control.config(), before);
+    let good = "Virtual a {\n    listen = 127.0.0.1:7002\n    scheduler = wlc\n}\n";
+    let reply = client.load(Some("good.conf"), good).unwrap();
+    assert_eq!(reply, Reply::Ok(vec![]));
+    let names: Vec<String> = control
+        .config()
+        .services
+        .iter()
+        .map(|s| s.config.name.clone())
+        .collect();
+    assert_eq!(names, ["a"]);
+}
+
+#[test]
+fn a_silent_client_does_not_stall_others_and_is_dropped_when_idle() {
+    let dir = TempDir::new("idle");
+    let (_, server) = server(
+        &dir,
+        ServerOptions {
+            idle_timeout: Duration::from_millis(300),
+            ..ServerOptions::default()
+        },
+    );
+    // A client that sends half a line and stops.
+    let mut silent = UnixStream::connect(server.path()).unwrap();
+    silent.write_all(b"add-serv").unwrap();
+    // Others are served meanwhile.
+    for _ in 0..3 {
+        let mut c = ControlClient::connect(server.path()).unwrap();
+        assert_eq!(c.request(&Request::Ping).unwrap(), Reply::Ok(vec![]));
+    }
+    // The silent one is disconnected after its idle timeout.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = String::new();
+    let _ = silent.read_to_string(&mut rest);
+    assert!(rest.starts_with("KTCPVS 1"), "{rest}");
+    assert!(!rest.contains("OK"), "{rest}");
+}
+
+#[test]
+fn clients_beyond_the_limit_are_told_to_come_back() {
+    let dir = TempDir::new("limit");
+    let (_, server) = server(
+        &dir,
+        ServerOptions {
+            max_clients: 2,
+            ..ServerOptions::default()
+        },
+    );
+    let _a = Raw::connect(&server);
+    let _b = Raw::connect(&server);
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("ERR unavailable "), "{text}");
+    drop(_a);
+    // A slot frees up once a client leaves.
+    assert!(common::eventually(200, || ControlClient::connect(
+        server.path()
+    )
+    .and_then(|mut c| c.request(&Request::Ping))
+    .is_ok_and(|r| r == Reply::Ok(vec![]))));
+}
