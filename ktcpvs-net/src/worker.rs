@@ -341,7 +341,7 @@ impl Worker {
             let kind = match service.dispatch() {
                 Dispatch::Connection => Tunnel::start(peer, &service, &mut ctx).map(Kind::Tunnel),
                 Dispatch::FirstRequest | Dispatch::EachRequest => {
-                    HttpSession::start(&service, &mut ctx).map(|h| Kind::Http(Box::new(h)))
+                    HttpSession::start(peer, &mut ctx).map(|h| Kind::Http(Box::new(h)))
                 }
             };
             let Some(kind) = kind else {

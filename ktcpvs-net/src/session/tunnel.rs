@@ -178,6 +178,27 @@ impl Tunnel {
         })
     }
 
+    /// A tunnel connecting to `connecting` (the redirect fallback of an
+    /// HTTP session), which will relay the client's bytes untouched.
+    pub fn connecting(connecting: Connecting, deadline: Instant, now: Instant) -> Tunnel {
+        Tunnel {
+            phase: Phase::Connecting(connecting, deadline),
+            up: Pipe::new(None),
+            down: Pipe::new(None),
+            excluded: Excluded {
+                servers: Vec::new(),
+                redirect_tried: true,
+            },
+            last_activity: now,
+        }
+    }
+
+    /// Bytes already read from the client, to relay first.
+    pub fn with_client_bytes(mut self, buf: Option<Buffer>) -> Tunnel {
+        self.up.buf = buf;
+        self
+    }
+
     /// A tunnel over an already open backend connection (after `101`),
     /// with bytes already read from either side.
     pub fn relaying(

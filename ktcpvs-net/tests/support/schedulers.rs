@@ -50,7 +50,11 @@ impl Picker for RulesPicker {
         let rules = s.rules();
         if rules.is_empty() {
             return least_connection((0..s.server_count()).map(|i| (i, s.server(i))), r.exclude)
-                .map(Selection::server);
+                .map(|server| Selection {
+                    server,
+                    rule: None,
+                    stamp: self.stamp,
+                });
         }
         let target = r.head.map_or("/", |h| h.target);
         let (index, rule) = first_matching_rule(rules, target)?;

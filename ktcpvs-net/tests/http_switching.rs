@@ -1,0 +1,220 @@
+//! HTTP/1.1 content switching through real sockets: the seed's three-rule
+//! switch, per-request switching on one keep-alive connection, large
+//! chunked bodies both ways, pipelining, HEAD/204/304, close-delimited
+//! responses, 100-continue and an upgrade to a tunnel.
+
+mod support;
+
+use std::io::{Read, Write};
+
+use ktcpvs_core::ServiceSpec;
+use support::backend::HttpBackend;
+use support::client::Client;
+use support::*;
+
+fn three_rules(scheduler: &str) -> (Running, [HttpBackend; 3]) {
+    let backends = [
+        HttpBackend::start("r1"),
+        HttpBackend::start("r2"),
+        HttpBackend::start("r3"),
+    ];
+    let control = control();
+    add_service(&control, "web", scheduler, ServiceSpec::default());
+    for b in &backends {
+        add_server(&control, "web", b.addr());
+    }
+    add_rule(&control, "web", "/images/.*", backends[0].addr());
+    add_rule(&control, "web", "/html/.*", backends[1].addr());
+    add_rule(&control, "web", ".*", backends[2].addr());
+    start(&control, "web");
+    (run(control), backends)
+}
+
+#[test]
+fn seed_three_rule_switch_routes_by_target() {
+    let (engine, _b) = three_rules("http");
+    for (target, server) in [
+        ("/images/a.png", "r1"),
+        ("/html/index.html", "r2"),
+        ("/other", "r3"),
+    ] {
+        let mut c = Client::connect(engine.addr("web"));
+        let r = c.get(target).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-server"), Some(server), "{target}");
+        assert_eq!(r.text(), format!("{server} {target}"));
+    }
+}
+
+#[test]
+fn per_connection_scheduler_keeps_the_first_server() {
+    let (engine, _b) = three_rules("http");
+    let mut c = Client::connect(engine.addr("web"));
+    assert_eq!(c.get("/images/1").unwrap().header("x-server"), Some("r1"));
+    let r = c.get("/html/2").unwrap();
+    assert_eq!(
+        r.header("x-server"),
+        Some("r1"),
+        "decided once per connection"
+    );
+}
+
+#[test]
+fn per_request_switching_on_one_keep_alive_connection() {
+    let (engine, backends) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    for round in 0..5 {
+        for (target, server) in [("/images/x", "r1"), ("/html/y", "r2"), ("/z", "r3")] {
+            let r = c.get(&format!("{target}{round}")).unwrap();
+            assert_eq!(r.header("x-server"), Some(server));
+        }
+    }
+    // Backend connections were pooled: far fewer connects than requests.
+    for b in &backends {
+        assert_eq!(b.requests(), 5);
+        assert!(b.seen.connections.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    }
+}
+
+#[test]
+fn chunked_request_and_response_bodies_of_megabytes_arrive_intact() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    // Response: 5 MiB chunked.
+    let r = c.get("/chunked/5242880").unwrap();
+    assert_eq!(r.body.len(), 5_242_880);
+    assert_eq!(
+        r.header("x-checksum").unwrap(),
+        checksum(&pattern(5_242_880)).to_string()
+    );
+    // Request: 3 MiB chunked, echoed back.
+    let body = pattern(3 << 20);
+    let mut req = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.chunks(65_000) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let mut writer = c.stream().try_clone().unwrap();
+    let t = std::thread::spawn(move || writer.write_all(&req));
+    let r = c.read_response(false).unwrap();
+    t.join().unwrap().unwrap();
+    assert_eq!(r.header("x-checksum").unwrap(), checksum(&body).to_string());
+    assert_eq!(r.body.len(), body.len());
+    // Content-Length body on the same connection afterwards.
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.body, b"hello");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /images/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /html/2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (target, server) in [("/images/1", "r1"), ("/html/2", "r2"), ("/3", "r3")] {
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.text(), format!("{server} {target}"));
+    }
+}
+
+#[test]
+fn head_204_304_have_no_body_and_the_connection_stays_usable() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-length").is_some());
+    for status in [204, 304] {
+        let r = c.get(&format!("/status/{status}")).unwrap();
+        assert_eq!(r.status, status);
+    }
+    assert_eq!(c.get("/after").unwrap().text(), "r3 /after");
+}
+
+#[test]
+fn close_delimited_response_is_relayed_whole_then_closed() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    let r = c.get("/close/300000").unwrap();
+    assert_eq!(r.body.len(), 300_000);
+    assert_eq!(
+        r.header("x-checksum").unwrap(),
+        checksum(&pattern(300_000)).to_string()
+    );
+}
+
+#[test]
+fn expect_100_continue_is_forwarded() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.read_response(false).unwrap();
+    assert_eq!(interim.status, 100);
+    c.send(b"ping");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.body, b"ping");
+}
+
+#[test]
+fn switching_protocols_turns_the_connection_into_a_tunnel() {
+    let (engine, _b) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 101);
+    c.send(b"raw bytes after the upgrade");
+    let mut buf = [0u8; 27];
+    c.reader.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"raw bytes after the upgrade");
+}
+
+#[test]
+fn stamped_selection_adds_the_pickers_response_header() {
+    let backend = HttpBackend::start("r1");
+    let control = control();
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            options: vec![("stamp".into(), Some("1".into()))],
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", backend.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    let r = c.get("/").unwrap();
+    assert_eq!(r.header("x-stamped"), Some("yes"));
+    assert_eq!(r.text(), "r1 /");
+}
+
+#[test]
+fn forward_for_adds_the_client_address() {
+    let backend = HttpBackend::start("r1");
+    let control = control();
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            forward_for: Some(true),
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", backend.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    c.get("/").unwrap();
+    let heads = backend.heads();
+    assert!(
+        heads[0].contains("X-Forwarded-For: 127.0.0.1"),
+        "{}",
+        heads[0]
+    );
+}
