@@ -155,7 +155,7 @@ pub struct Cli {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send one request and report its result.
-    Request(Request),
+    Request(Box<Request>),
     /// List (one service or all), with live counters when `stats` is set.
     List {
         /// The service, or all.
@@ -370,7 +370,7 @@ impl Cli {
                 })
             }
         };
-        Ok(Action::Request(request))
+        Ok(Action::Request(Box::new(request)))
     }
 }
 
@@ -400,27 +400,32 @@ mod tests {
         cli.action().map_err(|e| e.to_string())
     }
 
+    fn request(args: &[&str]) -> Request {
+        match action(args) {
+            Ok(Action::Request(r)) => *r,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
     #[test]
     fn the_readme_commands_parse() {
         assert!(matches!(
-            action(&["-A", "-i", "http", "-s", "http"]).unwrap(),
-            Action::Request(Request::AddService { .. })
+            request(&["-A", "-i", "http", "-s", "http"]),
+            Request::AddService { .. }
         ));
         assert!(matches!(
-            action(&["-a", "-i", "http", "-r", "r1:80"]).unwrap(),
-            Action::Request(Request::AddServer { weight: None, .. })
+            request(&["-a", "-i", "http", "-r", "r1:80"]),
+            Request::AddServer { weight: None, .. }
         ));
-        match action(&[
+        match request(&[
             "--add-rule",
             "-i",
             "http",
             "--pattern=/images/.*",
             "-r",
             "r1:80",
-        ])
-        .unwrap()
-        {
-            Action::Request(Request::AddRule { pattern, .. }) => assert_eq!(pattern, "/images/.*"),
+        ]) {
+            Request::AddRule { pattern, .. } => assert_eq!(pattern, "/images/.*"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
@@ -432,31 +437,28 @@ mod tests {
             action(&["-f", "x.conf"]).unwrap(),
             Action::Load(_)
         ));
-        assert_eq!(action(&["-F"]).unwrap(), Action::Request(Request::Flush));
+        assert_eq!(request(&["-F"]), Request::Flush);
         assert_eq!(
-            action(&["--start", "-i", "http"]).unwrap(),
-            Action::Request(Request::Start {
+            request(&["--start", "-i", "http"]),
+            Request::Start {
                 service: Some("http".into())
-            })
+            }
         );
-        assert_eq!(
-            action(&["--stop"]).unwrap(),
-            Action::Request(Request::Stop { service: None })
-        );
+        assert_eq!(request(&["--stop"]), Request::Stop { service: None });
     }
 
     #[test]
     fn the_original_bugs_are_fixed() {
         // -w works, --listen takes a value, --start starts.
         assert!(matches!(
-            action(&["-a", "-i", "h", "-r", "r1:80", "-w", "3"]).unwrap(),
-            Action::Request(Request::AddServer {
+            request(&["-a", "-i", "h", "-r", "r1:80", "-w", "3"]),
+            Request::AddServer {
                 weight: Some(3),
                 ..
-            })
+            }
         ));
-        match action(&["-A", "-i", "h", "--listen", "127.0.0.1:81"]).unwrap() {
-            Action::Request(Request::AddService { args, .. }) => {
+        match request(&["-A", "-i", "h", "--listen", "127.0.0.1:81"]) {
+            Request::AddService { args, .. } => {
                 assert_eq!(args.spec.listen.unwrap().port, Some(81))
             }
             other => panic!("{other:?}"),
@@ -493,26 +495,19 @@ mod tests {
         assert!(action(&["-a", "-i", "x", "-r", "r1:nosuch"])
             .unwrap_err()
             .contains("illegal address:port specified"));
-        assert!(action(&["--sysctl", "a=b=c d"]).is_ok());
         assert!(action(&["--sysctl", "=1"]).is_err());
     }
 
     #[test]
     fn sysctl_forms() {
+        assert_eq!(request(&["--sysctl"]), Request::Sysctl(SysctlRequest::All));
         assert_eq!(
-            action(&["--sysctl"]).unwrap(),
-            Action::Request(Request::Sysctl(SysctlRequest::All))
+            request(&["--sysctl", "debug_level"]),
+            Request::Sysctl(SysctlRequest::Get("debug_level".into()))
         );
         assert_eq!(
-            action(&["--sysctl", "debug_level"]).unwrap(),
-            Action::Request(Request::Sysctl(SysctlRequest::Get("debug_level".into())))
-        );
-        assert_eq!(
-            action(&["--sysctl", "debug_level=2"]).unwrap(),
-            Action::Request(Request::Sysctl(SysctlRequest::Set(
-                "debug_level".into(),
-                "2".into()
-            )))
+            request(&["--sysctl", "debug_level=2"]),
+            Request::Sysctl(SysctlRequest::Set("debug_level".into(), "2".into()))
         );
     }
 }

@@ -1165,7 +1165,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_refused_with_a_reason() {
-        let cases: &[(&str, fn(&ProtocolError) -> bool)] = &[
+        type Check = fn(&ProtocolError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == ProtocolError::Empty),
             ("   ", |e| *e == ProtocolError::Empty),
             (

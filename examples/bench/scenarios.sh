@@ -1,0 +1,164 @@
+# scenarios.sh - the six measurements of the benchmark (sourced by run.sh).
+#
+# Each scenario_N runs ROUNDS alternating rounds (every target once per round,
+# restarted each time: A B A B ...), records into the results store (lib.sh)
+# and prints its table of medians with a ratio column against HAProxy.
+# Targets: PEERS (haproxy nginx [envoy] [sozu]), the proxy under test $SUT
+# (ktcpvs, or the sut-haproxy stand-in) and the floor relay when built.
+
+SMALL=/html/index.html
+
+# run_wrk SCEN TARGET PATH WRK_ARGS...: start TARGET, measure, stop
+run_wrk() {
+  local scen=$1 target=$2 path=$3; shift 3
+  if up "$target"; then
+    local g=$LAST
+    measure "$scen" "$target" "http://127.0.0.1:$TPORT$path" "$g" "$@"
+    stop_group "$g"
+  else
+    record "$scen" "$target" errors FAILED
+  fi
+}
+
+floor_targets() { [ -n "$FLOOR" ] && echo floor; true; }
+
+scenario_1() {
+  local t
+  for ROUND in $(seq "$ROUNDS"); do
+    measure s1 direct "http://127.0.0.1:$P2$SMALL" "" -c"$CONNS"
+    for t in $PEERS $SUT $(floor_targets); do run_wrk s1 "$t" "$SMALL" -c"$CONNS"; done
+  done
+  print_table s1 "1. keep-alive small requests (wrk -c$CONNS, GET $SMALL; cpu_us = proxy CPU µs per request)" \
+    cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
+  if [ -n "$FLOOR" ]; then
+    local f s
+    f=$(median_of s1 floor cpu_us); s=$(median_of s1 "$SUT" cpu_us)
+    echo "    $SUT overhead above the floor: $(awk -v s="$s" -v f="$f" 'BEGIN { if (s ~ /^[0-9.]+$/ && f > 0) printf "%.1f µs/request (%.2f× the floor)", s-f, s/f; else print "-" }')"
+  fi
+}
+
+scenario_2() {
+  local t close=(-H "Connection: close")
+  for ROUND in $(seq "$ROUNDS"); do
+    measure s2 direct "http://127.0.0.1:$P2$SMALL" "" -c"$CONNS" "${close[@]}"
+    for t in $PEERS $SUT $(floor_targets); do run_wrk s2 "$t" "$SMALL" -c"$CONNS" "${close[@]}"; done
+  done
+  print_table s2 "2. a new connection per request (Connection: close; cpu_us = proxy CPU µs per connection)" \
+    cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
+}
+
+scenario_3() {
+  local t size large=(-c"$LARGE_CONNS" --timeout 60s)
+  for size in 1m 64m; do
+    for ROUND in $(seq "$ROUNDS"); do
+      measure "s3-$size" direct "http://127.0.0.1:$P3/$size.bin" "" "${large[@]}"
+      for t in $PEERS $(floor_targets); do run_wrk "s3-$size" "$t" "/$size.bin" "${large[@]}"; done
+      ZEROCOPY=0 run_wrk "s3-$size" "$SUT" "/$size.bin" "${large[@]}"
+      mv_target "s3-$size" "$SUT" "$SUT-zc0"
+      ZEROCOPY=1 run_wrk "s3-$size" "$SUT" "/$size.bin" "${large[@]}"
+      mv_target "s3-$size" "$SUT" "$SUT-zc1"
+    done
+    print_table "s3-$size" "3. large responses, ${size/m/ MiB} body (wrk -c$LARGE_CONNS; zc1 = zerocopy_send=1; cpu_ms_GiB = proxy CPU ms per GiB)" \
+      MiB_s "MiB_s cpu_ms_GiB errors core" haproxy direct
+  done
+}
+mv_target() {            # mv_target SCEN FROM TO: rename this round's rows of FROM
+  awk -F'\t' -v OFS='\t' -v s="$1" -v a="$2" -v b="$3" -v r="$ROUND" \
+    '$1==s && $2==a && $3==r {$2=b} {print}' "$RESULTS_TSV" >"$RESULTS_TSV.new"
+  mv "$RESULTS_TSV.new" "$RESULTS_TSV"
+}
+
+scenario_4() {
+  local t targets=($PEERS "$SUT")
+  if [ -n "$FLOOR" ]; then
+    if [ $((2 * IDLE_CONNS + 64)) -le "$FDMAX" ]; then targets+=(floor)
+    else echo "# scenario 4: no floor row (it needs 2 fds per client connection; ulimit -n is $FDMAX)"; fi
+  fi
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do idle_run "$t"; done
+  done
+  print_table s4 "4. $IDLE_CONNS idle keep-alive client connections (B_conn = proxy RSS growth per connection, bytes)" \
+    B_conn "B_conn rss0_KiB rss1_KiB held failed" haproxy
+}
+idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample RSS before and after
+  local t=$1 res="$WORK/idle-$1-$ROUND.txt" i
+  if ! MAXCONN=$((IDLE_CONNS + 1000)) up "$t"; then record s4 "$t" failed FAILED; return; fi
+  local g=$LAST r0 r1
+  sleep 0.5; r0=$(rss_kib "$g")
+  start "idle-$t" 0 python3 "$BENCH_SRC/idle_clients.py" 127.0.0.1 "$TPORT" "$IDLE_CONNS" "$SMALL" "$res" 120
+  local c=$LAST
+  for i in $(seq 1200); do [ -f "$res" ] && break; group_alive "$c" || break; sleep 0.1; done
+  sleep 0.5; r1=$(rss_kib "$g")
+  if [ -f "$res" ]; then
+    local ok failed
+    ok=$(sed -n 's/^ok=\([0-9]*\).*/\1/p' "$res"); failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$res")
+    grep '^#' "$res" | sed "s/^/# $t: /" >&2 || true
+    record s4 "$t" rss0_KiB "$r0"; record s4 "$t" rss1_KiB "$r1"
+    record s4 "$t" held "$ok"; record s4 "$t" failed "$failed"
+    [ "$ok" -gt 0 ] && record s4 "$t" B_conn $(((r1 - r0) * 1024 / ok))
+  else
+    echo "warning: $t: idle client gave no result; log:" >&2; tail -5 "$WORK/idle-$t.log" >&2
+    record s4 "$t" failed FAILED
+  fi
+  stop_group "$c"; stop_group "$g"
+}
+
+scenario_5() {
+  local t targets=(haproxy)
+  [ "$SUT" = haproxy ] || targets+=("$SUT")
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+      run_wrk s5 "$t" "$SMALL" -c"$CONNS"
+      reconfig_run "$t"
+    done
+  done
+  print_table s5 "5. reconfiguration under load: $RECONF_OPS control-socket changes during scenario 1's load (+reconf rows)" \
+    cpu_us "cpu_us req_s p99_ms errors ops_ok ops_refused" haproxy
+  for t in "${targets[@]}"; do
+    echo "    $t: CPU per request with reconfiguration ÷ without: $(ratio "$(median_of s5 "$t+reconf" cpu_us)" "$(median_of s5 "$t" cpu_us)")"
+  done
+}
+reconfig_run() {         # reconfig_run TARGET: scenario 1's load while reconfig.py changes the servers
+  local t=$1 res="$WORK/reconf-$1-$ROUND.txt" i
+  if ! up "$t"; then record s5 "$t+reconf" errors FAILED; return; fi
+  local g=$LAST
+  wrk_pin
+  "${WRK_PIN[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$TPORT$SMALL" >/dev/null 2>&1 || true
+  start "reconf-$t" 0 python3 "$BENCH_SRC/reconfig.py" "$CTL_DIALECT" "$CTL" http \
+    "127.0.0.1:$P2B" "127.0.0.1:$P2" "$RECONF_OPS" "$(awk -v d="$DURATION" 'BEGIN {print d * 0.8}')" "$res"
+  local c=$LAST p0 p1 f="$WORK/wrk-s5-$t-reconf-$ROUND.txt"
+  p0=$(cpu_ticks "$g")
+  "${WRK_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$TPORT$SMALL" >"$f" 2>&1 || true
+  p1=$(cpu_ticks "$g")
+  for i in $(seq 300); do group_alive "$c" || break; sleep 0.1; done
+  parse_wrk s5 "$t+reconf" "$f" $((p1 - p0)) "$g"
+  if [ -f "$res" ]; then
+    record s5 "$t+reconf" ops_ok "$(sed -n 's/^ok=\([0-9]*\).*/\1/p' "$res")"
+    record s5 "$t+reconf" ops_refused "$(sed -n 's/.*refused=\([0-9]*\).*/\1/p' "$res")"
+    [ "$ROUND" = 1 ] && grep '^#' "$res" | sed "s/^/# $t reconf refusal: /" >&2 || true
+  else
+    echo "warning: $t: reconfig client gave no result; log:" >&2; tail -5 "$WORK/reconf-$t.log" >&2
+    record s5 "$t+reconf" ops_ok FAILED
+  fi
+  stop_group "$c"; stop_group "$g"
+}
+
+scenario_6() {
+  # Two workers need both cores, so nothing is pinned here and wrk runs 2 threads.
+  local t w pin=$PIN cpu=$PROXY_CPU
+  PIN=0; PROXY_CPU=any; WRK_THREADS=2
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in haproxy "$SUT"; do
+      for w in 1 2; do
+        WORKERS=$w run_wrk s6 "$t" "$SMALL" -c"$CONNS"
+        mv_target s6 "$t" "$t-${w}w"
+      done
+    done
+  done
+  PIN=$pin; PROXY_CPU=$cpu; WRK_THREADS=1
+  print_table s6 "6. scaling, nothing pinned (Nw = N worker threads; wrk -t2 -c$CONNS)" \
+    req_s "req_s cpu_us p99_ms errors core" haproxy-1w
+  for t in haproxy "$SUT"; do
+    echo "    $t: req/s with 2 workers ÷ 1 worker: $(ratio "$(median_of s6 "$t-2w" req_s)" "$(median_of s6 "$t-1w" req_s)")"
+  done
+}

@@ -1,0 +1,276 @@
+# targets.sh - the backends and every proxy the benchmark compares (sourced by run.sh).
+#
+# What lives here: the backend nginx (one worker, three server blocks r1/r2/r3
+# adding `X-Backend: rN`, plus r2b, a second r2 that scenario 5 adds and
+# removes), and one launcher per proxy writing its config for the seed's
+# content switch (^/images/ -> r1, ^/html/ -> r2, the rest -> r3,
+# least-connection, keep-alive to the backends). Every proxy runs one worker
+# thread unless the scenario asks for more.
+#
+# launch TARGET: starts TARGET (haproxy, nginx, envoy, sozu, floor, ktcpvs, or
+# sut-haproxy: HAProxy driven through the same knobs as ktcpvs, a stand-in
+# that proves the harness) on CPU 1 and sets LAST (its process group), TPORT
+# (its listen port), CTL (its control socket, if any) and CTL_DIALECT.
+# Per-launch knobs: WORKERS (threads), ZEROCOPY (0/1), MAXCONN (client conns).
+
+pick_port P1; pick_port P2; pick_port P3; pick_port P2B; pick_port PSTAT
+
+# ---------- backend nginx ----------
+USERLINE=""; [ "$(id -u)" = 0 ] && USERLINE="user root root;"   # workers must read the 0700 temp dir
+TEMPS="client_body_temp_path $WORK/tmp/body; proxy_temp_path $WORK/tmp/proxy;
+  fastcgi_temp_path $WORK/tmp/fcgi; uwsgi_temp_path $WORK/tmp/uwsgi; scgi_temp_path $WORK/tmp/scgi;"
+
+write_backend() {
+  mkdir -p "$WORK/www/images" "$WORK/www/html" "$WORK/tmp"
+  local body f
+  body=$(printf '<html><body>%s</body></html>\n' "$(head -c 300 /dev/zero | tr '\0' 'x')")
+  for f in index.html images/index.html html/index.html; do echo "$body" >"$WORK/www/$f"; done
+  head -c 1048576 /dev/urandom >"$WORK/www/1m.bin"          # scenario 3 bodies (served by r3)
+  head -c 1048576 /dev/urandom >"$WORK/www/64m.bin.part"
+  for f in $(seq 64); do cat "$WORK/www/64m.bin.part"; done >"$WORK/www/64m.bin"
+  rm "$WORK/www/64m.bin.part"
+  cat >"$WORK/backend.conf" <<EOF
+$USERLINE
+worker_processes 1;
+worker_rlimit_nofile $FDMAX;
+daemon off;
+pid $WORK/backend.pid;
+error_log $WORK/backend-error.log warn;
+events { worker_connections $((FDMAX - 64)); }
+http {
+  $TEMPS
+  access_log off;
+  default_type text/html;
+  sendfile on;
+  keepalive_requests 1000000;       # never close the proxies' pooled connections
+  keepalive_timeout 120s;
+  open_file_cache max=64;
+  server { listen 127.0.0.1:$P1;  root $WORK/www; add_header X-Backend r1 always; }
+  server { listen 127.0.0.1:$P2;  root $WORK/www; add_header X-Backend r2 always; }
+  server { listen 127.0.0.1:$P2B; root $WORK/www; add_header X-Backend r2 always; }
+  server { listen 127.0.0.1:$P3;  root $WORK/www; add_header X-Backend r3 always; }
+  server { listen 127.0.0.1:$PSTAT; location / { stub_status; } }
+}
+EOF
+}
+start_backend() {
+  write_backend
+  start backend 0 nginx -p "$WORK" -e "$WORK/backend-error.log" -c "$WORK/backend.conf"
+  BACKEND_G=$LAST
+  wait_http backend "$BACKEND_G" "http://127.0.0.1:$P2/html/index.html"
+}
+
+# ---------- HAProxy (peer row, and the stand-in SUT) ----------
+pick_port PHA
+haproxy_conf() {         # haproxy_conf PORT SOCKET -> config on stdout
+  local splice=""
+  [ "${ZEROCOPY:-0}" = 1 ] && splice="    option splice-request
+    option splice-response"
+  cat <<EOF
+global
+    nbthread ${WORKERS:-1}
+    maxconn ${MAXCONN:-4096}
+    stats socket $2 level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 120s
+    option http-keep-alive
+    http-reuse always               # share idle backend connections across clients, like nginx
+$splice
+frontend fe
+    bind 127.0.0.1:$1
+    acl p_images path_reg ^/images/
+    acl p_html   path_reg ^/html/
+    use_backend r1 if p_images
+    use_backend r2 if p_html
+    default_backend r3
+backend r1
+    balance leastconn
+    server s1 127.0.0.1:$P1
+backend r2
+    balance leastconn
+    server s1 127.0.0.1:$P2
+backend r3
+    balance leastconn
+    server s1 127.0.0.1:$P3
+EOF
+}
+launch_haproxy() {       # launch_haproxy NAME
+  TPORT=$PHA; CTL="$WORK/$1.sock"; CTL_DIALECT=haproxy
+  haproxy_conf "$TPORT" "$CTL" >"$WORK/$1.cfg"
+  start "$1" "$PROXY_CPU" haproxy -db -f "$WORK/$1.cfg"
+}
+
+# ---------- nginx ----------
+pick_port PNG
+launch_nginx() {
+  TPORT=$PNG; CTL=""; CTL_DIALECT=""
+  cat >"$WORK/nginx-proxy.conf" <<EOF
+$USERLINE
+worker_processes ${WORKERS:-1};
+worker_rlimit_nofile $FDMAX;
+daemon off;
+pid $WORK/nginx-proxy.pid;
+error_log $WORK/nginx-proxy-error.log warn;
+events { worker_connections $((FDMAX - 64)); }
+http {
+  $TEMPS
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  proxy_max_temp_file_size 0;        # stream large bodies instead of spooling them to disk
+  upstream r1 { least_conn; server 127.0.0.1:$P1; keepalive 128; keepalive_requests 1000000; }
+  upstream r2 { least_conn; server 127.0.0.1:$P2; keepalive 128; keepalive_requests 1000000; }
+  upstream r3 { least_conn; server 127.0.0.1:$P3; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$PNG;
+    proxy_http_version 1.1;          # both needed for upstream keep-alive
+    proxy_set_header Connection "";
+    location ~ ^/images/ { proxy_pass http://r1; }
+    location ~ ^/html/   { proxy_pass http://r2; }
+    location /           { proxy_pass http://r3; }
+  }
+}
+EOF
+  start nginx "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-proxy-error.log" -c "$WORK/nginx-proxy.conf"
+}
+
+# ---------- Envoy (when installed) ----------
+pick_port PENV
+envoy_cluster() {
+  cat <<EOF
+  - name: $1
+    type: STATIC
+    lb_policy: LEAST_REQUEST
+    load_assignment:
+      cluster_name: $1
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
+EOF
+}
+launch_envoy() {
+  TPORT=$PENV; CTL=""; CTL_DIALECT=""
+  cat >"$WORK/envoy.yaml" <<EOF
+static_resources:
+  listeners:
+  - name: fe
+    address: {socket_address: {address: 127.0.0.1, port_value: $PENV}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: fe
+          codec_type: HTTP1
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {safe_regex: {regex: "^/images/.*"}}, route: {cluster: r1}}
+              - {match: {safe_regex: {regex: "^/html/.*"}},   route: {cluster: r2}}
+              - {match: {prefix: "/"},                        route: {cluster: r3}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+$(envoy_cluster r1 "$P1")
+$(envoy_cluster r2 "$P2")
+$(envoy_cluster r3 "$P3")
+EOF
+  start envoy "$PROXY_CPU" "$ENVOY" -c "$WORK/envoy.yaml" --concurrency "${WORKERS:-1}" --disable-hot-restart -l warn
+}
+
+# ---------- sozu (when installed) ----------
+pick_port PSOZU
+sozu_cluster() {         # sozu_cluster NAME BACKEND PATH
+  cat <<EOF
+[clusters.$1]
+protocol = "http"
+load_balancing = "LEAST_LOADED"
+frontends = [{ address = "127.0.0.1:$PSOZU", hostname = "127.0.0.1", path = "$3", path_type = "PREFIX" }]
+backends = [{ address = "$2" }]
+EOF
+}
+launch_sozu() {
+  TPORT=$PSOZU; CTL=""; CTL_DIALECT=""
+  cat >"$WORK/sozu.toml" <<EOF
+command_socket = "$WORK/sozu.sock"
+log_level = "error"
+log_target = "stdout"
+worker_count = ${WORKERS:-1}
+worker_automatic_restart = false
+handle_process_affinity = false
+max_connections = $((FDMAX / 2 - 64))
+buffer_size = 16393
+activate_listeners = true
+[[listeners]]
+protocol = "http"
+address = "127.0.0.1:$PSOZU"
+$(sozu_cluster r1 "127.0.0.1:$P1" "/images/")
+$(sozu_cluster r2 "127.0.0.1:$P2" "/html/")
+$(sozu_cluster r3 "127.0.0.1:$P3" "/")
+EOF
+  start sozu "$PROXY_CPU" "$SOZU" start -c "$WORK/sozu.toml"
+}
+
+# ---------- the floor: a 1:1 relay, no parsing, everything to r2 ----------
+pick_port PFLOOR
+launch_floor() {
+  TPORT=$PFLOOR; CTL=""; CTL_DIALECT=""
+  start floor "$PROXY_CPU" env LISTEN="127.0.0.1:$PFLOOR" BACKEND_R1="127.0.0.1:$P1" \
+    BACKEND_R2="127.0.0.1:$P2" BACKEND_R3="127.0.0.1:$P3" \
+    BACKEND="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3" "$FLOOR"
+}
+
+# ---------- ktcpvs ----------
+pick_port PKT
+launch_ktcpvs() {        # ktcpvsd loads the config, then `tcpvsadm --start` starts the service
+  TPORT=$PKT; CTL="$WORK/ktcpvs.sock"; CTL_DIALECT=ktcpvs
+  rm -f "$CTL"
+  cat >"$WORK/ktcpvs.conf" <<EOF
+Virtual http {
+    listen = 127.0.0.1:$PKT
+    scheduler = $SCHEDULER
+    maxclients = 100000
+    server = 127.0.0.1:$P1 1
+    server = 127.0.0.1:$P2 1
+    server = 127.0.0.1:$P3 1
+    rule = pattern "^/images/" use server 127.0.0.1:$P1
+    rule = pattern "^/html/" use server 127.0.0.1:$P2
+    rule = pattern ".*" use server 127.0.0.1:$P3
+}
+EOF
+  start ktcpvs "$PROXY_CPU" "$KTCPVSD" --socket "$CTL" -f "$WORK/ktcpvs.conf" \
+    --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}"
+  local i
+  for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
+  "$TCPVSADM" --socket "$CTL" --start >>"$WORK/ktcpvs.log" 2>&1 ||
+    echo "warning: tcpvsadm --start failed (see below)" >&2
+}
+
+# launch TARGET: dispatch to the launcher; the SUT row is "ktcpvs" or "sut-haproxy"
+launch() {
+  case $1 in
+    haproxy|sut-haproxy) launch_haproxy "$1" ;;
+    nginx) launch_nginx ;;
+    envoy) launch_envoy ;;
+    sozu) launch_sozu ;;
+    floor) launch_floor ;;
+    ktcpvs) launch_ktcpvs ;;
+    *) echo "unknown target $1" >&2; return 1 ;;
+  esac
+}
+# up TARGET: launch and wait until it serves; 1 if it failed (row recorded as failed)
+up() {
+  launch "$1" || return 1
+  if wait_http "$1" "$LAST" "http://127.0.0.1:$TPORT/html/index.html"; then
+    ROUTE=$(check_routing "http://127.0.0.1:$TPORT")
+    [ "$ROUTE" = ok ] || [ "$1" = floor ] || echo "warning: $1 routing $ROUTE" >&2
+    return 0
+  fi
+  stop_group "$LAST"; return 1
+}
