@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# run.sh - the ktcpvs side-by-side benchmark: one command, run from a clone.
+#
+#   examples/bench/run.sh
+#
+# Installs what is missing (Debian: haproxy nginx wrk curl python3 and friends),
+# builds the release ktcpvsd and tcpvsadm (and ../shared/bench/floor-relay when
+# it exists beside the repository), starts one backend nginx, then runs ktcpvs
+# side by side with HAProxy and nginx (and Envoy/sozu when installed) on the
+# seed's content switch, one worker thread each, and prints one table per
+# scenario with a ratio column against HAProxy (see README.md beside this file):
+#   1 keep-alive small requests    2 a new connection per request
+#   3 large responses (1/64 MiB)   4 10,000 idle keep-alive connections
+#   5 reconfiguration under load   6 scaling with 1 and 2 workers
+# The proxy under test is pinned to CPU 1, wrk and the backend to CPU 0.
+# Everything runs under a `mktemp -d` directory and is killed at exit.
+#
+# Knobs (environment):
+#   SCENARIOS=1,2,3,4,5,6   which scenarios to run
+#   ROUNDS=3                alternating rounds per scenario; tables show medians
+#   DURATION=5 WARMUP=1     seconds per wrk run and per warm-up run
+#   CONNS=64                wrk connections (scenarios 1, 2, 5, 6)
+#   LARGE_CONNS=4           wrk connections for scenario 3
+#   IDLE_CONNS=10000        idle connections for scenario 4
+#   RECONF_OPS=1000         control-socket changes for scenario 5
+#   SCHEDULER=phttp         ktcpvs scheduler: phttp routes each request over pooled
+#                           backend connections (as HAProxy and nginx do); http
+#                           routes a connection by its first request
+#   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
+#   PIN=1                   0: no CPU pinning     KEEP=1: keep the scratch dir
+#   ENVOY=path SOZU=path    peers' binaries (default: on PATH; empty: row skipped)
+#   FLOOR=path              floor-relay binary (default: built from ../shared/bench/floor-relay)
+#   NO_INSTALL=1 NO_BUILD=1 skip the package install / the cargo build
+#   CARGO_TARGET_DIR        honoured (binaries are looked up there)
+
+set -euo pipefail
+
+BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_SRC/../.." && pwd)
+
+SCENARIOS=${SCENARIOS:-1,2,3,4,5,6}
+ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-64}; LARGE_CONNS=${LARGE_CONNS:-4}
+IDLE_CONNS=${IDLE_CONNS:-10000}; RECONF_OPS=${RECONF_OPS:-1000}
+SCHEDULER=${SCHEDULER:-phttp}
+SUT=${SUT:-ktcpvs}
+PIN=${PIN:-1}
+ENVOY=${ENVOY-$(command -v envoy || true)}
+SOZU=${SOZU-$(command -v sozu || true)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+KTCPVSD=$TARGET_DIR/release/examples/ktcpvsd
+TCPVSADM=$TARGET_DIR/release/examples/tcpvsadm
+FLOOR_SRC=$REPO/../shared/bench/floor-relay
+case $SUT in
+  ktcpvs) ;;
+  haproxy) SUT=sut-haproxy ;;
+  *) echo "SUT must be ktcpvs or haproxy, not '$SUT'" >&2; exit 2 ;;
+esac
+
+# ---------- what the benchmark needs ----------
+install_missing() {
+  local pkgs=() t
+  for t in haproxy:haproxy nginx:nginx wrk:wrk curl:curl python3:python3 ss:iproute2 \
+           taskset:util-linux setsid:util-linux column:bsdextrautils; do
+    command -v "${t%%:*}" >/dev/null || pkgs+=("${t#*:}")
+  done
+  [ ${#pkgs[@]} = 0 ] && return
+  [ "${NO_INSTALL:-0}" = 1 ] && { echo "missing: ${pkgs[*]} (NO_INSTALL=1)" >&2; exit 2; }
+  local sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "# installing ${pkgs[*]}" >&2
+  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq "${pkgs[@]}" >&2
+}
+build() {
+  [ "${NO_BUILD:-0}" = 1 ] && return
+  echo "# building release ktcpvsd and tcpvsadm" >&2
+  (cd "$REPO" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet \
+     --example ktcpvsd --example tcpvsadm) >&2
+  if [ -z "${FLOOR+x}" ] && [ -f "$FLOOR_SRC/Cargo.toml" ]; then
+    echo "# building the floor relay ($FLOOR_SRC)" >&2
+    (cd "$FLOOR_SRC" && CARGO_TARGET_DIR=$TARGET_DIR/floor-relay cargo build --release --quiet) >&2
+  fi
+}
+install_missing
+build
+if [ -z "${FLOOR+x}" ]; then
+  FLOOR=""; [ -x "$TARGET_DIR/floor-relay/release/floor-relay" ] && FLOOR=$TARGET_DIR/floor-relay/release/floor-relay
+fi
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDMAX=$(ulimit -n); [ "$FDMAX" = unlimited ] && FDMAX=1048576
+[ "$FDMAX" -gt 65536 ] && FDMAX=65536
+if [ "$PIN" = 1 ] && [ "$(nproc)" -lt 2 ]; then PIN=0; fi
+PROXY_CPU=1
+HZ=$(getconf CLK_TCK)
+PEERS="haproxy nginx"
+[ -n "$ENVOY" ] && PEERS+=" envoy"
+[ -n "$SOZU" ] && PEERS+=" sozu"
+
+WORK=$(mktemp -d /tmp/ktcpvs-bench.XXXXXX)
+# shellcheck source=lib.sh
+. "$BENCH_SRC/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# shellcheck source=targets.sh
+. "$BENCH_SRC/targets.sh"
+# shellcheck source=scenarios.sh
+. "$BENCH_SRC/scenarios.sh"
+
+echo "# ktcpvs side-by-side benchmark, $(date -u +%FT%TZ)"
+echo "# $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load:$(uptime | sed 's/.*load average://')"
+echo "# $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULER=$SCHEDULER SUT=$SUT PIN=$PIN ulimit-n=$FDMAX"
+echo "# rows: ${PEERS// /, }, $SUT${FLOOR:+, floor (1:1 relay, no parsing, everything to r2)}; medians over $ROUNDS rounds"
+
+start_backend
+for s in ${SCENARIOS//,/ }; do
+  case $s in
+    [1-6]) "scenario_$s" ;;
+    *) echo "unknown scenario '$s' (1-6)" >&2; exit 2 ;;
+  esac
+done
+echo
+echo "# done $(date -u +%FT%TZ); load:$(uptime | sed 's/.*load average://')"
