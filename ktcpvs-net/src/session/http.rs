@@ -13,8 +13,8 @@
 //! ```
 //!
 //! While a request is in flight, two direction states run side by side:
-//! [`Up`] (request head, then body, validated by [`BodyState`] and
-//! forwarded with exact framing) and [`Down`] (waiting for a response head
+//! `Up` (request head, then body, validated by [`BodyState`] and
+//! forwarded with exact framing) and `Down` (waiting for a response head
 //! — interim 1xx heads are forwarded and waited past — then the body). The
 //! client is not read beyond the current request while it is in flight, so
 //! pipelined requests wait in the buffer and are answered in order.
