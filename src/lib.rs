@@ -72,6 +72,8 @@ pub use ktcpvs_net as net;
 pub use ktcpvs_sched_http as sched_http;
 pub use ktcpvs_sched_wlc as sched_wlc;
 
+pub use ktcpvs_net::{Engine, EngineError, EngineHandle};
+
 pub use ktcpvs_core::{
     Command, Config, Control, ControlError, Endpoint, Scheduler, SchedulerRegistry, ServiceSpec,
     Settings, Snapshot,

@@ -92,7 +92,7 @@ idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample 
   if [ -f "$res" ]; then
     local ok failed
     ok=$(sed -n 's/^ok=\([0-9]*\).*/\1/p' "$res"); failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$res")
-    grep '^#' "$res" | sed "s/^/# $t: /" >&2 || true
+    grep "^#" "$res" | sed "s/^# /# $t: /" >&2 || true
     record s4 "$t" rss0_KiB "$r0"; record s4 "$t" rss1_KiB "$r1"
     record s4 "$t" held "$ok"; record s4 "$t" failed "$failed"
     [ "$ok" -gt 0 ] && record s4 "$t" B_conn $(((r1 - r0) * 1024 / ok))
@@ -135,7 +135,7 @@ reconfig_run() {         # reconfig_run TARGET: scenario 1's load while reconfig
   if [ -f "$res" ]; then
     record s5 "$t+reconf" ops_ok "$(sed -n 's/^ok=\([0-9]*\).*/\1/p' "$res")"
     record s5 "$t+reconf" ops_refused "$(sed -n 's/.*refused=\([0-9]*\).*/\1/p' "$res")"
-    [ "$ROUND" = 1 ] && grep '^#' "$res" | sed "s/^/# $t reconf refusal: /" >&2 || true
+    [ "$ROUND" = 1 ] && grep "^#" "$res" | sed "s/^# /# $t reconf refusal: /" >&2 || true
   else
     echo "warning: $t: reconfig client gave no result; log:" >&2; tail -5 "$WORK/reconf-$t.log" >&2
     record s5 "$t+reconf" ops_ok FAILED

@@ -116,8 +116,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     let bound: BoundAddr = {
-        let engine = Arc::clone(&engine);
-        Arc::new(move |service: &str| engine.local_addr(service))
+        // Weak, so the engine can be unwrapped and waited for at exit even
+        // while a control client thread still holds the dispatcher.
+        let engine = Arc::downgrade(&engine);
+        Arc::new(move |service: &str| engine.upgrade().and_then(|e| e.local_addr(service)))
     };
     let dispatcher = Dispatcher::new(control.clone(), Some(Arc::clone(&bound)));
     let socket_path = options.socket_path();

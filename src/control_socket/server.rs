@@ -236,7 +236,21 @@ impl ControlServer {
         // Wake the blocking accept.
         let _ = UnixStream::connect(&self.path);
         let _ = thread.join();
-        for (_, stream) in self.shared.clients.lock().drain() {
+        // Close the read side only: a client waiting for its next request
+        // sees the end of the stream, while one whose request is being
+        // applied (say, the `unload` that stops us) still gets its reply.
+        for stream in self.shared.clients.lock().values() {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+        // Client threads leave the table as they end; give them a bounded
+        // moment, then cut off whoever is left.
+        for _ in 0..400 {
+            if self.shared.clients.lock().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for stream in self.shared.clients.lock().values() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
         if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
