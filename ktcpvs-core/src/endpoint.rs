@@ -35,8 +35,8 @@ pub const SERVICE_NAMES: &[(&str, u16)] = &[
     ("pop3s", 995),
     ("mysql", 3306),
     ("postgresql", 5432),
-    ("http-alt", 8080),
     ("webcache", 8080),
+    ("http-alt", 8080),
 ];
 
 /// Looks up a port by number or by service name (`"80"`, `"www"`, `"webcache"`).

@@ -94,6 +94,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
+                    listen_port: None,
                     scheduler: scheduler.map(str::to_string),
                     startservers: ss,
                     maxclients: mc,
@@ -250,7 +251,7 @@ fn listing_uses_service_names_unless_numeric() {
     let numeric = control
         .list(Some("web"), &PrintOptions { numeric: true })
         .unwrap();
-    assert!(named.contains("listen = 0.0.0.0:http-alt\n"), "{named}");
+    assert!(named.contains("listen = 0.0.0.0:webcache\n"), "{named}");
     assert!(named.contains("server = 10.0.0.1:http 2\n"), "{named}");
     assert!(numeric.contains("listen = 0.0.0.0:8080\n"), "{numeric}");
     assert!(numeric.contains("server = 10.0.0.1:80 2\n"), "{numeric}");

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use ktcpvs_core::config::PrintOptions;
 use ktcpvs_core::control::{Command, Control, ServiceSpec};
-use ktcpvs_core::endpoint::Endpoint;
 use ktcpvs_core::ControlError;
 
 use super::protocol::{ErrorKind, Reply, Request, ServiceArgs, SysctlRequest, VERBS};
@@ -69,14 +68,14 @@ impl Dispatcher {
     pub fn handle(&self, request: &Request, text: Option<&str>) -> Reply {
         match request {
             Request::AddService { name, args } => {
-                let spec = self.spec_for(None, args);
+                let spec = self.spec_for(args);
                 done(self.control.execute(Command::AddService {
                     name: name.clone(),
                     spec,
                 }))
             }
             Request::EditService { name, args } => {
-                let spec = self.spec_for(Some(name), args);
+                let spec = self.spec_for(args);
                 done(self.control.execute(Command::EditService {
                     name: name.clone(),
                     spec,
@@ -160,25 +159,17 @@ impl Dispatcher {
         }
     }
 
-    /// The [`ServiceSpec`] of an add or edit, with a lone `port=` applied
-    /// to the given listen host, or to the service's current one on edit.
-    fn spec_for(&self, editing: Option<&str>, args: &ServiceArgs) -> ServiceSpec {
+    /// The [`ServiceSpec`] of an add or edit: a `port=` completes a listen
+    /// address given without a port, and otherwise replaces the port of the
+    /// service's listen address (atomically, inside the operation).
+    fn spec_for(&self, args: &ServiceArgs) -> ServiceSpec {
         let mut spec = args.spec.clone();
         if let Some(port) = args.port {
-            let host = match (&spec.listen, editing) {
-                (Some(listen), _) => listen.host.clone(),
-                (None, Some(name)) => self
-                    .control
-                    .config()
-                    .service(name)
-                    .map(|s| s.config.listen.ip().to_string())
-                    .unwrap_or_else(|| "0.0.0.0".to_string()),
-                (None, None) => "0.0.0.0".to_string(),
-            };
-            spec.listen = Some(Endpoint {
-                host,
-                port: Some(port),
-            });
+            match &mut spec.listen {
+                Some(listen) if listen.port.is_none() => listen.port = Some(port),
+                Some(_) => {}
+                None => spec.listen_port = Some(port),
+            }
         }
         spec
     }

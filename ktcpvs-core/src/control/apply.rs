@@ -89,6 +89,9 @@ fn apply_spec(
     if let Some(listen) = &spec.listen {
         config.listen = resolve(state, listen, config.listen.port())?;
     }
+    if let Some(port) = spec.listen_port {
+        config.listen.set_port(port);
+    }
     if let Some(s) = &spec.scheduler {
         config.scheduler = s.clone();
     }

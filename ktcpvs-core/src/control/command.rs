@@ -15,6 +15,9 @@ use crate::endpoint::Endpoint;
 pub struct ServiceSpec {
     /// Listen address; a missing port keeps the current one (8080 on add).
     pub listen: Option<Endpoint>,
+    /// Listen port alone (`tcpvsadm -P`): replaces the port of the listen
+    /// address (after `listen`, if both are given) and keeps its host.
+    pub listen_port: Option<u16>,
     /// Scheduler name.
     pub scheduler: Option<String>,
     /// `startservers`.
