@@ -145,7 +145,7 @@ parse_wrk() {            # parse_wrk SCEN TARGET FILE TICKS PGID
   record "$scen" "$target" MiB_s "$(awk -v m="$mib" -v s="$secs" 'BEGIN {printf "%.0f", m/s}')"
   if [ -n "$pg" ]; then
     record "$scen" "$target" cpu_us "$(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.1f", t/hz*1e6/n}')"
-    record "$scen" "$target" cpu_ms_GiB "$(awk -v t="$ticks" -v hz="$HZ" -v m="$mib" 'BEGIN {printf "%.0f", m>0 ? t/hz*1e3*1024/m : 0}')"
+    record "$scen" "$target" cpu_ms_GiB "$(awk -v t="$ticks" -v hz="$HZ" -v m="$mib" 'BEGIN {printf "%.0f", (m > 0) ? t/hz*1e3*1024/m : 0}')"
     record "$scen" "$target" core "$(awk -v t="$ticks" -v hz="$HZ" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*t/hz/d}')"
   fi
 }
