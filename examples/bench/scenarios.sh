@@ -58,7 +58,7 @@ scenario_3() {
       ZEROCOPY=1 run_wrk "s3-$size" "$SUT" "/$size.bin" "${large[@]}"
       mv_target "s3-$size" "$SUT" "$SUT-zc1"
     done
-    print_table "s3-$size" "3. large responses, ${size/m/ MiB} body (wrk -c$LARGE_CONNS; zc1 = zerocopy_send=1; cpu_ms_GiB = proxy CPU ms per GiB)" \
+    print_table "s3-$size" "3. large responses, ${size/m/ MiB} body (wrk -c$LARGE_CONNS; zc0/zc1 = zerocopy_send 0/1; cpu_ms_GiB = proxy CPU ms per GiB)" \
       MiB_s "MiB_s cpu_ms_GiB errors core" haproxy direct
   done
 }
