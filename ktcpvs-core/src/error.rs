@@ -137,6 +137,10 @@ pub enum ControlError {
     /// A runtime setting name that does not exist.
     #[error("unknown setting '{0}' (known: {1})")]
     UnknownSetting(String, String),
+    /// The change was refused by the engine putting it into effect (for
+    /// example a listen address already in use); it was rolled back.
+    #[error("the change could not be put into effect and was rolled back: {0}")]
+    Activation(String),
     /// The balancer was unloaded; it accepts no further changes.
     #[error("ktcpvs is unloading: no further changes are accepted")]
     Unloaded,

@@ -733,3 +733,40 @@ proptest! {
         }
     }
 }
+
+/// An activator (an engine that cannot bind, say) refusing a change rolls
+/// the transaction back: the previous configuration is in effect again and
+/// the operation reports why.
+#[test]
+fn refused_activation_rolls_the_change_back() {
+    let control = support::control();
+    control.execute(add_service("web")).unwrap();
+    control
+        .activate_with(Box::new(|snapshot| {
+            match snapshot.services().iter().find(|s| s.is_running()) {
+                Some(s) => Err(format!(
+                    "[{}] cannot listen: address in use",
+                    s.config().name
+                )),
+                None => Ok(()),
+            }
+        }))
+        .unwrap();
+    let before = control.config();
+    let err = control
+        .execute(Command::Start {
+            service: Some("web".into()),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, ControlError::Activation(m) if m.contains("address in use")),
+        "{err}"
+    );
+    assert!(!control.is_running("web"));
+    assert!(!control.snapshot().service("web").unwrap().is_running());
+    assert_eq!(control.config(), before);
+    // Other changes still go through.
+    control
+        .execute(add_server("web", "10.0.0.1:80", Some(2)))
+        .unwrap();
+}

@@ -215,17 +215,34 @@ impl EngineBuilder {
             shared: Arc::clone(&shared),
             threads,
         };
-        let weak: Weak<Shared> = Arc::downgrade(&shared);
-        self.control.watch(Box::new(move |snapshot| {
-            if let Some(shared) = weak.upgrade() {
-                shared.sync(snapshot);
-            }
-        }));
+        // Bind the listeners of the current snapshot first, so a failure
+        // comes back as its typed error.
         let failures = shared.sync(&self.control.snapshot());
         if let Some(first) = failures.into_iter().next() {
             handle.shutdown(Duration::ZERO);
             let _ = handle.wait();
             return Err(first);
+        }
+        // Then listeners open and close as each snapshot is published; a
+        // bind failure refuses the change (the control API rolls it back),
+        // so an operator's `--start` on a busy address fails instead of
+        // pretending to succeed.
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let activated = self.control.activate_with(Box::new(move |snapshot| {
+            let Some(shared) = weak.upgrade() else {
+                return Ok(());
+            };
+            let failures = shared.sync(snapshot);
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+                Err(reasons.join("; "))
+            }
+        }));
+        if let Err(e) = activated {
+            // Only possible if the configuration changed in between.
+            log::error!("{e}");
         }
         Ok(handle)
     }

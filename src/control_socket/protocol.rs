@@ -822,6 +822,9 @@ pub enum ErrorKind {
     Unloading,
     /// The daemon cannot take this client now (too many clients).
     Unavailable,
+    /// The engine could not put the change into effect (e.g. a listen
+    /// address in use); it was rolled back.
+    Activation,
     /// A kind this version does not know.
     Other(String),
 }
@@ -844,6 +847,7 @@ impl ErrorKind {
             ErrorKind::NoSuchSetting => "no-such-setting",
             ErrorKind::Unloading => "unloading",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Activation => "activation",
             ErrorKind::Other(s) => s,
         }
     }
@@ -865,6 +869,7 @@ impl ErrorKind {
             "no-such-setting" => ErrorKind::NoSuchSetting,
             "unloading" => ErrorKind::Unloading,
             "unavailable" => ErrorKind::Unavailable,
+            "activation" => ErrorKind::Activation,
             other => ErrorKind::Other(other.to_string()),
         }
     }
@@ -888,6 +893,7 @@ impl ErrorKind {
             ControlError::Config(_) => ErrorKind::Config,
             ControlError::UnknownSetting(..) => ErrorKind::NoSuchSetting,
             ControlError::Unloaded => ErrorKind::Unloading,
+            ControlError::Activation(_) => ErrorKind::Activation,
         }
     }
 
@@ -1277,6 +1283,7 @@ mod tests {
             ErrorKind::NoSuchSetting,
             ErrorKind::Unloading,
             ErrorKind::Unavailable,
+            ErrorKind::Activation,
         ] {
             assert_eq!(ErrorKind::from_token(kind.as_str()), kind);
         }

@@ -58,6 +58,13 @@ fn blame(commands: &[Command], service: &str) -> usize {
 /// Keep it short: it runs while the control path is held.
 pub type Watcher = Box<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
 
+/// A callback that puts a newly published snapshot into effect and may
+/// refuse it — an engine that cannot bind a service's listen address, say.
+/// A refusal rolls the whole transaction back: the previous configuration
+/// is published again and the operation fails with
+/// [`ControlError::Activation`]. Runs before the [`Watcher`]s.
+pub type Activator = Box<dyn Fn(&Arc<Snapshot>) -> Result<(), String> + Send + Sync>;
+
 /// The mutable control-path state, guarded by [`Inner::state`].
 #[derive(Clone, Default)]
 struct State {
@@ -82,6 +89,7 @@ struct Inner {
     state: Mutex<(State, Registry)>,
     current: ArcSwap<Snapshot>,
     watchers: Mutex<Vec<Watcher>>,
+    activators: Mutex<Vec<Activator>>,
 }
 
 /// The control handle. Cheap to clone; every clone controls the same
@@ -141,6 +149,7 @@ impl Control {
                 state: Mutex::new((State::default(), Registry::default())),
                 current: ArcSwap::from_pointee(Snapshot::default()),
                 watchers: Mutex::new(Vec::new()),
+                activators: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -164,6 +173,16 @@ impl Control {
     /// Registers a callback run with each newly published snapshot.
     pub fn watch(&self, watcher: Watcher) {
         self.inner.watchers.lock().push(watcher);
+    }
+
+    /// Registers a callback that activates each newly published snapshot
+    /// and may refuse it (see [`Activator`]). It is called once at once
+    /// with the current snapshot, whose refusal is returned.
+    pub fn activate_with(&self, activator: Activator) -> Result<(), ControlError> {
+        let _guard = self.inner.state.lock();
+        let result = activator(&self.inner.current.load_full()).map_err(ControlError::Activation);
+        self.inner.activators.lock().push(activator);
+        result
     }
 
     /// Applies one command atomically.
@@ -191,8 +210,20 @@ impl Control {
         let snapshot = self
             .rebuild(&next, registry)
             .map_err(|(service, e)| (blame(commands, &service), e))?;
-        *state = next;
-        self.publish(snapshot, registry, state);
+        let previous = std::mem::replace(state, next);
+        if let Err(reason) = self.publish(snapshot, registry, state) {
+            // Roll back: put the previous configuration into effect again.
+            *state = previous;
+            if let Ok(restored) = self.rebuild(state, registry) {
+                if let Err(again) = self.publish(restored, registry, state) {
+                    log::error!("rolling back a refused change was refused too: {again}");
+                }
+            }
+            return Err((
+                commands.len().saturating_sub(1),
+                ControlError::Activation(reason),
+            ));
+        }
         Ok(())
     }
 
@@ -355,7 +386,12 @@ impl Control {
         ))
     }
 
-    fn publish(&self, snapshot: Snapshot, registry: &mut Registry, state: &State) {
+    fn publish(
+        &self,
+        snapshot: Snapshot,
+        registry: &mut Registry,
+        state: &State,
+    ) -> Result<(), String> {
         // Keep the identities and live state of what exists now; forget the rest.
         registry
             .ids
@@ -384,8 +420,15 @@ impl Control {
         }
         let snapshot = Arc::new(snapshot);
         self.inner.current.store(Arc::clone(&snapshot));
+        let mut refused = Ok(());
+        for activator in self.inner.activators.lock().iter() {
+            if let Err(reason) = activator(&snapshot) {
+                refused = refused.and(Err(reason));
+            }
+        }
         for watcher in self.inner.watchers.lock().iter() {
             watcher(&snapshot);
         }
+        refused
     }
 }
