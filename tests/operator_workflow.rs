@@ -511,3 +511,20 @@ fn help_lists_every_command_and_option() {
         assert!(help.contains(flag), "help lacks {flag}:\n{help}");
     }
 }
+
+#[test]
+fn start_on_a_busy_address_fails_and_changes_nothing() {
+    let daemon = Daemon::start(&[]);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap().to_string();
+    daemon.adm_ok(&["-A", "-i", "busy", "-s", "wlc", "-l", &busy]);
+    let out = daemon.adm(&["--start", "-i", "busy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    // Once the address is free, the same command works.
+    drop(holder);
+    daemon.adm_ok(&["--start", "-i", "busy"]);
+    let addr: SocketAddr = busy.parse().unwrap();
+    assert!(!refused(addr), "the service should now accept on {addr}");
+}
