@@ -122,7 +122,9 @@ impl Backends {
             Ok(_) => {
                 let _ = b.conn.stream.set_nodelay(true);
                 b.state = LinkState::Open;
-                b.conn.ready.readable = true;
+                // A fresh connection is writable; whether the server already
+                // sent something is what the poller reported (an event sets
+                // `readable`), so no read is wasted on an empty socket.
                 b.conn.ready.writable = true;
                 ConnectCheck::Connected
             }
@@ -149,7 +151,9 @@ impl Backends {
             if alive {
                 if let Some(b) = self.conns.get_mut(id) {
                     b.owner = Some(owner);
-                    b.conn.ready.readable = true;
+                    // The peek just returned `WouldBlock`: nothing to read,
+                    // and the next byte brings an event.
+                    b.conn.ready.readable = false;
                     b.conn.ready.writable = true;
                     return Some(id);
                 }

@@ -23,6 +23,20 @@
 //! * **Connect completion** is confirmed with `take_error` and `peer_addr`
 //!   on the first event, since a writable event alone may be spurious.
 //!
+//! * **A short read drains.** A read that fills less than the space offered
+//!   took everything the socket held, so the readable flag is cleared
+//!   without a second read that would only return `WouldBlock`. This is
+//!   safe with edge-triggered epoll because Linux queues a new event for
+//!   every arrival of data (`sk_data_ready` wakes the epoll item on each
+//!   segment, not only on the empty→non-empty transition), so bytes that
+//!   arrive after the short read always bring a fresh event. The one
+//!   exception is a FIN (or an error) that arrived *before* the event was
+//!   reported, together with the data: it brings no further event, so once
+//!   an event carried read-closed or error ([`Ready::hup`]) the connection
+//!   is read until `0` or `WouldBlock`, as before. A short write likewise
+//!   means the send buffer is full: the writable flag is cleared and the
+//!   next `EPOLLOUT` edge sets it again.
+//!
 //! What the poller reported (readiness) is kept apart from what a session
 //! wants (its state enums): a state decides which flags it acts on.
 
@@ -54,6 +68,9 @@ pub struct Ready {
     pub readable: bool,
     /// A write may make progress.
     pub writable: bool,
+    /// An event carried read-closed, hang-up or error: a short read no
+    /// longer proves the socket drained (the EOF brings no new event).
+    pub hup: bool,
 }
 
 impl Ready {
@@ -62,6 +79,9 @@ impl Ready {
     pub fn absorb(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hup = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.writable = true;
@@ -100,11 +120,13 @@ impl Conn {
             ready: Ready {
                 readable: ready,
                 writable: ready,
+                hup: false,
             },
         }
     }
 
-    /// One read into the free space of `buf`.
+    /// One read into the free space of `buf`. A short read clears the
+    /// readable flag (see the module documentation: it drained the socket).
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Fill> {
         if !self.ready.readable {
             return Ok(Fill::WouldBlock);
@@ -113,11 +135,15 @@ impl Conn {
         if spare.is_empty() {
             return Ok(Fill::NoRoom);
         }
+        let offered = spare.len();
         loop {
             match self.stream.read(spare) {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => {
                     buf.commit(n);
+                    if n < offered && !self.ready.hup {
+                        self.ready.readable = false;
+                    }
                     return Ok(Fill::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -136,7 +162,13 @@ impl Conn {
         while done < bytes.len() && self.ready.writable {
             match self.stream.write(&bytes[done..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
+                Ok(n) => {
+                    done += n;
+                    if done < bytes.len() {
+                        // A short write: the send buffer is full.
+                        self.ready.writable = false;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
