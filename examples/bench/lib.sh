@@ -157,6 +157,10 @@ median_of() {            # median_of SCEN TARGET METRIC -> median over rounds, o
   awk -F'\t' -v s="$1" -v t="$2" -v m="$3" '$1==s && $2==t && $4==m && $5 ~ /^-?[0-9.]+$/ {print $5}' \
     "$RESULTS_TSV" | sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
 }
+range_of() {             # range_of SCEN TARGET METRIC -> "min-max" over rounds, or "-"
+  awk -F'\t' -v s="$1" -v t="$2" -v m="$3" '$1==s && $2==t && $4==m && $5 ~ /^-?[0-9.]+$/ {print $5}' \
+    "$RESULTS_TSV" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (NR==0) print "-"; else print lo "-" hi}'
+}
 ratio() {                # ratio A B -> A/B with 2 decimals, or "-"
   awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b+0 > 0) printf "%.2f", a/b; else print "-" }'
 }
@@ -165,19 +169,21 @@ targets_of() {           # targets_of SCEN: targets in first-seen order
 }
 
 # print_table SCEN TITLE KEY "METRICS" [REF...]: one row per target with the
-# median of each metric over the rounds, then KEY's ratio to each REF target.
+# median of each metric over the rounds, KEY's range over the rounds, then
+# KEY's ratio to each REF target.
 print_table() {
   local scen=$1 title=$2 key=$3 metrics=$4; shift 4
   local refs=("$@") t m r line hdr
   echo
   echo "## $title"
-  hdr="target"; for m in $metrics; do hdr+="	$m"; done
+  hdr="target"; for m in $metrics; do hdr+="	$m"; done; hdr+="	${key}_range"
   for r in "${refs[@]}"; do hdr+="	${key}÷$r"; done
   {
     echo "$hdr"
     for t in $(targets_of "$scen"); do
       line="$t"
       for m in $metrics; do line+="	$(median_of "$scen" "$t" "$m")"; done
+      line+="	$(range_of "$scen" "$t" "$key")"
       for r in "${refs[@]}"; do line+="	$(ratio "$(median_of "$scen" "$t" "$key")" "$(median_of "$scen" "$r" "$key")")"; done
       echo "$line"
     done
