@@ -28,28 +28,99 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// The fields the engine acts on, told apart with one length switch and at
+/// most two case-insensitive comparisons per field (instead of one pass
+/// over the head per question asked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FieldName {
+    /// `Connection`.
+    Connection,
+    /// Another hop-by-hop field (`Keep-Alive`, `Proxy-Connection`, `TE`,
+    /// `Trailer`).
+    OtherHopByHop,
+    /// `Upgrade` (hop-by-hop, kept on an upgrade).
+    Upgrade,
+    /// `Content-Length`.
+    ContentLength,
+    /// `Transfer-Encoding`.
+    TransferEncoding,
+    /// `Set-Cookie` or `Set-Cookie2`.
+    SetCookie,
+    /// `Host`.
+    Host,
+    /// `Expect`.
+    Expect,
+    /// Anything else.
+    Other,
+}
+
+/// What field `name` is, for the fields the engine acts on.
+pub(crate) fn classify(name: &str) -> FieldName {
+    let b = name.as_bytes();
+    let is = |lit: &[u8]| b.eq_ignore_ascii_case(lit);
+    match b.len() {
+        2 if is(b"te") => FieldName::OtherHopByHop,
+        4 if is(b"host") => FieldName::Host,
+        6 if is(b"expect") => FieldName::Expect,
+        7 if is(b"upgrade") => FieldName::Upgrade,
+        7 if is(b"trailer") => FieldName::OtherHopByHop,
+        10 if is(b"connection") => FieldName::Connection,
+        10 if is(b"keep-alive") => FieldName::OtherHopByHop,
+        10 if is(b"set-cookie") => FieldName::SetCookie,
+        11 if is(b"set-cookie2") => FieldName::SetCookie,
+        14 if is(b"content-length") => FieldName::ContentLength,
+        16 if is(b"proxy-connection") => FieldName::OtherHopByHop,
+        17 if is(b"transfer-encoding") => FieldName::TransferEncoding,
+        _ => FieldName::Other,
+    }
+}
+
+/// `tchar` membership for every byte value.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Field-value byte membership for every byte value.
+const FIELD_VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c == b'\t' || (c >= b' ' && c <= b'~') || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
 /// Whether `b` is a `tchar` (RFC 9110 §5.6.2):
 /// `"!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" /
 /// "`" / "|" / "~" / DIGIT / ALPHA`.
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TCHAR[usize::from(b)]
 }
 
 /// Whether `bytes` is a `token` (`1*tchar`).
@@ -67,7 +138,7 @@ pub fn is_token(bytes: &[u8]) -> bool {
 /// Whether `b` may appear in a field value (RFC 9110 §5.5): `HTAB`, `SP`,
 /// `VCHAR` or `obs-text`; every other control character (and DEL) may not.
 pub fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+    FIELD_VALUE[usize::from(b)]
 }
 
 /// `bytes` without leading and trailing optional whitespace (SP, HTAB).

@@ -8,8 +8,8 @@ use httparse::Header;
 
 use super::body::Framing;
 use super::headers::{
-    self, content_length, has_connection_specific, transfer_coding, ConnectionOptions,
-    ContentLength, TransferCoding,
+    self, classify, content_length, transfer_coding, ConnectionOptions, ContentLength, FieldName,
+    TransferCoding,
 };
 use super::limits::Limits;
 use super::request::Method;
@@ -44,6 +44,12 @@ pub struct ResponseInfo {
     /// The head holds a hop-by-hop field (or empty lines before the status
     /// line), so it cannot be forwarded byte for byte.
     pub needs_rewrite: bool,
+    /// The only hop-by-hop field is `Connection: keep-alive` (nothing
+    /// before the status line): to a client whose connection stays open
+    /// the head says what the proxy would say itself, so it may still be
+    /// forwarded byte for byte (see
+    /// [`can_forward_response_verbatim`](super::can_forward_response_verbatim)).
+    pub keep_alive_only: bool,
 }
 
 /// A parsed response head, borrowing the buffer and the header slots.
@@ -214,28 +220,26 @@ pub fn parse_response<'b, 'h>(
         return Err(ResponseError::InvalidStatus { status });
     }
     let headers: &'h [Header<'b>] = headers;
-    check_fields(headers)?;
+    let facts = FieldFacts::of(headers)?;
     let interim = (100..200).contains(&status) && status != 101;
     let upgrade = status == 101;
-    let framing = response_framing(headers, version, status, request_method)?;
-    let connection = ConnectionOptions::of(headers);
+    let framing = response_framing(headers, &facts, version, status, request_method)?;
+    let connection = facts.connection;
     let keep_alive = !upgrade
         && framing != Framing::CloseDelimited
         && !connection.close
         && (version == 1 || connection.keep_alive);
-    let sets_cookie = headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("set-cookie") || h.name.eq_ignore_ascii_case("set-cookie2")
-    });
     let info = ResponseInfo {
         head_len,
         status,
         version,
         framing,
         keep_alive,
-        sets_cookie,
+        sets_cookie: facts.sets_cookie,
         interim,
         upgrade,
-        needs_rewrite: leading > 0 || has_connection_specific(headers),
+        needs_rewrite: leading > 0 || facts.hop_by_hop,
+        keep_alive_only: leading == 0 && facts.keep_alive_only,
     };
     let head = ResponseHead {
         version,
@@ -246,24 +250,71 @@ pub fn parse_response<'b, 'h>(
     Ok(Some((info, head)))
 }
 
-/// Re-checks every field name and value byte against the grammar.
-fn check_fields(headers: &[Header<'_>]) -> Result<(), ResponseError> {
-    for (field, h) in headers.iter().enumerate() {
-        if h.name.is_empty() {
-            return Err(ResponseError::Malformed(httparse::Error::HeaderName));
+/// What one pass over the fields of a response head found; every field
+/// name and value byte is re-checked against the grammar on the way.
+#[derive(Debug, Default)]
+struct FieldFacts {
+    connection: ConnectionOptions,
+    /// A hop-by-hop field is present.
+    hop_by_hop: bool,
+    /// The only hop-by-hop fields are `Connection` fields listing nothing
+    /// but `keep-alive`.
+    keep_alive_only: bool,
+    sets_cookie: bool,
+    content_length: bool,
+    transfer_encoding: bool,
+}
+
+impl FieldFacts {
+    fn of(headers: &[Header<'_>]) -> Result<FieldFacts, ResponseError> {
+        let mut facts = FieldFacts {
+            keep_alive_only: true,
+            ..FieldFacts::default()
+        };
+        for (field, h) in headers.iter().enumerate() {
+            if h.name.is_empty() {
+                return Err(ResponseError::Malformed(httparse::Error::HeaderName));
+            }
+            let bad_name = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b));
+            let bad_value = h.value.iter().find(|&&b| !headers::is_field_value_byte(b));
+            if let Some(&byte) = bad_name.or(bad_value) {
+                return Err(ResponseError::FieldByte { field, byte });
+            }
+            match classify(h.name) {
+                FieldName::Connection => {
+                    facts.hop_by_hop = true;
+                    for token in headers::list_elements(h.value) {
+                        if token.eq_ignore_ascii_case(b"keep-alive") {
+                            facts.connection.keep_alive = true;
+                            continue;
+                        }
+                        facts.keep_alive_only = false;
+                        if token.eq_ignore_ascii_case(b"close") {
+                            facts.connection.close = true;
+                        } else if token.eq_ignore_ascii_case(b"upgrade") {
+                            facts.connection.upgrade = true;
+                        }
+                    }
+                }
+                FieldName::OtherHopByHop | FieldName::Upgrade => {
+                    facts.hop_by_hop = true;
+                    facts.keep_alive_only = false;
+                }
+                FieldName::SetCookie => facts.sets_cookie = true,
+                FieldName::ContentLength => facts.content_length = true,
+                FieldName::TransferEncoding => facts.transfer_encoding = true,
+                FieldName::Host | FieldName::Expect | FieldName::Other => {}
+            }
         }
-        let bad_name = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b));
-        let bad_value = h.value.iter().find(|&&b| !headers::is_field_value_byte(b));
-        if let Some(&byte) = bad_name.or(bad_value) {
-            return Err(ResponseError::FieldByte { field, byte });
-        }
+        facts.keep_alive_only &= facts.hop_by_hop;
+        Ok(facts)
     }
-    Ok(())
 }
 
 /// The message-body length of a response (RFC 9112 §6.3).
 fn response_framing(
     headers: &[Header<'_>],
+    facts: &FieldFacts,
     version: u8,
     status: u16,
     request_method: Method,
@@ -271,8 +322,16 @@ fn response_framing(
     if request_method == Method::Head || status < 200 || status == 204 || status == 304 {
         return Ok(Framing::None);
     }
-    let te = transfer_coding(headers);
-    let cl = content_length(headers);
+    let te = if facts.transfer_encoding {
+        transfer_coding(headers)
+    } else {
+        TransferCoding::Absent
+    };
+    let cl = if facts.content_length {
+        content_length(headers)
+    } else {
+        ContentLength::Absent
+    };
     if te != TransferCoding::Absent {
         if version == 0 {
             return Err(ResponseError::TransferEncodingOnHttp10);

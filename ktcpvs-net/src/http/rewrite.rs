@@ -50,9 +50,12 @@ pub fn can_forward_request_verbatim(info: &RequestInfo, opts: &ForwardOptions<'_
 }
 
 /// Whether the received response head may be forwarded byte for byte
-/// instead of calling [`write_response_head`].
+/// instead of calling [`write_response_head`]: nothing in it is
+/// connection-specific, or its only connection-specific field is
+/// `Connection: keep-alive` and the client connection stays open (so the
+/// field says what the proxy would say itself); and nothing is to be added.
 pub fn can_forward_response_verbatim(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> bool {
-    !info.needs_rewrite && !opts.close && opts.extra.is_none()
+    (!info.needs_rewrite || info.keep_alive_only) && !opts.close && opts.extra.is_none()
 }
 
 /// Appends to `out` the request head to send to a real server.

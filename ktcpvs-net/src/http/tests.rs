@@ -730,6 +730,42 @@ fn response_keep_alive_rules() {
 }
 
 #[test]
+fn keep_alive_only_responses_go_verbatim_to_kept_clients() {
+    let keep = ForwardOptions::default();
+    let close = ForwardOptions {
+        close: true,
+        ..ForwardOptions::default()
+    };
+    let info = response_info(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+        Method::Get,
+    );
+    assert!(info.needs_rewrite && info.keep_alive_only && info.keep_alive);
+    assert!(can_forward_response_verbatim(&info, &keep));
+    assert!(!can_forward_response_verbatim(&info, &close));
+    let stamped = ForwardOptions {
+        extra: Some(b"Set-Cookie: a=1"),
+        ..ForwardOptions::default()
+    };
+    assert!(!can_forward_response_verbatim(&info, &stamped));
+    // Any other connection-specific field still forces a rewrite.
+    for buf in [
+        &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTrailer: X\r\nContent-Length: 0\r\n\r\n",
+        b"\r\nHTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let info = response_info(buf, Method::Get);
+        assert!(!info.keep_alive_only, "{:?}", String::from_utf8_lossy(buf));
+        assert!(!can_forward_response_verbatim(&info, &keep));
+    }
+    let plain = response_info(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Method::Get);
+    assert!(!plain.needs_rewrite && !plain.keep_alive_only);
+    assert!(can_forward_response_verbatim(&plain, &keep));
+}
+
+#[test]
 fn response_malformations_are_errors() {
     let bad: [&[u8]; 10] = [
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
