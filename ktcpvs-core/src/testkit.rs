@@ -29,7 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::scheduler::{PickRequest, RequestHead};
 use crate::view::{RealServer, Rule, VirtualService};
@@ -39,12 +39,24 @@ use crate::view::{RealServer, Rule, VirtualService};
 pub struct TestServer {
     /// Its address.
     pub addr: SocketAddr,
-    /// Its weight.
-    pub weight: u32,
+    /// Its weight, as the scheduler will read it.
+    pub weight: AtomicU32,
     /// Active connections, as the scheduler will read them.
     pub active: AtomicU64,
     /// Health, as the scheduler will read it.
     pub healthy: AtomicBool,
+}
+
+impl TestServer {
+    /// A healthy server with `weight` and `active` connections.
+    pub fn new(addr: SocketAddr, weight: u32, active: u64) -> Self {
+        TestServer {
+            addr,
+            weight: AtomicU32::new(weight),
+            active: AtomicU64::new(active),
+            healthy: AtomicBool::new(true),
+        }
+    }
 }
 
 impl RealServer for TestServer {
@@ -52,7 +64,7 @@ impl RealServer for TestServer {
         self.addr
     }
     fn weight(&self) -> u32 {
-        self.weight
+        self.weight.load(Ordering::Relaxed)
     }
     fn active_connections(&self) -> u64 {
         self.active.load(Ordering::Relaxed)
@@ -90,13 +102,22 @@ impl TestService {
     /// Panics when `addr` is not a socket address (test input).
     pub fn server(mut self, addr: &str, weight: u32) -> Self {
         let addr = addr.parse().expect("test server address");
-        self.servers.push(TestServer {
-            addr,
-            weight,
-            active: AtomicU64::new(0),
-            healthy: AtomicBool::new(true),
-        });
+        self.servers.push(TestServer::new(addr, weight, 0));
         self
+    }
+
+    /// A service named `web` with one server per `(weight, active)` pair,
+    /// at [`addr(0)`](addr), [`addr(1)`](addr) …
+    pub fn with_servers(servers: &[(u32, u64)]) -> Self {
+        TestService {
+            name: "web".to_string(),
+            servers: servers
+                .iter()
+                .enumerate()
+                .map(|(i, &(w, a))| TestServer::new(addr(i), w, a))
+                .collect(),
+            ..TestService::default()
+        }
     }
 
     /// Adds a rule routing to the servers at `servers` (indices).
@@ -120,6 +141,21 @@ impl TestService {
         self.servers[index].active.store(active, Ordering::Relaxed);
     }
 
+    /// The active-connection count of server `index`.
+    pub fn active(&self, index: usize) -> u64 {
+        self.servers[index].active.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more connection on server `index` (as a lease would).
+    pub fn add_connection(&self, index: usize) {
+        self.servers[index].active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes the weight of server `index` (as a reweight would).
+    pub fn set_weight(&self, index: usize, weight: u32) {
+        self.servers[index].weight.store(weight, Ordering::Relaxed);
+    }
+
     /// Marks server `index` healthy or not.
     pub fn set_healthy(&self, index: usize, healthy: bool) {
         self.servers[index]
@@ -134,6 +170,22 @@ impl TestService {
             head,
             exclude,
         }
+    }
+}
+
+/// The address of the `i`-th server of [`TestService::with_servers`]:
+/// `10.0.(i / 250).(i % 250 + 1):80`.
+pub fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 80))
+}
+
+/// A `GET` request head for `target` with `headers`.
+pub fn head<'a>(target: &'a str, headers: &'a [crate::scheduler::Header<'a>]) -> RequestHead<'a> {
+    RequestHead {
+        method: "GET",
+        target,
+        version: 1,
+        headers,
     }
 }
 
@@ -155,20 +207,78 @@ impl VirtualService for TestService {
     }
 }
 
+/// A global allocator that counts, per thread, the allocations made while
+/// counting is on: the proof that a picker (or any hot path) allocates
+/// nothing. Declare it in a test binary and measure with
+/// [`allocations_during`]:
+///
+/// ```
+/// use ktcpvs_core::testkit::{allocations_during, CountingAllocator};
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAllocator = CountingAllocator;
+///
+/// fn main() {
+///     assert_eq!(allocations_during(|| { let _ = 1 + 1; }), 0);
+///     assert!(allocations_during(|| drop(vec![1u8; 64])) >= 1);
+/// }
+/// ```
+///
+/// Counters are per thread, so tests running in parallel do not disturb
+/// each other.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: thread-locals may already be gone while a thread exits.
+    let _ = COUNTING.try_with(|counting| {
+        if counting.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; the
+// counting touches only const-initialised thread-locals, which never
+// allocate.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        std::alloc::System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+}
+
+/// Runs `f` and returns how many allocations this thread made meanwhile.
+/// Only meaningful when [`CountingAllocator`] is the global allocator.
+pub fn allocations_during(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
 /// The rules every scheduler must keep, checked on small services.
 pub mod conformance {
-    use super::TestService;
-    use crate::scheduler::{Header, RequestHead, Scheduler};
+    use super::{head, TestService};
+    use crate::scheduler::{Header, Scheduler};
     use crate::view::VirtualService;
-
-    fn head<'a>(target: &'a str, headers: &'a [Header<'a>]) -> RequestHead<'a> {
-        RequestHead {
-            method: "GET",
-            target,
-            version: 1,
-            headers,
-        }
-    }
 
     /// Checks that `scheduler`:
     /// * returns no server for a service without servers (and does not panic);
