@@ -42,8 +42,10 @@ pub use body::{
     BodyError, BodyState, ChunkedDecoder, Framing, MAX_CHUNK_EXTENSION, MAX_CHUNK_SIZE_DIGITS,
 };
 pub use limits::Limits;
-pub use request::{parse_request, Method, RequestError, RequestInfo};
-pub use response::{parse_response, ResponseError, ResponseHead, ResponseInfo};
+pub use request::{parse_request, parse_request_uninit, Method, RequestError, RequestInfo};
+pub use response::{
+    parse_response, parse_response_uninit, ResponseError, ResponseHead, ResponseInfo,
+};
 pub use rewrite::{
     can_forward_request_verbatim, can_forward_response_verbatim, reason_phrase,
     write_error_response, write_request_head, write_response_head, ForwardOptions,

@@ -15,6 +15,8 @@
 //! carries the status to answer with ([`RequestError::status`]); the engine
 //! then closes the connection and forwards nothing of the request.
 
+use std::mem::MaybeUninit;
+
 use httparse::Header;
 use ktcpvs_core::RequestHead;
 
@@ -330,6 +332,31 @@ pub fn parse_request<'b, 'h>(
     headers: &'h mut [Header<'b>],
     limits: &Limits,
 ) -> Result<Option<(RequestInfo, RequestHead<'h>)>, RequestError> {
+    // SAFETY: `MaybeUninit<Header>` has the layout of `Header`, and the
+    // tokeniser only ever writes complete `Header` values into the slots
+    // (httparse's own `Request::parse` makes this same cast), so every slot
+    // stays initialised.
+    let slots = unsafe { &mut *(headers as *mut [Header<'b>] as *mut [MaybeUninit<Header<'b>>]) };
+    parse_request_uninit(buf, slots, limits)
+}
+
+/// [`parse_request`] with header slots that need not be initialised, so a
+/// caller can lend a large array without paying to fill it on every call
+/// (`[const { MaybeUninit::uninit() }; N]` costs nothing).
+///
+/// ```
+/// use std::mem::MaybeUninit;
+/// use ktcpvs_net::http::{parse_request_uninit, Limits};
+/// let mut slots = [const { MaybeUninit::uninit() }; 100];
+/// let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+/// let (info, head) = parse_request_uninit(buf, &mut slots, &Limits::default()).unwrap().unwrap();
+/// assert_eq!((info.head_len, head.headers.len()), (buf.len(), 1));
+/// ```
+pub fn parse_request_uninit<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
+    limits: &Limits,
+) -> Result<Option<(RequestInfo, RequestHead<'h>)>, RequestError> {
     let scan_limits = ScanLimits {
         first_line: limits.max_request_line,
         head: limits.max_header_size,
@@ -344,8 +371,8 @@ pub fn parse_request<'b, 'h>(
         }
         Scan::Complete { head_len, leading } => (head_len, leading),
     };
-    let mut req = httparse::Request::new(headers);
-    match req.parse(&buf[..head_len]) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&buf[..head_len], headers) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         // The scanner found the empty line, so httparse must too.
         Ok(_) => return Err(RequestError::Malformed(httparse::Error::NewLine)),
@@ -393,10 +420,13 @@ pub fn parse_request<'b, 'h>(
 }
 
 /// Reports errors already visible in an incomplete head.
-fn check_partial<'b>(buf: &'b [u8], headers: &mut [Header<'b>]) -> Result<(), RequestError> {
+fn check_partial<'b>(
+    buf: &'b [u8],
+    headers: &mut [MaybeUninit<Header<'b>>],
+) -> Result<(), RequestError> {
     let slots = headers.len();
-    let mut req = httparse::Request::new(headers);
-    req.parse(buf)
+    let mut req = httparse::Request::new(&mut []);
+    req.parse_with_uninit_headers(buf, headers)
         .map_err(|e| RequestError::from_httparse(e, slots))?;
     if let (Some(method), Some(target)) = (req.method, req.path) {
         check_request_line(method, target)?;

@@ -4,6 +4,8 @@
 //! Any malformation is a [`ResponseError`], and the engine answers the
 //! client 502 (or cuts it, if part of the response was already sent).
 
+use std::mem::MaybeUninit;
+
 use httparse::Header;
 
 use super::body::Framing;
@@ -185,6 +187,29 @@ pub fn parse_response<'b, 'h>(
     request_method: Method,
     limits: &Limits,
 ) -> Result<Option<(ResponseInfo, ResponseHead<'h>)>, ResponseError> {
+    // SAFETY: as in `parse_request`: same layout, and the tokeniser only
+    // writes complete `Header` values (httparse's `Response::parse` makes
+    // this same cast).
+    let slots = unsafe { &mut *(headers as *mut [Header<'b>] as *mut [MaybeUninit<Header<'b>>]) };
+    parse_response_uninit(buf, slots, request_method, limits)
+}
+
+/// [`parse_response`] with header slots that need not be initialised.
+///
+/// ```
+/// use std::mem::MaybeUninit;
+/// use ktcpvs_net::http::{parse_response_uninit, Limits, Method};
+/// let mut slots = [const { MaybeUninit::uninit() }; 100];
+/// let buf = b"HTTP/1.1 204 No Content\r\n\r\n";
+/// let (info, _) = parse_response_uninit(buf, &mut slots, Method::Get, &Limits::default()).unwrap().unwrap();
+/// assert_eq!(info.status, 204);
+/// ```
+pub fn parse_response_uninit<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
+    request_method: Method,
+    limits: &Limits,
+) -> Result<Option<(ResponseInfo, ResponseHead<'h>)>, ResponseError> {
     let scan_limits = ScanLimits {
         first_line: limits.max_header_size,
         head: limits.max_header_size,
@@ -194,15 +219,23 @@ pub fn parse_response<'b, 'h>(
     let scan = scan_head(buf, scan_limits).map_err(|e| ResponseError::from_scan(e, limits))?;
     let (head_len, leading) = match scan {
         Scan::Partial => {
-            httparse::Response::new(headers)
-                .parse(buf)
+            httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(
+                    &mut httparse::Response::new(&mut []),
+                    buf,
+                    headers,
+                )
                 .map_err(|e| ResponseError::from_httparse(e, slots))?;
             return Ok(None);
         }
         Scan::Complete { head_len, leading } => (head_len, leading),
     };
-    let mut res = httparse::Response::new(headers);
-    match res.parse(&buf[..head_len]) {
+    let mut res = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        &buf[..head_len],
+        headers,
+    ) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         Ok(_) => return Err(ResponseError::Malformed(httparse::Error::NewLine)),
         Err(e) => return Err(ResponseError::from_httparse(e, slots)),

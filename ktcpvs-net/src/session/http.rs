@@ -25,6 +25,7 @@
 //! turns out dead, an idempotent request is replayed on a fresh one without
 //! the client noticing.
 
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,9 +41,9 @@ use super::{
 use crate::backend_pool::ConnectCheck;
 use crate::buffer::{Buffer, BufferPool};
 use crate::http::{
-    can_forward_request_verbatim, can_forward_response_verbatim, parse_request, parse_response,
-    write_error_response, write_request_head, write_response_head, BodyState, ForwardOptions,
-    Framing, Limits, Method,
+    can_forward_request_verbatim, can_forward_response_verbatim, parse_request_uninit,
+    parse_response_uninit, write_error_response, write_request_head, write_response_head,
+    BodyState, ForwardOptions, Framing, Limits, Method,
 };
 
 /// Most header slots lent to the parser; `max_headers` above this is capped.
@@ -342,9 +343,9 @@ impl HttpSession {
         let limits = Limits::from_settings(settings);
         loop {
             if let Some(buf) = self.inbuf.take_if(|b| !b.is_empty()) {
-                let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+                let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
                 let n = limits.max_headers.min(HEADER_SLOTS);
-                let parsed = parse_request(buf.filled(), &mut slots[..n], &limits);
+                let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], &limits);
                 let exhausted = buf.is_exhausted();
                 match parsed {
                     Err(e) => {
@@ -637,9 +638,9 @@ impl HttpSession {
             return;
         };
         let limits = Limits::from_settings(ctx.snapshots.load().settings());
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
         let n = limits.max_headers.min(HEADER_SLOTS);
-        let parsed = parse_request(buf.filled(), &mut slots[..n], &limits);
+        let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], &limits);
         let Ok(Some((_, head))) = parsed else {
             self.fail(502, &service, ctx);
             return;
@@ -778,12 +779,12 @@ impl HttpSession {
                     let Some(obuf) = self.outbuf.as_mut() else {
                         return Step::Close;
                     };
-                    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+                    let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
                     let n = limits.max_headers.min(HEADER_SLOTS);
                     let parsed = if obuf.is_empty() {
                         Ok(None)
                     } else {
-                        parse_response(obuf.filled(), &mut slots[..n], req.method, &limits)
+                        parse_response_uninit(obuf.filled(), &mut slots[..n], req.method, &limits)
                     };
                     match parsed {
                         Err(e) => {
