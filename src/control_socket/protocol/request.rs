@@ -1,0 +1,656 @@
+//! Requests: [`Request`] and its field types, parsed from one request line
+//! and formatted back into one (`Display`), plus [`VERBS`], the list `help`
+//! prints. Parsing reads the words through the private `Args` reader of
+//! `words.rs`; formatting quotes values with its `quote_if_needed`.
+
+use std::fmt::{self, Write as _};
+
+use ktcpvs_core::control::ServiceSpec;
+use ktcpvs_core::endpoint::Endpoint;
+
+use super::words::{parse_value, quote_if_needed, split_words, Args};
+use super::ProtocolError;
+
+/// What a `sysctl` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysctlRequest {
+    /// Every setting with its value.
+    All,
+    /// One setting's value.
+    Get(String),
+    /// Set one setting.
+    Set(String, String),
+}
+
+/// The fields of an `add-service` or `edit-service` request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceArgs {
+    /// The service fields, as the control API takes them.
+    pub spec: ServiceSpec,
+    /// A listen port given on its own (`port=N`, `tcpvsadm -P`): it replaces
+    /// the port of `listen`, or of the current listen address when `listen`
+    /// is absent.
+    pub port: Option<u16>,
+}
+
+/// One request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `add-service NAME [key=value…]`.
+    AddService {
+        /// The service name.
+        name: String,
+        /// Its fields.
+        args: ServiceArgs,
+    },
+    /// `edit-service NAME [key=value…]`: only the given fields change.
+    EditService {
+        /// The service name.
+        name: String,
+        /// The fields to change.
+        args: ServiceArgs,
+    },
+    /// `delete-service NAME`.
+    DeleteService {
+        /// The service name.
+        name: String,
+    },
+    /// `flush`: delete every service.
+    Flush,
+    /// `add-server SERVICE server=ADDR [weight=N]`.
+    AddServer {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// Its weight.
+        weight: Option<u32>,
+    },
+    /// `edit-server SERVICE server=ADDR [weight=N]`.
+    EditServer {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// Its new weight.
+        weight: Option<u32>,
+    },
+    /// `delete-server SERVICE server=ADDR`.
+    DeleteServer {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+    },
+    /// `add-rule SERVICE pattern=P server=ADDR [match=N]`.
+    AddRule {
+        /// The service.
+        service: String,
+        /// The pattern.
+        pattern: String,
+        /// The capture group hashing schedulers key on.
+        match_group: Option<u32>,
+        /// The server.
+        server: Endpoint,
+    },
+    /// `delete-rule SERVICE pattern=P server=ADDR`.
+    DeleteRule {
+        /// The service.
+        service: String,
+        /// The pattern.
+        pattern: String,
+        /// The server.
+        server: Endpoint,
+    },
+    /// `start [SERVICE]`.
+    Start {
+        /// The service, or all.
+        service: Option<String>,
+    },
+    /// `stop [SERVICE]`.
+    Stop {
+        /// The service, or all.
+        service: Option<String>,
+    },
+    /// `list [-n] [SERVICE]`: the configuration in config-file syntax.
+    List {
+        /// The service, or all.
+        service: Option<String>,
+        /// Numeric ports.
+        numeric: bool,
+    },
+    /// `stats [SERVICE]`: live counters.
+    Stats {
+        /// The service, or all.
+        service: Option<String>,
+    },
+    /// `sysctl [NAME[=VALUE]]`.
+    Sysctl(SysctlRequest),
+    /// `load [file=NAME]`, followed by configuration text and a `.` line.
+    Load {
+        /// The file name, for error messages only.
+        file: Option<String>,
+    },
+    /// `ping`: answers `OK`.
+    Ping,
+    /// `help`: the list of verbs.
+    Help,
+    /// `quit`: the daemon answers `OK` and closes the connection.
+    Quit,
+}
+
+/// Every verb, with its synopsis, in the order `help` lists them.
+pub const VERBS: &[(&str, &str)] = &[
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [option.NAME=VALUE]"),
+    ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
+    ("delete-service", "delete-service NAME"),
+    ("flush", "flush"),
+    ("add-server", "add-server SERVICE server=HOST[:PORT] [weight=N]"),
+    ("edit-server", "edit-server SERVICE server=HOST[:PORT] [weight=N]"),
+    ("delete-server", "delete-server SERVICE server=HOST[:PORT]"),
+    ("add-rule", "add-rule SERVICE pattern=REGEX server=HOST[:PORT] [match=N]"),
+    ("delete-rule", "delete-rule SERVICE pattern=REGEX server=HOST[:PORT]"),
+    ("start", "start [SERVICE]"),
+    ("stop", "stop [SERVICE]"),
+    ("list", "list [-n] [SERVICE]"),
+    ("stats", "stats [SERVICE]"),
+    ("sysctl", "sysctl [NAME[=VALUE]]"),
+    ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
+    ("ping", "ping"),
+    ("help", "help"),
+    ("quit", "quit"),
+];
+
+impl Request {
+    /// Parses one request line (without its newline).
+    pub fn parse(line: &str) -> Result<Request, ProtocolError> {
+        let mut words = split_words(line)?;
+        if words.is_empty() {
+            return Err(ProtocolError::Empty);
+        }
+        let first = words.remove(0);
+        if first.key.is_some() {
+            return Err(ProtocolError::UnknownVerb(line.trim().to_string()));
+        }
+        let verb = VERBS
+            .iter()
+            .map(|(v, _)| *v)
+            .find(|v| *v == first.value)
+            .ok_or_else(|| ProtocolError::UnknownVerb(first.value.clone()))?;
+        let mut a = Args::new(verb, words)?;
+        let request = match verb {
+            "add-service" | "edit-service" => {
+                let name = a.name("a service name")?;
+                let args = service_args(&mut a)?;
+                if verb == "add-service" {
+                    Request::AddService { name, args }
+                } else {
+                    Request::EditService { name, args }
+                }
+            }
+            "delete-service" => Request::DeleteService {
+                name: a.name("a service name")?,
+            },
+            "flush" => Request::Flush,
+            "add-server" | "edit-server" => {
+                let service = a.name("a service name")?;
+                let server = a.endpoint("server")?;
+                let weight = a.take_parsed("weight")?;
+                if verb == "add-server" {
+                    Request::AddServer {
+                        service,
+                        server,
+                        weight,
+                    }
+                } else {
+                    Request::EditServer {
+                        service,
+                        server,
+                        weight,
+                    }
+                }
+            }
+            "delete-server" => Request::DeleteServer {
+                service: a.name("a service name")?,
+                server: a.endpoint("server")?,
+            },
+            "add-rule" => Request::AddRule {
+                service: a.name("a service name")?,
+                pattern: a.require("pattern")?,
+                match_group: a.take_parsed("match")?,
+                server: a.endpoint("server")?,
+            },
+            "delete-rule" => Request::DeleteRule {
+                service: a.name("a service name")?,
+                pattern: a.require("pattern")?,
+                server: a.endpoint("server")?,
+            },
+            "start" => Request::Start {
+                service: a.optional_name(),
+            },
+            "stop" => Request::Stop {
+                service: a.optional_name(),
+            },
+            "list" => {
+                let numeric = a.positional.first().is_some_and(|w| w == "-n");
+                if numeric {
+                    a.positional.remove(0);
+                }
+                Request::List {
+                    service: a.optional_name(),
+                    numeric,
+                }
+            }
+            "stats" => Request::Stats {
+                service: a.optional_name(),
+            },
+            "sysctl" => {
+                let request = match (a.positional.len(), a.pairs.len()) {
+                    (0, 0) => SysctlRequest::All,
+                    (1, 0) => SysctlRequest::Get(a.positional.remove(0)),
+                    (0, 1) => {
+                        let (k, v) = a.pairs.remove(0);
+                        SysctlRequest::Set(k, v)
+                    }
+                    _ => {
+                        return Err(ProtocolError::UnexpectedWord {
+                            verb,
+                            word: "more than one setting".to_string(),
+                        })
+                    }
+                };
+                Request::Sysctl(request)
+            }
+            "load" => Request::Load {
+                file: a.take("file"),
+            },
+            "ping" => Request::Ping,
+            "help" => Request::Help,
+            "quit" => Request::Quit,
+            // `VERBS` is the only source of `verb`; every entry is matched above.
+            other => return Err(ProtocolError::UnknownVerb(other.to_string())),
+        };
+        a.finish()?;
+        Ok(request)
+    }
+
+    /// The verb of this request.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::AddService { .. } => "add-service",
+            Request::EditService { .. } => "edit-service",
+            Request::DeleteService { .. } => "delete-service",
+            Request::Flush => "flush",
+            Request::AddServer { .. } => "add-server",
+            Request::EditServer { .. } => "edit-server",
+            Request::DeleteServer { .. } => "delete-server",
+            Request::AddRule { .. } => "add-rule",
+            Request::DeleteRule { .. } => "delete-rule",
+            Request::Start { .. } => "start",
+            Request::Stop { .. } => "stop",
+            Request::List { .. } => "list",
+            Request::Stats { .. } => "stats",
+            Request::Sysctl(_) => "sysctl",
+            Request::Load { .. } => "load",
+            Request::Ping => "ping",
+            Request::Help => "help",
+            Request::Quit => "quit",
+        }
+    }
+}
+
+/// Reads the service keys of `add-service` / `edit-service`; `option.NAME`
+/// pairs become options (`none` removes one).
+fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
+    let mut spec = ServiceSpec {
+        listen: a.take_parsed("listen")?,
+        ..ServiceSpec::default()
+    };
+    let port = a.take_parsed::<u16>("port")?;
+    spec.scheduler = a.take("scheduler");
+    spec.startservers = a.take_parsed("startservers")?;
+    spec.maxclients = a.take_parsed("maxclients")?;
+    spec.minspareservers = a.take_parsed("minspareservers")?;
+    spec.maxspareservers = a.take_parsed("maxspareservers")?;
+    if let Some(text) = a.take("redirect") {
+        spec.redirect = Some(if text == "none" {
+            None
+        } else {
+            Some(parse_value("redirect", text)?)
+        });
+    }
+    spec.connect_timeout = a.take_parsed("connect_timeout")?;
+    spec.read_timeout = a.take_parsed("read_timeout")?;
+    spec.keepalive_timeout = a.take_parsed("keepalive_timeout")?;
+    spec.header_timeout = a.take_parsed("header_timeout")?;
+    spec.response_timeout = a.take_parsed("response_timeout")?;
+    if let Some(text) = a.take("forwardfor") {
+        spec.forward_for = Some(match text.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                return Err(ProtocolError::BadValue {
+                    key: "forwardfor".into(),
+                    value: text,
+                    reason: "must be on or off".into(),
+                })
+            }
+        });
+    }
+    let mut i = 0;
+    while i < a.pairs.len() {
+        if let Some(name) = a.pairs[i].0.strip_prefix("option.") {
+            let name = name.to_string();
+            let (_, value) = a.pairs.remove(i);
+            spec.options
+                .push((name, (value != "none").then_some(value)));
+        } else {
+            i += 1;
+        }
+    }
+    Ok(ServiceArgs { spec, port })
+}
+
+fn push_pair(out: &mut String, key: &str, value: &str) {
+    let _ = write!(out, " {key}={}", quote_if_needed(value));
+}
+
+fn push_service_args(out: &mut String, args: &ServiceArgs) {
+    let s = &args.spec;
+    if let Some(l) = &s.listen {
+        push_pair(out, "listen", &l.to_string());
+    }
+    if let Some(p) = args.port {
+        push_pair(out, "port", &p.to_string());
+    }
+    if let Some(v) = &s.scheduler {
+        push_pair(out, "scheduler", v);
+    }
+    for (key, value) in [
+        ("startservers", s.startservers),
+        ("maxclients", s.maxclients),
+        ("minspareservers", s.minspareservers),
+        ("maxspareservers", s.maxspareservers),
+    ] {
+        if let Some(v) = value {
+            push_pair(out, key, &v.to_string());
+        }
+    }
+    match &s.redirect {
+        Some(Some(e)) => push_pair(out, "redirect", &e.to_string()),
+        Some(None) => push_pair(out, "redirect", "none"),
+        None => {}
+    }
+    for (key, value) in [
+        ("connect_timeout", s.connect_timeout),
+        ("read_timeout", s.read_timeout),
+        ("keepalive_timeout", s.keepalive_timeout),
+        ("header_timeout", s.header_timeout),
+        ("response_timeout", s.response_timeout),
+    ] {
+        if let Some(v) = value {
+            push_pair(out, key, &v.to_string());
+        }
+    }
+    if let Some(f) = s.forward_for {
+        push_pair(out, "forwardfor", if f { "on" } else { "off" });
+    }
+    for (name, value) in &s.options {
+        push_pair(
+            out,
+            &format!("option.{name}"),
+            value.as_deref().unwrap_or("none"),
+        );
+    }
+}
+
+impl fmt::Display for Request {
+    /// Formats the request as one line (no newline), the inverse of
+    /// [`Request::parse`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::from(self.verb());
+        let name = |out: &mut String, n: &str| {
+            out.push(' ');
+            out.push_str(&quote_if_needed(n));
+        };
+        match self {
+            Request::AddService { name: n, args } | Request::EditService { name: n, args } => {
+                name(&mut out, n);
+                push_service_args(&mut out, args);
+            }
+            Request::DeleteService { name: n } => name(&mut out, n),
+            Request::Flush | Request::Ping | Request::Help | Request::Quit => {}
+            Request::AddServer {
+                service,
+                server,
+                weight,
+            }
+            | Request::EditServer {
+                service,
+                server,
+                weight,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "server", &server.to_string());
+                if let Some(w) = weight {
+                    push_pair(&mut out, "weight", &w.to_string());
+                }
+            }
+            Request::DeleteServer { service, server } => {
+                name(&mut out, service);
+                push_pair(&mut out, "server", &server.to_string());
+            }
+            Request::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "pattern", pattern);
+                push_pair(&mut out, "server", &server.to_string());
+                if let Some(m) = match_group {
+                    push_pair(&mut out, "match", &m.to_string());
+                }
+            }
+            Request::DeleteRule {
+                service,
+                pattern,
+                server,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "pattern", pattern);
+                push_pair(&mut out, "server", &server.to_string());
+            }
+            Request::Start { service } | Request::Stop { service } | Request::Stats { service } => {
+                if let Some(s) = service {
+                    name(&mut out, s);
+                }
+            }
+            Request::List { service, numeric } => {
+                if *numeric {
+                    out.push_str(" -n");
+                }
+                if let Some(s) = service {
+                    name(&mut out, s);
+                }
+            }
+            Request::Sysctl(SysctlRequest::All) => {}
+            Request::Sysctl(SysctlRequest::Get(n)) => name(&mut out, n),
+            Request::Sysctl(SysctlRequest::Set(n, v)) => push_pair(&mut out, n, v),
+            Request::Load { file } => {
+                if let Some(file) = file {
+                    push_pair(&mut out, "file", file);
+                }
+            }
+        }
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(line: &str) -> Request {
+        let r = Request::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let again = Request::parse(&r.to_string()).unwrap();
+        assert_eq!(r, again, "{line} -> {r}");
+        r
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let r = round_trip("add-service web listen=0.0.0.0:8080 scheduler=http");
+        match r {
+            Request::AddService { name, args } => {
+                assert_eq!(name, "web");
+                assert_eq!(args.spec.scheduler.as_deref(), Some("http"));
+                assert_eq!(args.spec.listen.unwrap().port, Some(8080));
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = round_trip(r#"add-rule web pattern="/images/.*" server=r1:80"#);
+        assert_eq!(
+            r,
+            Request::AddRule {
+                service: "web".into(),
+                pattern: "/images/.*".into(),
+                match_group: None,
+                server: "r1:80".parse().unwrap(),
+            }
+        );
+        assert_eq!(
+            round_trip("list -n web"),
+            Request::List {
+                service: Some("web".into()),
+                numeric: true
+            }
+        );
+        assert_eq!(
+            round_trip("sysctl debug_level=2"),
+            Request::Sysctl(SysctlRequest::Set("debug_level".into(), "2".into()))
+        );
+        assert_eq!(
+            round_trip("sysctl debug_level"),
+            Request::Sysctl(SysctlRequest::Get("debug_level".into()))
+        );
+        assert_eq!(round_trip("sysctl"), Request::Sysctl(SysctlRequest::All));
+        assert_eq!(round_trip("start"), Request::Start { service: None });
+        assert_eq!(
+            round_trip("stop web"),
+            Request::Stop {
+                service: Some("web".into())
+            }
+        );
+        assert_eq!(round_trip("flush"), Request::Flush);
+        assert_eq!(
+            round_trip("load file=/etc/ktcpvs.conf"),
+            Request::Load {
+                file: Some("/etc/ktcpvs.conf".into())
+            }
+        );
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        round_trip(
+            "edit-service web listen=[::1]:81 port=82 scheduler=hhttp startservers=1 maxclients=2 \
+             minspareservers=3 maxspareservers=4 redirect=none connect_timeout=5 read_timeout=6 \
+             keepalive_timeout=7 header_timeout=8 response_timeout=9 forwardfor=on \
+             option.cookie=\"KTCPVS SID\" option.key=none",
+        );
+        round_trip("add-service w redirect=localhost:www forwardfor=off");
+        round_trip("add-server web server=10.0.0.1:80 weight=0");
+        round_trip("edit-server web server=r2 weight=65535");
+        round_trip("delete-server web server=r2:http");
+        round_trip(r#"add-rule web pattern="/users/([^/]+)/.*" match=1 server=r1"#);
+        round_trip(r#"delete-rule web pattern="a \"quoted\" \\ x=y" server=r1"#);
+        round_trip("delete-service web");
+        round_trip("stats");
+        round_trip("stats web");
+        round_trip("list");
+        round_trip("load");
+        round_trip("ping");
+        round_trip("help");
+        round_trip("quit");
+    }
+
+    #[test]
+    fn quoted_values_keep_spaces_quotes_and_equals() {
+        let r = round_trip(r#"add-rule web pattern="a b=\"c\"" server=r1"#);
+        match r {
+            Request::AddRule { pattern, .. } => assert_eq!(pattern, r#"a b="c""#),
+            other => panic!("{other:?}"),
+        }
+        // An unquoted value may contain '=' after the first one.
+        match Request::parse("add-rule web pattern=/a=b server=r1").unwrap() {
+            Request::AddRule { pattern, .. } => assert_eq!(pattern, "/a=b"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_with_a_reason() {
+        type Check = fn(&ProtocolError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("", |e| *e == ProtocolError::Empty),
+            ("   ", |e| *e == ProtocolError::Empty),
+            (
+                "frobnicate",
+                |e| matches!(e, ProtocolError::UnknownVerb(v) if v == "frobnicate"),
+            ),
+            ("ADD-SERVICE web", |e| {
+                matches!(e, ProtocolError::UnknownVerb(_))
+            }),
+            ("add-service", |e| {
+                matches!(e, ProtocolError::Missing { .. })
+            }),
+            ("add-server web", |e| {
+                matches!(e, ProtocolError::Missing { .. })
+            }),
+            ("add-server web server=r1 weight=x", |e| {
+                matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("add-server web server=r1 weight=-1", |e| {
+                matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("add-server web server=h:99999", |e| {
+                matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("add-rule web server=r1", |e| {
+                matches!(e, ProtocolError::Missing { .. })
+            }),
+            ("add-rule web pattern=\"abc server=r1", |e| {
+                matches!(e, ProtocolError::Unterminated(_))
+            }),
+            ("add-service web colour=blue", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("add-service web extra", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("add-service web port=1 port=2", |e| {
+                matches!(e, ProtocolError::Duplicate { .. })
+            }),
+            ("add-service web forwardfor=maybe", |e| {
+                matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("flush now", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("sysctl a=1 b=2", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("sysctl a b", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("x=1", |e| matches!(e, ProtocolError::UnknownVerb(_))),
+        ];
+        for (line, check) in cases {
+            let e = Request::parse(line).expect_err(line);
+            assert!(check(&e), "{line:?} gave {e:?}");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
