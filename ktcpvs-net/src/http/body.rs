@@ -423,6 +423,38 @@ impl BodyState {
         matches!(self, BodyState::Done)
     }
 
+    /// How many bytes may be forwarded next without being looked at: what
+    /// a `Content-Length` body has left, unbounded for a close-delimited
+    /// body, `None` for a chunked body (validated byte by byte) or a
+    /// finished one.
+    ///
+    /// ```
+    /// use ktcpvs_net::http::{BodyState, Framing, Limits};
+    /// let mut body = BodyState::new(Framing::Length(10), &Limits::default());
+    /// assert_eq!(body.opaque_limit(), Some(10));
+    /// body.advance_opaque(10);
+    /// assert!(body.is_done() && body.opaque_limit().is_none());
+    /// assert!(BodyState::new(Framing::Chunked, &Limits::default()).opaque_limit().is_none());
+    /// ```
+    pub fn opaque_limit(&self) -> Option<u64> {
+        match self {
+            BodyState::Length { remaining } => Some(*remaining),
+            BodyState::CloseDelimited => Some(u64::MAX),
+            BodyState::Chunked(_) | BodyState::Done => None,
+        }
+    }
+
+    /// Counts `n` bytes forwarded without being looked at (at most
+    /// [`opaque_limit`](Self::opaque_limit)).
+    pub fn advance_opaque(&mut self, n: u64) {
+        if let BodyState::Length { remaining } = self {
+            *remaining = remaining.saturating_sub(n);
+            if *remaining == 0 {
+                *self = BodyState::Done;
+            }
+        }
+    }
+
     /// Whether the body ends only when the server closes the connection.
     pub fn is_close_delimited(&self) -> bool {
         matches!(self, BodyState::CloseDelimited)

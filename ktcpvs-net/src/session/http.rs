@@ -45,6 +45,7 @@ use crate::http::{
     parse_response_uninit, write_error_response, write_request_head, write_response_head,
     BodyState, ForwardOptions, Framing, Limits, Method,
 };
+use crate::splice::{self, KernelPipe};
 
 /// Most header slots lent to the parser; `max_headers` above this is capped.
 const HEADER_SLOTS: usize = 256;
@@ -54,6 +55,9 @@ const HEADER_SLOTS: usize = 256;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// What driving an HTTP session produced.
+// A tunnel is stored inline: boxing it would cost an allocation per
+// connection, and the variant is rare on the paths that move these values.
+#[allow(clippy::large_enum_variant)]
 pub enum HttpFlow {
     /// Continue, close or wait, as for any session.
     Flow(Flow),
@@ -160,6 +164,10 @@ pub struct HttpSession {
     scratch: Vec<u8>,
     /// A rewritten response head.
     rscratch: Vec<u8>,
+    /// `zerocopy_send` kernel pipes for request and response bodies, made
+    /// on first use.
+    up_pipe: Option<KernelPipe>,
+    down_pipe: Option<KernelPipe>,
     /// The route of the request in flight; for per-connection schedulers,
     /// the route of the whole connection.
     route: Option<Route>,
@@ -171,6 +179,9 @@ pub struct HttpSession {
     peer: SocketAddr,
 }
 
+// A tunnel is stored inline: boxing it would cost an allocation per
+// connection, and the variant is rare on the paths that move these values.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     /// State changed; run the loop again.
     Again,
@@ -196,6 +207,8 @@ impl HttpSession {
             outbuf: None,
             scratch: Vec::with_capacity(512),
             rscratch: Vec::with_capacity(512),
+            up_pipe: None,
+            down_pipe: None,
             route: None,
             kept: None,
             excluded: Excluded::default(),
@@ -699,6 +712,7 @@ impl HttpSession {
         let settings = ctx.snapshots.load();
         let settings = settings.settings();
         let limits = Limits::from_settings(settings);
+        let zerocopy = settings.zerocopy_send() == 1;
         let Some(link) = ctx.backends.get_mut(*backend) else {
             return Step::Close;
         };
@@ -743,6 +757,8 @@ impl HttpSession {
                         client,
                         &mut link.conn,
                         &mut self.inbuf,
+                        &mut self.up_pipe,
+                        zerocopy,
                         body,
                         pending,
                         ctx.pool,
@@ -933,6 +949,8 @@ impl HttpSession {
                         &mut link.conn,
                         client,
                         &mut self.outbuf,
+                        &mut self.down_pipe,
+                        zerocopy,
                         body,
                         pending,
                         ctx.pool,
@@ -1145,15 +1163,26 @@ enum BodyFail {
 
 /// Forwards a body from `src` to `dst` through `buf`: validated bytes only
 /// (`pending` of them at the front of the buffer are counted, not sent).
+///
+/// With `zerocopy`, once the buffer holds nothing, a `Content-Length` or
+/// close-delimited body moves through `kernel` with `splice` (at most the
+/// bytes the body has left, so nothing of the next message is taken).
+#[allow(clippy::too_many_arguments)]
 fn relay_body(
     src: &mut Conn,
     dst: &mut Conn,
     buf: &mut Option<Buffer>,
+    kernel: &mut Option<KernelPipe>,
+    zerocopy: bool,
     body: &mut BodyState,
     pending: &mut usize,
     pool: &mut BufferPool,
 ) -> Result<BodyStep, BodyFail> {
     loop {
+        let (_, empty) = splice::drain(kernel, dst).map_err(|_| BodyFail::Io)?;
+        if !empty {
+            return Ok(BodyStep::Blocked);
+        }
         if let Some(b) = buf.as_mut() {
             if !body.is_done() && b.len() > *pending {
                 let n = body
@@ -1178,6 +1207,26 @@ fn relay_body(
         if !src.ready.readable {
             pool.release_if_empty(buf);
             return Ok(BodyStep::Blocked);
+        }
+        if zerocopy && buf.as_ref().map_or(true, Buffer::is_empty) {
+            if let Some(limit) = body.opaque_limit() {
+                pool.release(buf);
+                if let Some(pipe) = splice::pipe_for(kernel) {
+                    match pipe.fill_from(src, limit).map_err(|_| BodyFail::Io)? {
+                        Fill::Data(n) => body.advance_opaque(n as u64),
+                        Fill::NoRoom => {}
+                        Fill::WouldBlock => return Ok(BodyStep::Blocked),
+                        Fill::Eof => {
+                            return if body.is_close_delimited() {
+                                Ok(BodyStep::Eof)
+                            } else {
+                                Err(BodyFail::Truncated)
+                            };
+                        }
+                    }
+                    continue;
+                }
+            }
         }
         if buf.is_none() {
             match pool.checkout() {

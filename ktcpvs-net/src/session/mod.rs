@@ -232,6 +232,9 @@ pub struct Session {
 }
 
 /// The two kinds of session.
+// A tunnel is stored inline: boxing it would cost an allocation per
+// connection, and the variant is rare on the paths that move these values.
+#[allow(clippy::large_enum_variant)]
 pub enum Kind {
     /// Layer-4 byte relay.
     Tunnel(tunnel::Tunnel),

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::backend_pool::ConnectCheck;
 use crate::buffer::{Buffer, BufferPool};
+use crate::splice::{self, KernelPipe};
 
 /// Where one direction of the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ enum PipeState {
 #[derive(Debug)]
 pub struct Pipe {
     buf: Option<Buffer>,
+    /// With `zerocopy_send`: the kernel pipe bytes go through instead.
+    kernel: Option<KernelPipe>,
     state: PipeState,
 }
 
@@ -58,6 +61,7 @@ impl Pipe {
     pub fn new(buf: Option<Buffer>) -> Self {
         Pipe {
             buf,
+            kernel: None,
             state: PipeState::Open,
         }
     }
@@ -66,12 +70,14 @@ impl Pipe {
         self.state == PipeState::Closed
     }
 
-    /// Moves bytes from `src` to `dst` until one of them would block.
+    /// Moves bytes from `src` to `dst` until one of them would block; with
+    /// `zerocopy`, through a kernel pipe (`splice`) once the buffer is empty.
     fn pump(
         &mut self,
         src: &mut Conn,
         dst: &mut Conn,
         pool: &mut BufferPool,
+        zerocopy: bool,
     ) -> io::Result<Pumped> {
         let mut out = Pumped::default();
         loop {
@@ -82,6 +88,11 @@ impl Pipe {
                         return Ok(out);
                     }
                 }
+            }
+            let (sent, empty) = splice::drain(&mut self.kernel, dst)?;
+            out.moved += sent as u64;
+            if !empty {
+                return Ok(out);
             }
             match self.state {
                 PipeState::Closed => {
@@ -103,6 +114,17 @@ impl Pipe {
             if !src.ready.readable {
                 pool.release_if_empty(&mut self.buf);
                 return Ok(out);
+            }
+            if zerocopy && self.buf.as_ref().map_or(true, Buffer::is_empty) {
+                pool.release(&mut self.buf);
+                if let Some(kernel) = splice::pipe_for(&mut self.kernel) {
+                    match kernel.fill_from(src, u64::MAX)? {
+                        Fill::Data(_) | Fill::NoRoom => {}
+                        Fill::Eof => self.state = PipeState::Eof,
+                        Fill::WouldBlock => return Ok(out),
+                    }
+                    continue;
+                }
             }
             if self.buf.is_none() {
                 match pool.checkout() {
@@ -238,8 +260,9 @@ impl Tunnel {
         let Some(link) = ctx.backends.get_mut(backend) else {
             return Flow::Done;
         };
-        let up = self.up.pump(client, &mut link.conn, ctx.pool);
-        let down = self.down.pump(&mut link.conn, client, ctx.pool);
+        let zerocopy = ctx.snapshots.load().settings().zerocopy_send() == 1;
+        let up = self.up.pump(client, &mut link.conn, ctx.pool, zerocopy);
+        let down = self.down.pump(&mut link.conn, client, ctx.pool, zerocopy);
         let (up, down) = match (up, down) {
             (Ok(up), Ok(down)) => (up, down),
             (Err(e), _) | (_, Err(e)) => {

@@ -110,6 +110,7 @@ pub struct Seen {
 /// An HTTP/1.1 backend. Targets:
 /// * `/echo` — answers the request body back with `X-Checksum` and `X-Length`;
 /// * `/chunked/N` — N pattern bytes, chunked; `/close/N` — close-delimited;
+///   `/length/N` — with `Content-Length`;
 /// * `/status/S` — that status with no body (204, 304) or an empty body;
 /// * `/slow/MS` — answers after MS milliseconds;
 /// * `/die` — promises 1 MiB, sends a little, then closes;
@@ -277,6 +278,10 @@ fn serve(stream: TcpStream, name: &str, seen: &Seen) -> std::io::Result<()> {
                 out.extend_from_slice(b"0\r\n\r\n");
             }
             w.write_all(&out)?;
+        } else if let Some(n) = target.strip_prefix("/length/") {
+            let data = pattern(n.parse().unwrap_or(0));
+            let extra = format!("x-checksum: {}\r\n", checksum(&data));
+            send(&mut w, "200 OK", &extra, &data)?;
         } else if let Some(n) = target.strip_prefix("/close/") {
             let data = pattern(n.parse().unwrap_or(0));
             let mut out = format!(
