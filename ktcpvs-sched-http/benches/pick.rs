@@ -4,14 +4,11 @@
 //! tried first: the worst case for rule matching. Record results in
 //! `docs/benchmarks.md`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use ktcpvs_core::scheduler::{Header, Scheduler};
+use ktcpvs_core::testkit::{addr, head, TestService};
 use ktcpvs_core::view::Rule;
 use ktcpvs_sched_http::{cookie_value, default_key, Chttp, Hhttp, Http, Phttp};
-use support::{addr, head, request, TestService};
 
 /// `servers` servers with mixed weights and loads, and `rules` rules
 /// sharing them out: `^/appN/([^/]+)/` (group 1 is the hash key) and a
@@ -72,7 +69,7 @@ fn bench_pick(c: &mut Criterion) {
                 };
                 for &(label, headers) in cases {
                     let head = head("/users/alice/profile", headers);
-                    let req = request(&head, &[]);
+                    let req = TestService::request(Some(&head), &[]);
                     assert!(
                         picker.pick(&service, &req).is_some(),
                         "{label} picks a server"

@@ -2,11 +2,9 @@
 //! forged ones ignored, re-pinning when the server goes, the options, and
 //! the `Set-Cookie` line.
 
-mod support;
-
 use ktcpvs_core::scheduler::{Dispatch, Header, Picker, Scheduler, Selection};
+use ktcpvs_core::testkit::{addr, head, TestService};
 use ktcpvs_sched_http::{cookie_value, default_key, Chttp, ChttpPicker, CookieInsert};
-use support::{addr, head, request, TestService};
 
 fn service() -> TestService {
     TestService::with_servers(&[(1, 0), (1, 5), (1, 9)]).rule(".*", None, &[0, 1, 2])
@@ -33,7 +31,7 @@ fn pick_with_cookie(
         .into_iter()
         .collect();
     let h = head("/page", &headers);
-    p.pick(service, &request(&h, exclude))
+    p.pick(service, &TestService::request(Some(&h), exclude))
 }
 
 #[test]
@@ -238,4 +236,9 @@ fn unstamped_selection_adds_no_header() {
     let s = service();
     let p = Chttp.build(&s).unwrap();
     assert_eq!(p.response_header(&Selection::server(0), true), None);
+}
+
+#[test]
+fn chttp_passes_the_core_conformance_check() {
+    ktcpvs_core::testkit::conformance::check(&Chttp).unwrap();
 }

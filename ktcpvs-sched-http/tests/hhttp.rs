@@ -2,11 +2,9 @@
 //! capture group, the same key reaches the same server whatever the server
 //! order, quiesced and down servers take no keys, retries move on.
 
-mod support;
-
 use ktcpvs_core::scheduler::{Dispatch, Picker, Scheduler};
+use ktcpvs_core::testkit::{addr, head, TestServer, TestService};
 use ktcpvs_sched_http::{rendezvous, server_seed, Hhttp};
-use support::{addr, head, request, TestServer, TestService};
 
 fn pick(
     picker: &dyn Picker,
@@ -16,7 +14,7 @@ fn pick(
 ) -> Option<usize> {
     let h = head(target, &[]);
     picker
-        .pick(service, &request(&h, exclude))
+        .pick(service, &TestService::request(Some(&h), exclude))
         .map(|s| s.server)
 }
 
@@ -207,4 +205,9 @@ fn heavier_server_takes_more_keys() {
 fn build_refuses_a_rule_that_routes_to_a_missing_server() {
     let service = TestService::with_servers(&[(1, 0)]).rule("(.*)", Some(1), &[1]);
     assert!(Hhttp.build(&service).is_err());
+}
+
+#[test]
+fn hhttp_passes_the_core_conformance_check() {
+    ktcpvs_core::testkit::conformance::check(&Hhttp).unwrap();
 }

@@ -1,11 +1,9 @@
 //! Behaviour of `http` and `phttp` through the core traits: rule order,
 //! least-connection inside a rule, no-match, retries, and registration.
 
-mod support;
-
 use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, SchedulerRegistry};
+use ktcpvs_core::testkit::{head, TestService};
 use ktcpvs_sched_http::{Http, Phttp};
-use support::{head, request, TestService};
 
 fn pick(
     picker: &dyn Picker,
@@ -14,10 +12,12 @@ fn pick(
     exclude: &[usize],
 ) -> Option<(usize, Option<usize>)> {
     let h = head(target, &[]);
-    picker.pick(service, &request(&h, exclude)).map(|s| {
-        assert!(!s.stamp, "http never stamps");
-        (s.server, s.rule)
-    })
+    picker
+        .pick(service, &TestService::request(Some(&h), exclude))
+        .map(|s| {
+            assert!(!s.stamp, "http never stamps");
+            (s.server, s.rule)
+        })
 }
 
 /// Servers 0, 1 serve `^/images/`; 2, 3 the catch-all.
@@ -157,6 +157,18 @@ fn http_and_phttp_add_no_response_header() {
     let service = two_rule_service();
     let p = Phttp.build(&service).unwrap();
     let h = head("/x", &[]);
-    let s = p.pick(&service, &request(&h, &[])).unwrap();
+    let s = p
+        .pick(&service, &TestService::request(Some(&h), &[]))
+        .unwrap();
     assert_eq!(p.response_header(&s, true), None);
+}
+
+#[test]
+fn http_passes_the_core_conformance_check() {
+    ktcpvs_core::testkit::conformance::check(&Http).unwrap();
+}
+
+#[test]
+fn phttp_passes_the_core_conformance_check() {
+    ktcpvs_core::testkit::conformance::check(&Phttp).unwrap();
 }

@@ -1,65 +1,18 @@
 //! Proof that `pick` allocates nothing, for every scheduler of this crate:
-//! a counting global allocator counts the allocations made by the current
-//! thread while a flag is set, and many picks (after one warm-up pick per
-//! thread, which lets the regex engine create its per-thread caches) must
-//! leave the count at zero. The counters are per thread so that other
-//! tests running in parallel cannot disturb the result.
-
-mod support;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! the core test kit's counting global allocator counts the allocations
+//! made by the current thread during [`allocations_during`], and many picks
+//! (after one warm-up pick per thread, which lets the regex engine create
+//! its per-thread caches) must leave the count at zero. The counters are
+//! per thread so that other tests running in parallel cannot disturb the
+//! result.
 
 use ktcpvs_core::scheduler::{Header, PickRequest, Picker, RequestHead, Scheduler};
+use ktcpvs_core::testkit::{addr, allocations_during, head, TestService};
 use ktcpvs_core::view::Rule;
 use ktcpvs_sched_http::{cookie_value, default_key, Chttp, Hhttp, Http, Phttp};
-use support::{addr, head, request, TestService};
-
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    // `try_with`: the thread-locals may already be gone while a thread exits.
-    let _ = COUNTING.try_with(|counting| {
-        if counting.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` and returns how many allocations this thread made meanwhile.
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(|n| n.get())
-}
+static GLOBAL: ktcpvs_core::testkit::CountingAllocator = ktcpvs_core::testkit::CountingAllocator;
 
 /// 30 servers, 30 rules with a capture group; the last takes the rest.
 fn service() -> TestService {
@@ -139,9 +92,15 @@ fn every_scheduler_picks_without_allocating_on_any_thread() {
         std::thread::scope(|scope| {
             for _ in 0..2 {
                 scope.spawn(|| {
-                    let mut requests: Vec<PickRequest<'_>> =
-                        heads.iter().map(|h| request(h, &[])).collect();
-                    requests.extend(heads.iter().map(|h| request(h, &excluded)));
+                    let mut requests: Vec<PickRequest<'_>> = heads
+                        .iter()
+                        .map(|h| TestService::request(Some(h), &[]))
+                        .collect();
+                    requests.extend(
+                        heads
+                            .iter()
+                            .map(|h| TestService::request(Some(h), &excluded)),
+                    );
                     let n = allocations_of_picks(&*picker, &service, &requests);
                     assert_eq!(n, 0, "{} pick allocated {n} times", scheduler.name());
                 });

@@ -3,13 +3,11 @@
 //! forged or stale ones ignored, re-pick when the server is quiesced or
 //! down).
 
-mod support;
-
 use ktcpvs_core::scheduler::{Header, Picker, Scheduler};
+use ktcpvs_core::testkit::{addr, head, TestServer, TestService};
 use ktcpvs_sched_http::{cookie_value, default_key, Chttp, Hhttp};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use support::{addr, head, request, TestServer, TestService};
 
 const KEYS: usize = 10_000;
 
@@ -34,7 +32,7 @@ fn assignment(service: &TestService) -> Vec<std::net::SocketAddr> {
             let target = format!("/users/user-{k}/home");
             let h = head(&target, &[]);
             let s = picker
-                .pick(service, &request(&h, &[]))
+                .pick(service, &TestService::request(Some(&h), &[]))
                 .expect("a server is available");
             service.servers[s.server].addr
         })
@@ -57,7 +55,7 @@ proptest! {
         let picker = Hhttp.build(&service).unwrap();
         let pick = |target: &str| {
             let h = head(target, &[]);
-            picker.pick(&service, &request(&h, &[])).map(|s| s.server)
+            picker.pick(&service, &TestService::request(Some(&h), &[])).map(|s| s.server)
         };
         let expected = pick(&format!("/users/{key}/"));
         prop_assert!(expected.is_some() || key.is_empty());
@@ -141,7 +139,7 @@ fn pick_with(picker: &dyn Picker, service: &TestService, cookie: &str) -> Option
     }];
     let h = head("/shop/cart", &headers);
     picker
-        .pick(service, &request(&h, &[]))
+        .pick(service, &TestService::request(Some(&h), &[]))
         .map(|s| (s.server, s.stamp))
 }
 

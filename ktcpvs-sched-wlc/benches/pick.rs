@@ -3,14 +3,11 @@
 //! line up with the rule-based schedulers'). Record results in
 //! `docs/benchmarks.md`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use ktcpvs_core::scheduler::Scheduler;
+use ktcpvs_core::testkit::TestService;
 use ktcpvs_core::view::Rule;
 use ktcpvs_sched_wlc::Wlc;
-use support::{l4_request, TestService};
 
 /// A service of `servers` servers with mixed weights and loads, and
 /// `rules` rules (the last a catch-all) that share the servers out.
@@ -39,7 +36,7 @@ fn bench_pick(c: &mut Criterion) {
         for rules in [3, 30] {
             let service = service(servers, rules);
             let picker = Wlc.build(&service).expect("builds");
-            let request = l4_request(&[]);
+            let request = TestService::request(None, &[]);
             group.bench_with_input(
                 BenchmarkId::from_parameter(format!("{servers}s/{rules}r")),
                 &(),

@@ -3,12 +3,10 @@
 //! of the weighted ideal, and each pick is exactly the least-loaded
 //! available server (earliest on ties).
 
-mod support;
-
 use ktcpvs_core::scheduler::Scheduler;
+use ktcpvs_core::testkit::TestService;
 use ktcpvs_sched_wlc::Wlc;
 use proptest::prelude::*;
-use support::{l4_request, server_of, TestService};
 
 /// The reference answer: the available, non-excluded server with the
 /// lowest active/weight (exact rational comparison), lowest index on ties.
@@ -93,7 +91,7 @@ proptest! {
         let service = TestService::with_servers(&spec);
         let picker = Wlc.build(&service).unwrap();
         for step in 0..warm_up + arrivals {
-            let picked = server_of(picker.pick(&service, &l4_request(&[])));
+            let picked = picker.pick(&service, &TestService::request(None, &[])).map(|s| s.server);
             let picked = picked.expect("a server with weight > 0 exists");
             prop_assert!(weights[picked] > 0, "quiesced server {picked} was picked");
             service.add_connection(picked);
@@ -119,7 +117,7 @@ proptest! {
         let picker = Wlc.build(&service).unwrap();
         for (arrival, which) in events {
             if arrival || servers.is_empty() {
-                let got = server_of(picker.pick(&service, &l4_request(&exclude)));
+                let got = picker.pick(&service, &TestService::request(None, &exclude)).map(|s| s.server);
                 prop_assert_eq!(got, oracle(&service, &exclude));
                 if let Some(s) = got {
                     service.add_connection(s);
