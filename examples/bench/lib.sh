@@ -176,6 +176,7 @@ print_table() {
   local refs=("$@") t m r line hdr
   echo
   echo "## $title"
+  echo "    (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
   hdr="target"; for m in $metrics; do hdr+="	$m"; done; hdr+="	${key}_range"
   for r in "${refs[@]}"; do hdr+="	${key}÷$r"; done
   {

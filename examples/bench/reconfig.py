@@ -9,7 +9,7 @@ Writes "ok=<n> refused=<m>" (and the first refusals) to RESULT_FILE.
 Dialects:
   ktcpvs   the ktcpvs control protocol (one session: greeting line, then one
            request line per command, each answered "OK", "OK <n>" + n lines,
-           or "ERR <kind> <message>"; see src/control_socket/protocol.rs)
+           or "ERR <kind> <message>"; see docs/control-protocol.md)
   haproxy  HAProxy's runtime API (one connection per command)
 
 Usage: reconfig.py DIALECT SOCKET SERVICE EXTRA_ADDR KEEP_ADDR OPS SECONDS RESULT_FILE
