@@ -14,8 +14,7 @@
 //! been sent to without the key, and every ktcpvs instance configured with
 //! the same key (option `cookie_key`) issues and honours the same values.
 //! Nothing grows with the number of clients: all per-server values and
-//! header lines are computed in
-//! [`Scheduler::build`](ktcpvs_core::scheduler::Scheduler::build), and validating a
+//! header lines are computed in [`Scheduler::build`], and validating a
 //! cookie is a binary search in a sorted table.
 //!
 //! The original (`tcp_vs_chttp.c`) kept a global table of sessions keyed by
@@ -25,11 +24,11 @@ use std::net::SocketAddr;
 
 use hmac::{Hmac, Mac};
 use ktcpvs_core::error::SchedulerError;
-use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Selection};
+use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use ktcpvs_core::view::VirtualService;
 use sha2::{Digest, Sha256};
 
-use crate::rules::{least_connection_in, matching_rule, refuse, rule_scheduler};
+use crate::rules::{check_rules, least_connection_in, matching_rule, refuse};
 
 /// The default cookie name, as in the original.
 pub const DEFAULT_COOKIE_NAME: &str = "KTCPVS_SID";
@@ -79,7 +78,6 @@ impl CookieInsert {
     }
 }
 
-rule_scheduler! {
 /// `chttp`: cookie persistence over the rules of `http`, one decision per
 /// request.
 ///
@@ -111,9 +109,31 @@ rule_scheduler! {
 /// same name therefore agree out of the box, but anyone who knows the name
 /// and a server address can compute a value: **set `cookie_key` to a
 /// secret** shared by the instances.
-    Chttp = "chttp", Dispatch::EachRequest,
-    "cookie persistence: a keyed-hash cookie names the server; rules and weighted least-connection otherwise",
-    build(service) => Ok(Box::new(ChttpPicker::new(service)?))
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Chttp;
+
+impl Chttp {
+    /// The name services use to select this scheduler.
+    pub const NAME: &'static str = "chttp";
+}
+
+impl Scheduler for Chttp {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::EachRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        check_rules(Self::NAME, service)?;
+        Ok(Box::new(ChttpPicker::new(service)?))
+    }
+
+    fn description(&self) -> &str {
+        "cookie persistence: a keyed-hash cookie names the server; rules and weighted least-connection otherwise"
+    }
 }
 
 /// The picker built by [`Chttp`]: the cookie name and insertion mode, and

@@ -24,13 +24,13 @@
 
 use std::net::SocketAddr;
 
-use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Selection};
+use ktcpvs_core::error::SchedulerError;
+use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use ktcpvs_core::view::VirtualService;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::rules::{matching_rule, rule_scheduler};
+use crate::rules::{check_rules, matching_rule};
 
-rule_scheduler! {
 /// `hhttp`: hash a capture group of the first matching rule onto the
 /// servers of that rule, one decision per client connection.
 ///
@@ -46,13 +46,33 @@ rule_scheduler! {
 ///   [`PickRequest::exclude`]), its keys go to their second choice while
 ///   every other key stays put.
 /// * No rule matches, or the rule has no available server: "no server".
-    Hhttp = "hhttp", Dispatch::FirstRequest,
-    "content hash: a capture group of the first matching rule, weighted rendezvous hashing over its servers",
-    build(service) => {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hhttp;
+
+impl Hhttp {
+    /// The name services use to select this scheduler.
+    pub const NAME: &'static str = "hhttp";
+}
+
+impl Scheduler for Hhttp {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::FirstRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        check_rules(Self::NAME, service)?;
         let seeds = (0..service.server_count())
             .map(|i| server_seed(service.server(i).addr()))
             .collect();
         Ok(Box::new(HhttpPicker { seeds }))
+    }
+
+    fn description(&self) -> &str {
+        "content hash: a capture group of the first matching rule, weighted rendezvous hashing over its servers"
     }
 }
 

@@ -4,12 +4,12 @@
 //! differ only in *when* they decide, which is the engine's business
 //! ([`Dispatch`]), so they share one picker, [`RulesPicker`].
 
-use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Selection};
+use ktcpvs_core::error::SchedulerError;
+use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use ktcpvs_core::view::VirtualService;
 
-use crate::rules::{least_connection_in, matching_rule, rule_scheduler};
+use crate::rules::{check_rules, least_connection_in, matching_rule};
 
-rule_scheduler! {
 /// `http`: one decision per client connection, from its first request.
 ///
 /// The request target of the first request is matched against the rules
@@ -21,12 +21,33 @@ rule_scheduler! {
 ///
 /// Unlike the original (`tcp_vs_http.c`), the engine forwards the request
 /// exactly once and every method and HTTP/1.x version is accepted.
-    Http = "http", Dispatch::FirstRequest,
-    "content switch: first matching rule, then weighted least-connection; one decision per connection",
-    build(_service) => Ok(Box::new(RulesPicker))
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Http;
+
+impl Http {
+    /// The name services use to select this scheduler.
+    pub const NAME: &'static str = "http";
 }
 
-rule_scheduler! {
+impl Scheduler for Http {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::FirstRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        check_rules(Self::NAME, service)?;
+        Ok(Box::new(RulesPicker))
+    }
+
+    fn description(&self) -> &str {
+        "content switch: first matching rule, then weighted least-connection; one decision per connection"
+    }
+}
+
 /// `phttp`: the rules of [`Http`], but a new decision for every request of
 /// a keep-alive connection, so one client connection can reach different
 /// servers request by request over pooled backend connections.
@@ -34,17 +55,38 @@ rule_scheduler! {
 /// The original's `phttp` (`tcp_vs_phttp.c`) in fact used a private copy
 /// of hhttp's byte-sum hash and never found a server for a plain `.*`
 /// rule; this one uses weighted least-connection as its documentation said.
-    Phttp = "phttp", Dispatch::EachRequest,
-    "content switch: first matching rule, then weighted least-connection; one decision per request",
-    build(_service) => Ok(Box::new(RulesPicker))
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phttp;
+
+impl Phttp {
+    /// The name services use to select this scheduler.
+    pub const NAME: &'static str = "phttp";
+}
+
+impl Scheduler for Phttp {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::EachRequest
+    }
+
+    fn build(&self, service: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        check_rules(Self::NAME, service)?;
+        Ok(Box::new(RulesPicker))
+    }
+
+    fn description(&self) -> &str {
+        "content switch: first matching rule, then weighted least-connection; one decision per request"
+    }
 }
 
 /// The picker of [`Http`] and [`Phttp`]: first matching rule, then
 /// weighted least-connection among its servers.
 ///
 /// It holds no state: the rules and servers it reads are those of the
-/// service snapshot it is handed, which
-/// [`Scheduler::build`](ktcpvs_core::scheduler::Scheduler::build) has checked
+/// service snapshot it is handed, which [`Scheduler::build`] has checked
 /// (every rule routes only to existing servers). Picking allocates nothing
 /// beyond the regex engine's per-thread cache, created on a thread's first
 /// match.

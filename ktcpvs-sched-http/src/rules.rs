@@ -11,63 +11,6 @@ use ktcpvs_core::error::SchedulerError;
 use ktcpvs_core::scheduler::{least_connection, PickRequest};
 use ktcpvs_core::view::{first_matching_rule, Rule, VirtualService};
 
-/// Declares a rule-based scheduler of this crate: the unit struct (with the
-/// doc comment and attributes given), its `NAME` constant, and its
-/// [`Scheduler`](ktcpvs_core::scheduler::Scheduler) implementation, whose
-/// `build` first refuses a service with a rule routing to a missing server
-/// ([`check_rules`]) and then evaluates `build` with the service bound to
-/// the given name.
-///
-/// ```text
-/// rule_scheduler! {
-///     /// Docs.
-///     Http = "http", Dispatch::FirstRequest, "description",
-///     build(service) => Ok(Box::new(RulesPicker))
-/// }
-/// ```
-macro_rules! rule_scheduler {
-    (
-        $(#[$attr:meta])*
-        $ty:ident = $name:literal, $dispatch:expr, $description:literal,
-        build($service:ident) => $build:expr
-    ) => {
-        $(#[$attr])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct $ty;
-
-        impl $ty {
-            /// The name services use to select this scheduler.
-            pub const NAME: &'static str = $name;
-        }
-
-        impl ::ktcpvs_core::scheduler::Scheduler for $ty {
-            fn name(&self) -> &str {
-                Self::NAME
-            }
-
-            fn dispatch(&self) -> ::ktcpvs_core::scheduler::Dispatch {
-                $dispatch
-            }
-
-            fn build(
-                &self,
-                $service: &dyn ::ktcpvs_core::view::VirtualService,
-            ) -> ::std::result::Result<
-                ::std::boxed::Box<dyn ::ktcpvs_core::scheduler::Picker>,
-                ::ktcpvs_core::error::SchedulerError,
-            > {
-                $crate::rules::check_rules(Self::NAME, $service)?;
-                $build
-            }
-
-            fn description(&self) -> &str {
-                $description
-            }
-        }
-    };
-}
-pub(crate) use rule_scheduler;
-
 /// A [`SchedulerError`] from scheduler `scheduler` about `service`.
 pub(crate) fn refuse(
     scheduler: &str,
