@@ -101,6 +101,7 @@ impl KernelPipe {
                 n if n > 0 => {
                     // `0 < n <= len <= capacity`, so it fits both types.
                     self.held += n as u32;
+                    src.traffic.read += n as u64;
                     return Ok(Fill::Data(n as usize));
                 }
                 _ => {
@@ -138,6 +139,7 @@ impl KernelPipe {
                 // `0 < n <= held`, so it fits both types.
                 self.held -= n as u32;
                 sent += n as usize;
+                dst.traffic.written += n as u64;
                 continue;
             }
             if n == 0 {

@@ -320,12 +320,35 @@ impl HttpSession {
         }
         .or(self.kept.take());
         if let Some(b) = backend {
+            self.flush_backend_traffic(b, ctx);
             if reusable && !ctx.draining {
                 let max = ctx.snapshots.load().settings().pool_max_idle();
                 ctx.backends
                     .put_idle(b, usize::try_from(max).unwrap_or(usize::MAX), ctx.now);
             } else {
                 ctx.backends.close(b);
+            }
+        }
+    }
+
+    /// Adds the bytes counted on backend connection `backend` to the
+    /// counters of the server the route leads to (one add per direction).
+    fn flush_backend_traffic(&self, backend: usize, ctx: &mut Ctx<'_>) {
+        let Some(link) = ctx.backends.get_mut(backend) else {
+            return;
+        };
+        let traffic = link.conn.take_traffic();
+        if traffic.is_empty() {
+            return;
+        }
+        if let Some(Route {
+            service,
+            target: Target::Server(i),
+            ..
+        }) = &self.route
+        {
+            if let Some(entry) = service.server_entries().get(*i) {
+                entry.load().add_bytes(traffic.written, traffic.read);
             }
         }
     }
@@ -1011,9 +1034,17 @@ impl HttpSession {
             .route
             .as_ref()
             .is_some_and(|r| r.service.dispatch() != Dispatch::EachRequest);
+        if let Some(route) = &self.route {
+            let traffic = client.take_traffic();
+            route
+                .service
+                .load()
+                .add_bytes(traffic.read, traffic.written);
+        }
         ctx.pool.release_if_empty(&mut self.outbuf);
         if per_connection && backend_keep && client_keep {
             if let State::Exchange { backend, .. } = self.state {
+                self.flush_backend_traffic(backend, ctx);
                 self.kept = Some(backend);
             }
         } else {
@@ -1061,6 +1092,7 @@ impl HttpSession {
             route.addr
         );
         if reused && replayable {
+            self.flush_backend_traffic(backend, ctx);
             ctx.backends.close(backend);
             ctx.pool.release(&mut self.outbuf);
             let addr = route.addr;

@@ -89,6 +89,24 @@ impl Ready {
     }
 }
 
+/// Bytes moved through one socket since they were last flushed to the
+/// shared counters (`ServiceLoad`/`ServerLoad::add_bytes`): counted with a
+/// plain add per read or write, flushed once per request or relay batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes read from the socket.
+    pub read: u64,
+    /// Bytes written to the socket.
+    pub written: u64,
+}
+
+impl Traffic {
+    /// Whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        self.read == 0 && self.written == 0
+    }
+}
+
 /// A socket with its readiness.
 #[derive(Debug)]
 pub struct Conn {
@@ -96,6 +114,8 @@ pub struct Conn {
     pub stream: TcpStream,
     /// What the poller reported.
     pub ready: Ready,
+    /// Bytes moved and not yet flushed to the shared counters.
+    pub traffic: Traffic,
 }
 
 /// The result of one read into a buffer.
@@ -122,7 +142,13 @@ impl Conn {
                 writable: ready,
                 hup: false,
             },
+            traffic: Traffic::default(),
         }
+    }
+
+    /// Takes the bytes counted since the last call.
+    pub fn take_traffic(&mut self) -> Traffic {
+        std::mem::take(&mut self.traffic)
     }
 
     /// One read into the free space of `buf`. A short read clears the
@@ -141,6 +167,7 @@ impl Conn {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => {
                     buf.commit(n);
+                    self.traffic.read += n as u64;
                     if n < offered && !self.ready.hup {
                         self.ready.readable = false;
                     }
@@ -164,6 +191,7 @@ impl Conn {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     done += n;
+                    self.traffic.written += n as u64;
                     if done < bytes.len() {
                         // A short write: the send buffer is full.
                         self.ready.writable = false;
@@ -281,7 +309,11 @@ impl Session {
     }
 
     /// Releases everything the session holds.
-    pub fn close(self, ctx: &mut Ctx<'_>) {
+    pub fn close(mut self, ctx: &mut Ctx<'_>) {
+        let rest = self.client.take_traffic();
+        if !rest.is_empty() {
+            self.service.load().add_bytes(rest.read, rest.written);
+        }
         match self.kind {
             Kind::Tunnel(t) => t.close(ctx),
             Kind::Http(h) => h.close(ctx),

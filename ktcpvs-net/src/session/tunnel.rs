@@ -263,6 +263,18 @@ impl Tunnel {
         let zerocopy = ctx.snapshots.load().settings().zerocopy_send() == 1;
         let up = self.up.pump(client, &mut link.conn, ctx.pool, zerocopy);
         let down = self.down.pump(&mut link.conn, client, ctx.pool, zerocopy);
+        // One add per counter and relay batch, whatever the path (buffers
+        // or splice) and however the batch ended.
+        let from_client = client.take_traffic();
+        if !from_client.is_empty() {
+            service
+                .load()
+                .add_bytes(from_client.read, from_client.written);
+        }
+        let to_server = link.conn.take_traffic();
+        if let (Some(lease), false) = (lease, to_server.is_empty()) {
+            lease.load().add_bytes(to_server.written, to_server.read);
+        }
         let (up, down) = match (up, down) {
             (Ok(up), Ok(down)) => (up, down),
             (Err(e), _) | (_, Err(e)) => {
@@ -272,10 +284,6 @@ impl Tunnel {
         };
         if up.moved + down.moved > 0 {
             self.last_activity = ctx.now;
-            service.load().add_bytes(up.moved, down.moved);
-            if let Some(lease) = lease {
-                lease.load().add_bytes(up.moved, down.moved);
-            }
         }
         if self.up.is_closed() && self.down.is_closed() {
             return Flow::Done;
