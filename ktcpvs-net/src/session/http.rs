@@ -513,8 +513,25 @@ impl HttpSession {
                     };
                     Step::Again
                 }
-                Err(_) => {
-                    self.fail(502, &service, ctx);
+                Err(e) => {
+                    // The kept server refused at once: decide again
+                    // without it, as for a connect that fails later.
+                    let Some(route) = self.route.take() else {
+                        return Step::Close;
+                    };
+                    let decided = Arc::clone(&route.service);
+                    self.excluded.clear();
+                    fail_target(
+                        &decided,
+                        route.target,
+                        route.addr,
+                        &e,
+                        &mut self.excluded,
+                        ctx,
+                    );
+                    drop(route);
+                    let next = connect_again(&decided, head, peer, &mut self.excluded, ctx);
+                    self.connect_or_fail(next, decided, req, ctx);
                     Step::Again
                 }
             };
@@ -648,7 +665,7 @@ impl HttpSession {
     }
 
     /// The connect failed: record it, and try another server of the same
-    /// decision (per-request routes only), else 502.
+    /// decision, else 502.
     fn retry_connect(&mut self, error: &std::io::Error, ctx: &mut Ctx<'_>) {
         let State::Connecting { conn, req, .. } = std::mem::replace(&mut self.state, State::Closed)
         else {
@@ -681,40 +698,37 @@ impl HttpSession {
             self.fail(502, &service, ctx);
             return;
         };
-        let mut chosen = None;
-        let client = self.peer;
-        let mut pick = |exclude: &[usize]| {
-            let s = service.pick(&PickRequest {
-                client,
-                head: Some(&head),
-                exclude,
-            });
-            chosen = s;
-            s.map(|s| s.server)
+        let next = connect_again(&service, &head, self.peer, &mut self.excluded, ctx);
+        self.connect_or_fail(next, service, req, ctx);
+    }
+
+    /// Starts connecting for `req` with what [`connect_again`] found, or
+    /// answers 502 when nothing was left.
+    fn connect_or_fail(
+        &mut self,
+        next: Option<(Connecting, Option<Selection>)>,
+        service: Arc<ServiceSnapshot>,
+        req: Request,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some((mut connecting, selection)) = next else {
+            self.fail(502, &service, ctx);
+            return;
         };
-        match start_connect(&service, &mut pick, &mut self.excluded, ctx) {
-            Ok(mut connecting) if connecting.target != Target::Redirect => {
-                self.route = Some(Route {
-                    service: Arc::clone(&service),
-                    selection: chosen,
-                    target: connecting.target,
-                    addr: connecting.addr,
-                    _lease: connecting.lease.take(),
-                });
-                let deadline = ctx.now
-                    + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
-                self.state = State::Connecting {
-                    conn: connecting,
-                    req,
-                    deadline,
-                };
-            }
-            Ok(connecting) => {
-                ctx.backends.close(connecting.conn);
-                self.fail(502, &service, ctx);
-            }
-            Err(_) => self.fail(502, &service, ctx),
-        }
+        let deadline =
+            ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+        self.route = Some(Route {
+            target: connecting.target,
+            addr: connecting.addr,
+            _lease: connecting.lease.take(),
+            selection,
+            service,
+        });
+        self.state = State::Connecting {
+            conn: connecting,
+            req,
+            deadline,
+        };
     }
 
     fn exchange(&mut self, client: &mut Conn, ctx: &mut Ctx<'_>) -> Step {
@@ -791,6 +805,15 @@ impl HttpSession {
                         Ok(BodyStep::Starved) => {
                             starved = true;
                             break;
+                        }
+                        Err(BodyFail::Io) if matches!(down, Down::Head) => {
+                            // A socket failed before any response: the
+                            // request may have been partly processed, so it
+                            // is not replayed; the client gets 502.
+                            if let Target::Server(i) = route.target {
+                                route.service.server_entries()[i].load().add_error();
+                            }
+                            return self.respond_error(502, ctx);
                         }
                         Ok(BodyStep::Eof) | Err(_) => return Step::Close,
                     }
@@ -1167,6 +1190,36 @@ impl HttpSession {
             until: ctx.now + LINGER,
         };
         Step::Again
+    }
+}
+
+/// Picks again for `head` among the servers `excluded` does not name and
+/// starts a connect (a failed server of the same decision is skipped). The
+/// redirect address is not a retry target: `None` when no server is left.
+fn connect_again(
+    service: &ServiceSnapshot,
+    head: &ktcpvs_core::RequestHead<'_>,
+    client: SocketAddr,
+    excluded: &mut Excluded,
+    ctx: &mut Ctx<'_>,
+) -> Option<(Connecting, Option<Selection>)> {
+    let mut chosen = None;
+    let mut pick = |exclude: &[usize]| {
+        let s = service.pick(&PickRequest {
+            client,
+            head: Some(head),
+            exclude,
+        });
+        chosen = s;
+        s.map(|s| s.server)
+    };
+    match start_connect(service, &mut pick, excluded, ctx) {
+        Ok(connecting) if connecting.target != Target::Redirect => Some((connecting, chosen)),
+        Ok(connecting) => {
+            ctx.backends.close(connecting.conn);
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -1,0 +1,261 @@
+//! What happens when a backend connection the session counted on is gone:
+//! a per-connection (`FirstRequest`) route whose server stops answering is
+//! decided again without it; a pooled connection the server closed is
+//! replaced for an idempotent request without the client noticing; a
+//! request with a body is never silently replayed.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ktcpvs_core::ServiceSpec;
+use support::client::Client;
+use support::*;
+
+/// How the test backend treats its connections.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Answers one request with `Connection: close`, then closes.
+    CloseAfterOne,
+    /// Answers one request keeping the connection alive as far as the
+    /// proxy can tell; then reads the next request's head and closes
+    /// without an answer (its keep-alive timeout fired as the request
+    /// arrived: the race every proxy must handle).
+    DropIdleAfterOne,
+}
+
+/// A real HTTP/1.1 server naming itself in `X-Server` and its body, and
+/// counting the requests it answered and those it dropped.
+struct Backend {
+    addr: SocketAddr,
+    name: &'static str,
+    requests: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(name: &'static str, mode: Mode) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, d, c, s) = (
+            Arc::clone(&requests),
+            Arc::clone(&dropped),
+            Arc::clone(&connections),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (r, d) = (Arc::clone(&r), Arc::clone(&d));
+                std::thread::spawn(move || answer_one(stream, name, mode, &r, &d));
+            }
+        });
+        Backend {
+            addr,
+            name,
+            requests,
+            dropped,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes the listening socket: later connects are refused.
+    fn stop_listening(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop_listening();
+    }
+}
+
+/// Reads one request (head and `Content-Length` body), answers it, then
+/// closes as `mode` says.
+fn answer_one(
+    stream: TcpStream,
+    name: &str,
+    mode: Mode,
+    requests: &AtomicUsize,
+    dropped: &AtomicUsize,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut target = String::new();
+    let mut length = 0usize;
+    let mut line = String::new();
+    if r.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    if let Some(t) = line.split(' ').nth(1) {
+        target = t.to_string();
+    }
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    if r.read_exact(&mut body).is_err() {
+        return;
+    }
+    requests.fetch_add(1, Ordering::SeqCst);
+    let text = format!("{name} {target} {length}");
+    let close = match mode {
+        Mode::CloseAfterOne => "connection: close\r\n",
+        Mode::DropIdleAfterOne => "",
+    };
+    let _ = w.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nx-server: {name}\r\ncontent-length: {}\r\n{close}\r\n{text}",
+            text.len()
+        )
+        .as_bytes(),
+    );
+    if let Mode::DropIdleAfterOne = mode {
+        // The next head arrives; close without answering.
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                dropped.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+fn service(scheduler: &str, backends: &[&Backend]) -> Running {
+    let control = control();
+    add_service(&control, "web", scheduler, ServiceSpec::default());
+    for b in backends {
+        add_server(&control, "web", b.addr);
+    }
+    start(&control, "web");
+    run(control)
+}
+
+#[test]
+fn a_per_connection_route_whose_server_went_away_is_decided_again() {
+    let mut a = Backend::start("a", Mode::CloseAfterOne);
+    let mut b = Backend::start("b", Mode::CloseAfterOne);
+    let engine = service("http", &[&a, &b]);
+    let mut c = Client::connect(engine.addr("web"));
+
+    let first = c.get("/one").unwrap();
+    assert_eq!(first.status, 200);
+    let pinned = first.header("x-server").unwrap().to_string();
+    // The server closed its connection but the client keeps its own: the
+    // next request reconnects to the pinned server, which is now gone.
+    let (gone, other) = if pinned == a.name {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    gone.stop_listening();
+    let second = c.get("/two").unwrap();
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.header("x-server"), Some(other.name));
+    assert_eq!(second.text(), format!("{} /two 0", other.name));
+    // And the connection stays with the new server.
+    let third = c.get("/three").unwrap();
+    assert_eq!(third.header("x-server"), Some(other.name));
+}
+
+#[test]
+fn an_idempotent_request_is_replayed_when_the_kept_connection_is_dead() {
+    for scheduler in ["phttp", "http"] {
+        let backend = Backend::start("r1", Mode::DropIdleAfterOne);
+        let engine = service(scheduler, &[&backend]);
+        let mut c = Client::connect(engine.addr("web"));
+        assert_eq!(c.get("/first").unwrap().text(), "r1 /first 0");
+        // Each later request meets a backend connection that closes on it
+        // without answering; the proxy replays it on a fresh one.
+        for i in 0..5 {
+            let r = c.get(&format!("/next{i}")).unwrap();
+            assert_eq!(r.status, 200, "{scheduler}");
+            assert_eq!(r.text(), format!("r1 /next{i} 0"), "{scheduler}");
+        }
+        assert_eq!(backend.requests(), 6, "{scheduler}: each answered once");
+        assert_eq!(backend.dropped(), 5, "{scheduler}: each met a dead one");
+        assert_eq!(backend.connections(), 6, "{scheduler}");
+    }
+}
+
+#[test]
+fn a_request_with_a_body_is_not_replayed_on_a_dead_kept_connection() {
+    for scheduler in ["phttp", "http"] {
+        let backend = Backend::start("r1", Mode::DropIdleAfterOne);
+        let engine = service(scheduler, &[&backend]);
+        let mut c = Client::connect(engine.addr("web"));
+        assert_eq!(c.get("/first").unwrap().status, 200);
+        // The POST meets the connection the backend drops: it may have
+        // been partly processed, so it is not sent again; the client gets
+        // a clean 502 and decides itself.
+        let body = b"hello=world";
+        let req = format!(
+            "POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        c.send(req.as_bytes());
+        c.send(body);
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 502, "{scheduler}");
+        assert_eq!(backend.dropped(), 1, "{scheduler}");
+        assert_eq!(backend.connections(), 1, "{scheduler}: no replay");
+        assert_eq!(backend.requests(), 1, "{scheduler}");
+        // Sent again by the client, on a fresh connection, it goes through.
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(req.as_bytes());
+        c.send(body);
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.text(), "r1 /form 11", "{scheduler}");
+    }
+}
