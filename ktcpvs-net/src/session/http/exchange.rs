@@ -1,0 +1,409 @@
+//! The exchange of one request and its response over a backend
+//! connection: the request head and body go up, the response head is
+//! parsed, checked and forwarded (verbatim or rewritten; a `101` turns the
+//! session into a tunnel), then the body comes down; at the end the
+//! connections are kept, pooled or closed.
+
+use std::mem::MaybeUninit;
+use std::net::Shutdown;
+
+use ktcpvs_core::snapshot::TimeoutKind;
+use ktcpvs_core::Dispatch;
+
+use super::body::{relay_body, BodyFail, BodyStep};
+use super::{Down, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER};
+use crate::buffer::Buffer;
+use crate::http::{
+    can_forward_response_verbatim, parse_response_uninit, write_response_head, BodyState,
+    ForwardOptions, Framing, Limits,
+};
+use crate::session::tunnel::Tunnel;
+use crate::session::{Conn, Ctx, Fill, Target};
+
+impl HttpSession {
+    /// Moves the request up and the response down as far as the sockets
+    /// allow; ends the exchange, answers an error or becomes a tunnel.
+    pub(super) fn exchange(&mut self, client: &mut Conn, ctx: &mut Ctx<'_>) -> Step {
+        let State::Exchange {
+            backend,
+            req,
+            up,
+            down,
+            since,
+            ..
+        } = &mut self.state
+        else {
+            return Step::Close;
+        };
+        let Some(route) = self.route.as_ref() else {
+            return Step::Close;
+        };
+        let settings = ctx.snapshots.load();
+        let settings = settings.settings();
+        let limits = Limits::from_settings(settings);
+        let zerocopy = settings.zerocopy_send() == 1;
+        let Some(link) = ctx.backends.get_mut(*backend) else {
+            return Step::Close;
+        };
+        let mut starved = false;
+        let mut moved = false;
+
+        // ---- request direction ----
+        loop {
+            match up {
+                Up::Head { sent } => {
+                    let bytes: &[u8] = if req.verbatim {
+                        match self.inbuf.as_ref() {
+                            Some(b) => &b.filled()[..req.head_len],
+                            None => return Step::Close,
+                        }
+                    } else {
+                        &self.scratch
+                    };
+                    match link.conn.send(&bytes[*sent..]) {
+                        Ok(n) => *sent += n,
+                        Err(e) => return self.backend_failed(e, ctx),
+                    }
+                    if *sent < bytes.len() {
+                        break;
+                    }
+                    moved = true;
+                    if matches!(req.framing, Framing::None | Framing::Length(0)) {
+                        *up = Up::Done;
+                    } else {
+                        if let Some(b) = self.inbuf.as_mut() {
+                            b.consume(req.head_len);
+                        }
+                        req.replayable = false;
+                        *up = Up::Body {
+                            body: BodyState::new(req.framing, &limits),
+                            pending: 0,
+                        };
+                    }
+                }
+                Up::Body { body, pending } => {
+                    match relay_body(
+                        client,
+                        &mut link.conn,
+                        &mut self.inbuf,
+                        &mut self.up_pipe,
+                        zerocopy,
+                        body,
+                        pending,
+                        ctx.pool,
+                    ) {
+                        Ok(BodyStep::Done) => *up = Up::Done,
+                        Ok(BodyStep::Blocked) => break,
+                        Ok(BodyStep::Starved) => {
+                            starved = true;
+                            break;
+                        }
+                        Err(BodyFail::Io) if matches!(down, Down::Head) => {
+                            // A socket failed before any response: the
+                            // request may have been partly processed, so it
+                            // is not replayed; the client gets 502.
+                            if let Target::Server(i) = route.target {
+                                route.service.server_entries()[i].load().add_error();
+                            }
+                            return self.respond_error(502, ctx);
+                        }
+                        Ok(BodyStep::Eof) | Err(_) => return Step::Close,
+                    }
+                }
+                Up::Done => break,
+            }
+        }
+
+        // ---- response direction ----
+        loop {
+            match down {
+                Down::Head => {
+                    if self.outbuf.is_none() {
+                        if !link.conn.ready.readable {
+                            break;
+                        }
+                        match ctx.pool.checkout() {
+                            Some(b) => self.outbuf = Some(b),
+                            None => {
+                                starved = true;
+                                break;
+                            }
+                        }
+                    }
+                    let Some(obuf) = self.outbuf.as_mut() else {
+                        return Step::Close;
+                    };
+                    let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
+                    let n = limits.max_headers.min(HEADER_SLOTS);
+                    let parsed = if obuf.is_empty() {
+                        Ok(None)
+                    } else {
+                        parse_response_uninit(obuf.filled(), &mut slots[..n], req.method, &limits)
+                    };
+                    match parsed {
+                        Err(e) => {
+                            log::warn!(
+                                "[{}] bad response from {}: {e}",
+                                route.service.config().name,
+                                route.addr
+                            );
+                            if let Target::Server(i) = route.target {
+                                route.service.server_entries()[i].load().add_error();
+                            }
+                            return self.respond_error(502, ctx);
+                        }
+                        Ok(None) => {
+                            if obuf.is_exhausted() {
+                                return self.respond_error(502, ctx);
+                            }
+                            obuf.compact();
+                            match link.conn.fill(obuf) {
+                                Ok(Fill::Data(_)) => continue,
+                                Ok(Fill::WouldBlock) => {
+                                    ctx.pool.release_if_empty(&mut self.outbuf);
+                                    break;
+                                }
+                                Ok(Fill::NoRoom) => return self.respond_error(502, ctx),
+                                Ok(Fill::Eof) => {
+                                    let e = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                                    return self.backend_failed(e, ctx);
+                                }
+                                Err(e) => return self.backend_failed(e, ctx),
+                            }
+                        }
+                        Ok(Some((info, head))) => {
+                            moved = true;
+                            if matches!(up, Up::Done)
+                                && matches!(req.framing, Framing::None | Framing::Length(0))
+                                && req.head_len > 0
+                            {
+                                // A body-less head stayed in the buffer for a replay;
+                                // the response has started, so it is dropped now.
+                                if let Some(b) = self.inbuf.as_mut() {
+                                    b.consume(req.head_len.min(b.len()));
+                                }
+                                req.head_len = 0;
+                                req.replayable = false;
+                            }
+                            if info.upgrade && !req.upgrade {
+                                return self.respond_error(502, ctx);
+                            }
+                            let client_keep = req.client_keep
+                                && !ctx.draining
+                                && !info.upgrade
+                                && info.framing != Framing::CloseDelimited;
+                            let extra = match (route.selection, info.interim) {
+                                (Some(sel), false) if sel.stamp => route
+                                    .service
+                                    .picker()
+                                    .response_header(&sel, info.sets_cookie),
+                                _ => None,
+                            };
+                            let opts = ForwardOptions {
+                                forwarded_for: None,
+                                close: !client_keep && !info.interim,
+                                extra,
+                            };
+                            let scratch = if can_forward_response_verbatim(&info, &opts) {
+                                None
+                            } else {
+                                self.rscratch.clear();
+                                write_response_head(&head, &info, &opts, &mut self.rscratch);
+                                Some(0)
+                            };
+                            let head_len = info.head_len;
+                            let pending = if scratch.is_some() {
+                                obuf.consume(head_len);
+                                0
+                            } else {
+                                head_len
+                            };
+                            if info.upgrade {
+                                // Hand the head (rewritten or not) and any bytes after it
+                                // to the tunnel, which sends them first.
+                                if scratch.is_some() {
+                                    let Some(mut fresh) = ctx.pool.checkout() else {
+                                        return Step::Close;
+                                    };
+                                    let rest = obuf.filled();
+                                    let total = self.rscratch.len() + rest.len();
+                                    if total > fresh.capacity() {
+                                        ctx.pool.give_back(fresh);
+                                        return self.respond_error(502, ctx);
+                                    }
+                                    fresh.spare()[..self.rscratch.len()]
+                                        .copy_from_slice(&self.rscratch);
+                                    fresh.spare()[self.rscratch.len()..total].copy_from_slice(rest);
+                                    fresh.commit(total);
+                                    let old = self.outbuf.replace(fresh);
+                                    if let Some(old) = old {
+                                        ctx.pool.give_back(old);
+                                    }
+                                }
+                                let lease = self.route.take().and_then(|r| r._lease);
+                                let backend = *backend;
+                                let up_buf = self.inbuf.take();
+                                let down_buf = self.outbuf.take();
+                                self.state = State::Closed;
+                                return Step::Tunnel(Tunnel::relaying(
+                                    backend, lease, up_buf, down_buf, ctx.now,
+                                ));
+                            }
+                            let body = if info.interim {
+                                BodyState::Done
+                            } else {
+                                BodyState::new(info.framing, &limits)
+                            };
+                            *down = Down::Body {
+                                scratch,
+                                body,
+                                pending,
+                                backend_keep: info.keep_alive,
+                                client_keep,
+                                interim: info.interim,
+                            };
+                        }
+                    }
+                }
+                Down::Body {
+                    scratch,
+                    body,
+                    pending,
+                    backend_keep,
+                    client_keep,
+                    interim,
+                } => {
+                    if let Some(sent) = scratch {
+                        match client.send(&self.rscratch[*sent..]) {
+                            Ok(n) => *sent += n,
+                            Err(_) => return Step::Close,
+                        }
+                        if *sent < self.rscratch.len() {
+                            break;
+                        }
+                        *scratch = None;
+                    }
+                    match relay_body(
+                        &mut link.conn,
+                        client,
+                        &mut self.outbuf,
+                        &mut self.down_pipe,
+                        zerocopy,
+                        body,
+                        pending,
+                        ctx.pool,
+                    ) {
+                        Ok(BodyStep::Done) if *interim => {
+                            // The 1xx head is out; wait for the final response.
+                            *down = Down::Head;
+                            continue;
+                        }
+                        Ok(BodyStep::Done) | Ok(BodyStep::Eof) => {
+                            let backend_keep = *backend_keep
+                                && matches!(up, Up::Done)
+                                && self.outbuf.as_ref().map_or(true, Buffer::is_empty);
+                            let client_keep = *client_keep && matches!(up, Up::Done);
+                            return self.finish_exchange(client, backend_keep, client_keep, ctx);
+                        }
+                        Ok(BodyStep::Blocked) => break,
+                        Ok(BodyStep::Starved) => {
+                            starved = true;
+                            break;
+                        }
+                        Err(_) => {
+                            if let Target::Server(i) = route.target {
+                                route.service.server_entries()[i].load().add_error();
+                            }
+                            return Step::Close;
+                        }
+                    }
+                }
+            }
+        }
+        if moved {
+            *since = ctx.now;
+        }
+        let at = match down {
+            Down::Head if matches!(up, Up::Done) => {
+                *since + route.service.timeout(TimeoutKind::Response, settings)
+            }
+            _ => *since + route.service.timeout(TimeoutKind::Read, settings),
+        };
+        if starved {
+            Step::Starved(Some(at))
+        } else {
+            Step::Wait(Some(at))
+        }
+    }
+
+    /// The response is complete: reuse or close the backend, then the next
+    /// request (or close the client).
+    pub(super) fn finish_exchange(
+        &mut self,
+        client: &mut Conn,
+        backend_keep: bool,
+        client_keep: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> Step {
+        let per_connection = self
+            .route
+            .as_ref()
+            .is_some_and(|r| r.service.dispatch() != Dispatch::EachRequest);
+        if let Some(route) = &self.route {
+            let traffic = client.take_traffic();
+            route
+                .service
+                .load()
+                .add_bytes(traffic.read, traffic.written);
+        }
+        ctx.pool.release_if_empty(&mut self.outbuf);
+        if per_connection && backend_keep && client_keep {
+            if let State::Exchange { backend, .. } = self.state {
+                self.flush_backend_traffic(backend, ctx);
+                self.kept = Some(backend);
+            }
+        } else {
+            self.drop_backend(ctx, backend_keep);
+            ctx.pool.release(&mut self.outbuf);
+            if !per_connection || !client_keep {
+                self.route = None;
+            }
+        }
+        if !client_keep {
+            let _ = client.stream.shutdown(Shutdown::Write);
+            self.state = State::Linger {
+                until: ctx.now + LINGER,
+            };
+            return Step::Again;
+        }
+        ctx.pool.release_if_empty(&mut self.inbuf);
+        let pipelined = self.inbuf.as_ref().is_some_and(|b| !b.is_empty());
+        self.state = State::Idle {
+            since: ctx.now,
+            first_byte: pipelined.then_some(ctx.now),
+        };
+        Step::Again
+    }
+
+    /// Answers an error for the request in flight when nothing of its
+    /// response reached the client yet; otherwise just closes.
+    pub(super) fn respond_error(&mut self, status: u16, ctx: &mut Ctx<'_>) -> Step {
+        let started = matches!(
+            &self.state,
+            State::Exchange {
+                down: Down::Body { .. },
+                ..
+            }
+        );
+        self.drop_backend(ctx, false);
+        ctx.pool.release(&mut self.outbuf);
+        if started {
+            return Step::Close;
+        }
+        let Some(route) = self.route.take() else {
+            return Step::Close;
+        };
+        self.fail(status, &route.service, ctx);
+        Step::Again
+    }
+}
