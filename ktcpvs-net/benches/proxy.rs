@@ -108,16 +108,22 @@ impl Backend {
     }
 
     /// Stops accepting and joins every connection thread (each ends when
-    /// its peer closes, or after [`IO_TIMEOUT`] of silence).
-    fn stop(mut self) {
+    /// its peer closes, or after [`IO_TIMEOUT`] of silence). Returns how
+    /// many connections it accepted.
+    fn stop(mut self) -> usize {
         self.stop.store(true, Ordering::Release);
         // Wake the blocked accept; the acceptor sees the flag and returns.
         drop(TcpStream::connect(self.addr));
-        if let Some(acceptor) = self.acceptor.take() {
-            for connection in acceptor.join().expect("acceptor thread") {
-                connection.join().expect("backend connection thread");
-            }
+        let Some(acceptor) = self.acceptor.take() else {
+            return 0;
+        };
+        let connections = acceptor.join().expect("acceptor thread");
+        // The wake-up connection is not among them: the acceptor stops on it.
+        let accepted = connections.len();
+        for connection in connections {
+            connection.join().expect("backend connection thread");
         }
+        accepted
     }
 }
 
@@ -274,7 +280,10 @@ fn bench_proxy(c: &mut Criterion) {
     }
     engine.shutdown(Duration::from_secs(1));
     engine.wait().expect("the engine stops cleanly");
-    backend.stop();
+    // One per client connection at most if the engine reuses its backend
+    // connections; far more means it reconnected per request.
+    let accepted = backend.stop();
+    eprintln!("backend connections accepted over the whole run: {accepted}");
 }
 
 criterion_group!(benches, bench_proxy);
