@@ -339,9 +339,11 @@ impl Worker {
                 draining: self.drain.is_some(),
             };
             let kind = match service.dispatch() {
-                Dispatch::Connection => Tunnel::start(peer, &service, &mut ctx).map(Kind::Tunnel),
+                Dispatch::Connection => {
+                    Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
+                }
                 Dispatch::FirstRequest | Dispatch::EachRequest => {
-                    HttpSession::start(peer, &mut ctx).map(|h| Kind::Http(Box::new(h)))
+                    HttpSession::start(&mut ctx).map(|h| Kind::Http(Box::new(h)))
                 }
             };
             let Some(kind) = kind else {

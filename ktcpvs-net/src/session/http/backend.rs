@@ -13,9 +13,7 @@ use ktcpvs_core::{PickRequest, Selection};
 use super::{HttpSession, Request, Route, State, Step, HEADER_SLOTS};
 use crate::backend_pool::ConnectCheck;
 use crate::http::{parse_request_uninit, Limits};
-use crate::session::{
-    fail_target, poll_connect, start_connect, Conn, Connecting, Ctx, Excluded, Target,
-};
+use crate::session::{fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, Target};
 
 impl HttpSession {
     /// Closes (or pools) the backend connection in use.
@@ -61,7 +59,7 @@ impl HttpSession {
 
     /// Checks the connect in progress: exchange on success, another server
     /// on failure.
-    pub(super) fn connecting(&mut self, _client: &mut Conn, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn connecting(&mut self, peer: SocketAddr, ctx: &mut Ctx<'_>) -> Step {
         let State::Connecting { conn, deadline, .. } = &self.state else {
             return Step::Close;
         };
@@ -81,7 +79,7 @@ impl HttpSession {
                 self.begin_exchange(conn.conn, false, req, ctx)
             }
             ConnectCheck::Failed(e) => {
-                self.retry_connect(&e, ctx);
+                self.retry_connect(&e, peer, ctx);
                 Step::Again
             }
         }
@@ -89,7 +87,12 @@ impl HttpSession {
 
     /// The connect failed: record it, and try another server of the same
     /// decision, else 502.
-    pub(super) fn retry_connect(&mut self, error: &std::io::Error, ctx: &mut Ctx<'_>) {
+    pub(super) fn retry_connect(
+        &mut self,
+        error: &std::io::Error,
+        peer: SocketAddr,
+        ctx: &mut Ctx<'_>,
+    ) {
         let State::Connecting { conn, req, .. } = std::mem::replace(&mut self.state, State::Closed)
         else {
             return;
@@ -121,7 +124,7 @@ impl HttpSession {
             self.fail(502, &service, ctx);
             return;
         };
-        let next = connect_again(&service, &head, self.peer, &mut self.excluded, ctx);
+        let next = connect_again(&service, &head, peer, &mut self.excluded, ctx);
         self.connect_or_fail(next, service, req, ctx);
     }
 

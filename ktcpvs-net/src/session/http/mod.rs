@@ -179,8 +179,6 @@ pub struct HttpSession {
     /// requests.
     kept: Option<usize>,
     excluded: Excluded,
-    /// The client's address (for retries' picks).
-    peer: SocketAddr,
 }
 
 // A tunnel is stored inline: boxing it would cost an allocation per
@@ -201,7 +199,7 @@ enum Step {
 
 impl HttpSession {
     /// Starts an HTTP session on an accepted connection.
-    pub fn start(peer: SocketAddr, ctx: &mut Ctx<'_>) -> Option<HttpSession> {
+    pub fn start(ctx: &mut Ctx<'_>) -> Option<HttpSession> {
         Some(HttpSession {
             state: State::Idle {
                 since: ctx.now,
@@ -209,14 +207,15 @@ impl HttpSession {
             },
             inbuf: None,
             outbuf: None,
-            scratch: Vec::with_capacity(512),
-            rscratch: Vec::with_capacity(512),
+            // Grown on first use (a rewritten head or an error), then
+            // reused: a connection whose heads go verbatim never holds one.
+            scratch: Vec::new(),
+            rscratch: Vec::new(),
             up_pipe: None,
             down_pipe: None,
             route: None,
             kept: None,
             excluded: Excluded::default(),
-            peer,
         })
     }
 
@@ -237,7 +236,7 @@ impl HttpSession {
         loop {
             let step = match &self.state {
                 State::Idle { .. } => self.read_head(client, peer, service, ctx),
-                State::Connecting { .. } => self.connecting(client, ctx),
+                State::Connecting { .. } => self.connecting(peer, ctx),
                 State::Exchange { .. } => self.exchange(client, ctx),
                 State::Error { .. } => self.send_error(client, ctx),
                 State::Linger { until } => {
@@ -286,7 +285,7 @@ impl HttpSession {
             }
             State::Connecting { .. } => {
                 let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-                self.retry_connect(&e, ctx);
+                self.retry_connect(&e, peer, ctx);
             }
             State::Exchange {
                 down: Down::Head, ..
