@@ -120,14 +120,24 @@ fn service_counts(engine: &Running, name: &str, want: (u64, u64)) {
     assert!(ok, "service {name}: (in, out) = {seen:?}, want {want:?}");
 }
 
-/// Waits until the server's counters say `(bytes_out, bytes_in)`.
-fn server_counts(engine: &Running, name: &str, addr: SocketAddr, want: (u64, u64)) {
+/// Waits until the server's counters say `(bytes_out, bytes_in)` as
+/// `want` reports them (read again each time: a backend thread counts its
+/// last write after the bytes left).
+fn server_counts(
+    engine: &Running,
+    name: &str,
+    addr: SocketAddr,
+    mut want: impl FnMut() -> (u64, u64),
+) {
     let mut seen = (0, 0);
+    let mut wanted = (0, 0);
     let ok = wait_for(|| {
         let s = server_stats(engine, name, addr);
         seen = (s.bytes_out, s.bytes_in);
-        seen == want
+        wanted = want();
+        seen == wanted
     });
+    let want = wanted;
     assert!(ok, "server {addr}: (out, in) = {seen:?}, want {want:?}");
 }
 
@@ -173,15 +183,14 @@ fn http_counters_match_what_client_and_backend_moved() {
             "web",
             (request.len() as u64, received.len() as u64),
         );
-        let backend_read = backend.read.load(Ordering::SeqCst);
-        let backend_written = backend.written.load(Ordering::SeqCst);
-        assert!(backend_read > 0 && backend_written > 0);
-        server_counts(
-            &engine,
-            "web",
-            backend.addr,
-            (backend_read, backend_written),
-        );
+        server_counts(&engine, "web", backend.addr, || {
+            (
+                backend.read.load(Ordering::SeqCst),
+                backend.written.load(Ordering::SeqCst),
+            )
+        });
+        assert!(backend.read.load(Ordering::SeqCst) > 0);
+        assert!(backend.written.load(Ordering::SeqCst) > (1 << 20));
     }
 }
 
@@ -213,7 +222,7 @@ fn layer4_counters_match_what_client_and_backend_moved() {
         let sent = 3u64 << 20;
         let got = received.len() as u64;
         service_counts(&engine, "tcp", (sent, got));
-        server_counts(&engine, "tcp", backend.addr(), (sent, got));
+        server_counts(&engine, "tcp", backend.addr(), || (sent, got));
     }
 }
 
