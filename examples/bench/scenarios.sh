@@ -108,8 +108,7 @@ idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample 
 }
 
 scenario_5() {
-  local t targets=(haproxy)
-  [ "$SUT" = haproxy ] || targets+=("$SUT")
+  local t targets=(haproxy "$SUT")
   for ROUND in $(seq "$ROUNDS"); do
     for t in "${targets[@]}"; do
       run_wrk s5 "$t" "$SMALL" -c"$CONNS"
