@@ -23,9 +23,14 @@
 #   LARGE_CONNS=4           wrk connections for scenario 3
 #   IDLE_CONNS=10000        idle connections for scenario 4
 #   RECONF_OPS=1000         control-socket changes for scenario 5
-#   SCHEDULER=phttp         ktcpvs scheduler: phttp routes each request over pooled
-#                           backend connections (as HAProxy and nginx do); http
-#                           routes a connection by its first request
+#   SCHEDULERS="http phttp" ktcpvs schedulers, one row each (ktcpvs-http, ktcpvs-phttp):
+#                           http routes a connection by its first request and keeps it
+#                           on one backend connection (the original KTCPVS content
+#                           switch); phttp routes each request over pooled backend
+#                           connections (as HAProxy and nginx do). SCHEDULER=x is an
+#                           alias for SCHEDULERS=x.
+#   SCHED_SCENARIOS=1,2,4,5 scenarios that get a row per scheduler; the others (3, 6
+#                           by default) run only the first scheduler of SCHEDULERS
 #   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
 #   PIN=1                   0: no CPU pinning     KEEP=1: keep the scratch dir
 #   ENVOY=path SOZU=path    peers' binaries (default: on PATH; empty: row skipped)
@@ -42,7 +47,8 @@ SCENARIOS=${SCENARIOS:-1,2,3,4,5,6}
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}; LARGE_CONNS=${LARGE_CONNS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10000}; RECONF_OPS=${RECONF_OPS:-1000}
-SCHEDULER=${SCHEDULER:-phttp}
+SCHEDULERS=${SCHEDULERS:-${SCHEDULER:-http phttp}}
+SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5}
 SUT=${SUT:-ktcpvs}
 PIN=${PIN:-1}
 ENVOY=${ENVOY-$(command -v envoy || true)}
@@ -51,9 +57,14 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 KTCPVSD=$TARGET_DIR/release/examples/ktcpvsd
 TCPVSADM=$TARGET_DIR/release/examples/tcpvsadm
 FLOOR_SRC=$REPO/../shared/bench/floor-relay
+SUT_ALL=(); for s in $SCHEDULERS; do
+  [[ $s =~ ^[a-z0-9_]+$ ]] || { echo "scheduler '$s': expected a name like http or phttp" >&2; exit 2; }
+  [[ " ${SUT_ALL[*]} " == *" ktcpvs-$s "* ]] || SUT_ALL+=("ktcpvs-$s")
+done
+[ ${#SUT_ALL[@]} -gt 0 ] || { echo "SCHEDULERS is empty" >&2; exit 2; }
 case $SUT in
   ktcpvs) ;;
-  haproxy) SUT=sut-haproxy ;;
+  haproxy) SUT=sut-haproxy; SUT_ALL=(sut-haproxy) ;;   # the stand-in has no schedulers: one row
   *) echo "SUT must be ktcpvs or haproxy, not '$SUT'" >&2; exit 2 ;;
 esac
 
@@ -109,8 +120,9 @@ trap 'exit 130' INT TERM
 echo "# ktcpvs side-by-side benchmark, $(date -u +%FT%TZ)"
 echo "# $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load:$(uptime | sed 's/.*load average://')"
 echo "# $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULER=$SCHEDULER SUT=$SUT PIN=$PIN ulimit-n=$FDMAX"
-echo "# rows: ${PEERS// /, }, $SUT${FLOOR:+, floor (1:1 relay, no parsing, everything to r2)}; medians over $ROUNDS rounds"
+echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULERS=\"$SCHEDULERS\" SCHED_SCENARIOS=$SCHED_SCENARIOS SUT=$SUT PIN=$PIN ulimit-n=$FDMAX"
+SUT_LIST="${SUT_ALL[*]}"
+echo "# rows: ${PEERS// /, }, ${SUT_LIST// /, }${FLOOR:+, floor (1:1 relay, no parsing, everything to r2)}; medians over $ROUNDS rounds"
 
 start_backend
 for s in ${SCENARIOS//,/ }; do

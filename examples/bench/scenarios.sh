@@ -3,8 +3,10 @@
 # Each scenario_N runs ROUNDS alternating rounds (every target once per round,
 # restarted each time: A B A B ...), records into the results store (lib.sh)
 # and prints its table of medians with a ratio column against HAProxy.
-# Targets: PEERS (haproxy nginx [envoy] [sozu]), the proxy under test $SUT
-# (ktcpvs, or the sut-haproxy stand-in) and the floor relay when built.
+# Targets: PEERS (haproxy nginx [envoy] [sozu]), the proxy under test (one
+# row per scheduler: ktcpvs-http ktcpvs-phttp ..., or the sut-haproxy stand-in)
+# and the floor relay when built. Every target, each scheduler's row included,
+# runs once per round, so the medians stay over alternating rounds.
 
 SMALL=/html/index.html
 
@@ -21,19 +23,32 @@ run_wrk() {
 }
 
 floor_targets() { [ -n "$FLOOR" ] && echo floor; true; }
+# sut_targets N: the proxy-under-test rows of scenario N: one per scheduler in
+# SCHEDULERS when N is in SCHED_SCENARIOS, else only the first scheduler's.
+sut_targets() {
+  if [[ ",$SCHED_SCENARIOS," == *",$1,"* ]]; then echo "${SUT_ALL[@]}"; else echo "${SUT_ALL[0]}"; fi
+}
+# sut_note N: "" or, when scenario N drops schedulers, a note for its table title
+sut_note() {
+  [ "$(sut_targets "$1")" = "${SUT_ALL[*]}" ] ||
+    echo "; ${SUT_ALL[0]} only (first of SCHEDULERS; SCHED_SCENARIOS=$SCHED_SCENARIOS)"
+}
 
 scenario_1() {
   local t
   for ROUND in $(seq "$ROUNDS"); do
     measure s1 direct "http://127.0.0.1:$P2$SMALL" "" -c"$CONNS"
-    for t in $PEERS $SUT $(floor_targets); do run_wrk s1 "$t" "$SMALL" -c"$CONNS"; done
+    for t in $PEERS $(sut_targets 1) $(floor_targets); do run_wrk s1 "$t" "$SMALL" -c"$CONNS"; done
   done
-  print_table s1 "1. keep-alive small requests (wrk -c$CONNS, GET $SMALL; cpu_us = proxy CPU µs per request)" \
+  print_table s1 "1. keep-alive small requests (wrk -c$CONNS, GET $SMALL; cpu_us = proxy CPU µs per request$(sut_note 1))" \
     cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
   if [ -n "$FLOOR" ]; then
     local f s
-    f=$(median_of s1 floor cpu_us); s=$(median_of s1 "$SUT" cpu_us)
-    echo "    $SUT overhead above the floor: $(awk -v s="$s" -v f="$f" 'BEGIN { if (s ~ /^[0-9.]+$/ && f > 0) printf "%.1f µs/request (%.2f× the floor)", s-f, s/f; else print "-" }')"
+    f=$(median_of s1 floor cpu_us)
+    for t in $(sut_targets 1); do
+      s=$(median_of s1 "$t" cpu_us)
+      echo "    $t overhead above the floor: $(awk -v s="$s" -v f="$f" 'BEGIN { if (s ~ /^[0-9.]+$/ && f > 0) printf "%.1f µs/request (%.2f× the floor)", s-f, s/f; else print "-" }')"
+    done
   fi
 }
 
@@ -41,9 +56,9 @@ scenario_2() {
   local t close=(-H "Connection: close")
   for ROUND in $(seq "$ROUNDS"); do
     measure s2 direct "http://127.0.0.1:$P2$SMALL" "" -c"$CONNS" "${close[@]}"
-    for t in $PEERS $SUT $(floor_targets); do run_wrk s2 "$t" "$SMALL" -c"$CONNS" "${close[@]}"; done
+    for t in $PEERS $(sut_targets 2) $(floor_targets); do run_wrk s2 "$t" "$SMALL" -c"$CONNS" "${close[@]}"; done
   done
-  print_table s2 "2. a new connection per request (Connection: close; cpu_us = proxy CPU µs per connection)" \
+  print_table s2 "2. a new connection per request (Connection: close; cpu_us = proxy CPU µs per connection$(sut_note 2))" \
     cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
 }
 
@@ -53,12 +68,14 @@ scenario_3() {
     for ROUND in $(seq "$ROUNDS"); do
       measure "s3-$size" direct "http://127.0.0.1:$P3/$size.bin" "" "${large[@]}"
       for t in $PEERS $(floor_targets); do run_wrk "s3-$size" "$t" "/$size.bin" "${large[@]}"; done
-      ZEROCOPY=0 run_wrk "s3-$size" "$SUT" "/$size.bin" "${large[@]}"
-      mv_target "s3-$size" "$SUT" "$SUT-zc0"
-      ZEROCOPY=1 run_wrk "s3-$size" "$SUT" "/$size.bin" "${large[@]}"
-      mv_target "s3-$size" "$SUT" "$SUT-zc1"
+      for t in $(sut_targets 3); do
+        ZEROCOPY=0 run_wrk "s3-$size" "$t" "/$size.bin" "${large[@]}"
+        mv_target "s3-$size" "$t" "$t-zc0"
+        ZEROCOPY=1 run_wrk "s3-$size" "$t" "/$size.bin" "${large[@]}"
+        mv_target "s3-$size" "$t" "$t-zc1"
+      done
     done
-    print_table "s3-$size" "3. large responses, ${size/m/ MiB} body (wrk -c$LARGE_CONNS; zc0/zc1 = zerocopy_send 0/1; cpu_ms_GiB = proxy CPU ms per GiB)" \
+    print_table "s3-$size" "3. large responses, ${size/m/ MiB} body (wrk -c$LARGE_CONNS; zc0/zc1 = zerocopy_send 0/1; cpu_ms_GiB = proxy CPU ms per GiB$(sut_note 3))" \
       MiB_s "MiB_s cpu_ms_GiB errors core" haproxy direct
   done
 }
@@ -71,7 +88,7 @@ mv_target() {            # mv_target SCEN FROM TO: rename this round's rows of F
 scenario_4() {
   # HAProxy and the floor reserve 2 fds per client connection: with a hard
   # `ulimit -n` below 2*IDLE_CONNS every row gets the count that still fits.
-  local t targets=($PEERS "$SUT") cap=$(((FDMAX - 120) / 2))
+  local t targets=($PEERS $(sut_targets 4)) cap=$(((FDMAX - 120) / 2))
   IDLE_N=$IDLE_CONNS
   if [ "$IDLE_N" -gt "$cap" ]; then
     IDLE_N=$cap
@@ -81,7 +98,7 @@ scenario_4() {
   for ROUND in $(seq "$ROUNDS"); do
     for t in "${targets[@]}"; do idle_run "$t"; done
   done
-  print_table s4 "4. $IDLE_N idle keep-alive client connections (B_conn = proxy RSS growth per connection, bytes)" \
+  print_table s4 "4. $IDLE_N idle keep-alive client connections (B_conn = proxy RSS growth per connection, bytes$(sut_note 4))" \
     B_conn "B_conn rss0_KiB rss1_KiB held failed" haproxy
 }
 idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample RSS before and after
@@ -108,14 +125,14 @@ idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample 
 }
 
 scenario_5() {
-  local t targets=(haproxy "$SUT")
+  local t targets=(haproxy $(sut_targets 5))
   for ROUND in $(seq "$ROUNDS"); do
     for t in "${targets[@]}"; do
       run_wrk s5 "$t" "$SMALL" -c"$CONNS"
       reconfig_run "$t"
     done
   done
-  print_table s5 "5. reconfiguration under load: $RECONF_OPS control-socket changes during scenario 1's load (+reconf rows)" \
+  print_table s5 "5. reconfiguration under load: $RECONF_OPS control-socket changes during scenario 1's load (+reconf rows$(sut_note 5))" \
     cpu_us "cpu_us req_s p99_ms errors ops_ok ops_refused" haproxy
   for t in "${targets[@]}"; do
     echo "    $t: CPU per request with reconfiguration ÷ without: $(ratio "$(median_of s5 "$t+reconf" cpu_us)" "$(median_of s5 "$t" cpu_us)")"
@@ -151,7 +168,7 @@ scenario_6() {
   local t w pin=$PIN cpu=$PROXY_CPU
   PIN=0; PROXY_CPU=any; WRK_THREADS=2
   for ROUND in $(seq "$ROUNDS"); do
-    for t in haproxy "$SUT"; do
+    for t in haproxy $(sut_targets 6); do
       for w in 1 2; do
         WORKERS=$w run_wrk s6 "$t" "$SMALL" -c"$CONNS"
         mv_target s6 "$t" "$t-${w}w"
@@ -159,9 +176,9 @@ scenario_6() {
     done
   done
   PIN=$pin; PROXY_CPU=$cpu; WRK_THREADS=1
-  print_table s6 "6. scaling, nothing pinned (Nw = N worker threads; wrk -t2 -c$CONNS)" \
+  print_table s6 "6. scaling, nothing pinned (Nw = N worker threads; wrk -t2 -c$CONNS$(sut_note 6))" \
     req_s "req_s cpu_us p99_ms errors core" haproxy-1w
-  for t in haproxy "$SUT"; do
+  for t in haproxy $(sut_targets 6); do
     echo "    $t: req/s with 2 workers ÷ 1 worker: $(ratio "$(median_of s6 "$t-2w" req_s)" "$(median_of s6 "$t-1w" req_s)")"
   done
 }

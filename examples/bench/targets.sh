@@ -7,7 +7,8 @@
 # least-connection, keep-alive to the backends). Every proxy runs one worker
 # thread unless the scenario asks for more.
 #
-# launch TARGET: starts TARGET (haproxy, nginx, envoy, sozu, floor, ktcpvs, or
+# launch TARGET: starts TARGET (haproxy, nginx, envoy, sozu, floor, ktcpvs-SCHED
+# (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), or
 # sut-haproxy: HAProxy driven through the same knobs as ktcpvs, a stand-in
 # that proves the harness) on CPU 1 and sets LAST (its process group), TPORT
 # (its listen port), CTL (its control socket, if any) and CTL_DIALECT.
@@ -228,13 +229,14 @@ launch_floor() {
 
 # ---------- ktcpvs ----------
 pick_port PKT
-launch_ktcpvs() {        # ktcpvsd loads the config, then `tcpvsadm --start` starts the service
-  TPORT=$PKT; CTL="$WORK/ktcpvs.sock"; CTL_DIALECT=ktcpvs
+launch_ktcpvs() {        # launch_ktcpvs NAME SCHED: ktcpvsd loads the config, then `tcpvsadm --start` starts the service
+  local name=$1 sched=$2
+  TPORT=$PKT; CTL="$WORK/$name.sock"; CTL_DIALECT=ktcpvs
   rm -f "$CTL"
-  cat >"$WORK/ktcpvs.conf" <<EOF
+  cat >"$WORK/$name.conf" <<EOF
 Virtual http {
     listen = 127.0.0.1:$PKT
-    scheduler = $SCHEDULER
+    scheduler = $sched
     maxclients = 100000
     server = 127.0.0.1:$P1 1
     server = 127.0.0.1:$P2 1
@@ -244,15 +246,15 @@ Virtual http {
     rule = pattern ".*" use server 127.0.0.1:$P3
 }
 EOF
-  start ktcpvs "$PROXY_CPU" "$KTCPVSD" --socket "$CTL" -f "$WORK/ktcpvs.conf" \
+  start "$name" "$PROXY_CPU" "$KTCPVSD" --socket "$CTL" -f "$WORK/$name.conf" \
     --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}"
   local i
   for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
-  "$TCPVSADM" --socket "$CTL" --start >>"$WORK/ktcpvs.log" 2>&1 ||
+  "$TCPVSADM" --socket "$CTL" --start >>"$WORK/$name.log" 2>&1 ||
     echo "warning: tcpvsadm --start failed (see below)" >&2
 }
 
-# launch TARGET: dispatch to the launcher; the SUT row is "ktcpvs" or "sut-haproxy"
+# launch TARGET: dispatch to the launcher; the SUT rows are "ktcpvs-SCHED" or "sut-haproxy"
 launch() {
   case $1 in
     haproxy|sut-haproxy) launch_haproxy "$1" ;;
@@ -260,7 +262,7 @@ launch() {
     envoy) launch_envoy ;;
     sozu) launch_sozu ;;
     floor) launch_floor ;;
-    ktcpvs) launch_ktcpvs ;;
+    ktcpvs-*) launch_ktcpvs "$1" "${1#ktcpvs-}" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }
