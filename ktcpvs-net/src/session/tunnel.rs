@@ -26,7 +26,7 @@ use super::{
 };
 use crate::backend_pool::ConnectCheck;
 use crate::buffer::{Buffer, BufferPool};
-use crate::splice::{self, KernelPipe};
+use crate::splice::{self, KernelPipe, Relayed};
 
 /// Where one direction of the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,23 @@ impl Pipe {
                     }
                 }
             }
+            let buffer_empty = self.buf.as_ref().map_or(true, Buffer::is_empty);
+            if zerocopy && buffer_empty && self.state == PipeState::Open {
+                pool.release(&mut self.buf);
+                if let Some(kernel) = splice::pipe_for(&mut self.kernel) {
+                    let relay = kernel.relay(src, dst, u64::MAX)?;
+                    out.moved += relay.sent as u64 + relay.taken;
+                    match relay.end {
+                        Relayed::Eof => {
+                            self.state = PipeState::Eof;
+                            continue;
+                        }
+                        Relayed::Blocked | Relayed::Limit => return Ok(out),
+                    }
+                }
+            }
+            // What a pipe still holds goes before anything read later (the
+            // setting may have been switched off, or the source ended).
             let (sent, empty) = splice::drain(&mut self.kernel, dst)?;
             out.moved += sent as u64;
             if !empty {
@@ -114,17 +131,6 @@ impl Pipe {
             if !src.ready.readable {
                 pool.release_if_empty(&mut self.buf);
                 return Ok(out);
-            }
-            if zerocopy && self.buf.as_ref().map_or(true, Buffer::is_empty) {
-                pool.release(&mut self.buf);
-                if let Some(kernel) = splice::pipe_for(&mut self.kernel) {
-                    match kernel.fill_from(src, u64::MAX)? {
-                        Fill::Data(_) | Fill::NoRoom => {}
-                        Fill::Eof => self.state = PipeState::Eof,
-                        Fill::WouldBlock => return Ok(out),
-                    }
-                    continue;
-                }
             }
             if self.buf.is_none() {
                 match pool.checkout() {

@@ -5,7 +5,7 @@
 use crate::buffer::{Buffer, BufferPool};
 use crate::http::BodyState;
 use crate::session::{Conn, Fill};
-use crate::splice::{self, KernelPipe};
+use crate::splice::{self, KernelPipe, Relayed};
 
 /// What one body relay call reached.
 pub(super) enum BodyStep {
@@ -48,6 +48,34 @@ pub(super) fn relay_body(
     pool: &mut BufferPool,
 ) -> Result<BodyStep, BodyFail> {
     loop {
+        let spliceable = zerocopy
+            && buf.as_ref().map_or(true, Buffer::is_empty)
+            && !body.is_done()
+            && body.opaque_limit().is_some();
+        let piped = kernel.as_ref().map_or(0, KernelPipe::held);
+        if spliceable && (piped > 0 || src.ready.readable) {
+            if let Some(limit) = body.opaque_limit() {
+                pool.release(buf);
+                if let Some(pipe) = splice::pipe_for(kernel) {
+                    let relay = pipe.relay(src, dst, limit).map_err(|_| BodyFail::Io)?;
+                    body.advance_opaque(relay.taken);
+                    match relay.end {
+                        Relayed::Blocked => return Ok(BodyStep::Blocked),
+                        // The body's bytes are all taken; the pipe drains below.
+                        Relayed::Limit => {}
+                        Relayed::Eof => {
+                            return if body.is_close_delimited() {
+                                Ok(BodyStep::Eof)
+                            } else {
+                                Err(BodyFail::Truncated)
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        // What a pipe still holds goes first (the setting may have been
+        // switched off, or the body's last bytes are still in it).
         let (_, empty) = splice::drain(kernel, dst).map_err(|_| BodyFail::Io)?;
         if !empty {
             return Ok(BodyStep::Blocked);
@@ -77,25 +105,12 @@ pub(super) fn relay_body(
             pool.release_if_empty(buf);
             return Ok(BodyStep::Blocked);
         }
-        if zerocopy && buf.as_ref().map_or(true, Buffer::is_empty) {
-            if let Some(limit) = body.opaque_limit() {
-                pool.release(buf);
-                if let Some(pipe) = splice::pipe_for(kernel) {
-                    match pipe.fill_from(src, limit).map_err(|_| BodyFail::Io)? {
-                        Fill::Data(n) => body.advance_opaque(n as u64),
-                        Fill::NoRoom => {}
-                        Fill::WouldBlock => return Ok(BodyStep::Blocked),
-                        Fill::Eof => {
-                            return if body.is_close_delimited() {
-                                Ok(BodyStep::Eof)
-                            } else {
-                                Err(BodyFail::Truncated)
-                            };
-                        }
-                    }
-                    continue;
-                }
-            }
+        let spliceable = zerocopy
+            && buf.as_ref().map_or(true, Buffer::is_empty)
+            && body.opaque_limit().is_some();
+        if spliceable && splice::pipe_for(kernel).is_some() {
+            // The rest of the body goes through the pipe (above).
+            continue;
         }
         if buf.is_none() {
             match pool.checkout() {
