@@ -43,7 +43,7 @@
 pub mod http;
 pub mod tunnel;
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,6 +203,34 @@ impl Conn {
             }
         }
         Ok(done)
+    }
+
+    /// One vectored write of `parts` (`writev`): as much as the socket
+    /// takes; returns how many bytes went. A short write clears the
+    /// writable flag, as in [`send`](Self::send).
+    pub fn send_vectored(&mut self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 || !self.ready.writable {
+            return Ok(0);
+        }
+        loop {
+            match self.stream.write_vectored(parts) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.traffic.written += n as u64;
+                    if n < total {
+                        self.ready.writable = false;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready.writable = false;
+                    return Ok(0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Writes the filled bytes of `buf`, consuming what was written.

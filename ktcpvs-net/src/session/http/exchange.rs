@@ -4,6 +4,7 @@
 //! session into a tunnel), then the body comes down; at the end the
 //! connections are kept, pooled or closed.
 
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
 
@@ -11,7 +12,7 @@ use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
 
 use super::body::{relay_body, BodyFail, BodyStep};
-use super::{Down, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER};
+use super::{Down, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD};
 use crate::buffer::Buffer;
 use crate::http::{
     can_forward_response_verbatim, parse_response_uninit, write_response_head, BodyState,
@@ -208,6 +209,7 @@ impl HttpSession {
                                 None
                             } else {
                                 self.rscratch.clear();
+                                self.rscratch.reserve(SCRATCH_HEAD);
                                 write_response_head(&head, &info, &opts, &mut self.rscratch);
                                 Some(0)
                             };
@@ -274,13 +276,42 @@ impl HttpSession {
                     interim,
                 } => {
                     if let Some(sent) = scratch {
-                        match client.send(&self.rscratch[*sent..]) {
-                            Ok(n) => *sent += n,
-                            Err(_) => return Step::Close,
-                        }
-                        if *sent < self.rscratch.len() {
+                        // The rewritten head and the body bytes already
+                        // read leave in one vectored write.
+                        let held: &[u8] = match self.outbuf.as_mut() {
+                            Some(b) => {
+                                if !body.is_done() && b.len() > *pending {
+                                    match body.advance(&b.filled()[*pending..]) {
+                                        Ok(n) => *pending += n,
+                                        Err(_) => {
+                                            if let Target::Server(i) = route.target {
+                                                route.service.server_entries()[i]
+                                                    .load()
+                                                    .add_error();
+                                            }
+                                            return Step::Close;
+                                        }
+                                    }
+                                }
+                                &b.filled()[..*pending]
+                            }
+                            None => &[],
+                        };
+                        let head = &self.rscratch[*sent..];
+                        let n =
+                            match client.send_vectored(&[IoSlice::new(head), IoSlice::new(held)]) {
+                                Ok(n) => n,
+                                Err(_) => return Step::Close,
+                            };
+                        if n < head.len() {
+                            *sent += n;
                             break;
                         }
+                        let body_sent = n - head.len();
+                        if let Some(b) = self.outbuf.as_mut() {
+                            b.consume(body_sent);
+                        }
+                        *pending -= body_sent;
                         *scratch = None;
                     }
                     match relay_body(

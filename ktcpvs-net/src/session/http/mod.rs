@@ -54,6 +54,10 @@ mod request;
 /// Most header slots lent to the parser; `max_headers` above this is capped.
 const HEADER_SLOTS: usize = 256;
 
+/// What a head scratch `Vec` reserves on first use: one allocation that
+/// fits a usual rewritten head, instead of a growth step per field.
+const SCRATCH_HEAD: usize = 512;
+
 /// How long a connection that got an error response may keep sending
 /// before it is closed (so that the error is read, not reset away).
 const LINGER: Duration = Duration::from_secs(2);
@@ -322,6 +326,7 @@ impl HttpSession {
             ctx.backends.close(conn.conn);
         }
         self.scratch.clear();
+        self.scratch.reserve(SCRATCH_HEAD);
         write_error_response(status, &mut self.scratch);
         self.state = State::Error { sent: 0 };
     }

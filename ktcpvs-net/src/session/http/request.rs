@@ -11,7 +11,7 @@ use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{Dispatch, PickRequest, Selection};
 
 use super::backend::connect_again;
-use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS};
+use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS, SCRATCH_HEAD};
 use crate::buffer::Buffer;
 use crate::http::{
     can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
@@ -130,6 +130,7 @@ impl HttpSession {
         let verbatim = can_forward_request_verbatim(info, &opts);
         if !verbatim {
             self.scratch.clear();
+            self.scratch.reserve(SCRATCH_HEAD);
             write_request_head(head, info, &opts, &mut self.scratch);
         }
         let req = Request {
