@@ -79,6 +79,10 @@ impl<'a> RequestHead<'a> {
     /// The value of the cookie `name` from the `Cookie` header fields, if
     /// the client sent one. Allocates nothing.
     ///
+    /// The fields are split as bytes and only the value found is checked
+    /// for UTF-8, so another cookie holding non-UTF-8 bytes (which
+    /// `obs-text` allows) neither hides this one nor costs a second pass.
+    ///
     /// ```
     /// use ktcpvs_core::scheduler::{Header, RequestHead};
     /// let headers = [Header { name: "Cookie", value: b"a=1; KTCPVS_SID=xyz; b=2" }];
@@ -87,14 +91,18 @@ impl<'a> RequestHead<'a> {
     /// assert_eq!(head.cookie("c"), None);
     /// ```
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        let name = name.as_bytes();
         self.headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
-            .filter_map(|h| std::str::from_utf8(h.value).ok())
-            .flat_map(|v| v.split(';'))
+            .flat_map(|h| h.value.split(|&b| b == b';'))
             .find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().trim_matches('"'))
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                if pair[..eq].trim_ascii() != name {
+                    return None;
+                }
+                let value = std::str::from_utf8(&pair[eq + 1..]).ok()?;
+                Some(value.trim().trim_matches('"'))
             })
     }
 }
@@ -307,4 +315,53 @@ pub fn least_connection<'s>(
         }
     }
     best.map(|(index, _, _)| index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head<'a>(headers: &'a [Header<'a>]) -> RequestHead<'a> {
+        RequestHead {
+            method: "GET",
+            target: "/",
+            version: 1,
+            headers,
+        }
+    }
+
+    #[test]
+    fn cookie_is_found_beside_a_cookie_that_is_not_utf8() {
+        // Regression: the whole field used to be skipped when any byte of it
+        // was not UTF-8, so an unrelated Latin-1 cookie lost the client its
+        // persistence cookie.
+        let headers = [Header {
+            name: "Cookie",
+            value: b"lang=fran\xe7ais; KTCPVS_SID=\"xyz\" ; b=2",
+        }];
+        assert_eq!(head(&headers).cookie("KTCPVS_SID"), Some("xyz"));
+        assert_eq!(head(&headers).cookie("lang"), None);
+    }
+
+    #[test]
+    fn cookie_reads_every_cookie_field_and_takes_the_first_match() {
+        let headers = [
+            Header {
+                name: "cookie",
+                value: b"a=1",
+            },
+            Header {
+                name: "Host",
+                value: b"x",
+            },
+            Header {
+                name: "COOKIE",
+                value: b" b = 2 ;a=3",
+            },
+        ];
+        let head = head(&headers);
+        assert_eq!(head.cookie("a"), Some("1"));
+        assert_eq!(head.cookie("b"), Some("2"));
+        assert_eq!(head.cookie("Host"), None);
+    }
 }
