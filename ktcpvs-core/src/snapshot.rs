@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ControlError, SchedulerError};
+use crate::error::ControlError;
 use crate::live::{Lease, ServerLoad, ServiceLoad};
 use crate::model::{Config, ServerConfig, ServiceConfig, ServiceDef};
 use crate::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
@@ -88,28 +88,13 @@ impl fmt::Debug for ServiceSnapshot {
     }
 }
 
-/// A service as the scheduler sees it while its picker is being built.
-struct BuildView<'a> {
-    def: &'a ServiceDef,
-    servers: &'a [ServerEntry],
-    rules: &'a [Rule],
-}
+/// The picker a [`ServiceSnapshot`] holds only while its scheduler builds
+/// the real one from it (see [`ServiceSnapshot::build`]).
+struct Unbuilt;
 
-impl VirtualService for BuildView<'_> {
-    fn name(&self) -> &str {
-        &self.def.config.name
-    }
-    fn server_count(&self) -> usize {
-        self.servers.len()
-    }
-    fn server(&self, index: usize) -> &dyn RealServer {
-        &self.servers[index]
-    }
-    fn rules(&self) -> &[Rule] {
-        self.rules
-    }
-    fn option(&self, name: &str) -> Option<&str> {
-        self.def.config.options.get(name).map(String::as_str)
+impl Picker for Unbuilt {
+    fn pick(&self, _: &dyn VirtualService, _: &PickRequest<'_>) -> Option<Selection> {
+        None
     }
 }
 
@@ -144,17 +129,9 @@ impl ServiceSnapshot {
             }
             rules.push(Rule::new(&r.pattern, r.match_group, indices)?);
         }
-        let picker = {
-            let view = BuildView {
-                def: &def,
-                servers: &servers,
-                rules: &rules,
-            };
-            scheduler
-                .build(&view)
-                .map_err(|e: SchedulerError| ControlError::Scheduler(e))?
-        };
-        Ok(ServiceSnapshot {
+        // The scheduler builds its picker from the very snapshot that will
+        // hold it, so the picker sees the same servers at the same indices.
+        let mut snapshot = ServiceSnapshot {
             id,
             def,
             running,
@@ -162,8 +139,10 @@ impl ServiceSnapshot {
             rules,
             load: service_load,
             dispatch: scheduler.dispatch(),
-            picker,
-        })
+            picker: Box::new(Unbuilt),
+        };
+        snapshot.picker = scheduler.build(&snapshot)?;
+        Ok(snapshot)
     }
 
     /// The stable id.
