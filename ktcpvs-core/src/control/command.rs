@@ -135,10 +135,3 @@ pub enum Command {
         value: String,
     },
 }
-
-impl Command {
-    /// Whether the command changes services (as opposed to settings only).
-    pub fn touches_services(&self) -> bool {
-        !matches!(self, Command::Set { .. })
-    }
-}
