@@ -12,7 +12,6 @@ use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
     validate_service_name, validate_weight, RuleConfig, ServerConfig, ServiceConfig, ServiceDef,
-    MAX_MATCH_GROUP,
 };
 use crate::view::Rule;
 
@@ -273,16 +272,8 @@ fn add_rule(
             server: addr,
         });
     }
-    if let Some(g) = match_group {
-        if g > MAX_MATCH_GROUP {
-            return Err(ControlError::Invalid {
-                what: "match number",
-                value: g.to_string(),
-                reason: format!("must be 0..={MAX_MATCH_GROUP}"),
-            });
-        }
-    }
-    // Compile once here so a bad pattern names itself before anything else.
+    // Compile once here so a bad pattern or match number names itself
+    // before anything else.
     Rule::new(pattern, match_group, Vec::new())?;
     if let Some(rule) = def
         .rules
