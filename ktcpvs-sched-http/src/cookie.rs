@@ -182,10 +182,9 @@ impl ChttpPicker {
             Some(k) => k.as_bytes().to_vec(),
             None => default_key(service.name()).to_vec(),
         };
-        let values = (0..service.server_count())
+        let values: Vec<u128> = (0..service.server_count())
             .map(|i| cookie_value(&key, service.server(i).addr()))
-            .collect::<Result<Vec<u128>, String>>()
-            .map_err(refuse)?;
+            .collect();
         let lines = values
             .iter()
             .map(|v| {
@@ -286,8 +285,10 @@ pub fn default_key(service_name: &str) -> [u8; 32] {
 
 /// The cookie value of the server at `addr` under `key`: the first 128
 /// bits of HMAC-SHA256 over a version label and the address bytes.
-pub fn cookie_value(key: &[u8], addr: SocketAddr) -> Result<u128, String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|e| format!("cookie key: {e}"))?;
+pub fn cookie_value(key: &[u8], addr: SocketAddr) -> u128 {
+    // HMAC pads or hashes its key to the block size, so `new_from_slice`
+    // accepts a key of any length, empty included, and never fails.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     mac.update(b"ktcpvs-sid-v1\0");
     match addr {
         SocketAddr::V4(a) => {
@@ -303,7 +304,7 @@ pub fn cookie_value(key: &[u8], addr: SocketAddr) -> Result<u128, String> {
     let tag = mac.finalize().into_bytes();
     let mut first = [0u8; 16];
     first.copy_from_slice(&tag[..16]);
-    Ok(u128::from_be_bytes(first))
+    u128::from_be_bytes(first)
 }
 
 /// Parses a cookie value: exactly [`COOKIE_VALUE_LEN`] lowercase hex
