@@ -28,6 +28,7 @@ use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection
 use ktcpvs_core::view::VirtualService;
 use sha2::{Digest, Sha256};
 
+use crate::hash::address_bytes;
 use crate::rules::{check_rules, least_connection_in, matching_rule, refuse};
 
 /// The default cookie name, as in the original.
@@ -290,17 +291,7 @@ pub fn cookie_value(key: &[u8], addr: SocketAddr) -> u128 {
     // accepts a key of any length, empty included, and never fails.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     mac.update(b"ktcpvs-sid-v1\0");
-    match addr {
-        SocketAddr::V4(a) => {
-            mac.update(&[4]);
-            mac.update(&a.ip().octets());
-        }
-        SocketAddr::V6(a) => {
-            mac.update(&[6]);
-            mac.update(&a.ip().octets());
-        }
-    }
-    mac.update(&addr.port().to_be_bytes());
+    mac.update(address_bytes(addr, &mut [0; 19]));
     let tag = mac.finalize().into_bytes();
     let mut first = [0u8; 16];
     first.copy_from_slice(&tag[..16]);

@@ -114,22 +114,27 @@ impl Picker for HhttpPicker {
 /// tag, the IP octets and the port in network order). It depends on the
 /// address alone, so instances and reloads agree.
 pub fn server_seed(addr: SocketAddr) -> u64 {
-    let mut bytes = [0u8; 19];
-    let len = match addr {
+    xxh3_64(address_bytes(addr, &mut [0; 19]))
+}
+
+/// `addr` as the bytes every hash of this crate takes (`hhttp` seeds,
+/// `chttp` cookie values): a family tag (4 or 6), the IP octets and the
+/// port in network order, written into `buf`.
+pub(crate) fn address_bytes(addr: SocketAddr, buf: &mut [u8; 19]) -> &[u8] {
+    let ip_len = match addr {
         SocketAddr::V4(a) => {
-            bytes[0] = 4;
-            bytes[1..5].copy_from_slice(&a.ip().octets());
-            bytes[5..7].copy_from_slice(&a.port().to_be_bytes());
-            7
+            buf[0] = 4;
+            buf[1..5].copy_from_slice(&a.ip().octets());
+            4
         }
         SocketAddr::V6(a) => {
-            bytes[0] = 6;
-            bytes[1..17].copy_from_slice(&a.ip().octets());
-            bytes[17..19].copy_from_slice(&a.port().to_be_bytes());
-            19
+            buf[0] = 6;
+            buf[1..17].copy_from_slice(&a.ip().octets());
+            16
         }
     };
-    xxh3_64(&bytes[..len])
+    buf[1 + ip_len..3 + ip_len].copy_from_slice(&addr.port().to_be_bytes());
+    &buf[..3 + ip_len]
 }
 
 /// Weighted rendezvous hashing: among `candidates` (`(index, seed,

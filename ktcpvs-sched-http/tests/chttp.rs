@@ -242,3 +242,13 @@ fn unstamped_selection_adds_no_header() {
 fn chttp_passes_the_core_conformance_check() {
     ktcpvs_core::testkit::conformance::check(&Chttp).unwrap();
 }
+
+#[test]
+fn cookie_values_are_the_same_in_every_version() {
+    // Known answers: instances of different versions sharing a key must
+    // keep honouring each other's cookies.
+    let v4 = cookie_value(b"s3cret", "10.0.0.1:80".parse().unwrap());
+    let v6 = cookie_value(&default_key("web"), "[2001:db8::1]:8080".parse().unwrap());
+    assert_eq!(format!("{v4:032x}"), "5acab9fce0424750ca8a25bb221904f0");
+    assert_eq!(format!("{v6:032x}"), "50c663d7ec91a753498b58a0dc8e84bb");
+}

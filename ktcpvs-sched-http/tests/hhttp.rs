@@ -211,3 +211,17 @@ fn build_refuses_a_rule_that_routes_to_a_missing_server() {
 fn hhttp_passes_the_core_conformance_check() {
     ktcpvs_core::testkit::conformance::check(&Hhttp).unwrap();
 }
+
+#[test]
+fn server_seeds_are_the_same_in_every_version() {
+    // Known answers: a seed that changed would move keys between servers
+    // on upgrade, and split them between instances of two versions.
+    assert_eq!(
+        server_seed("10.0.0.1:80".parse().unwrap()),
+        0x5b65b29e8ab6801c
+    );
+    assert_eq!(
+        server_seed("[2001:db8::1]:8080".parse().unwrap()),
+        0x003ff547c38980d3
+    );
+}
