@@ -8,6 +8,11 @@
 //! at once. A connection taken from the pool is also checked with a
 //! non-blocking `peek` first, and expired ones (`keepalive_timeout`) are
 //! swept. The pool holds at most `pool_max_idle` connections per server.
+//!
+//! Each server address gets its idle list once, at the first connect to it;
+//! a connection remembers its list and its place in it, so putting it back
+//! and taking it again by id (a per-request session reusing the connection
+//! it just returned) cost no hashing and no search.
 
 use std::collections::HashMap;
 use std::io;
@@ -43,6 +48,10 @@ pub struct BackendConn {
     pub owner: Option<usize>,
     /// When it was last put in the pool.
     idle_since: Instant,
+    /// Its server's idle list (an index into `Backends::lists`).
+    list: usize,
+    /// Its place in that list while it idles.
+    slot: usize,
 }
 
 /// The outcome of checking a connect in progress.
@@ -60,7 +69,10 @@ pub enum ConnectCheck {
 #[derive(Debug)]
 pub struct Backends {
     conns: Slab<BackendConn>,
-    idle: HashMap<SocketAddr, Vec<usize>>,
+    /// Server address → index of its idle list in `lists`.
+    idle: HashMap<SocketAddr, usize>,
+    /// Idle connection ids per server, most recently pooled last.
+    lists: Vec<Vec<usize>>,
     idle_count: usize,
 }
 
@@ -76,6 +88,7 @@ impl Backends {
         Backends {
             conns: Slab::with_capacity(1024),
             idle: HashMap::new(),
+            lists: Vec::new(),
             idle_count: 0,
         }
     }
@@ -89,6 +102,11 @@ impl Backends {
         now: Instant,
     ) -> io::Result<usize> {
         let mut stream = TcpStream::connect(addr)?;
+        let lists = &mut self.lists;
+        let list = *self.idle.entry(addr).or_insert_with(|| {
+            lists.push(Vec::new());
+            lists.len() - 1
+        });
         let entry = self.conns.vacant_entry();
         let id = entry.key();
         registry.register(
@@ -102,6 +120,8 @@ impl Backends {
             state: LinkState::Connecting,
             owner: Some(owner),
             idle_since: now,
+            list,
+            slot: 0,
         });
         Ok(id)
     }
@@ -134,52 +154,122 @@ impl Backends {
     }
 
     /// Takes a live idle connection to `addr` for session `owner`, if the
-    /// pool has one. Dead or expired ones met on the way are dropped.
+    /// pool has one. Dead or expired ones met on the way are dropped; with
+    /// `probe`, each is first checked with a non-blocking `peek` (a caller
+    /// that can replay its request on a fresh connection may skip it: a dead
+    /// connection then shows at the first read or write).
     pub fn take_idle(
         &mut self,
         addr: SocketAddr,
         owner: usize,
         now: Instant,
         keepalive: Duration,
+        probe: bool,
     ) -> Option<usize> {
-        let list = self.idle.get_mut(&addr)?;
-        while let Some(id) = list.pop() {
+        let &list = self.idle.get(&addr)?;
+        while let Some(id) = self.lists[list].pop() {
             self.idle_count -= 1;
-            let alive = self.conns.get(id).is_some_and(|b| {
-                now.saturating_duration_since(b.idle_since) < keepalive && is_quiet(&b.conn.stream)
-            });
-            if alive {
-                if let Some(b) = self.conns.get_mut(id) {
-                    b.owner = Some(owner);
-                    // The peek just returned `WouldBlock`: nothing to read,
-                    // and the next byte brings an event.
-                    b.conn.ready.readable = false;
-                    b.conn.ready.writable = true;
-                    return Some(id);
-                }
-            }
-            if self.conns.contains(id) {
-                self.conns.remove(id);
+            if let Some(id) = self.claim(id, owner, now, keepalive, probe) {
+                return Some(id);
             }
         }
         None
     }
 
-    /// Puts an open connection back in the pool of its server, or closes
-    /// it when that pool already holds `max_idle`.
-    pub fn put_idle(&mut self, id: usize, max_idle: usize, now: Instant) {
-        let Some(b) = self.conns.get_mut(id) else {
+    /// Takes idle connection `id` back for session `owner` when it is still
+    /// in the pool, leads to `addr` and is alive (see [`Backends::take_idle`]
+    /// for `probe`): a per-request session reusing the connection it pooled
+    /// after its last request, without hashing or searching the pool.
+    pub fn take_idle_by_id(
+        &mut self,
+        id: usize,
+        addr: SocketAddr,
+        owner: usize,
+        now: Instant,
+        keepalive: Duration,
+        probe: bool,
+    ) -> Option<usize> {
+        let b = self.conns.get(id)?;
+        if b.owner.is_some() || b.addr != addr {
+            return None;
+        }
+        let (list, slot) = (b.list, b.slot);
+        self.unlist(id, list, slot);
+        self.claim(id, owner, now, keepalive, probe)
+    }
+
+    /// Hands unlisted idle connection `id` to `owner` if it is alive, else
+    /// drops it.
+    fn claim(
+        &mut self,
+        id: usize,
+        owner: usize,
+        now: Instant,
+        keepalive: Duration,
+        probe: bool,
+    ) -> Option<usize> {
+        let alive = self.conns.get(id).is_some_and(|b| {
+            now.saturating_duration_since(b.idle_since) < keepalive
+                && (!probe || is_quiet(&b.conn.stream))
+        });
+        if alive {
+            if let Some(b) = self.conns.get_mut(id) {
+                b.owner = Some(owner);
+                // Nothing to read: the peek just returned `WouldBlock`, or
+                // (unprobed) no event reported data, and the next byte
+                // brings one.
+                b.conn.ready.readable = false;
+                b.conn.ready.writable = true;
+                return Some(id);
+            }
+        }
+        if self.conns.contains(id) {
+            self.conns.remove(id);
+        }
+        None
+    }
+
+    /// Removes idle connection `id` from its list, found at `slot` (the
+    /// last entry takes its place).
+    fn unlist(&mut self, id: usize, list: usize, slot: usize) {
+        let Some(ids) = self.lists.get_mut(list) else {
             return;
         };
-        let list = self.idle.entry(b.addr).or_default();
+        let slot = if ids.get(slot) == Some(&id) {
+            slot
+        } else {
+            match ids.iter().position(|&x| x == id) {
+                Some(pos) => pos,
+                None => return,
+            }
+        };
+        ids.swap_remove(slot);
+        self.idle_count -= 1;
+        if let Some(&moved) = ids.get(slot) {
+            if let Some(m) = self.conns.get_mut(moved) {
+                m.slot = slot;
+            }
+        }
+    }
+
+    /// Puts an open connection back in the pool of its server, or closes
+    /// it when that pool already holds `max_idle`.
+    /// Returns whether it was pooled.
+    pub fn put_idle(&mut self, id: usize, max_idle: usize, now: Instant) -> bool {
+        let Some(b) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let list = &mut self.lists[b.list];
         if list.len() >= max_idle || b.state != LinkState::Open {
             self.conns.remove(id);
-            return;
+            return false;
         }
         b.owner = None;
         b.idle_since = now;
+        b.slot = list.len();
         list.push(id);
         self.idle_count += 1;
+        true
     }
 
     /// An event arrived on a connection that has no owner: an idle pooled
@@ -202,7 +292,7 @@ impl Backends {
         }
         let conns = &mut self.conns;
         let mut removed = 0;
-        for list in self.idle.values_mut() {
+        for list in &mut self.lists {
             list.retain(|&id| {
                 let keep = conns
                     .get(id)
@@ -215,6 +305,11 @@ impl Backends {
                 }
                 keep
             });
+            for (slot, &id) in list.iter().enumerate() {
+                if let Some(b) = conns.get_mut(id) {
+                    b.slot = slot;
+                }
+            }
         }
         self.idle_count -= removed;
     }
@@ -225,12 +320,8 @@ impl Backends {
             return;
         };
         if b.owner.is_none() {
-            if let Some(list) = self.idle.get_mut(&b.addr) {
-                if let Some(pos) = list.iter().position(|&x| x == id) {
-                    list.swap_remove(pos);
-                    self.idle_count -= 1;
-                }
-            }
+            let (list, slot) = (b.list, b.slot);
+            self.unlist(id, list, slot);
         }
         self.conns.remove(id);
     }
@@ -252,7 +343,7 @@ impl Backends {
 
     /// Closes every idle pooled connection.
     pub fn clear_idle(&mut self) {
-        for list in self.idle.values_mut() {
+        for list in &mut self.lists {
             for id in list.drain(..) {
                 if self.conns.contains(id) {
                     self.conns.remove(id);

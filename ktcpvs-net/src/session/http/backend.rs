@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{PickRequest, Selection};
 
-use super::{HttpSession, Request, Route, State, Step, HEADER_SLOTS};
+use super::{Held, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
 use crate::backend_pool::ConnectCheck;
 use crate::http::{parse_request_uninit, Limits};
 use crate::session::{fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, Target};
@@ -22,13 +22,15 @@ impl HttpSession {
             State::Exchange { backend, .. } => Some(*backend),
             _ => None,
         }
-        .or(self.kept.take());
+        .or(self.held.take_kept());
         if let Some(b) = backend {
             self.flush_backend_traffic(b, ctx);
             if reusable && !ctx.draining {
                 let max = ctx.snapshots.load().settings().pool_max_idle();
-                ctx.backends
-                    .put_idle(b, usize::try_from(max).unwrap_or(usize::MAX), ctx.now);
+                let max = usize::try_from(max).unwrap_or(usize::MAX);
+                if ctx.backends.put_idle(b, max, ctx.now) {
+                    self.held = Held::Pooled(b);
+                }
             } else {
                 ctx.backends.close(b);
             }

@@ -12,7 +12,7 @@ use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
 
 use super::body::{relay_body, BodyFail, BodyStep};
-use super::{Down, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD};
+use super::{Down, Held, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD};
 use crate::buffer::Buffer;
 use crate::http::{
     can_forward_response_verbatim, parse_response_uninit, write_response_head, BodyState,
@@ -391,7 +391,7 @@ impl HttpSession {
         if per_connection && backend_keep && client_keep {
             if let State::Exchange { backend, .. } = self.state {
                 self.flush_backend_traffic(backend, ctx);
-                self.kept = Some(backend);
+                self.held = Held::Kept(backend);
             }
         } else {
             self.drop_backend(ctx, backend_keep);

@@ -130,6 +130,42 @@ enum Down {
     },
 }
 
+/// The backend connection a session has between requests.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// None.
+    Nothing,
+    /// Per-connection schedulers: the connection kept for the next request.
+    Kept(usize),
+    /// Per-request schedulers: the connection this session returned to the
+    /// pool after its last request. Only a hint: the pool may have handed
+    /// it to another session or closed it since; when the next request
+    /// picks the same server and the connection still idles, it is taken
+    /// back without a pool lookup.
+    Pooled(usize),
+}
+
+impl Held {
+    /// Takes the kept connection, if any (a pooled hint is forgotten).
+    fn take_kept(&mut self) -> Option<usize> {
+        match std::mem::replace(self, Held::Nothing) {
+            Held::Kept(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Takes the pooled hint, if any (a kept connection stays).
+    fn take_pooled(&mut self) -> Option<usize> {
+        match *self {
+            Held::Pooled(b) => {
+                *self = Held::Nothing;
+                Some(b)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Where the session is.
 #[derive(Debug)]
 enum State {
@@ -179,9 +215,9 @@ pub struct HttpSession {
     /// The route of the request in flight; for per-connection schedulers,
     /// the route of the whole connection.
     route: Option<Route>,
-    /// Per-connection schedulers: the backend connection kept between
+    /// The backend connection this session holds, or last pooled, between
     /// requests.
-    kept: Option<usize>,
+    held: Held,
     excluded: Excluded,
 }
 
@@ -218,7 +254,7 @@ impl HttpSession {
             up_pipe: None,
             down_pipe: None,
             route: None,
-            kept: None,
+            held: Held::Nothing,
             excluded: Excluded::default(),
         })
     }

@@ -145,7 +145,7 @@ impl HttpSession {
         };
         // A per-connection route decided on the first request is kept.
         if per_connection && self.route.is_some() {
-            if let Some(b) = self.kept.take() {
+            if let Some(b) = self.held.take_kept() {
                 return self.begin_exchange(b, true, req, ctx);
             }
             let Some(route) = self.route.as_ref() else {
@@ -212,7 +212,21 @@ impl HttpSession {
         if let Some(index) = first {
             let addr = service.server_entries()[index].config().addr;
             let keepalive = service.timeout(TimeoutKind::Keepalive, snapshot.settings());
-            if let Some(b) = ctx.backends.take_idle(addr, ctx.key, ctx.now, keepalive) {
+            // A request that can be replayed on a fresh connection skips
+            // the `peek` that proves a pooled connection alive: a dead one
+            // shows at the first read or write and the request is replayed.
+            let probe = !req.replayable;
+            let (key, now) = (ctx.key, ctx.now);
+            let mut reused = None;
+            if let Some(b) = self.held.take_pooled() {
+                reused = ctx
+                    .backends
+                    .take_idle_by_id(b, addr, key, now, keepalive, probe);
+            }
+            if reused.is_none() {
+                reused = ctx.backends.take_idle(addr, key, now, keepalive, probe);
+            }
+            if let Some(b) = reused {
                 self.route = Some(Route {
                     service: Arc::clone(&service),
                     selection: chosen,
