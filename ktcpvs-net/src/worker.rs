@@ -97,10 +97,40 @@ impl Inbox {
     }
 }
 
+/// Whether sockets accepted on a listener come with `TCP_NODELAY` (set on
+/// the listener, which Linux copies to accepted sockets) or need it set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nodelay {
+    /// Not known until the first accepted socket is looked at.
+    Unknown,
+    /// Accepted sockets have it: nothing to do per connection.
+    Inherited,
+    /// Each accepted socket gets a `setsockopt`.
+    PerSocket,
+}
+
+impl Nodelay {
+    /// Makes sure `stream` has `TCP_NODELAY`, learning on the first socket
+    /// whether the listener passes it on.
+    fn apply(&mut self, stream: &mio::net::TcpStream) {
+        if *self == Nodelay::Unknown {
+            *self = if stream.nodelay().unwrap_or(false) {
+                Nodelay::Inherited
+            } else {
+                Nodelay::PerSocket
+            };
+        }
+        if *self == Nodelay::PerSocket {
+            let _ = stream.set_nodelay(true);
+        }
+    }
+}
+
 struct WorkerListener {
     service: ServiceId,
     listener: TcpListener,
     gate: Arc<ClientGate>,
+    nodelay: Nodelay,
     /// At `maxclients` (or out of file descriptors): not accepting until a
     /// slot frees up.
     paused: bool,
@@ -265,6 +295,7 @@ impl Worker {
                     service,
                     listener,
                     gate,
+                    nodelay: Nodelay::Unknown,
                     paused: false,
                 });
                 // Connections may already wait in the backlog.
@@ -322,10 +353,10 @@ impl Worker {
                 }
             };
             l.paused = false;
+            l.nodelay.apply(&stream);
             let gate = Arc::clone(&l.gate);
             let service = Arc::clone(service);
             drop(snapshot);
-            let _ = stream.set_nodelay(true);
             service.load().connection_opened();
             let entry = self.sessions.vacant_entry();
             let skey = entry.key();

@@ -394,6 +394,12 @@ fn linger(
     inbuf: &mut Option<Buffer>,
     until: Instant,
 ) -> Step {
+    // Nothing arrived since the last short read: the client's FIN (or more
+    // bytes) brings an event, so no read is spent on an empty socket.
+    if !client.ready.readable {
+        pool.release_if_empty(inbuf);
+        return Step::Wait(Some(until));
+    }
     if inbuf.is_none() {
         *inbuf = pool.checkout();
     }
