@@ -8,19 +8,24 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser};
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
+use ktcpvs::core::model::{MAX_MATCH_GROUP, MAX_WEIGHT};
 use ktcpvs::ServiceSpec;
 
 fn parse_weight(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
-        Ok(w) if w <= 65_535 => Ok(w),
-        _ => Err(format!("illegal weight specified: '{text}' (0..65535)")),
+        Ok(w) if w <= MAX_WEIGHT => Ok(w),
+        _ => Err(format!(
+            "illegal weight specified: '{text}' (0..{MAX_WEIGHT})"
+        )),
     }
 }
 
 fn parse_match(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
-        Ok(m) if m <= 10 => Ok(m),
-        _ => Err(format!("illegal match number specified: '{text}' (0..10)")),
+        Ok(m) if m <= MAX_MATCH_GROUP => Ok(m),
+        _ => Err(format!(
+            "illegal match number specified: '{text}' (0..{MAX_MATCH_GROUP})"
+        )),
     }
 }
 
