@@ -199,22 +199,58 @@ pub enum UsageError {
     Setting(String),
 }
 
-/// The command a [`Cli`] names, with its option rules.
+/// The command a [`Cli`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    AddService,
+    EditService,
+    DeleteService,
+    Flush,
+    AddServer,
+    EditServer,
+    DeleteServer,
+    AddRule,
+    DelRule,
+    Start,
+    Stop,
+    Load,
+    Sysctl,
+    List,
+}
+
+/// A command's option rules: the flag that names it, and the options it
+/// requires and allows, by their short names.
 struct CommandRule {
     name: &'static str,
     required: &'static [&'static str],
     allowed: &'static [&'static str],
 }
 
-const fn rule(
-    name: &'static str,
-    required: &'static [&'static str],
-    allowed: &'static [&'static str],
-) -> CommandRule {
-    CommandRule {
-        name,
-        required,
-        allowed,
+impl Verb {
+    /// The original's table of which options this command requires and
+    /// allows.
+    fn rule(self) -> CommandRule {
+        let (name, required, allowed): (_, &'static [_], &'static [_]) = match self {
+            Verb::AddService => ("-A", &["-i"], &["-s", "-P", "-l"]),
+            Verb::EditService => ("-E", &["-i"], &["-s", "-P", "-l"]),
+            Verb::DeleteService => ("-D", &["-i"], &[]),
+            Verb::Flush => ("-F", &[], &[]),
+            Verb::AddServer => ("-a", &["-i", "-r"], &["-w"]),
+            Verb::EditServer => ("-e", &["-i", "-r"], &["-w"]),
+            Verb::DeleteServer => ("-d", &["-i", "-r"], &[]),
+            Verb::AddRule => ("--add-rule", &["-i", "-p", "-r"], &["-m"]),
+            Verb::DelRule => ("--del-rule", &["-i", "-p", "-r"], &[]),
+            Verb::Start => ("--start", &[], &["-i"]),
+            Verb::Stop => ("--stop", &[], &["-i"]),
+            Verb::Load => ("-f", &[], &[]),
+            Verb::Sysctl => ("--sysctl", &[], &[]),
+            Verb::List => ("-L", &[], &["-i", "-n", "--stats"]),
+        };
+        CommandRule {
+            name,
+            required,
+            allowed,
+        }
     }
 }
 
@@ -226,36 +262,36 @@ impl Cli {
             .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
     }
 
-    fn command_rule(&self) -> CommandRule {
+    fn verb(&self) -> Verb {
         if self.add_service {
-            rule("-A", &["-i"], &["-s", "-P", "-l"])
+            Verb::AddService
         } else if self.edit_service {
-            rule("-E", &["-i"], &["-s", "-P", "-l"])
+            Verb::EditService
         } else if self.delete_service {
-            rule("-D", &["-i"], &[])
+            Verb::DeleteService
         } else if self.flush {
-            rule("-F", &[], &[])
+            Verb::Flush
         } else if self.add_server {
-            rule("-a", &["-i", "-r"], &["-w"])
+            Verb::AddServer
         } else if self.edit_server {
-            rule("-e", &["-i", "-r"], &["-w"])
+            Verb::EditServer
         } else if self.delete_server {
-            rule("-d", &["-i", "-r"], &[])
+            Verb::DeleteServer
         } else if self.add_rule {
-            rule("--add-rule", &["-i", "-p", "-r"], &["-m"])
+            Verb::AddRule
         } else if self.del_rule {
-            rule("--del-rule", &["-i", "-p", "-r"], &[])
+            Verb::DelRule
         } else if self.start {
-            rule("--start", &[], &["-i"])
+            Verb::Start
         } else if self.stop {
-            rule("--stop", &[], &["-i"])
+            Verb::Stop
         } else if self.load_configfile.is_some() {
-            rule("-f", &[], &[])
+            Verb::Load
         } else if self.sysctl.is_some() {
-            rule("--sysctl", &[], &[])
+            Verb::Sysctl
         } else {
             // -L, or no command at all: list.
-            rule("-L", &[], &["-i", "-n", "--stats"])
+            Verb::List
         }
     }
 
@@ -283,7 +319,8 @@ impl Cli {
 
     /// Checks the options against the command and builds the action.
     pub fn action(&self) -> Result<Action, UsageError> {
-        let rule = self.command_rule();
+        let verb = self.verb();
+        let rule = verb.rule();
         let given = self.given();
         for option in rule.required {
             if !given.contains(option) {
@@ -319,55 +356,55 @@ impl Cli {
             },
             port: self.port,
         };
-        let request = match rule.name {
-            "-A" => Request::AddService {
+        let request = match verb {
+            Verb::AddService => Request::AddService {
                 name: ident(),
                 args: service_args(),
             },
-            "-E" => Request::EditService {
+            Verb::EditService => Request::EditService {
                 name: ident(),
                 args: service_args(),
             },
-            "-D" => Request::DeleteService { name: ident() },
-            "-F" => Request::Flush,
-            "-a" => Request::AddServer {
+            Verb::DeleteService => Request::DeleteService { name: ident() },
+            Verb::Flush => Request::Flush,
+            Verb::AddServer => Request::AddServer {
                 service: ident(),
                 server: server(),
                 weight: self.weight,
             },
-            "-e" => Request::EditServer {
+            Verb::EditServer => Request::EditServer {
                 service: ident(),
                 server: server(),
                 weight: self.weight,
             },
-            "-d" => Request::DeleteServer {
+            Verb::DeleteServer => Request::DeleteServer {
                 service: ident(),
                 server: server(),
             },
-            "--add-rule" => Request::AddRule {
+            Verb::AddRule => Request::AddRule {
                 service: ident(),
                 pattern: pattern(),
                 match_group: self.match_group,
                 server: server(),
             },
-            "--del-rule" => Request::DeleteRule {
+            Verb::DelRule => Request::DeleteRule {
                 service: ident(),
                 pattern: pattern(),
                 server: server(),
             },
-            "--start" => Request::Start {
+            Verb::Start => Request::Start {
                 service: self.ident.clone(),
             },
-            "--stop" => Request::Stop {
+            Verb::Stop => Request::Stop {
                 service: self.ident.clone(),
             },
-            "-f" => {
+            Verb::Load => {
                 return Ok(Action::Load(
                     self.load_configfile.clone().unwrap_or_default(),
                 ))
             }
-            "--sysctl" => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
-            _ => {
+            Verb::Sysctl => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
+            Verb::List => {
                 return Ok(Action::List {
                     service: self.ident.clone(),
                     numeric: self.numeric,
