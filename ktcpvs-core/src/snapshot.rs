@@ -193,22 +193,14 @@ impl ServiceSnapshot {
     /// A timeout of this service: its own override or the global setting.
     pub fn timeout(&self, kind: TimeoutKind, settings: &Settings) -> Duration {
         let t = &self.def.config.timeouts;
-        let secs = match kind {
-            TimeoutKind::Connect => t
-                .connect
-                .map(u64::from)
-                .unwrap_or(settings.connect_timeout()),
-            TimeoutKind::Read => t.read.map(u64::from).unwrap_or(settings.read_timeout()),
-            TimeoutKind::Keepalive => t
-                .keepalive
-                .map(u64::from)
-                .unwrap_or(settings.keepalive_timeout()),
-            TimeoutKind::Header => t.header.map(u64::from).unwrap_or(settings.header_timeout()),
-            TimeoutKind::Response => t
-                .response
-                .map(u64::from)
-                .unwrap_or(settings.response_timeout()),
+        let (own, global) = match kind {
+            TimeoutKind::Connect => (t.connect, settings.connect_timeout()),
+            TimeoutKind::Read => (t.read, settings.read_timeout()),
+            TimeoutKind::Keepalive => (t.keepalive, settings.keepalive_timeout()),
+            TimeoutKind::Header => (t.header, settings.header_timeout()),
+            TimeoutKind::Response => (t.response, settings.response_timeout()),
         };
+        let secs = own.map_or(global, u64::from);
         Duration::from_secs(secs)
     }
 }
