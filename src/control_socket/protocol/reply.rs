@@ -121,7 +121,15 @@ impl ErrorKind {
         match e {
             ProtocolError::UnknownVerb(_) => ErrorKind::UnknownVerb,
             ProtocolError::LineTooLong { .. } => ErrorKind::TooLong,
-            _ => ErrorKind::Usage,
+            ProtocolError::BadGreeting(_)
+            | ProtocolError::NotUtf8
+            | ProtocolError::Empty
+            | ProtocolError::Unterminated(_)
+            | ProtocolError::UnexpectedWord { .. }
+            | ProtocolError::Missing { .. }
+            | ProtocolError::Duplicate { .. }
+            | ProtocolError::BadValue { .. }
+            | ProtocolError::BadReply(_) => ErrorKind::Usage,
         }
     }
 }
