@@ -49,6 +49,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind this version knows, so that [`as_str`](Self::as_str) is
+    /// the only table of tokens.
+    const KNOWN: [ErrorKind; 15] = [
+        ErrorKind::Usage,
+        ErrorKind::UnknownVerb,
+        ErrorKind::TooLong,
+        ErrorKind::Exists,
+        ErrorKind::NoSuchService,
+        ErrorKind::NoSuchServer,
+        ErrorKind::Busy,
+        ErrorKind::Invalid,
+        ErrorKind::Address,
+        ErrorKind::Scheduler,
+        ErrorKind::Config,
+        ErrorKind::NoSuchSetting,
+        ErrorKind::Unloading,
+        ErrorKind::Unavailable,
+        ErrorKind::Activation,
+    ];
+
     /// The token on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -73,24 +93,11 @@ impl ErrorKind {
 
     /// The kind of a wire token.
     pub fn from_token(token: &str) -> ErrorKind {
-        match token {
-            "usage" => ErrorKind::Usage,
-            "unknown-verb" => ErrorKind::UnknownVerb,
-            "too-long" => ErrorKind::TooLong,
-            "exists" => ErrorKind::Exists,
-            "no-such-service" => ErrorKind::NoSuchService,
-            "no-such-server" => ErrorKind::NoSuchServer,
-            "busy" => ErrorKind::Busy,
-            "invalid" => ErrorKind::Invalid,
-            "address" => ErrorKind::Address,
-            "scheduler" => ErrorKind::Scheduler,
-            "config" => ErrorKind::Config,
-            "no-such-setting" => ErrorKind::NoSuchSetting,
-            "unloading" => ErrorKind::Unloading,
-            "unavailable" => ErrorKind::Unavailable,
-            "activation" => ErrorKind::Activation,
-            other => ErrorKind::Other(other.to_string()),
-        }
+        Self::KNOWN
+            .iter()
+            .find(|kind| kind.as_str() == token)
+            .cloned()
+            .unwrap_or_else(|| ErrorKind::Other(token.to_string()))
     }
 
     /// The kind that reports a refused control operation.
