@@ -66,78 +66,67 @@ impl Dispatcher {
     /// a `load` request (ignored for every other verb). A refused request
     /// changes nothing.
     pub fn handle(&self, request: &Request, text: Option<&str>) -> Reply {
-        match request {
-            Request::AddService { name, args } => {
-                let spec = self.spec_for(args);
-                done(self.control.execute(Command::AddService {
-                    name: name.clone(),
-                    spec,
-                }))
-            }
-            Request::EditService { name, args } => {
-                let spec = self.spec_for(args);
-                done(self.control.execute(Command::EditService {
-                    name: name.clone(),
-                    spec,
-                }))
-            }
-            Request::DeleteService { name } => done(
-                self.control
-                    .execute(Command::DeleteService { name: name.clone() }),
-            ),
-            Request::Flush => done(self.control.execute(Command::Flush)),
+        let command = match request {
+            Request::AddService { name, args } => Command::AddService {
+                name: name.clone(),
+                spec: self.spec_for(args),
+            },
+            Request::EditService { name, args } => Command::EditService {
+                name: name.clone(),
+                spec: self.spec_for(args),
+            },
+            Request::DeleteService { name } => Command::DeleteService { name: name.clone() },
+            Request::Flush => Command::Flush,
             Request::AddServer {
                 service,
                 server,
                 weight,
-            } => done(self.control.execute(Command::AddServer {
+            } => Command::AddServer {
                 service: service.clone(),
                 server: server.clone(),
                 weight: *weight,
-            })),
+            },
             Request::EditServer {
                 service,
                 server,
                 weight,
-            } => done(self.control.execute(Command::EditServer {
+            } => Command::EditServer {
                 service: service.clone(),
                 server: server.clone(),
                 weight: *weight,
-            })),
-            Request::DeleteServer { service, server } => {
-                done(self.control.execute(Command::DeleteServer {
-                    service: service.clone(),
-                    server: server.clone(),
-                }))
-            }
+            },
+            Request::DeleteServer { service, server } => Command::DeleteServer {
+                service: service.clone(),
+                server: server.clone(),
+            },
             Request::AddRule {
                 service,
                 pattern,
                 match_group,
                 server,
-            } => done(self.control.execute(Command::AddRule {
+            } => Command::AddRule {
                 service: service.clone(),
                 pattern: pattern.clone(),
                 match_group: *match_group,
                 server: server.clone(),
-            })),
+            },
             Request::DeleteRule {
                 service,
                 pattern,
                 server,
-            } => done(self.control.execute(Command::DeleteRule {
+            } => Command::DeleteRule {
                 service: service.clone(),
                 pattern: pattern.clone(),
                 server: server.clone(),
-            })),
-            Request::Start { service } => done(self.control.execute(Command::Start {
+            },
+            Request::Start { service } => Command::Start {
                 service: service.clone(),
-            })),
-            Request::Stop { service } => done(self.control.execute(Command::Stop {
+            },
+            Request::Stop { service } => Command::Stop {
                 service: service.clone(),
-            })),
+            },
             Request::List { service, numeric } => {
-                match self
+                return match self
                     .control
                     .list(service.as_deref(), &PrintOptions { numeric: *numeric })
                 {
@@ -145,18 +134,21 @@ impl Dispatcher {
                     Err(e) => refused(e),
                 }
             }
-            Request::Stats { service } => self.stats(service.as_deref()),
-            Request::Sysctl(s) => self.sysctl(s),
-            Request::Load { file } => match text {
-                Some(text) => done(
-                    self.control
-                        .load_config(text, file.as_deref().map(Path::new)),
-                ),
-                None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
-            },
-            Request::Ping | Request::Quit => Reply::Ok(Vec::new()),
-            Request::Help => Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
-        }
+            Request::Stats { service } => return self.stats(service.as_deref()),
+            Request::Sysctl(s) => return self.sysctl(s),
+            Request::Load { file } => {
+                return match text {
+                    Some(text) => done(
+                        self.control
+                            .load_config(text, file.as_deref().map(Path::new)),
+                    ),
+                    None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
+                }
+            }
+            Request::Ping | Request::Quit => return Reply::Ok(Vec::new()),
+            Request::Help => return Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
+        };
+        done(self.control.execute(command))
     }
 
     /// The [`ServiceSpec`] of an add or edit: a `port=` completes a listen
