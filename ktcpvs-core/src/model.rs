@@ -31,6 +31,13 @@ pub const MAX_MATCH_GROUP: u32 = 10;
 /// Upper bound on `maxclients`.
 pub const MAX_CLIENTS_LIMIT: u32 = 1_000_000;
 
+/// Upper bound on the pre-fork knobs `startservers`, `minspareservers`
+/// and `maxspareservers`.
+pub const MAX_PREFORK: u32 = 65_535;
+
+/// Largest per-service timeout, in seconds (one day).
+pub const MAX_TIMEOUT_SECS: u32 = 86_400;
+
 /// Default listen address of a service added without one (the original's).
 pub const DEFAULT_LISTEN_PORT: u16 = 8080;
 
@@ -157,10 +164,10 @@ impl ServiceConfig {
                 Ok(())
             }
         };
-        range("startservers", self.startservers, 1, 65_535)?;
+        range("startservers", self.startservers, 1, MAX_PREFORK)?;
         range("maxclients", self.maxclients, 1, MAX_CLIENTS_LIMIT)?;
-        range("minspareservers", self.minspareservers, 1, 65_535)?;
-        range("maxspareservers", self.maxspareservers, 1, 65_535)?;
+        range("minspareservers", self.minspareservers, 1, MAX_PREFORK)?;
+        range("maxspareservers", self.maxspareservers, 1, MAX_PREFORK)?;
         if self.scheduler.is_empty() {
             return Err(ControlError::Invalid {
                 what: "scheduler",
@@ -176,7 +183,7 @@ impl ServiceConfig {
             ("response timeout", self.timeouts.response),
         ] {
             if let Some(t) = t {
-                range(what, t, 1, 86_400)?;
+                range(what, t, 1, MAX_TIMEOUT_SECS)?;
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ mod print;
 
 use std::path::Path;
 
-pub use parse::MAX_TIMEOUT_SECS;
+pub use crate::model::MAX_TIMEOUT_SECS;
 pub use print::{print, print_service, PrintOptions};
 
 use crate::control::Command;

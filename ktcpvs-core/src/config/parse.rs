@@ -23,10 +23,10 @@ use super::Located;
 use crate::control::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, Location};
-use crate::model::{validate_service_name, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_WEIGHT};
-
-/// Largest per-service timeout, in seconds (one day).
-pub const MAX_TIMEOUT_SECS: u32 = 86_400;
+use crate::model::{
+    validate_service_name, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS,
+    MAX_WEIGHT,
+};
 
 /// The statements allowed inside a `Virtual` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,7 +122,7 @@ impl Keyword {
             | Keyword::KeepaliveTimeout
             | Keyword::HeaderTimeout
             | Keyword::ResponseTimeout => (0, MAX_TIMEOUT_SECS),
-            _ => (1, 65_535),
+            _ => (1, MAX_PREFORK),
         }
     }
 }
