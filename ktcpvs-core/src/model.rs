@@ -57,7 +57,7 @@ pub fn validate_service_name(name: &str) -> Result<(), ControlError> {
         return Err(bad("empty"));
     }
     if name.len() > MAX_SERVICE_NAME {
-        return Err(bad("longer than 63 bytes"));
+        return Err(bad(&format!("longer than {MAX_SERVICE_NAME} bytes")));
     }
     if !name
         .bytes()
@@ -76,7 +76,7 @@ pub fn validate_weight(weight: u32) -> Result<(), ControlError> {
         return Err(ControlError::Invalid {
             what: "weight",
             value: weight.to_string(),
-            reason: "must be 0..=65535".to_string(),
+            reason: format!("must be 0..={MAX_WEIGHT}"),
         });
     }
     Ok(())
