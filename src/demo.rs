@@ -219,8 +219,11 @@ fn skip_body<R: BufRead>(reader: &mut R, body: &Body) -> std::io::Result<()> {
             let mut size_line = String::new();
             reader.by_ref().take(1024).read_line(&mut size_line)?;
             let size_text = size_line.trim().split(';').next().unwrap_or("");
-            let size = u64::from_str_radix(size_text, 16).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size")
+            let size = u64::from_str_radix(size_text, 16).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad chunk size {size_text:?}: {e}"),
+                )
             })?;
             if size == 0 {
                 // Trailers up to the empty line.
@@ -231,7 +234,9 @@ fn skip_body<R: BufRead>(reader: &mut R, body: &Body) -> std::io::Result<()> {
                     }
                 }
             }
-            std::io::copy(&mut reader.by_ref().take(size + 2), &mut std::io::sink())?;
+            // The chunk and its CRLF; a size near u64::MAX must not overflow.
+            let chunk = size.saturating_add(2);
+            std::io::copy(&mut reader.by_ref().take(chunk), &mut std::io::sink())?;
         },
     }
 }
@@ -271,6 +276,16 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_size_near_u64_max_is_refused_without_overflow() {
+        // Regression: `size + 2` overflowed (a panic in debug builds) on a
+        // chunk size of 16 hex digits of f.
+        let mut body = std::io::Cursor::new(&b"ffffffffffffffff\r\nabc"[..]);
+        let e = skip_body(&mut body, &Body::Chunked).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("bad chunk size"), "{e}");
+    }
 
     fn get(addr: SocketAddr, request: &str) -> String {
         let mut c = TcpStream::connect(addr).unwrap();
