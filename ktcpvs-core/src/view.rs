@@ -66,6 +66,20 @@ pub struct Rule {
     match_group: Option<u32>,
     servers: Vec<usize>,
     locations: ThreadLocal<RefCell<CaptureLocations>>,
+    shortcut: Shortcut,
+}
+
+/// How [`Rule::is_match`] can answer without running the regex: the
+/// catch-all patterns are the last rule of most services and match every
+/// request, so they are decided by a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortcut {
+    /// `.*`: matches every target (an empty match at worst).
+    Everything,
+    /// `^/.*`: matches every target that starts with `/`.
+    Slash,
+    /// Any other pattern: run the regex.
+    None,
 }
 
 impl Rule {
@@ -111,6 +125,11 @@ impl Rule {
             match_group,
             servers,
             locations: ThreadLocal::new(),
+            shortcut: match pattern {
+                ".*" => Shortcut::Everything,
+                "^/.*" => Shortcut::Slash,
+                _ => Shortcut::None,
+            },
         })
     }
 
@@ -134,9 +153,14 @@ impl Rule {
         is_catch_all_pattern(&self.pattern)
     }
 
-    /// Whether the rule matches `target`. Allocates nothing.
+    /// Whether the rule matches `target`. Allocates nothing; the
+    /// catch-all patterns `.*` and `^/.*` are decided without the regex.
     pub fn is_match(&self, target: &str) -> bool {
-        self.regex.is_match(target)
+        match self.shortcut {
+            Shortcut::Everything => true,
+            Shortcut::Slash => target.starts_with('/'),
+            Shortcut::None => self.regex.is_match(target),
+        }
     }
 
     /// Matches `target` and returns the text of the capture group `group`:
@@ -201,6 +225,20 @@ mod tests {
             Err(ControlError::Invalid { .. })
         ));
         assert!(Rule::new("a(b)", Some(1), vec![]).is_ok());
+    }
+
+    #[test]
+    fn catch_all_shortcuts_agree_with_the_regex() {
+        for pattern in [".*", "^/.*"] {
+            let rule = Rule::new(pattern, None, vec![0]).unwrap();
+            for target in ["/", "/a/b?c=d", "", "*", "http://h/x", "x/"] {
+                assert_eq!(
+                    rule.is_match(target),
+                    rule.regex.is_match(target),
+                    "{pattern} on {target:?}"
+                );
+            }
+        }
     }
 
     #[test]
