@@ -218,3 +218,53 @@ fn forward_for_adds_the_client_address() {
         heads[0]
     );
 }
+
+/// A client that asks to close gets the server's head with its
+/// `Connection: keep-alive` line replaced by `Connection: close` (sent as
+/// slices of the received head, not rewritten), then the whole body, then
+/// the close; a head without hop-by-hop fields gets the line added.
+#[test]
+fn closing_client_gets_connection_close_in_place_of_keep_alive() {
+    let body = pattern(100_000);
+    for (server_head, want_head) in [
+        (
+            "HTTP/1.1 200 OK\r\nServer: raw\r\nConnection: keep-alive\r\nContent-Length: 100000\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nServer: raw\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nServer: raw\r\nContent-Length: 100000\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nServer: raw\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+        ),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_addr = listener.local_addr().unwrap();
+        let reply = [server_head.as_bytes(), &body].concat();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            // Head and body in one write, so the proxy reads both at once.
+            s.write_all(&reply).unwrap();
+        });
+        let control = control();
+        add_service(&control, "web", "http", ServiceSpec::default());
+        add_server(&control, "web", backend_addr);
+        add_rule(&control, "web", ".*", backend_addr);
+        start(&control, "web");
+        let engine = run(control);
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let got = c.read_to_close().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got[..want_head.len().min(got.len())]),
+            want_head
+        );
+        assert_eq!(got.len(), want_head.len() + body.len());
+        assert_eq!(checksum(&got[want_head.len()..]), checksum(&body));
+        server.join().unwrap();
+    }
+}

@@ -52,6 +52,21 @@ pub struct ResponseInfo {
     /// forwarded byte for byte (see
     /// [`can_forward_response_verbatim`](super::can_forward_response_verbatim)).
     pub keep_alive_only: bool,
+    /// With [`keep_alive_only`](Self::keep_alive_only) and exactly one
+    /// `Connection` field: where that field's line sits in the buffer, so
+    /// the head can be sent with the line replaced instead of rewritten
+    /// (see [`close_splice`](super::close_splice)).
+    pub keep_alive_line: Option<FieldLine>,
+}
+
+/// Where one field line sits in the parsed buffer: `buf[start..end]`, from
+/// the first byte of its name through its CRLF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldLine {
+    /// Offset of the first byte of the field name.
+    pub start: usize,
+    /// Offset just past the line's LF.
+    pub end: usize,
 }
 
 /// A parsed response head, borrowing the buffer and the header slots.
@@ -273,6 +288,16 @@ pub fn parse_response_uninit<'b, 'h>(
         upgrade,
         needs_rewrite: leading > 0 || facts.hop_by_hop,
         keep_alive_only: leading == 0 && facts.keep_alive_only,
+        keep_alive_line: None,
+    };
+    let info = ResponseInfo {
+        keep_alive_line: match facts.connection_field {
+            Some(i) if info.keep_alive_only && facts.connection_fields == 1 => {
+                field_line(&buf[..head_len], &headers[i])
+            }
+            _ => None,
+        },
+        ..info
     };
     let head = ResponseHead {
         version,
@@ -294,6 +319,9 @@ struct FieldFacts {
     /// but `keep-alive`.
     keep_alive_only: bool,
     sets_cookie: bool,
+    /// The index of the last `Connection` field, and how many there are.
+    connection_field: Option<usize>,
+    connection_fields: usize,
     content_length: bool,
     transfer_encoding: bool,
 }
@@ -316,6 +344,8 @@ impl FieldFacts {
             match classify(h.name) {
                 FieldName::Connection => {
                     facts.hop_by_hop = true;
+                    facts.connection_field = Some(field);
+                    facts.connection_fields += 1;
                     for token in headers::list_elements(h.value) {
                         if token.eq_ignore_ascii_case(b"keep-alive") {
                             facts.connection.keep_alive = true;
@@ -342,6 +372,25 @@ impl FieldFacts {
         facts.keep_alive_only &= facts.hop_by_hop;
         Ok(facts)
     }
+}
+
+/// The line of `field` within `head` (which the field borrows from):
+/// from its name through the LF that ends it. `None` only if the field
+/// does not lie in `head`, which the parse rules out.
+fn field_line(head: &[u8], field: &Header<'_>) -> Option<FieldLine> {
+    let base = head.as_ptr() as usize;
+    let start = (field.name.as_ptr() as usize).checked_sub(base)?;
+    let value_end = (field.value.as_ptr() as usize + field.value.len()).checked_sub(base)?;
+    if start >= head.len() || value_end > head.len() {
+        return None;
+    }
+    // The scanner refused bare LFs, so the first LF after the value ends
+    // the line (after any trailing whitespace httparse left out).
+    let lf = head[value_end..].iter().position(|&b| b == b'\n')?;
+    Some(FieldLine {
+        start,
+        end: value_end + lf + 1,
+    })
 }
 
 /// The message-body length of a response (RFC 9112 §6.3).

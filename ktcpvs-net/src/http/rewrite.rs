@@ -58,6 +58,55 @@ pub fn can_forward_response_verbatim(info: &ResponseInfo, opts: &ForwardOptions<
     (!info.needs_rewrite || info.keep_alive_only) && !opts.close && opts.extra.is_none()
 }
 
+/// The field line [`close_splice`] puts into a received response head.
+pub const CONNECTION_CLOSE_LINE: &[u8] = b"Connection: close\r\n";
+
+/// Where to cut a received response head so that it goes to the client as
+/// `head[..at]`, [`CONNECTION_CLOSE_LINE`], `head[at + skip..]`: the same
+/// fields [`write_response_head`] would write, without copying the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseSplice {
+    /// Bytes of the received head sent before the `Connection: close` line.
+    pub at: usize,
+    /// Received bytes left out after them (the replaced line; 0 to insert).
+    pub skip: usize,
+}
+
+/// Whether the response head can be sent as slices of the received bytes
+/// with `Connection: close` put in, and where: `opts` asks for `close` and
+/// nothing else, the response is not a `101`, and the head either holds no
+/// connection-specific field (the line is inserted before the empty line)
+/// or holds just one `Connection: keep-alive` field (the line replaces it,
+/// [`ResponseInfo::keep_alive_line`]). Otherwise `None`: forward verbatim
+/// or call [`write_response_head`].
+///
+/// ```
+/// use ktcpvs_net::http::{close_splice, parse_response, ForwardOptions, Limits, Method, CONNECTION_CLOSE_LINE};
+/// let mut slots = [httparse::EMPTY_HEADER; 100];
+/// let buf = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+/// let (info, _) = parse_response(buf, &mut slots, Method::Get, &Limits::default()).unwrap().unwrap();
+/// let opts = ForwardOptions { close: true, ..Default::default() };
+/// let cut = close_splice(&info, &opts).unwrap();
+/// let sent = [&buf[..cut.at], CONNECTION_CLOSE_LINE, &buf[cut.at + cut.skip..]].concat();
+/// assert_eq!(sent, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+/// ```
+pub fn close_splice(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Option<CloseSplice> {
+    if !opts.close || opts.extra.is_some() || info.upgrade {
+        return None;
+    }
+    if !info.needs_rewrite {
+        return Some(CloseSplice {
+            at: info.head_len.checked_sub(2)?,
+            skip: 0,
+        });
+    }
+    let line = info.keep_alive_line.filter(|_| info.keep_alive_only)?;
+    Some(CloseSplice {
+        at: line.start,
+        skip: line.end - line.start,
+    })
+}
+
 /// Appends to `out` the request head to send to a real server.
 ///
 /// * The request line as received (method, target, version).

@@ -765,6 +765,98 @@ fn keep_alive_only_responses_go_verbatim_to_kept_clients() {
     assert!(can_forward_response_verbatim(&plain, &keep));
 }
 
+/// The fields of a complete response head, as (lower-case name, value),
+/// sorted: the order a writer puts them in does not matter here.
+fn sorted_fields(buf: &[u8]) -> (u16, Vec<(String, Vec<u8>)>) {
+    let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+    let (info, head) = parse_response(buf, &mut slots, Method::Get, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.head_len,
+        buf.len(),
+        "{:?}",
+        String::from_utf8_lossy(buf)
+    );
+    let mut fields: Vec<_> = head
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
+    fields.sort();
+    (info.status, fields)
+}
+
+#[test]
+fn close_splice_sends_the_fields_the_rewrite_would() {
+    let close = ForwardOptions {
+        close: true,
+        ..ForwardOptions::default()
+    };
+    // (head, expected spliced bytes)
+    let cases: [(&[u8], &[u8]); 5] = [
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nconnection:  Keep-Alive \t\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.0 404 Not Found\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.0 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ];
+    for (buf, want) in cases {
+        let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+        let (info, head) = parse_response(buf, &mut slots, Method::Get, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let cut = close_splice(&info, &close)
+            .unwrap_or_else(|| panic!("no splice for {:?}", String::from_utf8_lossy(buf)));
+        let spliced = [
+            &buf[..cut.at],
+            CONNECTION_CLOSE_LINE,
+            &buf[cut.at + cut.skip..],
+        ]
+        .concat();
+        assert_eq!(spliced, want, "{:?}", String::from_utf8_lossy(&spliced));
+        let mut rewritten = Vec::new();
+        write_response_head(&head, &info, &close, &mut rewritten);
+        assert_eq!(sorted_fields(&spliced), sorted_fields(&rewritten));
+        // Nothing to splice when the connection stays open or more is added.
+        assert_eq!(close_splice(&info, &ForwardOptions::default()), None);
+        let stamped = ForwardOptions {
+            extra: Some(b"Set-Cookie: a=1"),
+            ..close
+        };
+        assert_eq!(close_splice(&info, &stamped), None);
+    }
+    // Heads that must be rewritten: another hop-by-hop field, two
+    // `Connection` fields, `Connection: close` from the server (already
+    // says it, but is dropped and re-added by the rewrite), leading empty
+    // lines, a 101.
+    for buf in [
+        &b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ] {
+        let info = response_info(buf, Method::Get);
+        assert_eq!(close_splice(&info, &close), None, "{:?}", String::from_utf8_lossy(buf));
+    }
+}
+
 #[test]
 fn response_malformations_are_errors() {
     let bad: [&[u8]; 10] = [

@@ -12,11 +12,13 @@ use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
 
 use super::body::{relay_body, BodyFail, BodyStep};
-use super::{Down, Held, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD};
+use super::{
+    Down, HeadOut, Held, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD,
+};
 use crate::buffer::Buffer;
 use crate::http::{
-    can_forward_response_verbatim, parse_response_uninit, write_response_head, BodyState,
-    ForwardOptions, Framing, Limits,
+    can_forward_response_verbatim, close_splice, parse_response_uninit, write_response_head,
+    BodyState, ForwardOptions, Framing, Limits, CONNECTION_CLOSE_LINE,
 };
 use crate::session::tunnel::Tunnel;
 use crate::session::{Conn, Ctx, Fill, Target};
@@ -205,16 +207,25 @@ impl HttpSession {
                                 close: !client_keep && !info.interim,
                                 extra,
                             };
-                            let scratch = if can_forward_response_verbatim(&info, &opts) {
-                                None
+                            let head_out = if can_forward_response_verbatim(&info, &opts) {
+                                HeadOut::InBuffer
+                            } else if let Some((at, end)) =
+                                close_splice(&info, &opts).and_then(|cut| {
+                                    let at = u32::try_from(cut.at).ok()?;
+                                    let end = u32::try_from(cut.at + cut.skip).ok()?;
+                                    Some((at, end))
+                                })
+                            {
+                                HeadOut::Spliced { at, end, sent: 0 }
                             } else {
                                 self.rscratch.clear();
                                 self.rscratch.reserve(SCRATCH_HEAD);
                                 write_response_head(&head, &info, &opts, &mut self.rscratch);
-                                Some(0)
+                                HeadOut::Rewritten { sent: 0 }
                             };
+                            let rewritten = matches!(head_out, HeadOut::Rewritten { .. });
                             let head_len = info.head_len;
-                            let pending = if scratch.is_some() {
+                            let pending = if rewritten {
                                 obuf.consume(head_len);
                                 0
                             } else {
@@ -223,7 +234,7 @@ impl HttpSession {
                             if info.upgrade {
                                 // Hand the head (rewritten or not) and any bytes after it
                                 // to the tunnel, which sends them first.
-                                if scratch.is_some() {
+                                if rewritten {
                                     let Some(mut fresh) = ctx.pool.checkout() else {
                                         return Step::Close;
                                     };
@@ -257,7 +268,7 @@ impl HttpSession {
                                 BodyState::new(info.framing, &limits)
                             };
                             *down = Down::Body {
-                                scratch,
+                                head: head_out,
                                 body,
                                 pending,
                                 backend_keep: info.keep_alive,
@@ -268,16 +279,17 @@ impl HttpSession {
                     }
                 }
                 Down::Body {
-                    scratch,
+                    head,
                     body,
                     pending,
                     backend_keep,
                     client_keep,
                     interim,
                 } => {
-                    if let Some(sent) = scratch {
-                        // The rewritten head and the body bytes already
-                        // read leave in one vectored write.
+                    if !matches!(head, HeadOut::InBuffer) {
+                        // The head (rewritten, or the received one with
+                        // `Connection: close` put in) and the body bytes
+                        // already read leave in one vectored write.
                         let held: &[u8] = match self.outbuf.as_mut() {
                             Some(b) => {
                                 if !body.is_done() && b.len() > *pending {
@@ -295,24 +307,47 @@ impl HttpSession {
                                 }
                                 &b.filled()[..*pending]
                             }
+                            // A spliced head is in the buffer, so it is there.
+                            None if matches!(head, HeadOut::Spliced { .. }) => return Step::Close,
                             None => &[],
                         };
-                        let head = &self.rscratch[*sent..];
-                        let n =
-                            match client.send_vectored(&[IoSlice::new(head), IoSlice::new(held)]) {
-                                Ok(n) => n,
-                                Err(_) => return Step::Close,
-                            };
-                        if n < head.len() {
-                            *sent += n;
+                        // `lead` and `line` go before `rest`; `skip`:
+                        // received bytes at the front of `held` not sent.
+                        let (lead, line, rest, skip) = match *head {
+                            HeadOut::Rewritten { sent } => {
+                                (&self.rscratch[sent..], &[][..], held, 0)
+                            }
+                            HeadOut::Spliced { at, end, sent } => {
+                                let (at, end, sent) = (at as usize, end as usize, sent as usize);
+                                let (lead, line) = match sent.checked_sub(at) {
+                                    None => (&held[sent..at], CONNECTION_CLOSE_LINE),
+                                    Some(of_line) => (&[][..], &CONNECTION_CLOSE_LINE[of_line..]),
+                                };
+                                (lead, line, &held[end..], end)
+                            }
+                            HeadOut::InBuffer => (&[][..], &[][..], &[][..], 0),
+                        };
+                        let before_rest = lead.len() + line.len();
+                        let parts = [IoSlice::new(lead), IoSlice::new(line), IoSlice::new(rest)];
+                        let n = match client.send_vectored(&parts) {
+                            Ok(n) => n,
+                            Err(_) => return Step::Close,
+                        };
+                        if n < before_rest {
+                            match head {
+                                HeadOut::Rewritten { sent } => *sent += n,
+                                // `n` < `before_rest`, a head's length.
+                                HeadOut::Spliced { sent, .. } => *sent += n as u32,
+                                HeadOut::InBuffer => {}
+                            }
                             break;
                         }
-                        let body_sent = n - head.len();
+                        let body_sent = n - before_rest;
                         if let Some(b) = self.outbuf.as_mut() {
-                            b.consume(body_sent);
+                            b.consume(skip + body_sent);
                         }
-                        *pending -= body_sent;
-                        *scratch = None;
+                        *pending -= skip + body_sent;
+                        *head = HeadOut::InBuffer;
                     }
                     match relay_body(
                         &mut link.conn,

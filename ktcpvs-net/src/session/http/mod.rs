@@ -117,10 +117,10 @@ enum Up {
 enum Down {
     /// Waiting for a (final) response head.
     Head,
-    /// Forwarding: `scratch_sent` of a rewritten head (if any), then the
-    /// body with `pending` validated bytes at the front of the buffer.
+    /// Forwarding: what is left of the head ([`HeadOut`]), then the body
+    /// with `pending` validated bytes at the front of the buffer.
     Body {
-        scratch: Option<usize>,
+        head: HeadOut,
         body: BodyState,
         pending: usize,
         backend_keep: bool,
@@ -128,6 +128,22 @@ enum Down {
         /// A 1xx head: once it is out, wait for the final response.
         interim: bool,
     },
+}
+
+/// How the response head leaves for the client, before the body relay.
+#[derive(Debug, Clone, Copy)]
+enum HeadOut {
+    /// Nothing but the buffer's `pending` bytes: the head went (or goes
+    /// with them) byte for byte.
+    InBuffer,
+    /// A head rewritten into `rscratch`, of which `sent` bytes are out.
+    Rewritten { sent: usize },
+    /// The received head, still at the front of the buffer, sent as
+    /// `head[..at]`, [`CONNECTION_CLOSE_LINE`](crate::http::CONNECTION_CLOSE_LINE),
+    /// `head[end..]` (a [`CloseSplice`](crate::http::CloseSplice)): `sent`
+    /// bytes of the first two are out. `u32` keeps the session small; a
+    /// head is far shorter.
+    Spliced { at: u32, end: u32, sent: u32 },
 }
 
 /// The backend connection a session has between requests.
