@@ -153,6 +153,29 @@ pub struct Worker {
     last_sweep: Instant,
 }
 
+/// The context a session is driven with. The worker's resources are
+/// borrowed field by field, so the session itself can stay borrowed from the
+/// slab at the same time.
+fn session_ctx<'a>(
+    poll: &'a Poll,
+    pool: &'a mut BufferPool,
+    backends: &'a mut Backends,
+    snapshots: &'a arc_swap::ArcSwap<ktcpvs_core::Snapshot>,
+    draining: bool,
+    key: usize,
+    now: Instant,
+) -> Ctx<'a> {
+    Ctx {
+        registry: poll.registry(),
+        pool,
+        backends,
+        now,
+        key,
+        snapshots,
+        draining,
+    }
+}
+
 impl Worker {
     /// A worker with its poller and inbox, not yet running.
     pub fn new(index: usize, control: Control) -> io::Result<Worker> {
@@ -360,15 +383,15 @@ impl Worker {
             service.load().connection_opened();
             let entry = self.sessions.vacant_entry();
             let skey = entry.key();
-            let mut ctx = Ctx {
-                registry: self.poll.registry(),
-                pool: &mut self.pool,
-                backends: &mut self.backends,
-                now,
-                key: skey,
+            let mut ctx = session_ctx(
+                &self.poll,
+                &mut self.pool,
+                &mut self.backends,
                 snapshots,
-                draining: self.drain.is_some(),
-            };
+                self.drain.is_some(),
+                skey,
+                now,
+            );
             let kind = match service.dispatch() {
                 Dispatch::Connection => {
                     Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
@@ -409,15 +432,15 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        let mut ctx = Ctx {
-            registry: self.poll.registry(),
-            pool: &mut self.pool,
-            backends: &mut self.backends,
-            now,
+        let mut ctx = session_ctx(
+            &self.poll,
+            &mut self.pool,
+            &mut self.backends,
+            self.control.snapshot_cell(),
+            self.drain.is_some(),
             key,
-            snapshots: self.control.snapshot_cell(),
-            draining: self.drain.is_some(),
-        };
+            now,
+        );
         let flow = session.drive(&mut ctx);
         self.settle(key, flow, now);
     }
@@ -445,15 +468,15 @@ impl Worker {
             return;
         }
         let session = self.sessions.remove(key);
-        let mut ctx = Ctx {
-            registry: self.poll.registry(),
-            pool: &mut self.pool,
-            backends: &mut self.backends,
-            now,
+        let mut ctx = session_ctx(
+            &self.poll,
+            &mut self.pool,
+            &mut self.backends,
+            self.control.snapshot_cell(),
+            self.drain.is_some(),
             key,
-            snapshots: self.control.snapshot_cell(),
-            draining: self.drain.is_some(),
-        };
+            now,
+        );
         session.close(&mut ctx);
     }
 
@@ -469,15 +492,15 @@ impl Worker {
             {
                 continue;
             }
-            let mut ctx = Ctx {
-                registry: self.poll.registry(),
-                pool: &mut self.pool,
-                backends: &mut self.backends,
-                now,
+            let mut ctx = session_ctx(
+                &self.poll,
+                &mut self.pool,
+                &mut self.backends,
+                self.control.snapshot_cell(),
+                self.drain.is_some(),
                 key,
-                snapshots: self.control.snapshot_cell(),
-                draining: self.drain.is_some(),
-            };
+                now,
+            );
             let flow = session.on_timeout(&mut ctx);
             self.settle(key, flow, now);
         }
