@@ -35,7 +35,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "response_timeout", default: 60, min: 1, max: 86_400, help: "seconds a backend has to start its response (504 after)" },
     SettingInfo { name: "max_request_line", default: 8_192, min: 64, max: 1_048_576, help: "longest request line in bytes (414 above)" },
     SettingInfo { name: "max_header_size", default: 16_384, min: 256, max: 1_048_576, help: "largest request head in bytes (431 above)" },
-    SettingInfo { name: "max_headers", default: 100, min: 1, max: 1_000, help: "most header fields in one request or response head" },
+    SettingInfo { name: "max_headers", default: 100, min: 1, max: 256, help: "most header fields in one request or response head" },
     SettingInfo { name: "pool_max_idle", default: 64, min: 0, max: 65_535, help: "idle backend connections kept per worker and server" },
     SettingInfo { name: "server_retry_backoff", default: 2, min: 1, max: 3_600, help: "seconds a failed server stays out of rotation before it is tried again (doubles up to 64x on repeated failures)" },
 ];
