@@ -39,6 +39,11 @@ const WAKER: Token = Token(usize::MAX);
 /// Most buffers one worker keeps out at once (backpressure above).
 const MAX_BUFFERS: usize = 16 * 1024;
 
+/// Most emptied HTTP session boxes one worker keeps for reuse, so that a
+/// connection per request allocates no session; a burst of closes beyond
+/// this frees the rest.
+const SPARE_HTTP_SESSIONS: usize = 256;
+
 /// How often paused listeners and the idle pool are looked at.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -144,6 +149,11 @@ pub struct Worker {
     control: Control,
     listeners: Slab<WorkerListener>,
     sessions: Slab<Session>,
+    /// Closed HTTP sessions' boxes, reused by the next accepted connection.
+    /// The boxes themselves are what is kept: each one moves into a
+    /// session's `Kind::Http` as is.
+    #[allow(clippy::vec_box)]
+    spare_http: Vec<Box<HttpSession>>,
     backends: Backends,
     pool: BufferPool,
     timers: Timers,
@@ -176,6 +186,15 @@ fn session_ctx<'a>(
     }
 }
 
+/// Keeps an emptied HTTP session box for the next connection, up to
+/// [`SPARE_HTTP_SESSIONS`]; beyond that it is freed.
+#[allow(clippy::vec_box)]
+fn keep_spare(spare_http: &mut Vec<Box<HttpSession>>, spare: Box<HttpSession>) {
+    if spare_http.len() < SPARE_HTTP_SESSIONS {
+        spare_http.push(spare);
+    }
+}
+
 impl Worker {
     /// A worker with its poller and inbox, not yet running.
     pub fn new(index: usize, control: Control) -> io::Result<Worker> {
@@ -191,6 +210,7 @@ impl Worker {
             control,
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),
+            spare_http: Vec::with_capacity(SPARE_HTTP_SESSIONS),
             backends: Backends::new(),
             pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
             timers: Timers::new(),
@@ -397,7 +417,15 @@ impl Worker {
                     Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
                 }
                 Dispatch::FirstRequest | Dispatch::EachRequest => {
-                    HttpSession::start(&mut ctx).map(|h| Kind::Http(Box::new(h)))
+                    HttpSession::start(&mut ctx).map(|h| {
+                        Kind::Http(match self.spare_http.pop() {
+                            Some(mut spare) => {
+                                *spare = h;
+                                spare
+                            }
+                            None => Box::new(h),
+                        })
+                    })
                 }
             };
             let Some(kind) = kind else {
@@ -419,7 +447,9 @@ impl Worker {
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 log::warn!("worker {}: cannot register a client: {e}", self.index);
-                session.close(&mut ctx);
+                if let Some(spare) = session.close(&mut ctx) {
+                    keep_spare(&mut self.spare_http, spare);
+                }
                 continue;
             }
             entry.insert(session);
@@ -477,7 +507,9 @@ impl Worker {
             key,
             now,
         );
-        session.close(&mut ctx);
+        if let Some(spare) = session.close(&mut ctx) {
+            keep_spare(&mut self.spare_http, spare);
+        }
     }
 
     fn fire_timers(&mut self, now: Instant) {

@@ -336,18 +336,27 @@ impl Session {
         }
     }
 
-    /// Releases everything the session holds.
-    pub fn close(mut self, ctx: &mut Ctx<'_>) {
+    /// Releases everything the session holds. An HTTP session's box comes
+    /// back emptied (see [`http::HttpSession::close`]) so that the worker
+    /// can reuse the allocation for its next connection.
+    pub fn close(mut self, ctx: &mut Ctx<'_>) -> Option<Box<http::HttpSession>> {
         let rest = self.client.take_traffic();
         if !rest.is_empty() {
             self.service.load().add_bytes(rest.read, rest.written);
         }
-        match self.kind {
-            Kind::Tunnel(t) => t.close(ctx),
-            Kind::Http(h) => h.close(ctx),
-        }
+        let spare = match self.kind {
+            Kind::Tunnel(t) => {
+                t.close(ctx);
+                None
+            }
+            Kind::Http(mut h) => {
+                h.close(ctx);
+                Some(h)
+            }
+        };
         self.gate.leave();
         self.service.load().connection_closed();
+        spare
     }
 }
 

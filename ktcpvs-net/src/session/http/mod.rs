@@ -361,14 +361,24 @@ impl HttpSession {
         self.drive(client, peer, service, ctx)
     }
 
-    /// Releases everything.
-    pub fn close(mut self, ctx: &mut Ctx<'_>) {
+    /// Releases everything: backend connection, buffers, kernel pipes,
+    /// route and scratch space. What is left is a closed session holding
+    /// nothing, whose allocation the worker may reuse for its next
+    /// connection.
+    pub fn close(&mut self, ctx: &mut Ctx<'_>) {
         self.drop_backend(ctx, false);
         if let State::Connecting { conn, .. } = std::mem::replace(&mut self.state, State::Closed) {
             ctx.backends.close(conn.conn);
         }
         ctx.pool.release(&mut self.inbuf);
         ctx.pool.release(&mut self.outbuf);
+        self.scratch = Vec::new();
+        self.rscratch = Vec::new();
+        self.up_pipe = None;
+        self.down_pipe = None;
+        self.route = None;
+        self.held = Held::Nothing;
+        self.excluded = Excluded::default();
     }
 
     /// Answers `status` and closes after it (forwarding nothing more).
