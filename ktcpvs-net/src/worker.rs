@@ -144,9 +144,8 @@ struct WorkerListener {
 /// One worker's whole state.
 pub struct Worker {
     index: usize,
-    poll: Poll,
     inbox: Arc<Inbox>,
-    control: Control,
+    res: Resources,
     listeners: Slab<WorkerListener>,
     sessions: Slab<Session>,
     /// Closed HTTP sessions' boxes, reused by the next accepted connection.
@@ -154,35 +153,36 @@ pub struct Worker {
     /// session's `Kind::Http` as is.
     #[allow(clippy::vec_box)]
     spare_http: Vec<Box<HttpSession>>,
-    backends: Backends,
-    pool: BufferPool,
     timers: Timers,
     starved: Vec<usize>,
     retry_starved: Vec<usize>,
-    drain: Option<Instant>,
     last_sweep: Instant,
 }
 
-/// The context a session is driven with. The worker's resources are
-/// borrowed field by field, so the session itself can stay borrowed from the
-/// slab at the same time.
-fn session_ctx<'a>(
-    poll: &'a Poll,
-    pool: &'a mut BufferPool,
-    backends: &'a mut Backends,
-    snapshots: &'a arc_swap::ArcSwap<ktcpvs_core::Snapshot>,
-    draining: bool,
-    key: usize,
-    now: Instant,
-) -> Ctx<'a> {
-    Ctx {
-        registry: poll.registry(),
-        pool,
-        backends,
-        now,
-        key,
-        snapshots,
-        draining,
+/// What sessions are driven with, apart from the sessions themselves: kept
+/// in one field so a session can stay borrowed from the slab while its
+/// [`Ctx`] borrows these.
+struct Resources {
+    poll: Poll,
+    control: Control,
+    backends: Backends,
+    pool: BufferPool,
+    /// Set when draining: finish requests, keep nothing alive.
+    drain: Option<Instant>,
+}
+
+impl Resources {
+    /// The context for driving session `key` at `now`.
+    fn ctx(&mut self, key: usize, now: Instant) -> Ctx<'_> {
+        Ctx {
+            registry: self.poll.registry(),
+            pool: &mut self.pool,
+            backends: &mut self.backends,
+            now,
+            key,
+            snapshots: self.control.snapshot_cell(),
+            draining: self.drain.is_some(),
+        }
     }
 }
 
@@ -202,21 +202,23 @@ impl Worker {
         let waker = Waker::new(poll.registry(), WAKER)?;
         Ok(Worker {
             index,
-            poll,
             inbox: Arc::new(Inbox {
                 messages: Mutex::new(Vec::new()),
                 waker,
             }),
-            control,
+            res: Resources {
+                poll,
+                control,
+                backends: Backends::new(),
+                pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
+                drain: None,
+            },
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),
             spare_http: Vec::with_capacity(SPARE_HTTP_SESSIONS),
-            backends: Backends::new(),
-            pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
             timers: Timers::new(),
             starved: Vec::with_capacity(64),
             retry_starved: Vec::with_capacity(64),
-            drain: None,
             last_sweep: Instant::now(),
         })
     }
@@ -236,7 +238,7 @@ impl Worker {
             if self.needs_tick() {
                 timeout = Some(timeout.map_or(TICK, |t| t.min(TICK)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.res.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -260,7 +262,7 @@ impl Worker {
                         }
                     }
                     _ => {
-                        let owner = match self.backends.get_mut(key) {
+                        let owner = match self.res.backends.get_mut(key) {
                             Some(b) => {
                                 b.conn.ready.absorb(event);
                                 b.owner
@@ -269,7 +271,7 @@ impl Worker {
                         };
                         match owner {
                             Some(owner) => self.drive(owner, now),
-                            None => self.backends.on_idle_event(key),
+                            None => self.res.backends.on_idle_event(key),
                         }
                     }
                 }
@@ -284,7 +286,7 @@ impl Worker {
             self.retry_starved(now);
             self.resume_listeners(now);
             self.sweep_pool(now);
-            if let Some(deadline) = self.drain {
+            if let Some(deadline) = self.res.drain {
                 self.close_idle_sessions(now);
                 if self.sessions.is_empty() {
                     break;
@@ -303,13 +305,13 @@ impl Worker {
                 }
             }
         }
-        self.backends.clear_idle();
+        self.res.backends.clear_idle();
         Ok(())
     }
 
     fn needs_tick(&self) -> bool {
-        self.drain.is_some()
-            || self.backends.idle_count() > 0
+        self.res.drain.is_some()
+            || self.res.backends.idle_count() > 0
             || !self.starved.is_empty()
             || self.listeners.iter().any(|(_, l)| l.paused)
     }
@@ -321,12 +323,12 @@ impl Worker {
                 mut listener,
                 gate,
             } => {
-                if self.drain.is_some() {
+                if self.res.drain.is_some() {
                     return;
                 }
                 let entry = self.listeners.vacant_entry();
                 let key = entry.key();
-                if let Err(e) = self.poll.registry().register(
+                if let Err(e) = self.res.poll.registry().register(
                     &mut listener,
                     listener_token(key),
                     Interest::READABLE,
@@ -349,14 +351,14 @@ impl Worker {
             }
             Message::Drain { deadline } => {
                 self.listeners.clear();
-                self.drain = Some(deadline);
+                self.res.drain = Some(deadline);
             }
         }
     }
 
     /// Accepts until `WouldBlock`, or until the service is at `maxclients`.
     fn accept(&mut self, key: usize, now: Instant) {
-        let control = self.control.clone();
+        let control = self.res.control.clone();
         let snapshots = control.snapshot_cell();
         loop {
             let Some(l) = self.listeners.get_mut(key) else {
@@ -403,15 +405,7 @@ impl Worker {
             service.load().connection_opened();
             let entry = self.sessions.vacant_entry();
             let skey = entry.key();
-            let mut ctx = session_ctx(
-                &self.poll,
-                &mut self.pool,
-                &mut self.backends,
-                snapshots,
-                self.drain.is_some(),
-                skey,
-                now,
-            );
+            let mut ctx = self.res.ctx(skey, now);
             let kind = match service.dispatch() {
                 Dispatch::Connection => {
                     Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
@@ -441,7 +435,7 @@ impl Worker {
                 deadline: Default::default(),
                 kind,
             };
-            if let Err(e) = self.poll.registry().register(
+            if let Err(e) = ctx.registry.register(
                 &mut session.client.stream,
                 client_token(skey),
                 Interest::READABLE | Interest::WRITABLE,
@@ -462,15 +456,7 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        let mut ctx = session_ctx(
-            &self.poll,
-            &mut self.pool,
-            &mut self.backends,
-            self.control.snapshot_cell(),
-            self.drain.is_some(),
-            key,
-            now,
-        );
+        let mut ctx = self.res.ctx(key, now);
         let flow = session.drive(&mut ctx);
         self.settle(key, flow, now);
     }
@@ -498,15 +484,7 @@ impl Worker {
             return;
         }
         let session = self.sessions.remove(key);
-        let mut ctx = session_ctx(
-            &self.poll,
-            &mut self.pool,
-            &mut self.backends,
-            self.control.snapshot_cell(),
-            self.drain.is_some(),
-            key,
-            now,
-        );
+        let mut ctx = self.res.ctx(key, now);
         if let Some(spare) = session.close(&mut ctx) {
             keep_spare(&mut self.spare_http, spare);
         }
@@ -524,22 +502,14 @@ impl Worker {
             {
                 continue;
             }
-            let mut ctx = session_ctx(
-                &self.poll,
-                &mut self.pool,
-                &mut self.backends,
-                self.control.snapshot_cell(),
-                self.drain.is_some(),
-                key,
-                now,
-            );
+            let mut ctx = self.res.ctx(key, now);
             let flow = session.on_timeout(&mut ctx);
             self.settle(key, flow, now);
         }
     }
 
     fn retry_starved(&mut self, now: Instant) {
-        if self.starved.is_empty() || !self.pool.has_available() {
+        if self.starved.is_empty() || !self.res.pool.has_available() {
             return;
         }
         std::mem::swap(&mut self.starved, &mut self.retry_starved);
@@ -561,20 +531,21 @@ impl Worker {
     }
 
     fn sweep_pool(&mut self, now: Instant) {
-        if self.backends.idle_count() == 0
+        if self.res.backends.idle_count() == 0
             || now.duration_since(self.last_sweep) < Duration::from_secs(1)
         {
             return;
         }
         self.last_sweep = now;
         let keepalive = Duration::from_secs(
-            self.control
+            self.res
+                .control
                 .snapshot_cell()
                 .load()
                 .settings()
                 .keepalive_timeout(),
         );
-        self.backends.sweep(now, keepalive);
+        self.res.backends.sweep(now, keepalive);
     }
 
     fn close_idle_sessions(&mut self, now: Instant) {
