@@ -42,14 +42,15 @@ http {
   $TEMPS
   access_log off;
   default_type text/html;
-  sendfile on;
+  sendfile off;                     # small pages: one writev, as in ../shared/bench/run-peers.sh
   keepalive_requests 1000000;       # never close the proxies' pooled connections
   keepalive_timeout 120s;
   open_file_cache max=64;
   server { listen 127.0.0.1:$P1;  root $WORK/www; add_header X-Backend r1 always; }
   server { listen 127.0.0.1:$P2;  root $WORK/www; add_header X-Backend r2 always; }
   server { listen 127.0.0.1:$P2B; root $WORK/www; add_header X-Backend r2 always; }
-  server { listen 127.0.0.1:$P3;  root $WORK/www; add_header X-Backend r3 always; }
+  server { listen 127.0.0.1:$P3;  root $WORK/www; add_header X-Backend r3 always;
+           location ~ [.]bin\$ { sendfile on; } }   # scenario 3's large bodies
   server { listen 127.0.0.1:$PSTAT; location / { stub_status; } }
 }
 EOF
