@@ -427,26 +427,15 @@ impl Worker {
                 service.load().connection_closed();
                 continue;
             };
-            let mut session = Session {
+            entry.insert(Session {
                 client: Conn::new(stream, true),
                 peer,
                 service,
                 gate,
                 deadline: Default::default(),
                 kind,
-            };
-            if let Err(e) = ctx.registry.register(
-                &mut session.client.stream,
-                client_token(skey),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("worker {}: cannot register a client: {e}", self.index);
-                if let Some(spare) = session.close(&mut ctx) {
-                    keep_spare(&mut self.spare_http, spare);
-                }
-                continue;
-            }
-            entry.insert(session);
+                registered: false,
+            });
             self.drive(skey, now);
         }
     }
@@ -462,6 +451,10 @@ impl Worker {
     }
 
     fn settle(&mut self, key: usize, flow: Flow, now: Instant) {
+        if flow != Flow::Done && !self.register_client(key) {
+            self.finish(key, now);
+            return;
+        }
         match flow {
             Flow::Open(at) => {
                 if let Some(s) = self.sessions.get_mut(key) {
@@ -475,6 +468,33 @@ impl Worker {
                 self.starved.push(key);
             }
             Flow::Done => self.finish(key, now),
+        }
+    }
+
+    /// Registers session `key`'s client socket with the poller if it is
+    /// waiting for the client and is not registered yet (see the lazy
+    /// registration in the session module). `false` if that failed: the
+    /// session cannot be woken and must close.
+    fn register_client(&mut self, key: usize) -> bool {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return true;
+        };
+        if s.registered || !s.needs_client_events() {
+            return true;
+        }
+        match self.res.poll.registry().register(
+            &mut s.client.stream,
+            client_token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(()) => {
+                s.registered = true;
+                true
+            }
+            Err(e) => {
+                log::warn!("worker {}: cannot register a client: {e}", self.index);
+                false
+            }
         }
     }
 

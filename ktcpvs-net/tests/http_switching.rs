@@ -6,6 +6,9 @@
 mod support;
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ktcpvs_core::ServiceSpec;
 use support::backend::HttpBackend;
@@ -267,4 +270,142 @@ fn closing_client_gets_connection_close_in_place_of_keep_alive() {
         assert_eq!(checksum(&got[want_head.len()..]), checksum(&body));
         server.join().unwrap();
     }
+}
+
+/// A backend on a raw listener that answers every request of every
+/// connection after a delay, with a fixed body and keep-alive framing, each
+/// connection on its own thread; dropping it stops the accept loop and
+/// joins every thread.
+struct SlowBackend {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowBackend {
+    fn start(delay: Duration, body: Vec<u8>) -> SlowBackend {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let acceptor = std::thread::spawn(move || {
+            let body = Arc::new(body);
+            let mut served = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let body = Arc::clone(&body);
+                served.push(std::thread::spawn(move || answer_slowly(s, delay, &body)));
+            }
+            for t in served {
+                let _ = t.join();
+            }
+        });
+        SlowBackend {
+            addr,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+}
+
+impl Drop for SlowBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn answer_slowly(mut s: std::net::TcpStream, delay: Duration, body: &[u8]) {
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        std::thread::sleep(delay);
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nServer: slow\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if s.write_all(reply.as_bytes()).is_err() || s.write_all(body).is_err() {
+            return;
+        }
+    }
+}
+
+/// A `Connection: close` exchange whose client socket never blocks is
+/// served without registering that socket with the poller; this checks the
+/// case where it does block: the server answers late (the session waits on
+/// the backend alone), then sends more than the socket buffers hold to a
+/// client that starts reading only later. The first blocked write registers
+/// the socket, its writable edges come, and the body arrives whole, then
+/// the close.
+#[test]
+fn closing_client_that_reads_late_gets_a_large_late_response_whole() {
+    let body = pattern(8 << 20);
+    let slow = SlowBackend::start(Duration::from_millis(150), body.clone());
+    let backend = slow.addr;
+    let control = control();
+    add_service(&control, "web", "http", ServiceSpec::default());
+    add_server(&control, "web", backend);
+    add_rule(&control, "web", ".*", backend);
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(400));
+    let got = c.read_to_close().unwrap();
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert_eq!(got.len() - head_end, body.len());
+    assert_eq!(checksum(&got[head_end..]), checksum(&body));
+    drop(engine);
+    drop(slow);
+}
+
+/// A client that goes away while its request waits for a slow server (its
+/// socket not registered with the poller meanwhile) disturbs nobody: the
+/// late response is dropped with the connection, and the next clients are
+/// served by the same engine.
+#[test]
+fn client_gone_while_the_server_is_slow_disturbs_nobody() {
+    let slow = SlowBackend::start(Duration::from_millis(200), b"late".to_vec());
+    let backend = slow.addr;
+    let control = control();
+    add_service(&control, "web", "phttp", ServiceSpec::default());
+    add_server(&control, "web", backend);
+    add_rule(&control, "web", ".*", backend);
+    start(&control, "web");
+    let engine = run(control);
+    let mut gone = Client::connect(engine.addr("web"));
+    gone.send(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    drop(gone);
+    for _ in 0..2 {
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(b"GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"late");
+        assert_eq!(c.read_to_close().unwrap(), b"");
+    }
+    drop(engine);
+    drop(slow);
 }

@@ -9,7 +9,11 @@
 //! all the I/O it can and returns a [`Flow`].
 //!
 //! # Edge-triggered readiness rules
-//! Sockets are registered once, for reading and writing, edge-triggered.
+//! Sockets are registered once, for reading and writing, edge-triggered. An
+//! accepted client socket is registered lazily, the first time its session
+//! waits for something the client must do: until then both readiness flags
+//! stay set (an accepted socket may hold data), and registering later loses
+//! no edge, since `EPOLL_CTL_ADD` reports a socket that is already ready.
 //! The rules that keep that correct (those of mio's `Poll` documentation):
 //! * **Readiness is a hint.** An event sets a flag in [`Ready`]; the flag is
 //!   cleared only when an operation returns `WouldBlock`. A spurious event
@@ -285,6 +289,11 @@ pub struct Session {
     pub deadline: Deadline,
     /// What kind of relay it is.
     pub kind: Kind,
+    /// Whether the client socket is registered with the poller. It is
+    /// registered the first time the session waits and
+    /// [`needs_client_events`](Self::needs_client_events): a connection
+    /// served without its socket ever blocking is never registered.
+    pub registered: bool,
 }
 
 /// The two kinds of session. Both are boxed so that a slab slot stays a
@@ -324,6 +333,16 @@ impl Session {
                     self.drive(ctx)
                 }
             },
+        }
+    }
+
+    /// Whether the session may need the client socket's readiness events
+    /// while it waits (a tunnel always does; an HTTP session not while it
+    /// waits only for its backend).
+    pub fn needs_client_events(&self) -> bool {
+        match &self.kind {
+            Kind::Tunnel(_) => true,
+            Kind::Http(h) => h.needs_client_events(),
         }
     }
 

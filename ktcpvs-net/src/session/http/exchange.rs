@@ -422,6 +422,14 @@ impl HttpSession {
                 .load()
                 .add_bytes(traffic.read, traffic.written);
         }
+        // The client announced that this request was its last and all of
+        // it has been read: nothing may follow, so the connection can close
+        // at once (the FIN goes after the queued response) rather than shut
+        // its write side and wait for the client's EOF.
+        let client_done = matches!(
+            &self.state,
+            State::Exchange { req, up: Up::Done, .. } if req.client_closes
+        );
         ctx.pool.release_if_empty(&mut self.outbuf);
         if per_connection && backend_keep && client_keep {
             if let State::Exchange { backend, .. } = self.state {
@@ -436,6 +444,9 @@ impl HttpSession {
             }
         }
         if !client_keep {
+            if client_done && self.inbuf.as_ref().map_or(true, Buffer::is_empty) {
+                return Step::Close;
+            }
             let _ = client.stream.shutdown(Shutdown::Write);
             self.state = State::Linger {
                 until: ctx.now + LINGER,

@@ -95,6 +95,9 @@ struct Request {
     verbatim: bool,
     framing: Framing,
     client_keep: bool,
+    /// The client said this is its last request (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive): nothing may follow it.
+    client_closes: bool,
     upgrade: bool,
     /// Whether the head is still in the buffer and may be sent again.
     replayable: bool,
@@ -273,6 +276,25 @@ impl HttpSession {
             held: Held::Nothing,
             excluded: Excluded::default(),
         })
+    }
+
+    /// Whether the session may need the client socket's readiness events
+    /// now. It does not while its request is entirely sent and it waits
+    /// for a connect or a response head: the client is not read beyond the
+    /// request in flight, and nothing is written to it before the response
+    /// head comes (a backend event). A `Connection: close` exchange that
+    /// goes through without the client socket ever blocking is then served
+    /// without registering it with the poller.
+    pub fn needs_client_events(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Connecting { .. }
+                | State::Exchange {
+                    up: Up::Done,
+                    down: Down::Head,
+                    ..
+                }
+        )
     }
 
     /// Whether nothing is in flight (a draining engine may close it).

@@ -139,6 +139,7 @@ impl HttpSession {
             verbatim,
             framing: info.framing,
             client_keep: info.keep_alive && info.version == 1,
+            client_closes: !info.keep_alive,
             upgrade: info.upgrade,
             replayable: info.method.is_idempotent()
                 && matches!(info.framing, Framing::None | Framing::Length(0)),
