@@ -44,8 +44,11 @@ const MAX_BUFFERS: usize = 16 * 1024;
 /// this frees the rest.
 const SPARE_HTTP_SESSIONS: usize = 256;
 
-/// How often paused listeners and the idle pool are looked at.
+/// How often a paused listener, a starved session or a drain is looked at.
 const TICK: Duration = Duration::from_millis(20);
+
+/// How often idle pooled backend connections are swept for expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The token of backend connection `id`.
 pub fn backend_token(id: usize) -> Token {
@@ -235,8 +238,8 @@ impl Worker {
         loop {
             let now = Instant::now();
             let mut timeout = self.timers.next_timeout(now);
-            if self.needs_tick() {
-                timeout = Some(timeout.map_or(TICK, |t| t.min(TICK)));
+            if let Some(tick) = self.tick(now) {
+                timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
             }
             if let Err(e) = self.res.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -309,11 +312,22 @@ impl Worker {
         Ok(())
     }
 
-    fn needs_tick(&self) -> bool {
-        self.res.drain.is_some()
-            || self.res.backends.idle_count() > 0
+    /// How long the poller may sleep for the loop's own chores: [`TICK`]
+    /// while something is retried by polling (a drain, starved sessions, a
+    /// paused listener), the time to the next pool sweep while backend
+    /// connections are pooled, and no limit otherwise, so an idle worker
+    /// does not wake.
+    fn tick(&self, now: Instant) -> Option<Duration> {
+        if self.res.drain.is_some()
             || !self.starved.is_empty()
             || self.listeners.iter().any(|(_, l)| l.paused)
+        {
+            Some(TICK)
+        } else if self.res.backends.idle_count() > 0 {
+            Some(SWEEP_EVERY.saturating_sub(now.duration_since(self.last_sweep)))
+        } else {
+            None
+        }
     }
 
     fn handle(&mut self, message: Message, now: Instant) {
@@ -551,8 +565,7 @@ impl Worker {
     }
 
     fn sweep_pool(&mut self, now: Instant) {
-        if self.res.backends.idle_count() == 0
-            || now.duration_since(self.last_sweep) < Duration::from_secs(1)
+        if self.res.backends.idle_count() == 0 || now.duration_since(self.last_sweep) < SWEEP_EVERY
         {
             return;
         }

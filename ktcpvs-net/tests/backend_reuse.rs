@@ -2,7 +2,8 @@
 //! a per-connection (`FirstRequest`) route whose server stops answering is
 //! decided again without it; a pooled connection the server closed is
 //! replaced for an idempotent request without the client noticing; a
-//! request with a body is never silently replayed.
+//! request with a body is never silently replayed; an idle pooled
+//! connection is closed once `keepalive_timeout` passes.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ktcpvs_core::ServiceSpec;
 use support::client::Client;
@@ -258,4 +259,50 @@ fn a_request_with_a_body_is_not_replayed_on_a_dead_kept_connection() {
         let r = c.read_response(false).unwrap();
         assert_eq!(r.text(), "r1 /form 11", "{scheduler}");
     }
+}
+
+/// A pooled backend connection left idle is closed by the engine once it
+/// has idled longer than `keepalive_timeout`, although nothing else happens
+/// on the worker meanwhile (the worker sleeps until the pool's next sweep).
+#[test]
+fn an_idle_pooled_connection_is_closed_after_the_keepalive_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        let mut stream = reader.into_inner();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        let answered = Instant::now();
+        let mut byte = [0u8; 1];
+        let read = stream.read(&mut byte).ok();
+        (read, answered.elapsed())
+    });
+    let control = control();
+    set(&control, "keepalive_timeout", "1");
+    add_service(&control, "web", "phttp", ServiceSpec::default());
+    add_server(&control, "web", addr);
+    start(&control, "web");
+    let engine = run(control);
+    let mut client = Client::connect(engine.addr("web"));
+    let response = client.get("/").unwrap();
+    assert_eq!((response.status, response.text().as_str()), (200, "ok"));
+    drop(client);
+    let (read, idle) = server.join().unwrap();
+    assert_eq!(read, Some(0), "the engine closes the pooled connection");
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle (keepalive_timeout 1 s)"
+    );
+    drop(engine);
 }
