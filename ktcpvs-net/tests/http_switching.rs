@@ -409,3 +409,52 @@ fn client_gone_while_the_server_is_slow_disturbs_nobody() {
     drop(engine);
     drop(slow);
 }
+
+/// An HTTP/1.0 client that asks for keep-alive (as `ab -k` does) keeps its
+/// connection across requests: each response of known length says
+/// `Connection: keep-alive`, and the real server gets the 1.0 request with
+/// `Connection: keep-alive` so that its connection is pooled too. Without
+/// keep-alive a 1.0 client is closed after its response, and a chunked
+/// response (which a 1.0 client cannot frame) ends the connection.
+#[test]
+fn http10_keep_alive_client_keeps_its_connection() {
+    let (engine, backends) = three_rules("phttp");
+    let mut c = Client::connect(engine.addr("web"));
+    for i in 0..3 {
+        c.send(
+            format!("GET /html/{i} HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+                .as_bytes(),
+        );
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        assert_eq!(r.text(), format!("r2 /html/{i}"));
+    }
+    let heads = backends[1].heads();
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    for h in &heads {
+        assert!(h.contains(" HTTP/1.0\r\n"), "{h}");
+        assert!(h.contains("\r\nConnection: keep-alive\r\n"), "{h}");
+    }
+    assert_eq!(
+        backends[1]
+            .seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one pooled backend connection"
+    );
+
+    c.send(b"GET /chunked/100 HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n");
+    let got = c.read_to_close().unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /html/last HTTP/1.0\r\nHost: t\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "r2 /html/last"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(c.read_to_close().unwrap(), b"");
+}

@@ -30,6 +30,10 @@ pub struct ForwardOptions<'a> {
     pub forwarded_for: Option<SocketAddr>,
     /// Send `Connection: close`.
     pub close: bool,
+    /// Send `Connection: keep-alive`: what an HTTP/1.0 peer needs to keep
+    /// the connection open (HTTP/1.1 keeps it by default). Ignored with
+    /// `close`.
+    pub keep_alive: bool,
     /// One complete extra header line (e.g. `Set-Cookie: KTCPVS_SID=1;
     /// Path=/`), written just before the empty line; a missing CRLF is
     /// added.
@@ -38,7 +42,7 @@ pub struct ForwardOptions<'a> {
 
 impl ForwardOptions<'_> {
     fn adds_nothing(&self) -> bool {
-        self.forwarded_for.is_none() && !self.close && self.extra.is_none()
+        self.forwarded_for.is_none() && !self.close && !self.keep_alive && self.extra.is_none()
     }
 }
 
@@ -54,8 +58,15 @@ pub fn can_forward_request_verbatim(info: &RequestInfo, opts: &ForwardOptions<'_
 /// connection-specific, or its only connection-specific field is
 /// `Connection: keep-alive` and the client connection stays open (so the
 /// field says what the proxy would say itself); and nothing is to be added.
+/// With `opts.keep_alive` the head must already hold that one
+/// `Connection: keep-alive` line.
 pub fn can_forward_response_verbatim(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> bool {
-    (!info.needs_rewrite || info.keep_alive_only) && !opts.close && opts.extra.is_none()
+    let connection_ok = if opts.keep_alive {
+        info.keep_alive_only && info.keep_alive_line.is_some()
+    } else {
+        !info.needs_rewrite || info.keep_alive_only
+    };
+    connection_ok && !opts.close && opts.extra.is_none()
 }
 
 /// The field line [`close_splice`] puts into a received response head.
@@ -117,11 +128,10 @@ pub fn close_splice(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Option<Cl
 ///   `Transfer-Encoding` and `Content-Length` are kept as they are.
 /// * With `opts.forwarded_for`, received `X-Forwarded-For` and `Forwarded`
 ///   fields are merged, each into one field ending with the client.
-/// * `Connection: close` with `opts.close` (combined with `upgrade`).
+/// * `Connection: close` with `opts.close` (combined with `upgrade`), else
+///   `Connection: keep-alive` with `opts.keep_alive` (an HTTP/1.0 request
+///   whose connection to the real server should stay open).
 /// * `opts.extra`, then the empty line.
-///
-/// An HTTP/1.0 client kept alive has lost its `Connection: keep-alive`
-/// here; ask the real server for it through `opts.extra` if wanted.
 ///
 /// ```
 /// use ktcpvs_net::http::{parse_request, write_request_head, ForwardOptions, Limits};
@@ -165,7 +175,7 @@ pub fn write_request_head(
             }
         });
     }
-    write_connection(out, info.upgrade, opts.close);
+    write_connection(out, info.upgrade, opts.close, opts.keep_alive);
     finish(out, opts.extra);
 }
 
@@ -174,11 +184,10 @@ pub fn write_request_head(
 /// * The status line with the server's version, status and reason.
 /// * Every field except hop-by-hop fields and those named in `Connection`;
 ///   for a 101, `Upgrade` is kept and `Connection: upgrade` sent.
-/// * `Connection: close` with `opts.close` (ignored for a 101).
+/// * `Connection: close` with `opts.close` (ignored for a 101), else
+///   `Connection: keep-alive` with `opts.keep_alive` (an HTTP/1.0 client
+///   kept alive).
 /// * `opts.extra`, then the empty line. `opts.forwarded_for` is ignored.
-///
-/// Telling an HTTP/1.0 client `Connection: keep-alive` is the engine's
-/// business, through `opts.extra`.
 ///
 /// ```
 /// use ktcpvs_net::http::{parse_response, write_response_head, ForwardOptions, Limits, Method};
@@ -205,7 +214,12 @@ pub fn write_response_head(
             write_field(out, h.name.as_bytes(), h.value);
         }
     }
-    write_connection(out, info.upgrade, opts.close && !info.upgrade);
+    write_connection(
+        out,
+        info.upgrade,
+        opts.close && !info.upgrade,
+        opts.keep_alive,
+    );
     finish(out, opts.extra);
 }
 
@@ -293,12 +307,13 @@ fn write_merged(
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_connection(out: &mut Vec<u8>, upgrade: bool, close: bool) {
-    match (upgrade, close) {
-        (true, true) => out.extend_from_slice(b"Connection: upgrade, close\r\n"),
-        (true, false) => out.extend_from_slice(b"Connection: upgrade\r\n"),
-        (false, true) => out.extend_from_slice(b"Connection: close\r\n"),
-        (false, false) => {}
+fn write_connection(out: &mut Vec<u8>, upgrade: bool, close: bool, keep_alive: bool) {
+    match (upgrade, close, keep_alive) {
+        (true, true, _) => out.extend_from_slice(b"Connection: upgrade, close\r\n"),
+        (true, false, _) => out.extend_from_slice(b"Connection: upgrade\r\n"),
+        (false, true, _) => out.extend_from_slice(b"Connection: close\r\n"),
+        (false, false, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        (false, false, false) => {}
     }
 }
 

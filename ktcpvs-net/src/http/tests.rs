@@ -765,6 +765,82 @@ fn keep_alive_only_responses_go_verbatim_to_kept_clients() {
     assert!(can_forward_response_verbatim(&plain, &keep));
 }
 
+/// An HTTP/1.0 client kept alive must be told `Connection: keep-alive`: a
+/// head that already says exactly that goes verbatim, any other is
+/// rewritten with the line; `close` wins over `keep_alive`.
+#[test]
+fn http10_keep_alive_is_said_in_the_response_head() {
+    let keep10 = ForwardOptions {
+        keep_alive: true,
+        ..ForwardOptions::default()
+    };
+    let says = response_info(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+        Method::Get,
+    );
+    assert!(can_forward_response_verbatim(&says, &keep10));
+    for buf in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let info = response_info(buf, Method::Get);
+        assert!(!can_forward_response_verbatim(&info, &keep10));
+        let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+        let (info, head) = parse_response(buf, &mut slots, Method::Get, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        write_response_head(&head, &info, &keep10, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+        let both = ForwardOptions {
+            close: true,
+            ..keep10
+        };
+        out.clear();
+        write_response_head(&head, &info, &both, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+}
+
+/// An HTTP/1.0 request is sent to the real server with `Connection:
+/// keep-alive` (its own connection options dropped), so that the server
+/// keeps the connection for the pool; such a head is never verbatim.
+#[test]
+fn http10_request_asks_the_server_to_keep_the_connection() {
+    let keep10 = ForwardOptions {
+        keep_alive: true,
+        ..ForwardOptions::default()
+    };
+    for buf in [
+        &b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n"[..],
+        b"GET /a HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /a HTTP/1.0\r\nHost: h\r\nConnection: Keep-Alive\r\nKeep-Alive: 300\r\n\r\n",
+    ] {
+        let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+        let (info, head) = parse_request(buf, &mut slots, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert!(!can_forward_request_verbatim(&info, &keep10));
+        let mut out = Vec::new();
+        write_request_head(&head, &info, &keep10, &mut out);
+        assert_eq!(
+            out,
+            b"GET /a HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
 /// The fields of a complete response head, as (lower-case name, value),
 /// sorted: the order a writer puts them in does not matter here.
 fn sorted_fields(buf: &[u8]) -> (u16, Vec<(String, Vec<u8>)>) {
@@ -1347,6 +1423,7 @@ mod properties {
             version in 0u8..2,
             close in any::<bool>(),
             forwarded in any::<bool>(),
+            keep_alive in any::<bool>(),
         ) {
             let mut buf = format!("POST /r?x=1 HTTP/1.{version}\r\nHost: a\r\n").into_bytes();
             for &i in &picks {
@@ -1360,6 +1437,7 @@ mod properties {
             let opts = ForwardOptions {
                 forwarded_for: forwarded.then(|| "192.0.2.1:9".parse().unwrap()),
                 close,
+                keep_alive,
                 extra: None,
             };
             let out = rewrite_request(&buf, &opts);
@@ -1373,8 +1451,10 @@ mod properties {
             prop_assert_eq!((head.method, head.target, head.version), ("POST", "/r?x=1", version));
             if close {
                 prop_assert!(!again.keep_alive);
+            } else if keep_alive && !original.upgrade {
+                prop_assert!(again.keep_alive);
             }
-            if !original.upgrade && !close {
+            if !original.upgrade && !close && !keep_alive {
                 prop_assert!(!again.needs_rewrite);
             }
             let named_in_connection = picks.contains(&2);

@@ -235,14 +235,23 @@ fn serve(stream: TcpStream, name: &str, seen: &Seen) -> std::io::Result<()> {
         let len: usize = get("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let close = version == 0 || get("connection").is_some_and(|v| v.contains("close"));
+        // HTTP/1.0 keeps the connection only when asked, as nginx does.
+        let close = if version == 0 {
+            !get("connection").is_some_and(|v| v.contains("keep-alive"))
+        } else {
+            get("connection").is_some_and(|v| v.contains("close"))
+        };
         if get("expect").is_some_and(|v| v == "100-continue") {
             w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         let body = read_body(&mut r, chunked, len)?;
         seen.requests.fetch_add(1, Ordering::SeqCst);
         let head_only = method == "HEAD";
-        let conn = if close { "connection: close\r\n" } else { "" };
+        let conn = match (close, version) {
+            (true, _) => "connection: close\r\n",
+            (false, 0) => "connection: keep-alive\r\n",
+            (false, _) => "",
+        };
         let send =
             |w: &mut TcpStream, status: &str, extra: &str, body: &[u8]| -> std::io::Result<()> {
                 let mut out = format!(

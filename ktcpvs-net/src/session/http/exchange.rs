@@ -194,7 +194,12 @@ impl HttpSession {
                             let client_keep = req.client_keep
                                 && !ctx.draining
                                 && !info.upgrade
-                                && info.framing != Framing::CloseDelimited;
+                                && match info.framing {
+                                    Framing::CloseDelimited => false,
+                                    // An HTTP/1.0 client cannot read chunked framing.
+                                    Framing::Chunked => !req.http10,
+                                    Framing::None | Framing::Length(_) => true,
+                                };
                             let extra = match (route.selection, info.interim) {
                                 (Some(sel), false) if sel.stamp => route
                                     .service
@@ -205,6 +210,7 @@ impl HttpSession {
                             let opts = ForwardOptions {
                                 forwarded_for: None,
                                 close: !client_keep && !info.interim,
+                                keep_alive: client_keep && req.http10 && !info.interim,
                                 extra,
                             };
                             let head_out = if can_forward_response_verbatim(&info, &opts) {

@@ -98,6 +98,9 @@ struct Request {
     /// The client said this is its last request (`Connection: close`, or
     /// HTTP/1.0 without keep-alive): nothing may follow it.
     client_closes: bool,
+    /// An HTTP/1.0 request: kept alive only with a response whose length is
+    /// known, which then says `Connection: keep-alive`.
+    http10: bool,
     upgrade: bool,
     /// Whether the head is still in the buffer and may be sent again.
     replayable: bool,

@@ -125,6 +125,9 @@ impl HttpSession {
         let opts = ForwardOptions {
             forwarded_for: service.config().forward_for.then_some(peer),
             close: false,
+            // An HTTP/1.0 request says it, so that the real server keeps
+            // the connection for the pool.
+            keep_alive: info.version == 0,
             extra: None,
         };
         let verbatim = can_forward_request_verbatim(info, &opts);
@@ -138,8 +141,9 @@ impl HttpSession {
             head_len: info.head_len,
             verbatim,
             framing: info.framing,
-            client_keep: info.keep_alive && info.version == 1,
+            client_keep: info.keep_alive,
             client_closes: !info.keep_alive,
+            http10: info.version == 0,
             upgrade: info.upgrade,
             replayable: info.method.is_idempotent()
                 && matches!(info.framing, Framing::None | Framing::Length(0)),
