@@ -167,11 +167,61 @@ impl std::fmt::Display for Location {
 }
 
 /// A configuration text that could not be loaded. Nothing was applied.
+///
+/// Displayed as the original's `Syntax error in the config file at …` for
+/// a text that breaks the grammar, `Error in the config file at …` for a
+/// well-formed command that was refused (an unknown scheduler, a server
+/// given twice, …), and as the bare message for a file that could not be
+/// read.
+///
+/// ```
+/// use ktcpvs_core::{ConfigError, ConfigProblem, Location};
+/// let e = ConfigError {
+///     location: Location { file: None, line: 3, column: 5 },
+///     message: "scheduler \"nope\" is not registered".into(),
+///     problem: ConfigProblem::Refused,
+/// };
+/// assert_eq!(
+///     e.to_string(),
+///     "Error in the config file at line 3, column 5: scheduler \"nope\" is not registered"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("Syntax error in the config file at {location}: {message}")]
 pub struct ConfigError {
     /// Where the error is.
     pub location: Location,
     /// What is wrong, in words.
     pub message: String,
+    /// Which kind of problem it is.
+    pub problem: ConfigProblem,
+}
+
+/// The kind of problem a [`ConfigError`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigProblem {
+    /// The text does not follow the configuration grammar.
+    Syntax,
+    /// The text is well formed, but a command it makes was refused by the
+    /// model (the location is that command's).
+    Refused,
+    /// The file could not be read.
+    Unreadable,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.problem {
+            ConfigProblem::Syntax => write!(
+                f,
+                "Syntax error in the config file at {}: {}",
+                self.location, self.message
+            ),
+            ConfigProblem::Refused => write!(
+                f,
+                "Error in the config file at {}: {}",
+                self.location, self.message
+            ),
+            ConfigProblem::Unreadable => f.write_str(&self.message),
+        }
+    }
 }

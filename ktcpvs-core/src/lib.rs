@@ -40,7 +40,7 @@ pub mod view;
 
 pub use control::{Command, Control, ServiceSpec};
 pub use endpoint::Endpoint;
-pub use error::{AddrError, ConfigError, ControlError, Location, SchedulerError};
+pub use error::{AddrError, ConfigError, ConfigProblem, ControlError, Location, SchedulerError};
 pub use live::{Lease, ServerLoad, ServiceLoad};
 pub use model::{Config, RuleConfig, ServerConfig, ServiceConfig, ServiceDef};
 pub use scheduler::{

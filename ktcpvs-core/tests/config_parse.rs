@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use ktcpvs_core::config::parse;
 use ktcpvs_core::model::{Timeouts, DEFAULT_LISTEN_PORT, DEFAULT_SCHEDULER};
-use ktcpvs_core::{Command, Config, ControlError, Endpoint, RuleConfig, ServerConfig};
+use ktcpvs_core::{
+    Command, Config, ConfigProblem, ControlError, Endpoint, RuleConfig, ServerConfig,
+};
 
 /// The first example of the original (`EXAMPLES`, `config`), verbatim.
 const EXAMPLE_WEB: &str = r#"Virtual web {
@@ -544,4 +546,46 @@ fn scheduler_refusal_is_located_at_its_service() {
         "{}",
         err.message
     );
+}
+
+/// A text that breaks the grammar says "Syntax error" (the original's
+/// words); a well-formed command the model refuses says "Error"; a file
+/// that cannot be read gives its message alone, without a line and column
+/// it does not have.
+#[test]
+fn config_errors_say_which_kind_of_problem_they_are() {
+    let control = support::control();
+    let file = Path::new("k.conf");
+    let Err(ControlError::Config(syntax)) =
+        control.load_config("Virtual web {\n  maxclients = lots\n}\n", Some(file))
+    else {
+        panic!("a syntax error was not refused as a config error");
+    };
+    assert_eq!(syntax.problem, ConfigProblem::Syntax);
+    assert!(
+        syntax
+            .to_string()
+            .starts_with("Syntax error in the config file at k.conf:2:16: "),
+        "{syntax}"
+    );
+    let Err(ControlError::Config(refused)) =
+        control.load_config("Virtual web {\n}\n\nVirtual web {\n}\n", Some(file))
+    else {
+        panic!("a duplicate service was not refused as a config error");
+    };
+    assert_eq!(refused.problem, ConfigProblem::Refused);
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "Error in the config file at k.conf:4:1: {}",
+            refused.message
+        )
+    );
+    let dir = std::env::temp_dir().join(format!("ktcpvs-core-unread-{}", std::process::id()));
+    let Err(ControlError::Config(unread)) = control.load_file(&dir.join("nope.conf")) else {
+        panic!("a missing file was not refused as a config error");
+    };
+    assert_eq!(unread.problem, ConfigProblem::Unreadable);
+    assert_eq!(unread.to_string(), unread.message);
+    assert!(unread.message.contains("opening error"), "{unread}");
 }

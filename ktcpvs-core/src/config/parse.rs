@@ -22,7 +22,7 @@ use super::lexer::{tokenize, Token, TokenKind};
 use super::Located;
 use crate::control::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
-use crate::error::{ConfigError, Location};
+use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::model::{
     validate_service_name, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS,
     MAX_WEIGHT,
@@ -158,6 +158,7 @@ pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Comma
             column: e.column,
         },
         message: e.message,
+        problem: ConfigProblem::Syntax,
     })?;
     let mut parser = Parser {
         tokens,
@@ -221,6 +222,7 @@ impl<'a> Parser<'a> {
         ConfigError {
             location: self.location(token.line, token.column),
             message,
+            problem: ConfigProblem::Syntax,
         }
     }
 
@@ -228,6 +230,7 @@ impl<'a> Parser<'a> {
         ConfigError {
             location: self.location(self.end.0, self.end.1),
             message,
+            problem: ConfigProblem::Syntax,
         }
     }
 

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 pub use command::{Command, ServiceSpec};
 
 use crate::config::{self, PrintOptions};
-use crate::error::{ConfigError, ControlError};
+use crate::error::{ConfigError, ConfigProblem, ControlError};
 use crate::live::{ServerLoad, ServiceLoad};
 use crate::model::Config;
 use crate::scheduler::SchedulerRegistry;
@@ -260,6 +260,7 @@ impl Control {
                 (Some(location), e) => ControlError::Config(ConfigError {
                     location,
                     message: e.to_string(),
+                    problem: ConfigProblem::Refused,
                 }),
                 (None, e) => e,
             }
@@ -276,6 +277,7 @@ impl Control {
                     column: 0,
                 },
                 message: format!("config file {} opening error: {e}", path.display()),
+                problem: ConfigProblem::Unreadable,
             })
         })?;
         self.load_config(&text, Some(path))
