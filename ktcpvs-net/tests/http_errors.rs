@@ -117,6 +117,34 @@ fn redirect_receives_the_untouched_request_when_no_server_takes_it() {
     assert_eq!(r.text(), "local /anything");
 }
 
+/// When the redirect address cannot be reached, the client whose request no
+/// server takes gets 502: its request is not handed to a server that no
+/// rule chose, and the service goes on serving what its rules match.
+#[test]
+fn unreachable_redirect_answers_502_and_sends_the_request_nowhere_else() {
+    let a = HttpBackend::start("a");
+    let control = control();
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            redirect: Some(Some(ep(refused_addr()))),
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", a.addr());
+    add_rule(&control, "web", "^/a/", a.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    assert_eq!(c.get("/elsewhere").unwrap().status, 502);
+    assert_eq!(a.requests(), 0, "{:?}", a.heads());
+    let mut c = Client::connect(engine.addr("web"));
+    let r = c.get("/a/x").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "a /a/x"));
+}
+
 #[test]
 fn slowloris_gets_408_while_others_are_served() {
     let (engine, _backend) = one_backend(ServiceSpec {

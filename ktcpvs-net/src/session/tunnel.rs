@@ -10,8 +10,9 @@
 //! server, and when the connect fails or times out it retries on another
 //! server with the failed ones in `exclude`.
 //!
-//! An HTTP session that receives `101 Switching Protocols` becomes a tunnel
-//! over its already connected backend ([`Tunnel::relaying`]).
+//! An HTTP session that receives `101 Switching Protocols`, or whose
+//! request no server takes and whose redirect address it connected to,
+//! becomes a tunnel over that backend connection ([`Tunnel::relaying`]).
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -204,27 +205,6 @@ impl Tunnel {
             excluded,
             last_activity: ctx.now,
         })
-    }
-
-    /// A tunnel connecting to `connecting` (the redirect fallback of an
-    /// HTTP session), which will relay the client's bytes untouched.
-    pub fn connecting(connecting: Connecting, deadline: Instant, now: Instant) -> Tunnel {
-        Tunnel {
-            phase: Phase::Connecting(connecting, deadline),
-            up: Pipe::new(None),
-            down: Pipe::new(None),
-            excluded: Excluded {
-                servers: Vec::new(),
-                redirect_tried: true,
-            },
-            last_activity: now,
-        }
-    }
-
-    /// Bytes already read from the client, to relay first.
-    pub fn with_client_bytes(mut self, buf: Option<Buffer>) -> Tunnel {
-        self.up.buf = buf;
-        self
     }
 
     /// A tunnel over an already open backend connection (after `101`),

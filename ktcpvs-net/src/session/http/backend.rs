@@ -13,6 +13,7 @@ use ktcpvs_core::{PickRequest, Selection};
 use super::{Held, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
 use crate::backend_pool::ConnectCheck;
 use crate::http::{parse_request_uninit, Limits};
+use crate::session::tunnel::Tunnel;
 use crate::session::{fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, Target};
 
 impl HttpSession {
@@ -78,6 +79,13 @@ impl HttpSession {
                 else {
                     return Step::Close;
                 };
+                if conn.target == Target::Redirect {
+                    // No server takes the request: the redirect address
+                    // gets the client's bytes untouched, from its head on.
+                    self.route = None;
+                    let up = self.inbuf.take();
+                    return Step::Tunnel(Tunnel::relaying(conn.conn, None, up, None, ctx.now));
+                }
                 self.begin_exchange(conn.conn, false, req, ctx)
             }
             ConnectCheck::Failed(e) => {

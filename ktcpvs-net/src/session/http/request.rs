@@ -17,7 +17,6 @@ use crate::http::{
     can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
     Framing, Limits,
 };
-use crate::session::tunnel::Tunnel;
 use crate::session::{fail_target, start_connect, Conn, Connecting, Ctx, Fill, NoBackend, Target};
 
 impl HttpSession {
@@ -52,10 +51,7 @@ impl HttpSession {
                     Ok(Some((info, head))) => {
                         let step = self.route_request(peer, service, ctx, &info, &head);
                         self.inbuf = Some(buf);
-                        return match step {
-                            Step::Tunnel(t) => Step::Tunnel(t.with_client_bytes(self.inbuf.take())),
-                            other => other,
-                        };
+                        return step;
                     }
                     Ok(None) if exhausted => {
                         self.fail(431, service, ctx);
@@ -257,12 +253,10 @@ impl HttpSession {
         };
         match start_connect(&service, &mut pick_again, &mut self.excluded, ctx) {
             Ok(mut connecting) => {
-                if connecting.target == Target::Redirect {
-                    // Nothing takes the request: relay it untouched.
-                    let deadline =
-                        ctx.now + service.timeout(TimeoutKind::Connect, snapshot.settings());
-                    return Step::Tunnel(Tunnel::connecting(connecting, deadline, ctx.now));
-                }
+                // The redirect address (no server takes the request) is
+                // connected like a server; once connected, the session
+                // becomes a tunnel relaying the request untouched (see
+                // `connecting`), and when it fails the client gets 502.
                 self.route = Some(Route {
                     service: Arc::clone(&service),
                     selection: chosen,
