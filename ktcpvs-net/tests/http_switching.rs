@@ -33,6 +33,16 @@ fn three_rules(scheduler: &str) -> (Running, [HttpBackend; 3]) {
     (run(control), backends)
 }
 
+/// An engine with one service whose every request goes to `backend`.
+fn one_server(scheduler: &str, backend: std::net::SocketAddr) -> Running {
+    let control = control();
+    add_service(&control, "web", scheduler, ServiceSpec::default());
+    add_server(&control, "web", backend);
+    add_rule(&control, "web", ".*", backend);
+    start(&control, "web");
+    run(control)
+}
+
 #[test]
 fn seed_three_rule_switch_routes_by_target() {
     let (engine, _b) = three_rules("http");
@@ -253,12 +263,7 @@ fn closing_client_gets_connection_close_in_place_of_keep_alive() {
             // Head and body in one write, so the proxy reads both at once.
             s.write_all(&reply).unwrap();
         });
-        let control = control();
-        add_service(&control, "web", "http", ServiceSpec::default());
-        add_server(&control, "web", backend_addr);
-        add_rule(&control, "web", ".*", backend_addr);
-        start(&control, "web");
-        let engine = run(control);
+        let engine = one_server("http", backend_addr);
         let mut c = Client::connect(engine.addr("web"));
         c.send(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let got = c.read_to_close().unwrap();
@@ -356,12 +361,7 @@ fn closing_client_that_reads_late_gets_a_large_late_response_whole() {
     let body = pattern(8 << 20);
     let slow = SlowBackend::start(Duration::from_millis(150), body.clone());
     let backend = slow.addr;
-    let control = control();
-    add_service(&control, "web", "http", ServiceSpec::default());
-    add_server(&control, "web", backend);
-    add_rule(&control, "web", ".*", backend);
-    start(&control, "web");
-    let engine = run(control);
+    let engine = one_server("http", backend);
     let mut c = Client::connect(engine.addr("web"));
     c.send(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     std::thread::sleep(Duration::from_millis(400));
@@ -388,12 +388,7 @@ fn closing_client_that_reads_late_gets_a_large_late_response_whole() {
 fn client_gone_while_the_server_is_slow_disturbs_nobody() {
     let slow = SlowBackend::start(Duration::from_millis(200), b"late".to_vec());
     let backend = slow.addr;
-    let control = control();
-    add_service(&control, "web", "phttp", ServiceSpec::default());
-    add_server(&control, "web", backend);
-    add_rule(&control, "web", ".*", backend);
-    start(&control, "web");
-    let engine = run(control);
+    let engine = one_server("phttp", backend);
     let mut gone = Client::connect(engine.addr("web"));
     gone.send(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     std::thread::sleep(Duration::from_millis(50));
