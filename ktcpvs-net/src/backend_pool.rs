@@ -46,6 +46,11 @@ pub struct BackendConn {
     pub state: LinkState,
     /// The session using it, or `None` while it idles in the pool.
     pub owner: Option<usize>,
+    /// Taken off the poller while a spliced response body waits for the
+    /// client with a full pipe (its arrivals could only wake the worker
+    /// for nothing); registered again before the relay reads it. Never
+    /// pooled in that state.
+    pub source_paused: bool,
     /// When it was last put in the pool.
     idle_since: Instant,
     /// Its server's idle list (an index into `Backends::lists`).
@@ -119,6 +124,7 @@ impl Backends {
             addr,
             state: LinkState::Connecting,
             owner: Some(owner),
+            source_paused: false,
             idle_since: now,
             list,
             slot: 0,
@@ -260,7 +266,7 @@ impl Backends {
             return false;
         };
         let list = &mut self.lists[b.list];
-        if list.len() >= max_idle || b.state != LinkState::Open {
+        if list.len() >= max_idle || b.state != LinkState::Open || b.source_paused {
             self.conns.remove(id);
             return false;
         }

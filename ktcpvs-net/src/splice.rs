@@ -78,6 +78,9 @@ pub struct KernelPipe {
     /// Bytes in the pipe (at most `capacity`, far below `u32::MAX`).
     held: u32,
     capacity: u32,
+    /// The pipe took nothing more on the last try while holding bytes
+    /// (no room, or no free page slot): see [`is_full`](Self::is_full).
+    full: bool,
 }
 
 impl KernelPipe {
@@ -105,7 +108,16 @@ impl KernelPipe {
             write,
             held: 0,
             capacity: u32::try_from(capacity).unwrap_or(64 * 1024).max(4096),
+            full: false,
         })
+    }
+
+    /// Whether the pipe can take nothing more until some of it is sent:
+    /// the last attempt to fill it found no room (by bytes, or by the page
+    /// slots a pipe counts). While it is full and the destination blocks,
+    /// the source's readiness is of no use to the relay.
+    pub fn is_full(&self) -> bool {
+        self.held > 0 && self.full
     }
 
     /// Bytes in the pipe, not yet sent on.
@@ -135,6 +147,9 @@ impl KernelPipe {
                 return Ok(out);
             }
             let room = (self.capacity - self.held) as usize;
+            if room == 0 {
+                self.full = true;
+            }
             if src.ready.readable && room > 0 {
                 let left = usize::try_from(max - out.taken).unwrap_or(usize::MAX);
                 match self.splice_in(src, room.min(left))? {
@@ -144,7 +159,7 @@ impl KernelPipe {
                     }
                     // Only an empty pipe proves the source drained.
                     In::WouldBlock if self.held == 0 => src.ready.readable = false,
-                    In::WouldBlock => {}
+                    In::WouldBlock => self.full = true,
                     In::Eof if self.held == 0 => {
                         out.end = Relayed::Eof;
                         return Ok(out);
@@ -215,6 +230,7 @@ impl KernelPipe {
             if n > 0 {
                 // `0 < n <= held`, so it fits both types.
                 self.held -= n as u32;
+                self.full = false;
                 sent += n as usize;
                 dst.traffic.written += n as u64;
                 continue;

@@ -87,6 +87,45 @@ fn the_setting_is_read_per_decision_on_a_live_connection() {
     bodies_arrive_intact(&mut c);
 }
 
+/// A spliced body larger than every buffer on its way, to a client that
+/// starts reading late and then reads with pauses: the pipe fills and the
+/// client blocks again and again, so the server's socket leaves the poller
+/// and comes back each time. The body arrives whole, and the server
+/// connection, watched again, is reused for the next request.
+#[test]
+fn spliced_body_to_a_client_that_pauses_arrives_whole() {
+    let (engine, backend) = http_service("1");
+    let n = 32 << 20;
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(format!("GET /length/{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.reader.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let mut body = vec![0u8; n];
+    for (i, chunk) in body.chunks_mut(1 << 20).enumerate() {
+        c.reader.read_exact(chunk).unwrap();
+        if i % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(checksum(&body), checksum(&pattern(n)));
+    assert_eq!(c.get("/next").unwrap().text(), "r1 /next");
+    assert_eq!(
+        backend
+            .seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the server connection was reused, not replaced"
+    );
+}
+
 #[test]
 fn truncated_spliced_body_cuts_the_client() {
     let (engine, _b) = http_service("1");

@@ -10,6 +10,7 @@ use std::net::Shutdown;
 
 use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
+use mio::Interest;
 
 use super::body::{relay_body, BodyFail, BodyStep};
 use super::{
@@ -22,6 +23,8 @@ use crate::http::{
 };
 use crate::session::tunnel::Tunnel;
 use crate::session::{Conn, Ctx, Fill, Target};
+use crate::splice::KernelPipe;
+use crate::worker::backend_token;
 
 impl HttpSession {
     /// Moves the request up and the response down as far as the sockets
@@ -355,6 +358,26 @@ impl HttpSession {
                         *pending -= skip + body_sent;
                         *head = HeadOut::InBuffer;
                     }
+                    if link.source_paused
+                        && (client.ready.writable
+                            || !self.down_pipe.as_ref().is_some_and(KernelPipe::is_full))
+                    {
+                        // The client took bytes, or the pipe has room: the
+                        // server's socket is watched and read again.
+                        if ctx
+                            .registry
+                            .register(
+                                &mut link.conn.stream,
+                                backend_token(*backend),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )
+                            .is_err()
+                        {
+                            return Step::Close;
+                        }
+                        link.source_paused = false;
+                        link.conn.ready.readable = true;
+                    }
                     match relay_body(
                         &mut link.conn,
                         client,
@@ -377,7 +400,22 @@ impl HttpSession {
                             let client_keep = *client_keep && matches!(up, Up::Done);
                             return self.finish_exchange(client, backend_keep, client_keep, ctx);
                         }
-                        Ok(BodyStep::Blocked) => break,
+                        Ok(BodyStep::Blocked) => {
+                            // Spliced bytes fill the pipe and the client
+                            // takes none: until it does, every segment the
+                            // server sends would wake the worker for nothing
+                            // (a cross-CPU wake-up each), so its socket
+                            // leaves the poller until the client drains.
+                            if !link.source_paused
+                                && !client.ready.writable
+                                && !body.is_done()
+                                && self.down_pipe.as_ref().is_some_and(KernelPipe::is_full)
+                                && ctx.registry.deregister(&mut link.conn.stream).is_ok()
+                            {
+                                link.source_paused = true;
+                            }
+                            break;
+                        }
                         Ok(BodyStep::Starved) => {
                             starved = true;
                             break;
