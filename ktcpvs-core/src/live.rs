@@ -128,13 +128,16 @@ impl ServerLoad {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts bytes relayed to (`out`) and from (`inn`) the server.
-    pub fn add_bytes(&self, out: u64, inn: u64) {
-        if out != 0 {
-            self.bytes_out.fetch_add(out, Ordering::Relaxed);
+    /// Counts bytes relayed to the server (`requests`: the request
+    /// direction, counted as bytes out) and from it (`responses`: bytes
+    /// in). Like [`ServiceLoad::add_bytes`], the request direction comes
+    /// first.
+    pub fn add_bytes(&self, requests: u64, responses: u64) {
+        if requests != 0 {
+            self.bytes_out.fetch_add(requests, Ordering::Relaxed);
         }
-        if inn != 0 {
-            self.bytes_in.fetch_add(inn, Ordering::Relaxed);
+        if responses != 0 {
+            self.bytes_in.fetch_add(responses, Ordering::Relaxed);
         }
     }
 
@@ -247,13 +250,15 @@ impl ServiceLoad {
     pub fn add_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
-    /// Counts client bytes in and out.
-    pub fn add_bytes(&self, inn: u64, out: u64) {
-        if inn != 0 {
-            self.bytes_in.fetch_add(inn, Ordering::Relaxed);
+    /// Counts bytes read from clients (`requests`: the request direction,
+    /// counted as bytes in) and written to them (`responses`: bytes out).
+    /// Like [`ServerLoad::add_bytes`], the request direction comes first.
+    pub fn add_bytes(&self, requests: u64, responses: u64) {
+        if requests != 0 {
+            self.bytes_in.fetch_add(requests, Ordering::Relaxed);
         }
-        if out != 0 {
-            self.bytes_out.fetch_add(out, Ordering::Relaxed);
+        if responses != 0 {
+            self.bytes_out.fetch_add(responses, Ordering::Relaxed);
         }
     }
     /// Counts an error answered by the proxy.
