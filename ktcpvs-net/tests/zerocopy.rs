@@ -170,3 +170,45 @@ fn spliced_tunnel_relays_megabytes_and_passes_half_close_on() {
         );
     }
 }
+
+/// A spliced layer-4 download to a client that starts reading late and then
+/// pauses: the server's socket leaves the poller while the pipe is full and
+/// comes back each time the client drains. All of it arrives, then the
+/// client's own bytes and FIN still reach the server, whose answer and FIN
+/// come back.
+#[test]
+fn spliced_tunnel_download_to_a_client_that_pauses_arrives_whole() {
+    let n = 32 << 20;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut go = [0u8; 1];
+        s.read_exact(&mut go).unwrap();
+        s.write_all(&pattern(n)).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        s.write_all(b"BYE").unwrap();
+        rest
+    });
+    let engine = l4_service(server_addr, "1");
+    let mut s = TcpStream::connect(engine.addr("l4")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"g").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = vec![0u8; n];
+    for (i, chunk) in got.chunks_mut(1 << 20).enumerate() {
+        s.read_exact(chunk).unwrap();
+        if i % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(checksum(&got), checksum(&pattern(n)));
+    s.write_all(b"after").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut tail = Vec::new();
+    s.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, b"BYE");
+    assert_eq!(server.join().unwrap(), b"after");
+}
