@@ -97,19 +97,26 @@ fn refused_servers_are_retried_then_502() {
     assert_eq!(c.get("/").unwrap().status, 502);
 }
 
-#[test]
-fn redirect_receives_the_untouched_request_when_no_server_takes_it() {
-    let fallback = HttpBackend::start("local");
+/// A control with service "web" (`phttp`) whose redirect address is
+/// `redirect`, not started.
+fn redirecting_to(redirect: std::net::SocketAddr) -> ktcpvs_core::Control {
     let control = control();
     add_service(
         &control,
         "web",
         "phttp",
         ServiceSpec {
-            redirect: Some(Some(ep(fallback.addr()))),
+            redirect: Some(Some(ep(redirect))),
             ..Default::default()
         },
     );
+    control
+}
+
+#[test]
+fn redirect_receives_the_untouched_request_when_no_server_takes_it() {
+    let fallback = HttpBackend::start("local");
+    let control = redirecting_to(fallback.addr());
     start(&control, "web");
     let engine = run(control);
     let mut c = Client::connect(engine.addr("web"));
@@ -123,16 +130,7 @@ fn redirect_receives_the_untouched_request_when_no_server_takes_it() {
 #[test]
 fn unreachable_redirect_answers_502_and_sends_the_request_nowhere_else() {
     let a = HttpBackend::start("a");
-    let control = control();
-    add_service(
-        &control,
-        "web",
-        "phttp",
-        ServiceSpec {
-            redirect: Some(Some(ep(refused_addr()))),
-            ..Default::default()
-        },
-    );
+    let control = redirecting_to(refused_addr());
     add_server(&control, "web", a.addr());
     add_rule(&control, "web", "^/a/", a.addr());
     start(&control, "web");
