@@ -57,7 +57,7 @@ pub(crate) fn scan_head(buf: &[u8], limits: ScanLimits) -> Result<Scan, ScanErro
     let mut first_line = true;
     let mut fields = 0usize;
     let mut pos = leading;
-    while let Some(off) = buf[pos..].iter().position(|&b| b == b'\n') {
+    while let Some(off) = memchr::memchr(b'\n', &buf[pos..]) {
         let lf = pos + off;
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(ScanError::BareLf(lf));
