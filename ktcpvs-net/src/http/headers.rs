@@ -141,6 +141,41 @@ pub fn is_field_value_byte(b: u8) -> bool {
     FIELD_VALUE[usize::from(b)]
 }
 
+/// The first byte of `value` that may not appear in a field value (see
+/// [`is_field_value_byte`]), if any.
+///
+/// Eight bytes at a time are first tested for any byte below `SP` or equal
+/// to `DEL` with word arithmetic (the `hasless`/`haszero` tests: never a
+/// miss, sometimes a false alarm, e.g. for `HTAB`); only a value that
+/// raises the alarm is scanned byte by byte, which gives the exact answer.
+///
+/// ```
+/// use ktcpvs_net::http::headers::first_bad_value_byte;
+/// assert_eq!(first_bad_value_byte(b"text/html; charset=\xe9\tand more"), None);
+/// assert_eq!(first_bad_value_byte(b"abcdefgh\x00"), Some(0));
+/// assert_eq!(first_bad_value_byte(b"abc\x7fdefgh"), Some(0x7f));
+/// ```
+pub fn first_bad_value_byte(value: &[u8]) -> Option<u8> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = value.chunks_exact(8);
+    let mut alarm = false;
+    for chunk in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(bytes);
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let del = x ^ (ONES * 0x7f);
+        let has_del = del.wrapping_sub(ONES) & !del & HIGHS;
+        alarm |= (below_space | has_del) != 0;
+    }
+    alarm |= words.remainder().iter().any(|&b| !is_field_value_byte(b));
+    if !alarm {
+        return None;
+    }
+    value.iter().copied().find(|&b| !is_field_value_byte(b))
+}
+
 /// `bytes` without leading and trailing optional whitespace (SP, HTAB).
 pub fn trim_ows(bytes: &[u8]) -> &[u8] {
     let start = bytes

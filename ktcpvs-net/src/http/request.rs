@@ -480,7 +480,7 @@ fn check_fields(headers: &[Header<'_>]) -> Result<(), RequestError> {
         if h.name.is_empty() {
             return Err(RequestError::Malformed(httparse::Error::HeaderName));
         }
-        if let Some(&byte) = h.value.iter().find(|&&b| !headers::is_field_value_byte(b)) {
+        if let Some(byte) = headers::first_bad_value_byte(h.value) {
             return Err(RequestError::FieldByte { field, byte });
         }
     }

@@ -337,8 +337,8 @@ impl FieldFacts {
                 return Err(ResponseError::Malformed(httparse::Error::HeaderName));
             }
             let bad_name = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b));
-            let bad_value = h.value.iter().find(|&&b| !headers::is_field_value_byte(b));
-            if let Some(&byte) = bad_name.or(bad_value) {
+            let bad_name = bad_name.copied();
+            if let Some(byte) = bad_name.or_else(|| headers::first_bad_value_byte(h.value)) {
                 return Err(ResponseError::FieldByte { field, byte });
             }
             match classify(h.name) {

@@ -1373,6 +1373,24 @@ mod properties {
     }
 
     proptest! {
+        /// The word-at-a-time value check answers exactly what a byte-by-byte
+        /// scan against the table answers, for values of every length and
+        /// bytes chosen to sit on the boundaries (controls, HTAB, SP, DEL,
+        /// obs-text) as well as anywhere.
+        #[test]
+        fn value_check_matches_the_byte_table(
+            value in proptest::collection::vec(
+                prop_oneof![
+                    Just(0x00u8), Just(0x09), Just(0x1f), Just(0x20), Just(0x7e),
+                    Just(0x7f), Just(0x80), Just(0xff), b'a'..=b'z', any::<u8>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let expected = value.iter().copied().find(|&b| !headers::is_field_value_byte(b));
+            prop_assert_eq!(headers::first_bad_value_byte(&value), expected);
+        }
+
         #[test]
         fn parse_request_never_panics(buf in http_bytes()) {
             let limits = Limits { max_request_line: 64, max_header_size: 128, max_headers: 4 };
