@@ -46,17 +46,44 @@ pub struct BackendConn {
     pub state: LinkState,
     /// The session using it, or `None` while it idles in the pool.
     pub owner: Option<usize>,
-    /// Taken off the poller while a spliced response body waits for the
-    /// client with a full pipe (its arrivals could only wake the worker
-    /// for nothing); registered again before the relay reads it. Never
+    /// Taken off the poller by [`pause_source`](Self::pause_source); never
     /// pooled in that state.
-    pub source_paused: bool,
+    source_paused: bool,
     /// When it was last put in the pool.
     idle_since: Instant,
     /// Its server's idle list (an index into `Backends::lists`).
     list: usize,
     /// Its place in that list while it idles.
     slot: usize,
+}
+
+impl BackendConn {
+    /// Takes the socket off the poller while a spliced relay from it waits
+    /// on its destination with a full pipe: until the destination drains,
+    /// every segment the server sent would wake the worker for nothing (a
+    /// cross-CPU wake-up each). Does nothing if it is off already, or if
+    /// the poller refuses (the connection then just stays watched).
+    pub fn pause_source(&mut self, registry: &Registry) {
+        if !self.source_paused && registry.deregister(&mut self.conn.stream).is_ok() {
+            self.source_paused = true;
+        }
+    }
+
+    /// Puts a paused socket (connection `id`) back on the poller, readable
+    /// assumed since its events were not watched; does nothing if it was
+    /// not paused.
+    pub fn resume_source(&mut self, registry: &Registry, id: usize) -> io::Result<()> {
+        if self.source_paused {
+            registry.register(
+                &mut self.conn.stream,
+                backend_token(id),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            self.source_paused = false;
+            self.conn.ready.readable = true;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of checking a connect in progress.

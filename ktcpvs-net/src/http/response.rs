@@ -336,8 +336,7 @@ impl FieldFacts {
             if h.name.is_empty() {
                 return Err(ResponseError::Malformed(httparse::Error::HeaderName));
             }
-            let bad_name = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b));
-            let bad_name = bad_name.copied();
+            let bad_name = h.name.bytes().find(|&b| !headers::is_tchar(b));
             if let Some(byte) = bad_name.or_else(|| headers::first_bad_value_byte(h.value)) {
                 return Err(ResponseError::FieldByte { field, byte });
             }

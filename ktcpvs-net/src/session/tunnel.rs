@@ -25,12 +25,9 @@ use super::{
     fail_target, pick_l4, poll_connect, start_connect, Conn, Connecting, Ctx, Excluded, Fill, Flow,
     NoBackend,
 };
-use mio::Interest;
-
 use crate::backend_pool::ConnectCheck;
 use crate::buffer::{Buffer, BufferPool};
 use crate::splice::{self, KernelPipe, Relayed};
-use crate::worker::backend_token;
 
 /// Where one direction of the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,38 +252,24 @@ impl Tunnel {
         let Some(link) = ctx.backends.get_mut(backend) else {
             return Flow::Done;
         };
-        if link.source_paused {
-            // Driven by the client (it drained, or sent something for the
-            // server): the server's socket is watched again first.
-            if ctx
-                .registry
-                .register(
-                    &mut link.conn.stream,
-                    backend_token(backend),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                return Flow::Done;
-            }
-            link.source_paused = false;
-            link.conn.ready.readable = true;
+        // Driven by the client (it drained, or sent something for the
+        // server): a paused server socket is watched again first.
+        if link.resume_source(ctx.registry, backend).is_err() {
+            return Flow::Done;
         }
         let zerocopy = ctx.snapshots.load().settings().zerocopy_send() == 1;
         let up = self.up.pump(client, &mut link.conn, ctx.pool, zerocopy);
         let down = self.down.pump(&mut link.conn, client, ctx.pool, zerocopy);
         // The server's bytes fill the kernel pipe and the client takes
-        // none, while nothing waits to be written to the server: until the
-        // client drains, the server's socket could only wake the worker for
-        // nothing, so it leaves the poller (see the HTTP body relay).
+        // none, while nothing waits to be written to the server: the
+        // server's socket leaves the poller until the client drains.
         if matches!((&up, &down), (Ok(_), Ok(_)))
             && !client.ready.writable
             && self.down.state == PipeState::Open
             && self.down.kernel.as_ref().is_some_and(KernelPipe::is_full)
             && self.up.is_idle()
-            && ctx.registry.deregister(&mut link.conn.stream).is_ok()
         {
-            link.source_paused = true;
+            link.pause_source(ctx.registry);
         }
         // One add per counter and relay batch, whatever the path (buffers
         // or splice) and however the batch ended.

@@ -10,7 +10,6 @@ use std::net::Shutdown;
 
 use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
-use mio::Interest;
 
 use super::body::{relay_body, BodyFail, BodyStep};
 use super::{
@@ -24,7 +23,6 @@ use crate::http::{
 use crate::session::tunnel::Tunnel;
 use crate::session::{Conn, Ctx, Fill, Target};
 use crate::splice::KernelPipe;
-use crate::worker::backend_token;
 
 impl HttpSession {
     /// Moves the request up and the response down as far as the sockets
@@ -358,25 +356,13 @@ impl HttpSession {
                         *pending -= skip + body_sent;
                         *head = HeadOut::InBuffer;
                     }
-                    if link.source_paused
-                        && (client.ready.writable
-                            || !self.down_pipe.as_ref().is_some_and(KernelPipe::is_full))
+                    // The client took bytes, or the pipe has room: a paused
+                    // server socket is watched and read again.
+                    if (client.ready.writable
+                        || !self.down_pipe.as_ref().is_some_and(KernelPipe::is_full))
+                        && link.resume_source(ctx.registry, *backend).is_err()
                     {
-                        // The client took bytes, or the pipe has room: the
-                        // server's socket is watched and read again.
-                        if ctx
-                            .registry
-                            .register(
-                                &mut link.conn.stream,
-                                backend_token(*backend),
-                                Interest::READABLE | Interest::WRITABLE,
-                            )
-                            .is_err()
-                        {
-                            return Step::Close;
-                        }
-                        link.source_paused = false;
-                        link.conn.ready.readable = true;
+                        return Step::Close;
                     }
                     match relay_body(
                         &mut link.conn,
@@ -402,17 +388,13 @@ impl HttpSession {
                         }
                         Ok(BodyStep::Blocked) => {
                             // Spliced bytes fill the pipe and the client
-                            // takes none: until it does, every segment the
-                            // server sends would wake the worker for nothing
-                            // (a cross-CPU wake-up each), so its socket
-                            // leaves the poller until the client drains.
-                            if !link.source_paused
-                                && !client.ready.writable
+                            // takes none: the server's socket leaves the
+                            // poller until the client drains.
+                            if !client.ready.writable
                                 && !body.is_done()
                                 && self.down_pipe.as_ref().is_some_and(KernelPipe::is_full)
-                                && ctx.registry.deregister(&mut link.conn.stream).is_ok()
                             {
-                                link.source_paused = true;
+                                link.pause_source(ctx.registry);
                             }
                             break;
                         }
@@ -472,7 +454,7 @@ impl HttpSession {
         // its write side and wait for the client's EOF.
         let client_done = matches!(
             &self.state,
-            State::Exchange { req, up: Up::Done, .. } if req.client_closes
+            State::Exchange { req, up: Up::Done, .. } if !req.client_keep
         );
         ctx.pool.release_if_empty(&mut self.outbuf);
         if per_connection && backend_keep && client_keep {

@@ -94,10 +94,10 @@ struct Request {
     /// Forward `inbuf[..head_len]` as is; otherwise the session's scratch.
     verbatim: bool,
     framing: Framing,
+    /// The client asked to keep the connection (HTTP/1.1 by default,
+    /// HTTP/1.0 with `Connection: keep-alive`); if not, this request is its
+    /// last and nothing may follow it.
     client_keep: bool,
-    /// The client said this is its last request (`Connection: close`, or
-    /// HTTP/1.0 without keep-alive): nothing may follow it.
-    client_closes: bool,
     /// An HTTP/1.0 request: kept alive only with a response whose length is
     /// known, which then says `Connection: keep-alive`.
     http10: bool,

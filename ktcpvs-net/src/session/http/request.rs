@@ -138,7 +138,6 @@ impl HttpSession {
             verbatim,
             framing: info.framing,
             client_keep: info.keep_alive,
-            client_closes: !info.keep_alive,
             http10: info.version == 0,
             upgrade: info.upgrade,
             replayable: info.method.is_idempotent()
