@@ -24,6 +24,16 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// Asserts that the body is `n` bytes and that the backend's
+    /// `X-Checksum` is that of `pattern(n)` (the backend's `/length/N`,
+    /// `/chunked/N` and `/close/N` answers).
+    pub fn assert_pattern_body(&self, n: usize) {
+        assert_eq!(self.body.len(), n);
+        assert_eq!(
+            self.header("x-checksum").unwrap(),
+            super::checksum(&super::pattern(n)).to_string()
+        );
+    }
 }
 
 /// One client connection.
