@@ -249,11 +249,34 @@ pub fn connection_tokens<'a>(headers: &'a [Header<'a>]) -> impl Iterator<Item = 
         .flat_map(|h| list_elements(h.value))
 }
 
+/// Whether `name` is a field the proxy itself reads to frame or route a
+/// message: `Content-Length`, `Transfer-Encoding` and `Host`.
+///
+/// Such a field is never removed because a `Connection` field names it:
+/// the proxy framed the body (or chose the server) from it, so the next
+/// hop must read the same framing, or the bytes the proxy forwarded as a
+/// body would reach it as a request of their own.
+///
+/// ```
+/// use ktcpvs_net::http::headers::is_framing_or_routing;
+/// assert!(is_framing_or_routing("content-length") && is_framing_or_routing("Host"));
+/// assert!(!is_framing_or_routing("X-Hop"));
+/// ```
+pub fn is_framing_or_routing(name: &str) -> bool {
+    matches!(
+        classify(name),
+        FieldName::ContentLength | FieldName::TransferEncoding | FieldName::Host
+    )
+}
+
 /// Whether the field `name` must not be forwarded: it is hop-by-hop, or a
-/// `Connection` field of `headers` names it.
+/// `Connection` field of `headers` names it and it is not a field the
+/// proxy framed or routed the message by ([`is_framing_or_routing`]),
+/// which is forwarded whatever `Connection` says.
 pub fn is_connection_specific(name: &str, headers: &[Header<'_>]) -> bool {
     is_hop_by_hop(name)
-        || connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+        || (!is_framing_or_routing(name)
+            && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether any field of `headers` is connection-specific, i.e. the head
@@ -463,6 +486,18 @@ mod tests {
         assert!(is_connection_specific("x-secret", &hs));
         assert!(is_connection_specific("TE", &hs));
         assert!(!is_connection_specific("Host", &hs));
+        // Framing and routing fields survive being named in `Connection`.
+        let named = [
+            h(
+                "Connection",
+                b"close, Content-Length, transfer-encoding, HOST",
+            ),
+            h("Content-Length", b"3"),
+        ];
+        for name in ["Content-Length", "Transfer-Encoding", "Host"] {
+            assert!(!is_connection_specific(name, &named), "{name}");
+        }
+        assert!(is_connection_specific("Connection", &named));
         assert!(has_connection_specific(&hs));
         assert!(!has_connection_specific(&hs[1..]));
         assert_eq!(trim_ows(b" \t a b \t"), b"a b");

@@ -11,8 +11,8 @@
 //! | item | what it does |
 //! |---|---|
 //! | [`parse_request`] | validates a request head per RFC 9112 and the smuggling rules; `Ok(None)` means "need more bytes"; errors carry the status to answer (400, 414, 431) |
-//! | [`write_request_head`] | the head to forward: hop-by-hop fields and those named in `Connection` removed, `X-Forwarded-For`/`Forwarded` added on request, `Connection: close` added when asked |
-//! | [`parse_response`] | reads a response head and decides its body framing given the request method (HEAD, 1xx/204/304, 101, close-delimited) |
+//! | [`write_request_head`] | the head to forward: hop-by-hop fields and those named in `Connection` removed (never the framing fields or `Host`), `X-Forwarded-For`/`Forwarded` added on request, `Connection: close` added when asked |
+//! | [`parse_response`] | reads a response head and decides its body framing given the request method (HEAD, 1xx/204/304, 101, close-delimited); refuses one whose `Connection` names its framing fields |
 //! | [`write_response_head`] | the head to return to the client, hop-by-hop fields removed, an extra line (scheduler stamp) inserted |
 //! | [`close_splice`] | when a response head needs only `Connection: close` added (or swapped for its `Connection: keep-alive`): where to cut the received head, so it is sent as slices around [`CONNECTION_CLOSE_LINE`] instead of rewritten |
 //! | [`write_error_response`] | the engine's own complete error responses (400, 408, 413, 414, 431, 5xx) |

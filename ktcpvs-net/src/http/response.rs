@@ -145,6 +145,14 @@ pub enum ResponseError {
     /// 9112 §6.1).
     #[error("Transfer-Encoding on an HTTP/1.0 response")]
     TransferEncodingOnHttp10,
+    /// A `Connection` field names `Content-Length` or `Transfer-Encoding`:
+    /// a hop that honours it would drop the framing of the body the proxy
+    /// forwards, so the response is refused rather than sent unframed.
+    #[error("Connection names the framing field {field} in response")]
+    ConnectionNamesFraming {
+        /// Which field: `Content-Length` or `Transfer-Encoding`.
+        field: &'static str,
+    },
 }
 
 impl ResponseError {
@@ -351,6 +359,9 @@ impl FieldFacts {
                             continue;
                         }
                         facts.keep_alive_only = false;
+                        if let Some(field) = framing_field(token) {
+                            return Err(ResponseError::ConnectionNamesFraming { field });
+                        }
                         if token.eq_ignore_ascii_case(b"close") {
                             facts.connection.close = true;
                         } else if token.eq_ignore_ascii_case(b"upgrade") {
@@ -370,6 +381,15 @@ impl FieldFacts {
         }
         facts.keep_alive_only &= facts.hop_by_hop;
         Ok(facts)
+    }
+}
+
+/// The framing field a `Connection` token names, if it names one.
+fn framing_field(token: &[u8]) -> Option<&'static str> {
+    match std::str::from_utf8(token).map(classify) {
+        Ok(FieldName::ContentLength) => Some("Content-Length"),
+        Ok(FieldName::TransferEncoding) => Some("Transfer-Encoding"),
+        _ => None,
     }
 }
 

@@ -125,7 +125,9 @@ pub fn close_splice(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Option<Cl
 ///   (`Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
 ///   `Upgrade`) and those named in `Connection`. For an upgrade request
 ///   (`info.upgrade`) `Upgrade` is kept and `Connection: upgrade` sent.
-///   `Transfer-Encoding` and `Content-Length` are kept as they are.
+///   `Transfer-Encoding`, `Content-Length` and `Host` are kept as they
+///   are, even when `Connection` names them: the proxy framed and routed
+///   the request by them ([`is_framing_or_routing`](super::headers::is_framing_or_routing)).
 /// * With `opts.forwarded_for`, received `X-Forwarded-For` and `Forwarded`
 ///   fields are merged, each into one field ending with the client.
 /// * `Connection: close` with `opts.close` (combined with `upgrade`), else

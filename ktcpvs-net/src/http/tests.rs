@@ -961,6 +961,39 @@ fn response_malformations_are_errors() {
 }
 
 #[test]
+fn response_whose_connection_names_its_framing_is_refused() {
+    for (buf, field) in [
+        (&b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n"[..], "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close,CONTENT-LENGTH\r\n\r\n", "Content-Length"),
+    ] {
+        assert_eq!(
+            response(buf, Method::Get).unwrap_err(),
+            ResponseError::ConnectionNamesFraming { field },
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+    // Naming another field is fine: that field is dropped on the way.
+    let info = response_info(
+        b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nContent-Length: 0\r\n\r\n",
+        Method::Get,
+    );
+    assert_eq!(info.framing, Framing::Length(0));
+}
+
+#[test]
+fn request_rewrite_keeps_framing_and_host_named_in_connection() {
+    let buf = b"POST /p HTTP/1.1\r\nHost: a\r\nConnection: close, Content-Length, Host, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\n\r\nabc";
+    let out = rewrite_request(buf, &ForwardOptions::default());
+    assert_eq!(
+        out,
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+    );
+    assert_eq!(complete(&out).framing, Framing::Length(3));
+}
+
+#[test]
 fn response_split_at_every_offset() {
     let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nhello";
     let whole = response_info(buf, Method::Get);
@@ -1340,7 +1373,7 @@ mod properties {
     use proptest::prelude::*;
 
     /// Header lines the round-trip property combines.
-    const FIELD_POOL: [&[u8]; 12] = [
+    const FIELD_POOL: [&[u8]; 17] = [
         b"Content-Length: 4\r\n",
         b"Transfer-Encoding: chunked\r\n",
         b"Connection: keep-alive, X-Hop\r\n",
@@ -1353,7 +1386,16 @@ mod properties {
         b"X-Forwarded-For: 10.0.0.1\r\n",
         b"Expect: 100-continue\r\n",
         b"Accept: */*\r\n",
+        // `Connection` naming the fields the proxy frames and routes by.
+        b"Connection: Content-Length\r\n",
+        b"Connection: close, Transfer-Encoding\r\n",
+        b"Connection: Host, X-Hop\r\n",
+        b"Connection: keep-alive, content-length, HOST\r\n",
+        b"Connection: transfer-encoding,host,upgrade\r\n",
     ];
+
+    /// Pool entries whose `Connection` field names `X-Hop`.
+    const NAMES_X_HOP: [usize; 2] = [2, 14];
 
     /// Random bytes biased towards HTTP's own.
     fn http_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -1475,7 +1517,12 @@ mod properties {
             if !original.upgrade && !close && !keep_alive {
                 prop_assert!(!again.needs_rewrite);
             }
-            let named_in_connection = picks.contains(&2);
+            let named_in_connection = picks.iter().any(|i| NAMES_X_HOP.contains(i));
+            let hosts: Vec<&[u8]> = head.headers.iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                .map(|h| h.value)
+                .collect();
+            prop_assert_eq!(hosts, vec![&b"a"[..]], "Host is forwarded whatever Connection names");
             for h in head.headers {
                 prop_assert!(!(named_in_connection && h.name.eq_ignore_ascii_case("x-hop")));
                 prop_assert!(!h.name.eq_ignore_ascii_case("keep-alive"));

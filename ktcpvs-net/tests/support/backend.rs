@@ -52,6 +52,48 @@ impl Acceptor {
     }
 }
 
+/// A backend whose every connection is handed to a test's own function on
+/// a thread of its own: for answers no well-behaved server would send.
+pub struct RawBackend {
+    acceptor: Acceptor,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl RawBackend {
+    pub fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> RawBackend {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&connections);
+        let acceptor = Acceptor::start(move |s| {
+            c.fetch_add(1, Ordering::SeqCst);
+            handler(s)
+        });
+        RawBackend {
+            acceptor,
+            connections,
+        }
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.acceptor.addr
+    }
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.acceptor.stop();
+    }
+}
+
+/// Reads one request head (through its empty line) from `r`; `None` at EOF.
+pub fn read_request_head(r: &mut BufReader<TcpStream>) -> Option<String> {
+    read_head(r)
+        .ok()
+        .flatten()
+        .map(|h| String::from_utf8_lossy(&h).into_owned())
+}
+
 /// Raw TCP: echoes every byte; after the client's FIN, writes `END` and closes.
 pub struct EchoBackend {
     acceptor: Acceptor,

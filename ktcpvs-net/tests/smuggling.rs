@@ -1,0 +1,125 @@
+//! Request smuggling, tried as an attacker would, through real sockets.
+//! Each test is named after the attack and checks the difference between
+//! what the proxy decided and what the backend actually received: the
+//! backend must see exactly the requests the proxy framed, and a later
+//! client on another connection must get its own response.
+
+mod support;
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+
+use ktcpvs_core::ServiceSpec;
+use support::backend::{read_request_head, HttpBackend, RawBackend};
+use support::client::Client;
+use support::*;
+
+/// A per-request service whose every request goes to `backend`, running.
+fn one_server(backend: SocketAddr) -> Running {
+    let control = control();
+    add_service(&control, "web", "phttp", ServiceSpec::default());
+    add_server(&control, "web", backend);
+    add_rule(&control, "web", ".*", backend);
+    start(&control, "web");
+    run(control)
+}
+
+/// The request lines the backend received, in order.
+fn request_lines(backend: &HttpBackend) -> Vec<String> {
+    backend
+        .heads()
+        .iter()
+        .map(|h| h.lines().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The body of an attack: a whole second request, which a backend that
+/// lost the framing would parse as a request of its own.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn connection_header_naming_framing_fields_cannot_smuggle_a_request() {
+    let backend = HttpBackend::start("r1");
+    let engine = one_server(backend.addr());
+    let chunked_body = format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len());
+    let attacks: Vec<(String, String)> = vec![
+        (
+            "Connection: Content-Length".into(),
+            format!("Content-Length: {}\r\n\r\n{SMUGGLED}", SMUGGLED.len()),
+        ),
+        (
+            "Connection: close, Content-Length".into(),
+            format!("Content-Length: {}\r\n\r\n{SMUGGLED}", SMUGGLED.len()),
+        ),
+        (
+            "Connection: Transfer-Encoding".into(),
+            format!("Transfer-Encoding: chunked\r\n\r\n{chunked_body}"),
+        ),
+        (
+            "Connection: keep-alive,transfer-encoding".into(),
+            format!("Transfer-Encoding: chunked\r\n\r\n{chunked_body}"),
+        ),
+        (
+            "Connection: Host".into(),
+            format!("Content-Length: {}\r\n\r\n{SMUGGLED}", SMUGGLED.len()),
+        ),
+    ];
+    for (connection, rest) in &attacks {
+        let mut attacker = Client::connect(engine.addr("web"));
+        attacker
+            .send(format!("POST /attack HTTP/1.1\r\nHost: t\r\n{connection}\r\n{rest}").as_bytes());
+        let r = attacker.read_response(false).unwrap();
+        // Forwarded with its framing intact (or refused): never a second
+        // request at the backend.
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{connection}: {}",
+            r.status
+        );
+        // A later client on its own connection gets its own answer.
+        let mut victim = Client::connect(engine.addr("web"));
+        let v = victim.get("/victim").unwrap();
+        assert_eq!(v.status, 200, "{connection}");
+        assert_eq!(v.text(), "r1 /victim", "{connection}");
+    }
+    let lines = request_lines(&backend);
+    assert!(
+        !lines.iter().any(|l| l.contains("/smuggled")),
+        "the backend parsed a smuggled request: {lines:?}"
+    );
+    for head in backend.heads() {
+        if head.starts_with("POST /attack") {
+            let lower = head.to_ascii_lowercase();
+            assert!(
+                lower.contains("\r\ncontent-length: ") || lower.contains("\r\ntransfer-encoding: "),
+                "a forwarded body lost its framing: {head:?}"
+            );
+            assert!(lower.contains("\r\nhost: t\r\n"), "Host dropped: {head:?}");
+        }
+    }
+}
+
+#[test]
+fn backend_naming_its_framing_in_connection_gets_502_and_is_not_pooled() {
+    let backend = RawBackend::start(|s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        while read_request_head(&mut r).is_some() {
+            let answer: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 40\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+            if w.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let engine = one_server(backend.addr());
+    for round in 0..2 {
+        let mut c = Client::connect(engine.addr("web"));
+        let r = c.get("/").unwrap();
+        assert_eq!(r.status, 502, "round {round}");
+    }
+    assert_eq!(
+        backend.connections(),
+        2,
+        "a refused response's connection is closed, never pooled"
+    );
+}
