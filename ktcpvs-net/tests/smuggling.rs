@@ -6,8 +6,10 @@
 
 mod support;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ktcpvs_core::ServiceSpec;
 use support::backend::{read_request_head, HttpBackend, RawBackend};
@@ -122,4 +124,77 @@ fn backend_naming_its_framing_in_connection_gets_502_and_is_not_pooled() {
         2,
         "a refused response's connection is closed, never pooled"
     );
+}
+
+/// A backend that answers nothing and records every byte each connection
+/// brought, once the proxy closes it.
+fn recording_backend() -> (RawBackend, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let r2 = Arc::clone(&received);
+    let backend = RawBackend::start(move |mut s| {
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        r2.lock().unwrap().push(all);
+    });
+    (backend, received)
+}
+
+#[test]
+fn malformed_chunked_body_gets_400_and_no_byte_past_the_last_valid_one() {
+    let (backend, received) = recording_backend();
+    let engine = one_server(backend.addr());
+    // (valid part, what breaks the framing)
+    let bodies: [(&str, &str); 10] = [
+        ("", "zz\r\nabc\r\n0\r\n\r\n"),
+        ("", "0x5\r\nabcde\r\n0\r\n\r\n"),
+        ("", "+5\r\nabcde\r\n0\r\n\r\n"),
+        ("", "-5\r\nabcde\r\n0\r\n\r\n"),
+        ("1111111111111111", "1\r\n"),
+        ("5;", "=x\r\nabcde\r\n0\r\n\r\n"),
+        ("3\r\nabc", "def\r\n0\r\n\r\n"),
+        ("5\r\nab\r\n0\r\n", "\r\n"),
+        ("3\r\nabc\r\n0\r\nBadTrailer", "\r\n\r\n"),
+        ("3 ", "\r\nabc\r\n0\r\n\r\n"),
+    ];
+    for (valid, bad) in bodies {
+        let head = "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(format!("{head}{valid}{bad}").as_bytes());
+        let r = c
+            .read_response(false)
+            .unwrap_or_else(|e| panic!("{valid:?}{bad:?}: {e}"));
+        assert_eq!(r.status, 400, "{valid:?}{bad:?}");
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(c.read_to_close().is_ok());
+        let allowed = format!("{head}{valid}");
+        eventually("the backend connection is closed", || {
+            received.lock().unwrap().len() == 1
+        });
+        let got = received.lock().unwrap().pop().unwrap();
+        assert!(
+            allowed.as_bytes().starts_with(&got),
+            "the backend received bytes past the last valid one: {:?} (allowed {allowed:?})",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+#[test]
+fn body_cut_short_by_the_client_closes_the_backend_connection() {
+    let (backend, received) = recording_backend();
+    let engine = one_server(backend.addr());
+    for (framing, part) in [
+        ("Content-Length: 100", "0123456789"),
+        ("Transfer-Encoding: chunked", "a\r\n0123456789\r\n"),
+    ] {
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(format!("POST /upload HTTP/1.1\r\nHost: t\r\n{framing}\r\n\r\n{part}").as_bytes());
+        std::thread::sleep(Duration::from_millis(50));
+        c.stream().shutdown(std::net::Shutdown::Write).unwrap();
+        eventually("the backend connection is closed", || {
+            received.lock().unwrap().len() == 1
+        });
+        let got = received.lock().unwrap().pop().unwrap();
+        assert!(String::from_utf8_lossy(&got).ends_with(part), "{framing}");
+    }
 }

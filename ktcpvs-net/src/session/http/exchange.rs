@@ -111,6 +111,17 @@ impl HttpSession {
                             }
                             return self.respond_error(502, ctx);
                         }
+                        Err(BodyFail::Framing) => {
+                            // The client broke its body's framing: nothing
+                            // past the last valid byte went up, the backend
+                            // connection is closed, and the client gets 400
+                            // if no response byte reached it yet.
+                            log::debug!(
+                                "[{}] malformed request body; closing the backend connection",
+                                route.service.config().name
+                            );
+                            return self.respond_error(400, ctx);
+                        }
                         Ok(BodyStep::Eof) | Err(_) => return Step::Close,
                     }
                 }

@@ -331,7 +331,7 @@ impl HttpSession {
                 Step::Wait(at) => return HttpFlow::Flow(Flow::Open(at)),
                 Step::Starved(at) => return HttpFlow::Flow(Flow::Starved(at)),
                 Step::Close => {
-                    self.state = State::Closed;
+                    self.release_backend(ctx);
                     return HttpFlow::Flow(Flow::Done);
                 }
                 Step::Tunnel(t) => {
@@ -391,10 +391,7 @@ impl HttpSession {
     /// nothing, whose allocation the worker may reuse for its next
     /// connection.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
-        self.drop_backend(ctx, false);
-        if let State::Connecting { conn, .. } = std::mem::replace(&mut self.state, State::Closed) {
-            ctx.backends.close(conn.conn);
-        }
+        self.release_backend(ctx);
         ctx.pool.release(&mut self.inbuf);
         ctx.pool.release(&mut self.outbuf);
         self.scratch = Vec::new();
@@ -404,6 +401,16 @@ impl HttpSession {
         self.route = None;
         self.held = Held::Nothing;
         self.excluded = Excluded::default();
+    }
+
+    /// Closes the backend connection in use or being connected (never
+    /// pooling it: whatever ended the session left its framing in doubt)
+    /// and leaves the session [`State::Closed`].
+    fn release_backend(&mut self, ctx: &mut Ctx<'_>) {
+        self.drop_backend(ctx, false);
+        if let State::Connecting { conn, .. } = std::mem::replace(&mut self.state, State::Closed) {
+            ctx.backends.close(conn.conn);
+        }
     }
 
     /// Answers `status` and closes after it (forwarding nothing more).
