@@ -198,3 +198,67 @@ fn body_cut_short_by_the_client_closes_the_backend_connection() {
         assert!(String::from_utf8_lossy(&got).ends_with(part), "{framing}");
     }
 }
+
+#[test]
+fn backend_answering_before_the_body_is_read_is_never_pooled() {
+    // The backend answers as soon as it has the head, without reading the
+    // body, and finishes its response after the body went up. Whatever it
+    // then reads on that connection starts with the unread body: a pooled
+    // connection would put the next client's request behind it.
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let h2 = Arc::clone(&heads);
+    let ids = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let backend = RawBackend::start(move |s| {
+        let id = ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        let mut answered = 0;
+        while let Some(head) = read_request_head(&mut r) {
+            let line = head.lines().next().unwrap_or("").to_string();
+            h2.lock().unwrap().push((id, line));
+            // A later request on the connection is answered late, so that
+            // the connection looks clean while it idles in a pool.
+            if answered > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            answered += 1;
+            if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nearly")
+                .is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            if w.write_all(b"-resp").is_err() {
+                return;
+            }
+        }
+    });
+    let engine = one_server(backend.addr());
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            SMUGGLED.len()
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    c.send(SMUGGLED.as_bytes());
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.text(), "early-resp");
+    // The same client connection, so the same worker and backend pool.
+    let r = c.get("/next").unwrap();
+    assert_eq!(r.text(), "early-resp");
+    let heads = heads.lock().unwrap().clone();
+    let on = |target: &str| {
+        heads
+            .iter()
+            .find(|(_, l)| l.contains(target))
+            .map(|(id, _)| *id)
+    };
+    assert_ne!(
+        on("/upload"),
+        on("/next"),
+        "the next request went over the connection holding an unread body: {heads:?}"
+    );
+}

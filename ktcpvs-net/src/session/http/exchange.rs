@@ -289,7 +289,11 @@ impl HttpSession {
                                 head: head_out,
                                 body,
                                 pending,
-                                backend_keep: info.keep_alive,
+                                // A final response that began before the
+                                // whole request went up leaves the server's
+                                // reading of the body in doubt: never pooled.
+                                backend_keep: info.keep_alive
+                                    && (info.interim || matches!(up, Up::Done)),
                                 client_keep,
                                 interim: info.interim,
                             };
@@ -391,8 +395,9 @@ impl HttpSession {
                             continue;
                         }
                         Ok(BodyStep::Done) | Ok(BodyStep::Eof) => {
+                            // Bytes after the body: the server sent more
+                            // than it framed, so its connection is closed.
                             let backend_keep = *backend_keep
-                                && matches!(up, Up::Done)
                                 && self.outbuf.as_ref().map_or(true, Buffer::is_empty);
                             let client_keep = *client_keep && matches!(up, Up::Done);
                             return self.finish_exchange(client, backend_keep, client_keep, ctx);

@@ -129,6 +129,9 @@ enum Down {
         head: HeadOut,
         body: BodyState,
         pending: usize,
+        /// The backend connection may be pooled once the response is
+        /// done: the server said so and the request was entirely sent
+        /// before this (final) response began.
         backend_keep: bool,
         client_keep: bool,
         /// A 1xx head: once it is out, wait for the final response.
