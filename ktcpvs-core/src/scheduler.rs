@@ -58,9 +58,18 @@ pub enum Dispatch {
 pub struct RequestHead<'a> {
     /// The method, e.g. `GET`.
     pub method: &'a str,
-    /// The raw request target (path and query, or absolute form), exactly
-    /// as sent: this is what rules match.
+    /// The request target in origin form (path and query), exactly as
+    /// sent: this is what rules match. For a request sent in absolute form
+    /// (`GET http://host/path HTTP/1.1`) it is the path and query part
+    /// (`/path`, or `/` when the URI has no path), which is also what the
+    /// real server receives, so a rule matches the same target whatever
+    /// form the client chose.
     pub target: &'a str,
+    /// The request's host, as the real server receives it: the authority
+    /// of an absolute-form target (which replaces `Host`, RFC 9112
+    /// §3.2.2), else the `Host` field's value; `None` for an HTTP/1.0
+    /// request without either. Read the host here, not from `headers`.
+    pub host: Option<&'a str>,
     /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     /// The header fields in the order received.
@@ -86,7 +95,7 @@ impl<'a> RequestHead<'a> {
     /// ```
     /// use ktcpvs_core::scheduler::{Header, RequestHead};
     /// let headers = [Header { name: "Cookie", value: b"a=1; KTCPVS_SID=xyz; b=2" }];
-    /// let head = RequestHead { method: "GET", target: "/", version: 1, headers: &headers };
+    /// let head = RequestHead { method: "GET", target: "/", host: None, version: 1, headers: &headers };
     /// assert_eq!(head.cookie("KTCPVS_SID"), Some("xyz"));
     /// assert_eq!(head.cookie("c"), None);
     /// ```
@@ -325,6 +334,7 @@ mod tests {
         RequestHead {
             method: "GET",
             target: "/",
+            host: None,
             version: 1,
             headers,
         }

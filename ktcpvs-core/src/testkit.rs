@@ -184,6 +184,7 @@ pub fn head<'a>(target: &'a str, headers: &'a [crate::scheduler::Header<'a>]) ->
     RequestHead {
         method: "GET",
         target,
+        host: None,
         version: 1,
         headers,
     }

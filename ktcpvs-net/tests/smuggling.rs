@@ -262,3 +262,55 @@ fn backend_answering_before_the_body_is_read_is_never_pooled() {
         "the next request went over the connection holding an unread body: {heads:?}"
     );
 }
+
+#[test]
+fn absolute_form_target_is_routed_on_its_path_and_its_authority_is_the_host() {
+    let private = HttpBackend::start("private");
+    let public = HttpBackend::start("public");
+    let control = control();
+    add_service(&control, "web", "phttp", ServiceSpec::default());
+    add_server(&control, "web", private.addr());
+    add_server(&control, "web", public.addr());
+    // A rule used as an access control: only /images/ goes to `private`.
+    add_rule(&control, "web", "^/images/", private.addr());
+    add_rule(&control, "web", ".*", public.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    for (target, server, path) in [
+        ("http://t/images/x", "private", "/images/x"),
+        ("HTTP://t:8080/images/y?q=1", "private", "/images/y?q=1"),
+        ("https://other.example/html/z", "public", "/html/z"),
+        ("http://t", "public", "/"),
+        ("/images/plain", "private", "/images/plain"),
+    ] {
+        c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.header("x-server"), Some(server), "{target}");
+        assert_eq!(r.text(), format!("{server} {path}"), "{target}");
+    }
+    let heads = private.heads();
+    assert!(
+        heads[0].starts_with("GET /images/x HTTP/1.1\r\n"),
+        "{heads:?}"
+    );
+    assert!(heads[0].contains("\r\nHost: t\r\n"), "{heads:?}");
+    assert!(heads[1].contains("\r\nHost: t:8080\r\n"), "{heads:?}");
+    let heads = public.heads();
+    assert!(
+        heads[0].contains("\r\nHost: other.example\r\n") && !heads[0].contains("Host: t\r\n"),
+        "the authority replaces Host: {heads:?}"
+    );
+    for bad in [
+        "http://t?q=1",
+        "ftp://t/images/x",
+        "http://user@t/images/x",
+        "http:///images/x",
+        "urn:x:/images/",
+    ] {
+        let mut c = Client::connect(engine.addr("web"));
+        c.send(format!("GET {bad} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        assert_eq!(c.read_response(false).unwrap().status, 400, "{bad}");
+    }
+    assert_eq!(private.requests() + public.requests(), 5);
+}

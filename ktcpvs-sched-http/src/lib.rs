@@ -42,7 +42,7 @@
 //! );
 //! let picker = registry.get("http")?.build(&service)?;
 //!
-//! let head = RequestHead { method: "GET", target: "/index.html", version: 1, headers: &[] };
+//! let head = RequestHead { method: "GET", target: "/index.html", host: None, version: 1, headers: &[] };
 //! let request = PickRequest { client: ([192, 0, 2, 1], 4000).into(), head: Some(&head), exclude: &[] };
 //! // The catch-all matches; of its servers, the third is less loaded.
 //! let selection = picker.pick(&service, &request).map(|s| (s.server, s.rule));

@@ -43,7 +43,9 @@ pub use body::{
     BodyError, BodyState, ChunkedDecoder, Framing, MAX_CHUNK_EXTENSION, MAX_CHUNK_SIZE_DIGITS,
 };
 pub use limits::Limits;
-pub use request::{parse_request, parse_request_uninit, Method, RequestError, RequestInfo};
+pub use request::{
+    parse_request, parse_request_uninit, Method, RequestError, RequestInfo, TargetForm,
+};
 pub use response::{
     parse_response, parse_response_uninit, FieldLine, ResponseError, ResponseHead, ResponseInfo,
 };

@@ -93,6 +93,20 @@ impl Method {
     }
 }
 
+/// The form of a request target (RFC 9112 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `/path?query`: what a client sends to an origin server.
+    Origin,
+    /// `http://authority/path?query`: what a client sends to a proxy. The
+    /// engine routes on its path (the [`RequestHead::target`] it hands
+    /// schedulers) and forwards the request in origin form with the
+    /// authority as `Host`.
+    Absolute,
+    /// `*`, with `OPTIONS` only.
+    Asterisk,
+}
+
 /// The framing facts of a valid request head.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo {
@@ -118,9 +132,13 @@ pub struct RequestInfo {
     /// An HTTP/1.1 upgrade request: `Connection: upgrade` and an `Upgrade`
     /// field. If the server answers 101, the connection becomes a tunnel.
     pub upgrade: bool,
+    /// The form the target was sent in. An absolute-form target is
+    /// forwarded in origin form, with its authority as `Host`.
+    pub target_form: TargetForm,
     /// The head cannot be forwarded byte for byte: it holds a hop-by-hop
-    /// field (or one named in `Connection`), or empty lines before the
-    /// request line. Use [`write_request_head`](super::write_request_head).
+    /// field (or one named in `Connection`), empty lines before the
+    /// request line, or an absolute-form target. Use
+    /// [`write_request_head`](super::write_request_head).
     pub needs_rewrite: bool,
 }
 
@@ -188,6 +206,18 @@ pub enum RequestError {
     /// (`scheme:…`) nor `*` with `OPTIONS` (400).
     #[error("request target is not in origin, absolute or asterisk form")]
     TargetForm,
+    /// An absolute-form target whose scheme is not `http` or `https`
+    /// (400).
+    #[error("absolute-form target with a scheme other than http or https")]
+    TargetScheme,
+    /// An absolute-form target whose authority is empty, carries user
+    /// information (`user@`) or a byte `Host` may not hold (400).
+    #[error("absolute-form target with an empty or malformed authority")]
+    TargetAuthority,
+    /// An absolute-form target with a query but no path
+    /// (`http://host?q`), which has no origin form to forward (400).
+    #[error("absolute-form target with a query but no path")]
+    TargetWithoutPath,
     /// `CONNECT`: a reverse proxy does not open tunnels (400).
     #[error("CONNECT is not supported by a reverse proxy")]
     ConnectNotSupported,
@@ -200,7 +230,8 @@ pub enum RequestError {
         /// How many there were.
         count: usize,
     },
-    /// A `Host` value holding whitespace, `,`, `/`, `?`, `#` or `@` (400).
+    /// A `Host` value holding whitespace, `,`, `/`, `?`, `#`, `@` or a
+    /// byte other than visible ASCII (400).
     #[error("malformed Host value")]
     InvalidHost,
     /// Both `Content-Length` and `Transfer-Encoding` (400).
@@ -245,6 +276,9 @@ impl RequestError {
             | RequestError::TargetByte { .. }
             | RequestError::TargetFragment
             | RequestError::TargetForm
+            | RequestError::TargetScheme
+            | RequestError::TargetAuthority
+            | RequestError::TargetWithoutPath
             | RequestError::ConnectNotSupported
             | RequestError::MissingHost
             | RequestError::MultipleHost { .. }
@@ -387,10 +421,17 @@ pub fn parse_request_uninit<'b, 'h>(
     let (Some(method_str), Some(target), Some(version)) = (method, path, version) else {
         return Err(RequestError::Malformed(httparse::Error::Token));
     };
-    let method = check_request_line(method_str, target)?;
+    let (method, target_form) = check_request_line(method_str, target)?;
+    let (target, authority) = match target_form {
+        TargetForm::Absolute => {
+            let (authority, path) = split_absolute(target)?;
+            (path, Some(authority))
+        }
+        TargetForm::Origin | TargetForm::Asterisk => (target, None),
+    };
     let headers: &'h [Header<'b>] = headers;
     check_fields(headers)?;
-    check_host(headers, version)?;
+    let host = check_host(headers, version)?;
     let framing = request_framing(headers, version)?;
     let connection = ConnectionOptions::of(headers);
     let keep_alive = !connection.close && (version == 1 || connection.keep_alive);
@@ -408,11 +449,15 @@ pub fn parse_request_uninit<'b, 'h>(
         keep_alive,
         expect_continue,
         upgrade,
-        needs_rewrite: leading > 0 || has_connection_specific(headers),
+        target_form,
+        needs_rewrite: leading > 0
+            || target_form == TargetForm::Absolute
+            || has_connection_specific(headers),
     };
     let head = RequestHead {
         method: method_str,
         target,
+        host: authority.or(host),
         version,
         headers,
     };
@@ -435,7 +480,7 @@ fn check_partial<'b>(
 }
 
 /// Applies the method and request-target rules.
-fn check_request_line(method: &str, target: &str) -> Result<Method, RequestError> {
+fn check_request_line(method: &str, target: &str) -> Result<(Method, TargetForm), RequestError> {
     let method = Method::from_token(method);
     if method == Method::Connect {
         return Err(RequestError::ConnectNotSupported);
@@ -448,16 +493,16 @@ fn check_request_line(method: &str, target: &str) -> Result<Method, RequestError
             return Err(RequestError::TargetByte { byte, offset });
         }
     }
-    let form_ok = if target == "*" {
-        method == Method::Options
+    let form = if target == "*" {
+        (method == Method::Options).then_some(TargetForm::Asterisk)
+    } else if target.starts_with('/') {
+        Some(TargetForm::Origin)
+    } else if is_absolute_form(target) {
+        Some(TargetForm::Absolute)
     } else {
-        target.starts_with('/') || is_absolute_form(target)
+        None
     };
-    if form_ok {
-        Ok(method)
-    } else {
-        Err(RequestError::TargetForm)
-    }
+    form.map(|f| (method, f)).ok_or(RequestError::TargetForm)
 }
 
 /// `scheme ":" …` with `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
@@ -468,6 +513,38 @@ fn is_absolute_form(target: &str) -> bool {
     let mut bytes = scheme.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Splits an absolute-form target (`is_absolute_form`) into its authority
+/// and its origin-form part: `http://a:80/p?q` → (`a:80`, `/p?q`), and
+/// `http://a` → (`a`, `/`). Only `http` and `https` URIs with a
+/// non-empty authority free of user information are accepted (RFC 9110
+/// §4.2: a sender must not put userinfo in an http URI).
+fn split_absolute(target: &str) -> Result<(&str, &str), RequestError> {
+    let (scheme, rest) = target.split_once(':').ok_or(RequestError::TargetForm)?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(RequestError::TargetScheme);
+    }
+    let rest = rest
+        .strip_prefix("//")
+        .ok_or(RequestError::TargetAuthority)?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.bytes().any(|b| is_host_delimiter(&b)) {
+        return Err(RequestError::TargetAuthority);
+    }
+    match path.as_bytes().first() {
+        None => Ok((authority, "/")),
+        Some(b'/') => Ok((authority, path)),
+        Some(_) => Err(RequestError::TargetWithoutPath),
+    }
+}
+
+/// Bytes a host (a `Host` value or an authority) may not hold, so that two
+/// hops cannot read different authorities: whitespace, `,`, `/`, `?`,
+/// `#` and `@` (user information).
+fn is_host_delimiter(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b',' | b'/' | b'?' | b'#' | b'@')
 }
 
 /// Re-checks every field name and value byte against the grammar, so the
@@ -488,21 +565,26 @@ fn check_fields(headers: &[Header<'_>]) -> Result<(), RequestError> {
 }
 
 /// One `Host` (required on HTTP/1.1), holding no delimiter that could make
-/// two hops read different authorities.
-fn check_host(headers: &[Header<'_>], version: u8) -> Result<(), RequestError> {
+/// two hops read different authorities; its value, if present.
+fn check_host<'a>(headers: &[Header<'a>], version: u8) -> Result<Option<&'a str>, RequestError> {
     let mut hosts = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("host"));
     match (hosts.next(), hosts.count()) {
         (None, _) if version == 1 => Err(RequestError::MissingHost),
-        (None, _) => Ok(()),
+        (None, _) => Ok(None),
         (Some(host), 0) => {
-            let bad = |b: &u8| matches!(b, b' ' | b'\t' | b',' | b'/' | b'?' | b'#' | b'@');
-            if headers::trim_ows(host.value).iter().any(bad) {
-                Err(RequestError::InvalidHost)
-            } else {
-                Ok(())
+            let value = headers::trim_ows(host.value);
+            // A host is ASCII (RFC 3986 `reg-name` percent-encodes the rest).
+            if value
+                .iter()
+                .any(|b| is_host_delimiter(b) || !b.is_ascii_graphic())
+            {
+                return Err(RequestError::InvalidHost);
             }
+            std::str::from_utf8(value)
+                .map(Some)
+                .map_err(|_| RequestError::InvalidHost)
         }
         (Some(_), more) => Err(RequestError::MultipleHost { count: more + 1 }),
     }

@@ -14,7 +14,7 @@ use httparse::Header;
 use ktcpvs_core::RequestHead;
 
 use super::headers::is_connection_specific;
-use super::request::RequestInfo;
+use super::request::{RequestInfo, TargetForm};
 use super::response::{ResponseHead, ResponseInfo};
 
 /// The interim response the engine may send itself to an
@@ -120,7 +120,9 @@ pub fn close_splice(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Option<Cl
 
 /// Appends to `out` the request head to send to a real server.
 ///
-/// * The request line as received (method, target, version).
+/// * The request line as received (method, target, version); an
+///   absolute-form target in origin form (`head.target`), followed by
+///   `Host: <authority>` in place of the received `Host`.
 /// * Every field as received (`Name: value`), except hop-by-hop fields
 ///   (`Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
 ///   `Upgrade`) and those named in `Connection`. For an upgrade request
@@ -156,9 +158,21 @@ pub fn write_request_head(
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(version_text(head.version));
     out.extend_from_slice(b"\r\n");
-    let merged = |name: &str| opts.forwarded_for.is_some() && is_forwarding_field(name);
+    // An absolute-form target went out in origin form: its authority is
+    // the Host (RFC 9112 §3.2.2), in place of any received one.
+    let authority = match (info.target_form, head.host) {
+        (TargetForm::Absolute, Some(host)) => Some(host),
+        _ => None,
+    };
+    if let Some(host) = authority {
+        write_field(out, b"Host", host.as_bytes());
+    }
+    let replaced = |name: &str| {
+        (opts.forwarded_for.is_some() && is_forwarding_field(name))
+            || (authority.is_some() && name.eq_ignore_ascii_case("host"))
+    };
     for h in head.headers {
-        if keeps(h.name, head.headers, info.upgrade) && !merged(h.name) {
+        if keeps(h.name, head.headers, info.upgrade) && !replaced(h.name) {
             write_field(out, h.name.as_bytes(), h.value);
         }
     }

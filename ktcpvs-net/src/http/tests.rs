@@ -203,13 +203,65 @@ req!(
 );
 
 req!(
-    absolute_form_target,
-    b"GET http://a.example/p HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    absolute_form_target_routes_on_its_path,
+    b"GET http://a.example/p?q=1 HTTP/1.1\r\nHost: b.example\r\n\r\n",
     |info, head| {
-        assert_eq!(head.target, "http://a.example/p");
+        assert_eq!(head.target, "/p?q=1");
+        assert_eq!(head.host, Some("a.example"));
+        assert_eq!(info.target_form, TargetForm::Absolute);
+        assert!(info.needs_rewrite);
         assert_eq!(info.framing, Framing::None);
     }
 );
+
+req!(
+    absolute_form_without_path_is_the_root,
+    b"GET HTTPS://a.example:8443 HTTP/1.0\r\n\r\n",
+    |info, head| {
+        assert_eq!(head.target, "/");
+        assert_eq!(head.host, Some("a.example:8443"));
+        assert_eq!(info.target_form, TargetForm::Absolute);
+    }
+);
+
+req!(
+    origin_form_host_is_the_host_field,
+    b"GET /p HTTP/1.1\r\nHost:  a.example:80 \r\n\r\n",
+    |info, head| {
+        assert_eq!(head.host, Some("a.example:80"));
+        assert_eq!(info.target_form, TargetForm::Origin);
+        assert!(!info.needs_rewrite);
+    }
+);
+
+#[test]
+fn smuggling_absolute_form_with_a_bad_scheme_or_authority() {
+    for (target, error) in [
+        ("ftp://a/p", RequestError::TargetScheme),
+        ("urn:isbn:0451450523", RequestError::TargetScheme),
+        ("http:/p", RequestError::TargetAuthority),
+        ("http:///p", RequestError::TargetAuthority),
+        ("http://user@a/p", RequestError::TargetAuthority),
+        ("http://a,b/p", RequestError::TargetAuthority),
+        ("http://a?q=1", RequestError::TargetWithoutPath),
+    ] {
+        let buf = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(assert_refused(buf.as_bytes(), 400), error, "{target}");
+    }
+}
+
+#[test]
+fn request_rewrite_sends_an_absolute_form_target_in_origin_form_with_its_authority() {
+    let buf =
+        b"GET http://a.example/images/x HTTP/1.1\r\nX-A: 1\r\nHost: evil\r\nHost-Ish: 2\r\n\r\n";
+    let out = rewrite_request(buf, &ForwardOptions::default());
+    assert_eq!(
+        out,
+        b"GET /images/x HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\nHost-Ish: 2\r\n\r\n"
+    );
+    let again = complete(&out);
+    assert_eq!(again.target_form, TargetForm::Origin);
+}
 
 req!(
     repeated_identical_content_length,
@@ -1484,8 +1536,10 @@ mod properties {
             close in any::<bool>(),
             forwarded in any::<bool>(),
             keep_alive in any::<bool>(),
+            absolute in any::<bool>(),
         ) {
-            let mut buf = format!("POST /r?x=1 HTTP/1.{version}\r\nHost: a\r\n").into_bytes();
+            let target = if absolute { "http://b/r?x=1" } else { "/r?x=1" };
+            let mut buf = format!("POST {target} HTTP/1.{version}\r\nHost: a\r\n").into_bytes();
             for &i in &picks {
                 buf.extend_from_slice(FIELD_POOL[i]);
             }
@@ -1509,12 +1563,14 @@ mod properties {
             prop_assert_eq!(again.upgrade, original.upgrade);
             prop_assert_eq!(again.expect_continue, original.expect_continue);
             prop_assert_eq!((head.method, head.target, head.version), ("POST", "/r?x=1", version));
+            let host = if absolute { "b" } else { "a" };
+            prop_assert_eq!(head.host, Some(host), "the routed host is unchanged");
             if close {
                 prop_assert!(!again.keep_alive);
             } else if keep_alive && !original.upgrade {
                 prop_assert!(again.keep_alive);
             }
-            if !original.upgrade && !close && !keep_alive {
+            if !original.upgrade && !close && !keep_alive && !absolute {
                 prop_assert!(!again.needs_rewrite);
             }
             let named_in_connection = picks.iter().any(|i| NAMES_X_HOP.contains(i));
@@ -1522,7 +1578,7 @@ mod properties {
                 .filter(|h| h.name.eq_ignore_ascii_case("host"))
                 .map(|h| h.value)
                 .collect();
-            prop_assert_eq!(hosts, vec![&b"a"[..]], "Host is forwarded whatever Connection names");
+            prop_assert_eq!(hosts, vec![host.as_bytes()], "Host is forwarded whatever Connection names");
             for h in head.headers {
                 prop_assert!(!(named_in_connection && h.name.eq_ignore_ascii_case("x-hop")));
                 prop_assert!(!h.name.eq_ignore_ascii_case("keep-alive"));
