@@ -70,6 +70,108 @@ pub fn validate_service_name(name: &str) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// The protocols a service lets a client switch to with `Upgrade` unless
+/// configured otherwise: WebSocket only.
+pub const DEFAULT_UPGRADES: [&str; 1] = ["websocket"];
+
+/// Most protocols in one service's upgrade list.
+pub const MAX_UPGRADES: usize = 16;
+
+/// Longest accepted upgrade protocol name, in bytes.
+pub const MAX_UPGRADE_NAME: usize = 64;
+
+/// Checks the upgrade protocol `name` (an RFC 9110 §7.8 `protocol-name`:
+/// an HTTP token, without a `/version`) and returns it in lower case, the
+/// form the engine compares. `h2c` is refused: an upgrade to HTTP/2 would
+/// carry every later request past the per-request rules, so the engine
+/// always serves such a request as HTTP/1.1.
+///
+/// ```
+/// use ktcpvs_core::model::validate_upgrade_protocol;
+/// assert_eq!(validate_upgrade_protocol("WebSocket").unwrap(), "websocket");
+/// assert!(validate_upgrade_protocol("h2c").is_err());
+/// assert!(validate_upgrade_protocol("a/1").is_err());
+/// ```
+pub fn validate_upgrade_protocol(name: &str) -> Result<String, ControlError> {
+    let bad = |reason: &str| ControlError::Invalid {
+        what: "upgrade protocol",
+        value: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() || name.len() > MAX_UPGRADE_NAME {
+        return Err(bad(&format!("must be 1..={MAX_UPGRADE_NAME} bytes")));
+    }
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(tchar) {
+        return Err(bad(
+            "a protocol name is an HTTP token, without a '/version'",
+        ));
+    }
+    if name.eq_ignore_ascii_case("h2c") {
+        return Err(bad(
+            "upgrades to HTTP/2 are never forwarded: such requests are served as HTTP/1.1",
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Checks an upgrade protocol list: at most [`MAX_UPGRADES`] names, each
+/// valid ([`validate_upgrade_protocol`]), none twice; returns it in lower
+/// case, in the order given. An empty list allows no upgrade.
+pub fn validate_upgrades(names: &[String]) -> Result<Vec<String>, ControlError> {
+    if names.len() > MAX_UPGRADES {
+        return Err(ControlError::Invalid {
+            what: "upgrade list",
+            value: names.join(","),
+            reason: format!("at most {MAX_UPGRADES} protocols"),
+        });
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let name = validate_upgrade_protocol(name)?;
+        if out.contains(&name) {
+            return Err(ControlError::Invalid {
+                what: "upgrade list",
+                value: names.join(","),
+                reason: format!("'{name}' is listed twice"),
+            });
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+/// Reads an upgrade list as written in a configuration file or a control
+/// request: `none`, or protocol names separated by commas (blanks around
+/// them ignored). The names are not checked; see [`validate_upgrades`].
+///
+/// ```
+/// use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
+/// assert_eq!(parse_upgrade_list("websocket, my-proto"), ["websocket", "my-proto"]);
+/// assert!(parse_upgrade_list("none").is_empty());
+/// assert_eq!(format_upgrade_list(&parse_upgrade_list("a,b")), "a,b");
+/// ```
+pub fn parse_upgrade_list(text: &str) -> Vec<String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Vec::new();
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes an upgrade list the way [`parse_upgrade_list`] reads it: `none`
+/// when empty, else the names joined by commas.
+pub fn format_upgrade_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
 /// Checks a weight: 0 (quiesced) to [`MAX_WEIGHT`].
 pub fn validate_weight(weight: u32) -> Result<(), ControlError> {
     if weight > MAX_WEIGHT {
@@ -125,6 +227,11 @@ pub struct ServiceConfig {
     /// Add `X-Forwarded-For` and `Forwarded` to requests forwarded to real
     /// servers (HTTP schedulers only).
     pub forward_for: bool,
+    /// The protocols a client may switch to with `Upgrade` (lower-case
+    /// protocol names, [`DEFAULT_UPGRADES`] unless configured). A request
+    /// asking for any other protocol is served as plain HTTP/1.1, its
+    /// `Upgrade` field removed; a `101` naming another is refused (502).
+    pub upgrades: Vec<String>,
     /// Scheduler options (`option NAME = "VALUE"`), for instance the cookie
     /// name and key of `chttp`. Unknown options are kept and listed.
     pub options: BTreeMap<String, String>,
@@ -146,6 +253,7 @@ impl ServiceConfig {
             redirect: None,
             timeouts: Timeouts::default(),
             forward_for: false,
+            upgrades: DEFAULT_UPGRADES.iter().map(|p| p.to_string()).collect(),
             options: BTreeMap::new(),
         }
     }
@@ -185,6 +293,13 @@ impl ServiceConfig {
             if let Some(t) = t {
                 range(what, t, 1, MAX_TIMEOUT_SECS)?;
             }
+        }
+        if validate_upgrades(&self.upgrades)? != self.upgrades {
+            return Err(ControlError::Invalid {
+                what: "upgrade list",
+                value: self.upgrades.join(","),
+                reason: "protocol names are stored in lower case".to_string(),
+            });
         }
         Ok(())
     }

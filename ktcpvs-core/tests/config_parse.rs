@@ -71,6 +71,7 @@ fn first_example_loads_field_by_field() {
     assert_eq!(c.redirect, None);
     assert_eq!(c.timeouts, Timeouts::default());
     assert!(!c.forward_for);
+    assert_eq!(c.upgrades, ["websocket"], "WebSocket upgrades by default");
     assert!(c.options.is_empty());
     assert_eq!(
         web.servers,
@@ -232,6 +233,7 @@ fn extensions_ipv6_and_service_name_ports_load() {
     header_timeout = 7
     response_timeout = 30
     forwardfor = on
+    upgrade = "WebSocket, my-proto"
     option cookie_name = "SID"
     option key = "c\\d"
     server = [::1]:8081 0
@@ -248,7 +250,7 @@ fn extensions_ipv6_and_service_name_ports_load() {
             .iter()
             .map(|l| (l.location.line, l.location.column))
             .collect::<Vec<_>>(),
-        vec![(1, 1), (13, 5), (14, 5), (15, 5), (16, 5), (17, 5)]
+        vec![(1, 1), (14, 5), (15, 5), (16, 5), (17, 5), (18, 5)]
     );
     let Command::AddService { spec, .. } = &located[0].value else {
         panic!("first command is not AddService: {:?}", located[0].value);
@@ -279,6 +281,7 @@ fn extensions_ipv6_and_service_name_ports_load() {
         }
     );
     assert!(c.forward_for);
+    assert_eq!(c.upgrades, ["websocket", "my-proto"]);
     assert_eq!(
         c.options.get("cookie_name").map(String::as_str),
         Some("SID")
@@ -361,6 +364,9 @@ const BAD: &[Bad] = &[
     Bad { name: "rule without pattern keyword", text: "Virtual web {\n  rule = \"/a\" use server 10.0.0.1:80\n}", line: 2, column: 10, message: "parsing rule error: expected the keyword 'pattern' but found string \"/a\"" },
     Bad { name: "rule without use", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"/a\" server 10.0.0.1:80\n}", line: 3, column: 23, message: "parsing rule error: expected 'match' or 'use' but found 'server'" },
     Bad { name: "match out of range", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"(a)\" match 11 use server 10.0.0.1:80\n}", line: 3, column: 30, message: "parsing rule error: 11 is out of range: must be 0..=10" },
+    Bad { name: "upgrade to h2c", text: "Virtual web {\n  upgrade = websocket,h2c\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'h2c': upgrades to HTTP/2 are never forwarded: such requests are served as HTTP/1.1" },
+    Bad { name: "upgrade with a version", text: "Virtual web {\n  upgrade = \"websocket/13\"\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'websocket/13': a protocol name is an HTTP token, without a '/version'" },
+    Bad { name: "upgrade listed twice", text: "Virtual web {\n  upgrade = a,A\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade list 'a,A': 'a' is listed twice" },
     Bad { name: "forwardfor not on or off", text: "Virtual web {\n  forwardfor = maybe\n}", line: 2, column: 16, message: "parsing forwardfor error: expected 'on' or 'off' but found 'maybe'" },
     Bad { name: "unquoted option value", text: "Virtual web {\n  option cookie = a\n}", line: 2, column: 19, message: "parsing option error: expected a quoted value but found 'a'" },
     Bad { name: "quote in option value", text: "Virtual web {\n  option cookie = \"a\\\"b\"\n}", line: 2, column: 19, message: "parsing option error: an option value must not contain quotes or line breaks" },

@@ -82,14 +82,20 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             prop::option::of(socket_addr()),
         ),
         (timeout(), timeout(), timeout(), timeout(), timeout()),
-        prop::option::of(any::<bool>()),
+        (
+            prop::option::of(any::<bool>()),
+            prop::option::of(prop::sample::subsequence(
+                vec!["websocket", "Echo", "my-proto", "x.y_z"],
+                0..=4,
+            )),
+        ),
         prop::collection::btree_map("[A-Za-z0-9_-]{1,10}", option_value(), 0..3),
     )
         .prop_map(
             |(
                 (listen, scheduler, ss, mc, mins, maxs, redirect),
                 (ct, rt, kt, ht, rst),
-                ff,
+                (ff, upgrades),
                 opts,
             )| {
                 ServiceSpec {
@@ -107,6 +113,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                     header_timeout: ht,
                     response_timeout: rst,
                     forward_for: ff,
+                    upgrades: upgrades.map(|u| u.into_iter().map(str::to_string).collect()),
                     options: opts.into_iter().map(|(k, v)| (k, Some(v))).collect(),
                 }
             },

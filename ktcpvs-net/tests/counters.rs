@@ -240,7 +240,7 @@ fn upgraded_tunnel_counters_match_what_the_client_moved() {
         let mut c = TcpStream::connect(engine.addr("web")).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let head =
-            b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+            b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
         c.write_all(head).unwrap();
         let mut received = Vec::new();
         let mut buf = [0u8; 4096];

@@ -167,7 +167,9 @@ fn expect_100_continue_is_forwarded() {
 fn switching_protocols_turns_the_connection_into_a_tunnel() {
     let (engine, _b) = three_rules("phttp");
     let mut c = Client::connect(engine.addr("web"));
-    c.send(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    c.send(
+        b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
     let r = c.read_response(true).unwrap();
     assert_eq!(r.status, 101);
     c.send(b"raw bytes after the upgrade");

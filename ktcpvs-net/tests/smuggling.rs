@@ -314,3 +314,73 @@ fn absolute_form_target_is_routed_on_its_path_and_its_authority_is_the_host() {
     }
     assert_eq!(private.requests() + public.requests(), 5);
 }
+
+#[test]
+fn upgrade_to_h2c_or_an_unlisted_protocol_is_served_as_http11() {
+    let backend = HttpBackend::start("r1");
+    let engine = one_server(backend.addr());
+    let mut c = Client::connect(engine.addr("web"));
+    for (upgrade, extra) in [
+        ("h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"),
+        ("websocket, h2c", ""),
+        ("echo", ""),
+    ] {
+        c.send(
+            format!(
+                "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: {upgrade}\r\n{extra}\r\n"
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response(false).unwrap();
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "r1 /plain"),
+            "{upgrade}"
+        );
+    }
+    // The connection stays an HTTP/1.1 one, switched per request.
+    assert_eq!(c.get("/after").unwrap().text(), "r1 /after");
+    for head in backend.heads() {
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            !lower.contains("upgrade") && !lower.contains("http2-settings"),
+            "the backend was asked to switch protocols: {head:?}"
+        );
+    }
+    // A server that switches protocols unasked is refused.
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().status, 502);
+}
+
+#[test]
+fn upgrade_to_a_protocol_the_service_lists_becomes_a_tunnel() {
+    let backend = HttpBackend::start("r1");
+    let control = control();
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            upgrades: Some(vec!["echo".into()]),
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", backend.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: Echo/2\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 101);
+    c.send(b"raw");
+    let mut buf = [0u8; 3];
+    c.reader.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"raw");
+    // Websocket is no longer in this service's list.
+    let mut c = Client::connect(engine.addr("web"));
+    c.send(
+        b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).unwrap().status, 502);
+}

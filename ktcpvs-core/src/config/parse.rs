@@ -24,8 +24,8 @@ use crate::control::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::model::{
-    validate_service_name, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS,
-    MAX_WEIGHT,
+    parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
+    MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
 
 /// The statements allowed inside a `Virtual` block.
@@ -46,11 +46,12 @@ enum Keyword {
     HeaderTimeout,
     ResponseTimeout,
     ForwardFor,
+    Upgrade,
     Option,
 }
 
 impl Keyword {
-    const ALL: [Keyword; 16] = [
+    const ALL: [Keyword; 17] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -66,6 +67,7 @@ impl Keyword {
         Keyword::HeaderTimeout,
         Keyword::ResponseTimeout,
         Keyword::ForwardFor,
+        Keyword::Upgrade,
         Keyword::Option,
     ];
 
@@ -87,6 +89,7 @@ impl Keyword {
             Keyword::HeaderTimeout => "header_timeout",
             Keyword::ResponseTimeout => "response_timeout",
             Keyword::ForwardFor => "forwardfor",
+            Keyword::Upgrade => "upgrade",
             Keyword::Option => "option",
         }
     }
@@ -476,6 +479,22 @@ impl<'a> Parser<'a> {
                         format!("{context}: expected 'on' or 'off' but found '{w}'"),
                     ));
                 });
+            }
+            Keyword::Upgrade => {
+                let t = self.expect_any(context, "'none' or a list of protocol names")?;
+                let text = match &t.kind {
+                    TokenKind::Word(w) | TokenKind::Str(w) => w.clone(),
+                    other => {
+                        return Err(self.error_at(
+                            &t,
+                            format!("{context}: expected 'none' or a list of protocol names but found {other}"),
+                        ))
+                    }
+                };
+                let names = parse_upgrade_list(&text);
+                let names = validate_upgrades(&names)
+                    .map_err(|e| self.error_at(&t, format!("{context}: {e}")))?;
+                spec.upgrades = Some(names);
             }
             Keyword::Option => {
                 let t = self.expect_any(context, "a quoted value")?;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::endpoint::format_addr;
-use crate::model::{Config, ServiceDef};
+use crate::model::{format_upgrade_list, Config, ServiceDef, DEFAULT_UPGRADES};
 
 /// How to print a configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +77,10 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     }
     if c.forward_for {
         let _ = writeln!(out, "    forwardfor = on");
+    }
+    if c.upgrades.iter().map(String::as_str).ne(DEFAULT_UPGRADES) {
+        // Protocol names are tokens: the list is one bare word.
+        let _ = writeln!(out, "    upgrade = {}", format_upgrade_list(&c.upgrades));
     }
     for (key, value) in &c.options {
         let _ = writeln!(out, "    option {key} = {}", quote(value));

@@ -11,7 +11,8 @@ use super::State;
 use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
-    validate_service_name, validate_weight, RuleConfig, ServerConfig, ServiceConfig, ServiceDef,
+    validate_service_name, validate_upgrades, validate_weight, RuleConfig, ServerConfig,
+    ServiceConfig, ServiceDef,
 };
 use crate::view::Rule;
 
@@ -121,6 +122,9 @@ fn apply_spec(
     timeout(&mut config.timeouts.response, spec.response_timeout);
     if let Some(f) = spec.forward_for {
         config.forward_for = f;
+    }
+    if let Some(upgrades) = &spec.upgrades {
+        config.upgrades = validate_upgrades(upgrades)?;
     }
     for (key, value) in &spec.options {
         if key.is_empty()

@@ -42,6 +42,9 @@ pub struct ServiceSpec {
     pub response_timeout: Option<u32>,
     /// Add `X-Forwarded-For`/`Forwarded` to forwarded requests.
     pub forward_for: Option<bool>,
+    /// The protocols clients may switch to with `Upgrade` (replacing the
+    /// list; empty: none).
+    pub upgrades: Option<Vec<String>>,
     /// Scheduler options to set (`Some(value)`) or remove (`None`).
     pub options: Vec<(String, Option<String>)>,
 }

@@ -7,14 +7,17 @@
 use httparse::Header;
 
 /// The hop-by-hop header fields a proxy never forwards (RFC 9110 §7.6.1,
-/// plus the non-standard `Proxy-Connection` and `Keep-Alive`), lower-case.
-pub const HOP_BY_HOP: [&str; 6] = [
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`, and
+/// `HTTP2-Settings`, which only an `h2c` upgrade uses and RFC 9113 §3.2.1
+/// calls connection-specific), lower-case.
+pub const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
     "trailer",
     "upgrade",
+    "http2-settings",
 ];
 
 /// Whether `name` is one of [`HOP_BY_HOP`] (case-insensitive).
@@ -36,7 +39,7 @@ pub(crate) enum FieldName {
     /// `Connection`.
     Connection,
     /// Another hop-by-hop field (`Keep-Alive`, `Proxy-Connection`, `TE`,
-    /// `Trailer`).
+    /// `Trailer`, `HTTP2-Settings`).
     OtherHopByHop,
     /// `Upgrade` (hop-by-hop, kept on an upgrade).
     Upgrade,
@@ -69,6 +72,7 @@ pub(crate) fn classify(name: &str) -> FieldName {
         10 if is(b"set-cookie") => FieldName::SetCookie,
         11 if is(b"set-cookie2") => FieldName::SetCookie,
         14 if is(b"content-length") => FieldName::ContentLength,
+        14 if is(b"http2-settings") => FieldName::OtherHopByHop,
         16 if is(b"proxy-connection") => FieldName::OtherHopByHop,
         17 if is(b"transfer-encoding") => FieldName::TransferEncoding,
         _ => FieldName::Other,
@@ -285,6 +289,42 @@ pub fn is_connection_specific(name: &str, headers: &[Header<'_>]) -> bool {
 /// hop-by-hop field present".
 pub fn has_connection_specific(headers: &[Header<'_>]) -> bool {
     headers.iter().any(|h| is_hop_by_hop(h.name))
+}
+
+/// Whether every protocol the `Upgrade` fields of `headers` name is in
+/// `allowed` (lower-case protocol names, compared without case and without
+/// any `/version`), and they name at least one. A request naming another
+/// protocol is not forwarded as an upgrade, and a `101` naming one is
+/// refused: the choice the server makes among the offered protocols must
+/// be one the service allows.
+///
+/// ```
+/// use httparse::Header;
+/// use ktcpvs_net::http::headers::upgrade_allowed;
+/// let allowed = ["websocket".to_string()];
+/// let h = |v: &'static [u8]| [Header { name: "Upgrade", value: v }];
+/// assert!(upgrade_allowed(&h(b"WebSocket"), &allowed));
+/// assert!(!upgrade_allowed(&h(b"websocket, h2c"), &allowed));
+/// assert!(!upgrade_allowed(&h(b""), &allowed));
+/// ```
+pub fn upgrade_allowed(headers: &[Header<'_>], allowed: &[String]) -> bool {
+    let mut named = 0usize;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("upgrade"))
+    {
+        for protocol in list_elements(h.value) {
+            let name = protocol.split(|&b| b == b'/').next().unwrap_or(protocol);
+            if !allowed
+                .iter()
+                .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+            {
+                return false;
+            }
+            named += 1;
+        }
+    }
+    named > 0
 }
 
 /// What the `Content-Length` fields of a head say.

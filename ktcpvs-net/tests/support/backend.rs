@@ -156,7 +156,8 @@ pub struct Seen {
 /// * `/status/S` — that status with no body (204, 304) or an empty body;
 /// * `/slow/MS` — answers after MS milliseconds;
 /// * `/die` — promises 1 MiB, sends a little, then closes;
-/// * `/upgrade` — `101 Switching Protocols`, then echoes raw bytes;
+/// * `/upgrade` — `101 Switching Protocols` to the protocol asked for
+///   (websocket when none was), then echoes raw bytes;
 /// * anything else — `NAME TARGET` as the body.
 ///
 /// `HEAD` gets the head only; `Expect: 100-continue` gets `100 Continue`.
@@ -363,8 +364,11 @@ fn serve(stream: TcpStream, name: &str, seen: &Seen) -> std::io::Result<()> {
             w.write_all(&[b'x'; 1000])?;
             return Ok(());
         } else if target == "/upgrade" {
+            // Switches to the protocol asked for, or (unasked) to websocket.
+            let protocol = get("upgrade").unwrap_or_else(|| "websocket".into());
             w.write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+                format!("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: {protocol}\r\n\r\n")
+                    .as_bytes(),
             )?;
             let mut buf = [0u8; 4096];
             loop {

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 
 use ktcpvs_core::control::ServiceSpec;
 use ktcpvs_core::endpoint::Endpoint;
+use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
 use super::ProtocolError;
@@ -141,7 +142,7 @@ pub enum Request {
 
 /// Every verb, with its synopsis, in the order `help` lists them.
 pub const VERBS: &[(&str, &str)] = &[
-    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [option.NAME=VALUE]"),
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [option.NAME=VALUE]"),
     ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
     ("delete-service", "delete-service NAME"),
     ("flush", "flush"),
@@ -337,6 +338,9 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
             }
         });
     }
+    if let Some(text) = a.take("upgrade") {
+        spec.upgrades = Some(parse_upgrade_list(&text));
+    }
     let mut i = 0;
     while i < a.pairs.len() {
         if let Some(name) = a.pairs[i].0.strip_prefix("option.") {
@@ -394,6 +398,9 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     }
     if let Some(f) = s.forward_for {
         push_pair(out, "forwardfor", if f { "on" } else { "off" });
+    }
+    if let Some(upgrades) = &s.upgrades {
+        push_pair(out, "upgrade", &format_upgrade_list(upgrades));
     }
     for (name, value) in &s.options {
         push_pair(
@@ -561,6 +568,8 @@ mod tests {
              option.cookie=\"KTCPVS SID\" option.key=none",
         );
         round_trip("add-service w redirect=localhost:www forwardfor=off");
+        round_trip("add-service w upgrade=websocket,my-proto");
+        round_trip("edit-service w upgrade=none");
         round_trip("add-server web server=10.0.0.1:80 weight=0");
         round_trip("edit-server web server=r2 weight=65535");
         round_trip("delete-server web server=r2:http");

@@ -16,6 +16,7 @@ use super::{
     Down, HeadOut, Held, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD,
 };
 use crate::buffer::Buffer;
+use crate::http::headers::upgrade_allowed;
 use crate::http::{
     can_forward_response_verbatim, close_splice, parse_response_uninit, write_response_head,
     BodyState, ForwardOptions, Framing, Limits, CONNECTION_CLOSE_LINE,
@@ -200,7 +201,20 @@ impl HttpSession {
                                 req.head_len = 0;
                                 req.replayable = false;
                             }
-                            if info.upgrade && !req.upgrade {
+                            // A 101 answers only an upgrade the service
+                            // allowed, to a protocol it allows.
+                            if info.upgrade
+                                && (!req.upgrade
+                                    || !upgrade_allowed(
+                                        head.headers,
+                                        &route.service.config().upgrades,
+                                    ))
+                            {
+                                log::warn!(
+                                    "[{}] {} switched protocols unasked; refused",
+                                    route.service.config().name,
+                                    route.addr
+                                );
                                 return self.respond_error(502, ctx);
                             }
                             let client_keep = req.client_keep

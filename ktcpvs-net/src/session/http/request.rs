@@ -13,9 +13,10 @@ use ktcpvs_core::{Dispatch, PickRequest, Selection};
 use super::backend::connect_again;
 use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS, SCRATCH_HEAD};
 use crate::buffer::Buffer;
+use crate::http::headers::upgrade_allowed;
 use crate::http::{
     can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
-    Framing, Limits,
+    Framing, Limits, RequestInfo,
 };
 use crate::session::{fail_target, start_connect, Conn, Connecting, Ctx, Fill, NoBackend, Target};
 
@@ -107,7 +108,7 @@ impl HttpSession {
         peer: SocketAddr,
         accepted: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
-        info: &crate::http::RequestInfo,
+        info: &RequestInfo,
         head: &ktcpvs_core::RequestHead<'_>,
     ) -> Step {
         let snapshot = ctx.snapshots.load();
@@ -117,6 +118,11 @@ impl HttpSession {
             return Step::Again;
         };
         service.load().add_request();
+        // An upgrade only to a protocol the service allows; any other
+        // request is served as HTTP/1.1, its `Upgrade` field dropped, so
+        // switching protocols cannot escape the per-request rules.
+        let upgrade = info.upgrade && upgrade_allowed(head.headers, &service.config().upgrades);
+        let info = &RequestInfo { upgrade, ..*info };
         let per_connection = service.dispatch() != Dispatch::EachRequest;
         let opts = ForwardOptions {
             forwarded_for: service.config().forward_for.then_some(peer),
