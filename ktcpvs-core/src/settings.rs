@@ -29,7 +29,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "max_backlog", default: 2048, min: 1, max: 65_535, help: "listen() backlog, applied when a service starts" },
     SettingInfo { name: "zerocopy_send", default: 0, min: 0, max: 1, help: "1: relay bodies and tunnels with splice(2) through a pipe where framing allows" },
     SettingInfo { name: "keepalive_timeout", default: 30, min: 1, max: 86_400, help: "seconds a client may idle between requests, and a pooled backend connection may idle" },
-    SettingInfo { name: "read_timeout", default: 180, min: 1, max: 86_400, help: "seconds of inactivity after which a relayed connection is closed" },
+    SettingInfo { name: "read_timeout", default: 180, min: 1, max: 86_400, help: "seconds without a byte moving in either direction after which a relayed connection, or a body being relayed, is closed" },
     SettingInfo { name: "connect_timeout", default: 5, min: 1, max: 3_600, help: "seconds allowed for a backend connect before another server is tried" },
     SettingInfo { name: "header_timeout", default: 10, min: 1, max: 3_600, help: "seconds a client has to send a complete request head (408 after)" },
     SettingInfo { name: "response_timeout", default: 60, min: 1, max: 86_400, help: "seconds a backend has to start its response (504 after)" },
@@ -37,6 +37,8 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "max_header_size", default: 16_384, min: 256, max: 1_048_576, help: "largest request head in bytes (431 above)" },
     SettingInfo { name: "max_headers", default: 100, min: 1, max: 256, help: "most header fields in one request or response head" },
     SettingInfo { name: "pool_max_idle", default: 64, min: 0, max: 65_535, help: "idle backend connections kept per worker and server" },
+    SettingInfo { name: "min_transfer_rate", default: 512, min: 0, max: 1_073_741_824, help: "bytes per second a client must move, averaged over each transfer_window, while a body waits on it (a response it is slow to read, a request body it is slow to send); a slower client is cut (408 if no response started). 0 disables" },
+    SettingInfo { name: "transfer_window", default: 30, min: 1, max: 3_600, help: "seconds over which min_transfer_rate is measured" },
     SettingInfo { name: "server_retry_backoff", default: 2, min: 1, max: 3_600, help: "seconds a failed server stays out of rotation before it is tried again (doubles up to 64x on repeated failures)" },
 ];
 
@@ -128,7 +130,9 @@ impl Settings {
         max_header_size => 10,
         max_headers => 11,
         pool_max_idle => 12,
-        server_retry_backoff => 13,
+        min_transfer_rate => 13,
+        transfer_window => 14,
+        server_retry_backoff => 15,
     }
 }
 
@@ -155,6 +159,8 @@ mod tests {
             s.max_headers(),
             s.pool_max_idle(),
             s.server_retry_backoff(),
+            s.min_transfer_rate(),
+            s.transfer_window(),
         );
     }
 

@@ -138,33 +138,36 @@ enum Chunk {
 }
 
 /// A streaming validator of a chunked body. Its counters are reset at the
-/// line they bound.
+/// line they bound. The counters and caps are `u32`: every session carries
+/// two decoders, and the caps (head size and field count limits) are far
+/// below 4 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkedDecoder {
     /// Where the body is.
     state: Chunk,
     /// Extension bytes of the current chunk-size line (from its first `;`).
-    extension_len: usize,
+    extension_len: u32,
     /// Bytes of the trailer section so far (its final CRLF excluded).
-    trailer_len: usize,
+    trailer_len: u32,
     /// Trailer fields so far.
-    trailer_fields: usize,
+    trailer_fields: u32,
     /// Cap on `trailer_len`.
-    max_trailer_len: usize,
+    max_trailer_len: u32,
     /// Cap on `trailer_fields`.
-    max_trailer_fields: usize,
+    max_trailer_fields: u32,
 }
 
 impl ChunkedDecoder {
     /// A decoder at the start of a chunked body.
     pub fn new(limits: &Limits) -> Self {
+        let cap = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         ChunkedDecoder {
             state: Chunk::Size { size: 0, digits: 0 },
             extension_len: 0,
             trailer_len: 0,
             trailer_fields: 0,
-            max_trailer_len: limits.max_header_size,
-            max_trailer_fields: limits.max_headers,
+            max_trailer_len: cap(limits.max_header_size),
+            max_trailer_fields: cap(limits.max_headers),
         }
     }
 
@@ -300,7 +303,7 @@ impl ChunkedDecoder {
                     self.trailer_fields += 1;
                     if self.trailer_fields > self.max_trailer_fields {
                         return Err(BodyError::TooManyTrailers {
-                            limit: self.max_trailer_fields,
+                            limit: self.max_trailer_fields as usize,
                         });
                     }
                     self.trailer_byte(TrailerLineStart)
@@ -318,7 +321,7 @@ impl ChunkedDecoder {
     /// Counts one chunk-extension byte against the cap.
     fn extension_byte(&mut self, next: Chunk) -> Result<Chunk, BodyError> {
         self.extension_len += 1;
-        if self.extension_len > MAX_CHUNK_EXTENSION {
+        if self.extension_len as usize > MAX_CHUNK_EXTENSION {
             Err(BodyError::ChunkExtensionTooLong)
         } else {
             Ok(next)
@@ -330,7 +333,7 @@ impl ChunkedDecoder {
         self.trailer_len += 1;
         if self.trailer_len > self.max_trailer_len {
             Err(BodyError::TrailerTooLarge {
-                limit: self.max_trailer_len,
+                limit: self.max_trailer_len as usize,
             })
         } else {
             Ok(next)

@@ -7,6 +7,7 @@
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
+use std::time::Duration;
 
 use ktcpvs_core::snapshot::TimeoutKind;
 use ktcpvs_core::Dispatch;
@@ -25,6 +26,26 @@ use crate::session::tunnel::Tunnel;
 use crate::session::{Conn, Ctx, Fill, Target};
 use crate::splice::KernelPipe;
 
+/// Whether the exchange waits on the client: bytes are held for it that it
+/// has not taken (a response head or body, in the buffer or a pipe), or its
+/// request body is awaited while nothing is held for the server.
+fn waits_on_client(
+    up: &Up,
+    down: &Down,
+    up_pipe: &Option<KernelPipe>,
+    down_pipe: &Option<KernelPipe>,
+) -> bool {
+    let held = |pipe: &Option<KernelPipe>| pipe.as_ref().map_or(0, KernelPipe::held);
+    let held_for_client = match down {
+        Down::Body { head, pending, .. } => {
+            !matches!(head, HeadOut::InBuffer) || *pending > 0 || held(down_pipe) > 0
+        }
+        Down::Head => false,
+    };
+    let awaits_body = matches!(up, Up::Body { pending: 0, .. }) && held(up_pipe) == 0;
+    held_for_client || awaits_body
+}
+
 impl HttpSession {
     /// Moves the request up and the response down as far as the sockets
     /// allow; ends the exchange, answers an error or becomes a tunnel.
@@ -35,6 +56,7 @@ impl HttpSession {
             up,
             down,
             since,
+            pace,
             ..
         } = &mut self.state
         else {
@@ -52,6 +74,10 @@ impl HttpSession {
         };
         let mut starved = false;
         let mut moved = false;
+        let bytes_before = client.traffic.read
+            + client.traffic.written
+            + link.conn.traffic.read
+            + link.conn.traffic.written;
 
         // ---- request direction ----
         loop {
@@ -442,14 +468,52 @@ impl HttpSession {
                 }
             }
         }
-        if moved {
+        // Any byte moved either way is activity: a long body that keeps
+        // moving is never cut by the inactivity timeout.
+        let client_bytes = client.traffic.read + client.traffic.written;
+        if moved
+            || client_bytes + link.conn.traffic.read + link.conn.traffic.written != bytes_before
+        {
             *since = ctx.now;
         }
-        let at = match down {
-            Down::Head if matches!(up, Up::Done) => {
-                *since + route.service.timeout(TimeoutKind::Response, settings)
+        let at = if matches!((&*up, &*down), (Up::Done, Down::Head)) {
+            // Waiting for the server to answer (504 when it does not).
+            *since + route.service.timeout(TimeoutKind::Response, settings)
+        } else {
+            let waits = waits_on_client(up, down, &self.up_pipe, &self.down_pipe);
+            let idle_until = *since + route.service.timeout(TimeoutKind::Read, settings);
+            let window = Duration::from_secs(settings.transfer_window());
+            let paced = pace.check(
+                ctx.now,
+                client_bytes,
+                waits,
+                settings.min_transfer_rate(),
+                window,
+            );
+            let name = &route.service.config().name;
+            match paced {
+                _ if ctx.now >= idle_until => {
+                    log::debug!("[{name}] exchange idle for the read timeout; closing");
+                }
+                Err(slow) => log::debug!(
+                    "[{name}] client moved {} of the {} bytes required over {}s; closing",
+                    slow.moved,
+                    slow.required,
+                    window.as_secs()
+                ),
+                Ok(window_end) => {
+                    let at = window_end.map_or(idle_until, |w| w.min(idle_until));
+                    return if starved {
+                        Step::Starved(Some(at))
+                    } else {
+                        Step::Wait(Some(at))
+                    };
+                }
             }
-            _ => *since + route.service.timeout(TimeoutKind::Read, settings),
+            // A client that stalls its own request gets 408; a server that
+            // takes no request bytes, 504; after the response began, the
+            // connection is cut.
+            return self.respond_error(if waits { 408 } else { 504 }, ctx);
         };
         if starved {
             Step::Starved(Some(at))

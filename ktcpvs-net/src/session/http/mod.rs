@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, Selection};
 
+use self::pace::Pace;
 use super::tunnel::Tunnel;
 use super::{Conn, Connecting, Ctx, Excluded, Fill, Flow, Target};
 use crate::buffer::{Buffer, BufferPool};
@@ -49,6 +50,7 @@ use crate::splice::KernelPipe;
 mod backend;
 mod body;
 mod exchange;
+mod pace;
 mod request;
 
 /// Most header slots lent to the parser; `max_headers` above this is capped.
@@ -213,7 +215,10 @@ enum State {
         req: Request,
         up: Up,
         down: Down,
+        /// When a byte last moved either way (the inactivity timeout).
         since: Instant,
+        /// The client's progress over the current rate window.
+        pace: Pace,
     },
     /// Sending the error response in the scratch buffer.
     Error { sent: usize },
@@ -372,7 +377,9 @@ impl HttpSession {
                 self.retry_connect(&e, peer, ctx);
             }
             State::Exchange {
-                down: Down::Head, ..
+                up: Up::Done,
+                down: Down::Head,
+                ..
             } => {
                 if let Some(r) = &self.route {
                     log::warn!(
@@ -384,7 +391,8 @@ impl HttpSession {
                 self.drop_backend(ctx, false);
                 self.fail(504, service, ctx);
             }
-            State::Exchange { .. } => return HttpFlow::Flow(Flow::Done),
+            // The exchange checks its own inactivity and rate deadlines.
+            State::Exchange { .. } => {}
         }
         self.drive(client, peer, service, ctx)
     }

@@ -11,6 +11,7 @@ use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{Dispatch, PickRequest, Selection};
 
 use super::backend::connect_again;
+use super::pace::Pace;
 use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS, SCRATCH_HEAD};
 use crate::buffer::Buffer;
 use crate::http::headers::upgrade_allowed;
@@ -314,6 +315,7 @@ impl HttpSession {
             up: Up::Head { sent: 0 },
             down: Down::Head,
             since: ctx.now,
+            pace: Pace::new(ctx.now, 0),
         };
         Step::Again
     }
