@@ -7,7 +7,8 @@
 //!   drains and exits 0;
 //! * SIGHUP reloads the `-f` file as one transaction (a bad file changes
 //!   nothing);
-//! * `--demo` starts three demo real servers and the README's example.
+//! * `--demo` starts three demo real servers and the README's example;
+//! * the soft limit on open files is raised to the hard limit at start.
 
 mod demo;
 mod options;
@@ -66,6 +67,12 @@ fn main() -> ExitCode {
         .parse_default_env()
         .init();
     log::set_max_level(level_for(0));
+    // Two descriptors per proxied connection: the soft default (often
+    // 1024) would be reached at a few hundred clients.
+    match ktcpvs::net::resource::raise_open_file_limit() {
+        Ok(limit) => log::info!("open file limit: {limit}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
 
     let control = Control::new(builtin_schedulers());
     let (events, wake) = mpsc::channel::<Event>();

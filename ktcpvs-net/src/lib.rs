@@ -14,6 +14,7 @@
 //! | [`session`] | a client connection: the layer-4 tunnel and the HTTP session |
 //! | [`backend_pool`] | backend connections and their per-server idle pool |
 //! | [`buffer`] | the bounded per-worker buffer pool |
+//! | [`resource`] | local resource exhaustion (descriptors, ports) told apart from a server's failure |
 //! | [`splice`] | `zerocopy_send`: kernel pipes and `splice(2)` for bytes that need no inspection |
 //! | [`timer`] | per-session deadlines in a heap with lazy cancellation |
 //! | [`http`] | sans-I/O HTTP/1.x framing: parse, validate, rewrite heads, bodies |
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod listener;
+pub mod resource;
 pub mod session;
 pub mod splice;
 pub mod timer;

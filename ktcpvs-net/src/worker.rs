@@ -26,6 +26,7 @@ use slab::Slab;
 use crate::backend_pool::Backends;
 use crate::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
+use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::http::HttpSession;
 use crate::session::tunnel::Tunnel;
 use crate::session::{Conn, Ctx, Flow, Kind, Session};
@@ -134,14 +135,43 @@ impl Nodelay {
     }
 }
 
+/// Whether a listener is accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    /// Yes: each readiness event accepts until `WouldBlock`.
+    Open,
+    /// Paused at `maxclients`: looked at every [`TICK`] until a slot frees.
+    Full,
+    /// Paused because `accept` failed, most often because the process ran
+    /// out of descriptors: tried again at `retry`, the pause doubling from
+    /// [`MIN_ACCEPT_PAUSE`] to [`MAX_ACCEPT_PAUSE`] while it keeps failing,
+    /// so a process at its limit neither spins nor logs on every tick.
+    Failing { retry: Instant, pause: Duration },
+}
+
+/// The first pause after `accept` fails.
+const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between two `accept` attempts that keep failing.
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
 struct WorkerListener {
     service: ServiceId,
     listener: TcpListener,
     gate: Arc<ClientGate>,
     nodelay: Nodelay,
-    /// At `maxclients` (or out of file descriptors): not accepting until a
-    /// slot frees up.
-    paused: bool,
+    accepting: Accepting,
+}
+
+impl WorkerListener {
+    /// Whether the loop should try `accept` on it now, without an event.
+    fn due(&self, now: Instant) -> bool {
+        match self.accepting {
+            Accepting::Open => false,
+            Accepting::Full => true,
+            Accepting::Failing { retry, .. } => now >= retry,
+        }
+    }
 }
 
 /// One worker's whole state.
@@ -318,15 +348,30 @@ impl Worker {
     /// connections are pooled, and no limit otherwise, so an idle worker
     /// does not wake.
     fn tick(&self, now: Instant) -> Option<Duration> {
-        if self.res.drain.is_some()
+        let failing = self
+            .listeners
+            .iter()
+            .filter_map(|(_, l)| match l.accepting {
+                Accepting::Failing { retry, .. } => Some(retry.saturating_duration_since(now)),
+                Accepting::Open | Accepting::Full => None,
+            })
+            .min();
+        let tick = if self.res.drain.is_some()
             || !self.starved.is_empty()
-            || self.listeners.iter().any(|(_, l)| l.paused)
+            || self
+                .listeners
+                .iter()
+                .any(|(_, l)| l.accepting == Accepting::Full)
         {
             Some(TICK)
         } else if self.res.backends.idle_count() > 0 {
             Some(SWEEP_EVERY.saturating_sub(now.duration_since(self.last_sweep)))
         } else {
             None
+        };
+        match (tick, failing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -355,7 +400,7 @@ impl Worker {
                     listener,
                     gate,
                     nodelay: Nodelay::Unknown,
-                    paused: false,
+                    accepting: Accepting::Open,
                 });
                 // Connections may already wait in the backlog.
                 self.accept(key, now);
@@ -383,14 +428,14 @@ impl Worker {
                 return;
             };
             if !l.gate.try_enter(service.config().maxclients) {
-                if !l.paused {
+                if l.accepting != Accepting::Full {
                     log::debug!(
                         "[{}] at maxclients ({}); pausing accepts",
                         service.config().name,
                         service.config().maxclients
                     );
                 }
-                l.paused = true;
+                l.accepting = Accepting::Full;
                 return;
             }
             let (stream, peer) = match l.listener.accept() {
@@ -399,19 +444,38 @@ impl Worker {
                     l.gate.leave();
                     match e.kind() {
                         io::ErrorKind::WouldBlock => {
-                            l.paused = false;
+                            l.accepting = Accepting::Open;
                             return;
                         }
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
                         _ => {
-                            log::warn!("[{}] accept failed: {e}", service.config().name);
-                            l.paused = true;
+                            let pause = match l.accepting {
+                                Accepting::Failing { pause, .. } => {
+                                    (pause * 2).min(MAX_ACCEPT_PAUSE)
+                                }
+                                Accepting::Open | Accepting::Full => {
+                                    let what = format!("accepting for {}", service.config().name);
+                                    if is_local_exhaustion(&e) {
+                                        warn_exhaustion(&what, &e);
+                                    } else {
+                                        log::warn!("{what}: {e}; pausing accepts");
+                                    }
+                                    MIN_ACCEPT_PAUSE
+                                }
+                            };
+                            l.accepting = Accepting::Failing {
+                                retry: now + pause,
+                                pause,
+                            };
                             return;
                         }
                     }
                 }
             };
-            l.paused = false;
+            if let Accepting::Failing { .. } = l.accepting {
+                log::info!("[{}] accepting again", service.config().name);
+            }
+            l.accepting = Accepting::Open;
             l.nodelay.apply(&stream);
             let gate = Arc::clone(&l.gate);
             let service = Arc::clone(service);
@@ -558,7 +622,7 @@ impl Worker {
         // Slab keys are below its capacity; this runs only while a
         // listener is paused, and allocates nothing.
         for key in 0..self.listeners.capacity() {
-            if self.listeners.get(key).is_some_and(|l| l.paused) {
+            if self.listeners.get(key).is_some_and(|l| l.due(now)) {
                 self.accept(key, now);
             }
         }

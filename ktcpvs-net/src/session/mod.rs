@@ -63,6 +63,7 @@ use mio::Registry;
 use crate::backend_pool::{Backends, ConnectCheck};
 use crate::buffer::{Buffer, BufferPool};
 use crate::listener::ClientGate;
+use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::timer::Deadline;
 
 /// What the poller last reported about one socket, cleared on `WouldBlock`.
@@ -441,6 +442,10 @@ pub enum NoBackend {
     NoServer,
     /// Servers were picked but every connect failed.
     AllFailed,
+    /// This process ran out of a local resource (descriptors, buffers,
+    /// ports) before a connect could start: no server was blamed, the
+    /// request is answered 503 (see [`crate::resource`]).
+    LocalExhaustion,
 }
 
 /// Picks a server (or falls back to the redirect address) and starts a
@@ -482,6 +487,11 @@ pub fn start_connect(
                     addr,
                 });
             }
+            Err(e) if is_local_exhaustion(&e) => {
+                // Every other server would fail the same way: stop here.
+                warn_exhaustion("connecting to a real server", &e);
+                return Err(NoBackend::LocalExhaustion);
+            }
             Err(e) => {
                 fail_target(service, target, addr, &e, excluded, ctx);
             }
@@ -490,7 +500,9 @@ pub fn start_connect(
 }
 
 /// Records a failed connect (or a reset/timeout of a fresh connection):
-/// passive health, logging, and exclusion from the current decision.
+/// passive health, logging, and exclusion from the current decision. A
+/// local exhaustion error (see [`crate::resource`]) excludes the target
+/// from the decision but leaves the server's health alone.
 pub fn fail_target(
     service: &ServiceSnapshot,
     target: Target,
@@ -501,6 +513,14 @@ pub fn fail_target(
 ) {
     let name = &service.config().name;
     log::debug!("[{name}] connect to {addr} failed: {error}");
+    if is_local_exhaustion(error) {
+        warn_exhaustion("connecting to a real server", error);
+        match target {
+            Target::Server(index) => excluded.servers.push(index),
+            Target::Redirect => excluded.redirect_tried = true,
+        }
+        return;
+    }
     match target {
         Target::Server(index) => {
             let backoff =

@@ -401,5 +401,9 @@ fn connect_next(
             service.load().add_error();
             None
         }
+        Err(NoBackend::LocalExhaustion) => {
+            service.load().add_error();
+            None
+        }
     }
 }

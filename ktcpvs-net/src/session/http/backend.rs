@@ -13,8 +13,11 @@ use ktcpvs_core::{PickRequest, Selection};
 use super::{Held, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
 use crate::backend_pool::ConnectCheck;
 use crate::http::{parse_request_uninit, Limits};
+use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
-use crate::session::{fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, Target};
+use crate::session::{
+    fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, NoBackend, Target,
+};
 
 impl HttpSession {
     /// Closes (or pools) the backend connection in use.
@@ -139,17 +142,21 @@ impl HttpSession {
     }
 
     /// Starts connecting for `req` with what [`connect_again`] found, or
-    /// answers 502 when nothing was left.
+    /// answers 502 when nothing was left (503 when a local resource ran
+    /// out).
     pub(super) fn connect_or_fail(
         &mut self,
-        next: Option<(Connecting, Option<Selection>)>,
+        next: Result<(Connecting, Option<Selection>), NoBackend>,
         service: Arc<ServiceSnapshot>,
         req: Request,
         ctx: &mut Ctx<'_>,
     ) {
-        let Some((mut connecting, selection)) = next else {
-            self.fail(502, &service, ctx);
-            return;
+        let (mut connecting, selection) = match next {
+            Ok(next) => next,
+            Err(NoBackend::LocalExhaustion) => return self.fail(503, &service, ctx),
+            Err(NoBackend::NoServer | NoBackend::AllFailed) => {
+                return self.fail(502, &service, ctx)
+            }
         };
         let deadline =
             ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
@@ -217,6 +224,10 @@ impl HttpSession {
                     };
                     return Step::Again;
                 }
+                Err(e) if is_local_exhaustion(&e) => {
+                    warn_exhaustion("connecting to a real server", &e);
+                    return self.respond_error(503, ctx);
+                }
                 Err(_) => return self.respond_error(502, ctx),
             }
         }
@@ -229,14 +240,15 @@ impl HttpSession {
 
 /// Picks again for `head` among the servers `excluded` does not name and
 /// starts a connect (a failed server of the same decision is skipped). The
-/// redirect address is not a retry target: `None` when no server is left.
+/// redirect address is not a retry target: [`NoBackend::AllFailed`] when
+/// no server is left.
 pub(super) fn connect_again(
     service: &ServiceSnapshot,
     head: &ktcpvs_core::RequestHead<'_>,
     client: SocketAddr,
     excluded: &mut Excluded,
     ctx: &mut Ctx<'_>,
-) -> Option<(Connecting, Option<Selection>)> {
+) -> Result<(Connecting, Option<Selection>), NoBackend> {
     let mut chosen = None;
     let mut pick = |exclude: &[usize]| {
         let s = service.pick(&PickRequest {
@@ -248,11 +260,11 @@ pub(super) fn connect_again(
         s.map(|s| s.server)
     };
     match start_connect(service, &mut pick, excluded, ctx) {
-        Ok(connecting) if connecting.target != Target::Redirect => Some((connecting, chosen)),
+        Ok(connecting) if connecting.target != Target::Redirect => Ok((connecting, chosen)),
         Ok(connecting) => {
             ctx.backends.close(connecting.conn);
-            None
+            Err(NoBackend::AllFailed)
         }
-        Err(_) => None,
+        Err(e) => Err(e),
     }
 }

@@ -19,6 +19,7 @@ use crate::http::{
     can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
     Framing, Limits, RequestInfo,
 };
+use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::{fail_target, start_connect, Conn, Connecting, Ctx, Fill, NoBackend, Target};
 
 impl HttpSession {
@@ -180,6 +181,11 @@ impl HttpSession {
                     };
                     Step::Again
                 }
+                Err(e) if is_local_exhaustion(&e) => {
+                    warn_exhaustion("connecting to a real server", &e);
+                    self.fail(503, &service, ctx);
+                    Step::Again
+                }
                 Err(e) => {
                     // The kept server refused at once: decide again
                     // without it, as for a connect that fails later.
@@ -284,6 +290,10 @@ impl HttpSession {
             }
             Err(NoBackend::AllFailed) => {
                 self.fail(502, &service, ctx);
+                Step::Again
+            }
+            Err(NoBackend::LocalExhaustion) => {
+                self.fail(503, &service, ctx);
                 Step::Again
             }
         }

@@ -1,0 +1,108 @@
+//! Local resource exhaustion: telling it apart from a real server's
+//! failure, and reporting it without flooding the log.
+//!
+//! When this process runs out of file descriptors, socket buffers, memory
+//! or local ports, every connect fails at once, whatever the server. Such a
+//! failure says nothing about the server: if it counted against the
+//! server's health, one client holding many idle connections could take
+//! every server out of rotation. So a connect that fails this way answers
+//! the request 503 and leaves the server's health alone, and `accept`
+//! failing this way pauses the listener for a growing while instead of
+//! being retried on every loop iteration.
+//!
+//! The log says so once per [`LOG_EVERY`] per process, with the number of
+//! occurrences in between, so an attacker who keeps the process at its
+//! limit cannot also fill the disk.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The shortest interval between two exhaustion warnings.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether `error` means this process ran out of something (descriptors,
+/// memory, buffer space, local addresses or ports) rather than that the
+/// peer refused, reset or did not answer.
+///
+/// ```
+/// use std::io;
+/// use ktcpvs_net::resource::is_local_exhaustion;
+/// assert!(is_local_exhaustion(&io::Error::from_raw_os_error(libc::EMFILE)));
+/// assert!(is_local_exhaustion(&io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)));
+/// assert!(!is_local_exhaustion(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
+/// assert!(!is_local_exhaustion(&io::Error::from(io::ErrorKind::TimedOut)));
+/// ```
+pub fn is_local_exhaustion(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Occurrences since the last warning, and when it was written (in
+/// milliseconds since the first call, plus one; 0: never).
+static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Reports an exhaustion `error` met while doing `what`, at most once per
+/// [`LOG_EVERY`] across the process; the warning counts the occurrences
+/// it stands for.
+pub fn warn_exhaustion(what: &str, error: &io::Error) {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let now = u64::try_from(epoch.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let count = SUPPRESSED.fetch_add(1, Ordering::Relaxed) + 1;
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    let every = u64::try_from(LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
+    if last != 0 && now.saturating_sub(last) < every {
+        return;
+    }
+    // One thread wins the right to write this interval's warning.
+    if LAST_LOGGED
+        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    SUPPRESSED.fetch_sub(count, Ordering::Relaxed);
+    log::warn!(
+        "local resources exhausted while {what}: {error} ({count} time(s) since the last report); \
+         servers are not blamed, requests get 503. Raise the descriptor limit (ulimit -n) or lower maxclients"
+    );
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as a
+/// balancer holding two descriptors per proxied connection needs (the
+/// usual soft default, 1024, is reached at about 500 connections).
+/// Returns the limit now in force.
+///
+/// ```
+/// let limit = ktcpvs_net::resource::raise_open_file_limit().unwrap();
+/// assert!(limit >= 1);
+/// ```
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit from the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
+}
