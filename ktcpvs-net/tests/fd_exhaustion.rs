@@ -70,6 +70,29 @@ impl Filler {
     }
 }
 
+/// The number of descriptors open in this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits until no descriptor has been opened or closed for 300 ms: the
+/// engine and the backend close theirs asynchronously after an exchange,
+/// and a descriptor freed late would let a step succeed that must not.
+fn settle_fds() {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = open_fds();
+    let mut stable_since = Instant::now();
+    while stable_since.elapsed() < Duration::from_millis(300) {
+        assert!(Instant::now() < end, "descriptors never settled");
+        std::thread::sleep(Duration::from_millis(20));
+        let now = open_fds();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+    }
+}
+
 /// Lowers the soft open-file limit to 64 above the highest descriptor open.
 fn lower_open_file_limit() {
     let highest = std::fs::read_dir("/proc/self/fd")
@@ -111,6 +134,7 @@ fn descriptor_exhaustion_answers_503_blames_no_server_and_does_not_spin() {
 
     // 1. Room for the client socket and the accepted one, none for the
     //    connect to the server: 503, and the server stays in rotation.
+    settle_fds();
     let mut filler = Filler::fill(&template);
     filler.free(2);
     let mut c = Client::connect(addr);
@@ -128,6 +152,7 @@ fn descriptor_exhaustion_answers_503_blames_no_server_and_does_not_spin() {
     //    connection waits in the backlog and is served once descriptors
     //    free up; meanwhile the worker neither spins nor logs every tick.
     let before = LOGGER.exhausted.load(Ordering::SeqCst);
+    settle_fds();
     let mut filler = Filler::fill(&template);
     filler.free(1);
     let mut c = Client::connect(addr);
