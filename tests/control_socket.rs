@@ -7,6 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::TempDir;
@@ -248,4 +249,177 @@ fn clients_beyond_the_limit_are_told_to_come_back() {
     )
     .and_then(|mut c| c.request(&Request::Ping))
     .is_ok_and(|r| r == Reply::Ok(vec![]))));
+}
+
+/// The unprivileged user the ownership tests hand files and processes to.
+const NOBODY: u32 = 65534;
+
+/// Whether this test process may change owners and run as another user
+/// (it is root); the tests that need it say so and pass otherwise.
+fn can_switch_users(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("{test}: skipped, needs root to act as uid {NOBODY}");
+    }
+    root
+}
+
+fn chown(path: &std::path::Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+}
+
+#[test]
+fn default_socket_lives_in_a_private_directory_and_a_foreign_one_is_refused() {
+    let runtime = TempDir::new("xdg");
+    let run = |runtime: &std::path::Path| {
+        std::process::Command::new(common::example("ktcpvsd"))
+            .args(["--workers", "1"])
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env_remove("KTCPVS_SOCKET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ktcpvsd")
+    };
+    let mut daemon = run(runtime.path());
+    let socket = runtime.join("ktcpvs").join("control.sock");
+    assert!(
+        common::eventually(400, || ControlClient::connect(&socket).is_ok()),
+        "no control socket at {}",
+        socket.display()
+    );
+    let mode = std::fs::metadata(runtime.join("ktcpvs"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "the daemon's directory is private");
+    let adm = std::process::Command::new(common::example("tcpvsadm"))
+        .arg("-L")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env_remove("KTCPVS_SOCKET")
+        .output()
+        .unwrap();
+    assert!(
+        adm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&adm.stderr)
+    );
+    common::terminate(&daemon);
+    assert!(common::wait_bounded(&mut daemon, Duration::from_secs(15)).is_some());
+
+    if !can_switch_users("foreign directory") {
+        return;
+    }
+    let squatted = TempDir::new("squat");
+    let dir = squatted.join("ktcpvs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    chown(&dir, NOBODY);
+    let mut daemon = run(squatted.path());
+    let status = common::wait_bounded(&mut daemon, Duration::from_secs(15)).expect("refused");
+    let mut stderr = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("belongs to uid {NOBODY}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing was put in it"
+    );
+}
+
+#[test]
+fn a_socket_of_another_user_is_neither_used_nor_replaced() {
+    if !can_switch_users("foreign socket") {
+        return;
+    }
+    let dir = TempDir::new("foreign");
+    let path = dir.join("ctl.sock");
+    drop(UnixListener::bind(&path).unwrap());
+    chown(&path, NOBODY);
+    let bound = ControlServer::bind(
+        &path,
+        Dispatcher::new(Control::new(builtin_schedulers()), None),
+    );
+    assert!(
+        matches!(bound, Err(SocketError::ForeignSocket { owner: NOBODY, .. })),
+        "{bound:?}"
+    );
+    assert!(path.exists(), "left alone");
+}
+
+#[test]
+fn a_client_of_another_user_is_refused_by_its_credentials() {
+    if !can_switch_users("foreign client") {
+        return;
+    }
+    let dir = TempDir::new("peer");
+    let (_, server) = server(&dir, ServerOptions::default());
+    // Open the file itself to everyone: the credentials still refuse.
+    std::fs::set_permissions(server.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = std::process::Command::new(common::example("tcpvsadm"))
+        .arg("--socket")
+        .arg(server.path())
+        .arg("-L")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run tcpvsadm as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("permission") && stderr.contains(&format!("not uid {NOBODY}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tcpvsadm_refuses_a_daemon_of_another_user() {
+    if !can_switch_users("foreign daemon") {
+        return;
+    }
+    let dir = TempDir::new("planted");
+    let private = dir.join("sock");
+    std::fs::create_dir(&private).unwrap();
+    chown(&private, NOBODY);
+    let socket = private.join("ctl.sock");
+    let mut planted = std::process::Command::new(common::example("ktcpvsd"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--workers", "1"])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ktcpvsd as nobody");
+    assert!(
+        common::eventually(400, || socket.exists()),
+        "the planted daemon did not start"
+    );
+    let out = std::process::Command::new(common::example("tcpvsadm"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("-L")
+        .output()
+        .unwrap();
+    common::terminate(&planted);
+    let _ = common::wait_bounded(&mut planted, Duration::from_secs(15));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("served by uid {NOBODY}")),
+        "{stderr}"
+    );
 }

@@ -52,7 +52,7 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
         Try it: cargo run --release --example ktcpvsd -- --demo"
 )]
 pub struct Options {
-    /// Control socket path [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs.sock, else /tmp/ktcpvs-UID.sock].
+    /// Control socket path [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Configuration file to load at start (and again on SIGHUP).

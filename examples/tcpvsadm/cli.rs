@@ -151,7 +151,7 @@ pub struct Cli {
     /// Add live counters to the listing.
     #[arg(long = "stats")]
     stats: bool,
-    /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs.sock, else /tmp/ktcpvs-UID.sock].
+    /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock].
     #[arg(long = "socket", value_name = "PATH")]
     socket: Option<PathBuf>,
 }

@@ -21,9 +21,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::protocol::{
-    parse_greeting, read_line, stuff_line, LineRead, ProtocolError, Reply, Request, END_OF_TEXT,
-    MAX_LINE, PROTOCOL_VERSION,
+    parse_greeting, read_line, stuff_line, ErrorKind, LineRead, ProtocolError, Reply, Request,
+    END_OF_TEXT, MAX_LINE, PROTOCOL_VERSION,
 };
+use super::trust::{effective_uid, is_trusted_uid, peer_uid};
 
 /// Why a request could not be carried to the daemon and back. (A refusal
 /// by the daemon is not an error here: it is a [`Reply::Err`].)
@@ -42,6 +43,29 @@ pub enum ClientError {
     PermissionDenied {
         /// The socket path.
         path: PathBuf,
+    },
+    /// The process listening at the path runs as another user than this
+    /// one, and not as root: it is not talked to (it could be a socket
+    /// another user planted to collect the configuration).
+    #[error("the control socket {path} is served by uid {uid}, not by this user (uid {own}) or root; refusing to talk to it")]
+    UntrustedDaemon {
+        /// The socket path.
+        path: PathBuf,
+        /// The uid of the process serving it.
+        uid: u32,
+        /// This process's effective uid.
+        own: u32,
+    },
+    /// The daemon refused the connection instead of greeting it (for
+    /// instance `ERR permission`: this user may not use it).
+    #[error("ktcpvsd at {path} refused the connection: {kind} {message}")]
+    Refused {
+        /// The socket path.
+        path: PathBuf,
+        /// Why, as the daemon's error kind.
+        kind: ErrorKind,
+        /// The daemon's message.
+        message: String,
     },
     /// The daemon speaks another protocol version.
     #[error(
@@ -72,7 +96,8 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// Connects to the daemon at `path` and checks its greeting.
+    /// Connects to the daemon at `path`, checks that it runs as this user
+    /// or root (its `SO_PEERCRED` credentials), and checks its greeting.
     pub fn connect(path: &Path) -> Result<ControlClient, ClientError> {
         let stream = UnixStream::connect(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
@@ -83,6 +108,14 @@ impl ControlClient {
                 source,
             },
         })?;
+        let uid = peer_uid(&stream)?;
+        if !is_trusted_uid(uid) {
+            return Err(ClientError::UntrustedDaemon {
+                path: path.to_path_buf(),
+                uid,
+                own: effective_uid(),
+            });
+        }
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         let writer = stream.try_clone()?;
         let mut client = ControlClient {
@@ -90,6 +123,13 @@ impl ControlClient {
             writer,
         };
         let greeting = client.line()?;
+        if let Ok(Err(Reply::Err { kind, message })) = Reply::parse_status(&greeting) {
+            return Err(ClientError::Refused {
+                path: path.to_path_buf(),
+                kind,
+                message,
+            });
+        }
         let version = parse_greeting(&greeting)?;
         if version != PROTOCOL_VERSION {
             return Err(ClientError::Version {

@@ -8,6 +8,7 @@
 //! | [`dispatch`] | carrying a request out against a [`Control`](ktcpvs_core::Control) |
 //! | [`server`] | serving a dispatcher on a socket file (mode 0600, bounded lines, timeouts) |
 //! | [`client`] | connecting to a daemon and exchanging requests and replies |
+//! | [`trust`] | who may use the socket: its directory, its file, the peer's credentials |
 //!
 //! The protocol itself is documented in `docs/control-protocol.md`.
 
@@ -15,8 +16,9 @@ pub mod client;
 pub mod dispatch;
 pub mod protocol;
 pub mod server;
+pub mod trust;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use client::{ClientError, ControlClient};
 pub use dispatch::{BoundAddr, Dispatcher};
@@ -27,15 +29,43 @@ pub use server::{ControlServer, ServerOptions, SocketError};
 pub const SOCKET_ENV: &str = "KTCPVS_SOCKET";
 
 /// The control socket path used when none is given: `$KTCPVS_SOCKET`, else
-/// `$XDG_RUNTIME_DIR/ktcpvs.sock`, else `/tmp/ktcpvs-<uid>.sock`.
+/// `control.sock` in the daemon's private directory:
+/// `$XDG_RUNTIME_DIR/ktcpvs/`, else `/run/ktcpvs/` for root, else
+/// `/tmp/ktcpvs-<uid>/`. The daemon creates that directory with mode
+/// `0700` and refuses one that another user owns (see [`trust`]).
 pub fn default_socket_path() -> PathBuf {
-    if let Some(p) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    socket_path_from(
+        std::env::var_os(SOCKET_ENV).as_deref().map(Path::new),
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .as_deref()
+            .map(Path::new),
+        trust::effective_uid(),
+    )
+}
+
+/// [`default_socket_path`] for the given `$KTCPVS_SOCKET`,
+/// `$XDG_RUNTIME_DIR` and effective uid (empty variables count as unset).
+///
+/// ```
+/// use std::path::{Path, PathBuf};
+/// use ktcpvs::control_socket::socket_path_from;
+/// let xdg = Some(Path::new("/run/user/1000"));
+/// assert_eq!(socket_path_from(None, xdg, 1000), PathBuf::from("/run/user/1000/ktcpvs/control.sock"));
+/// assert_eq!(socket_path_from(None, None, 0), PathBuf::from("/run/ktcpvs/control.sock"));
+/// assert_eq!(socket_path_from(None, None, 1000), PathBuf::from("/tmp/ktcpvs-1000/control.sock"));
+/// assert_eq!(socket_path_from(Some(Path::new("/x.sock")), xdg, 0), PathBuf::from("/x.sock"));
+/// ```
+pub fn socket_path_from(socket: Option<&Path>, runtime_dir: Option<&Path>, uid: u32) -> PathBuf {
+    fn set(p: Option<&Path>) -> Option<&Path> {
+        p.filter(|p| !p.as_os_str().is_empty())
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        return PathBuf::from(dir).join("ktcpvs.sock");
+    if let Some(p) = set(socket) {
+        return p.to_path_buf();
     }
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/ktcpvs-{uid}.sock"))
+    let dir = match set(runtime_dir) {
+        Some(dir) => dir.join("ktcpvs"),
+        None if uid == 0 => PathBuf::from("/run/ktcpvs"),
+        None => PathBuf::from(format!("/tmp/ktcpvs-{uid}")),
+    };
+    dir.join("control.sock")
 }

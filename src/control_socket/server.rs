@@ -3,10 +3,16 @@
 //!
 //! Safety and liveness rules, each enforced here:
 //!
-//! * the socket is created with mode `0600` (bound inside a fresh `0700`
-//!   directory, then renamed into place), so only its owner can connect;
+//! * the socket lives in a directory of the daemon's user or root that
+//!   others cannot write (the default one is created `0700`), and is
+//!   created with mode `0600` (bound inside a fresh `0700` directory, then
+//!   renamed into place), so only its owner can connect; see
+//!   [`trust`](super::trust);
+//! * a client whose credentials (`SO_PEERCRED`) name another user than the
+//!   daemon's, and not root, is told `ERR permission …` and closed;
 //! * a socket file left by a dead daemon is replaced; one that a live daemon
-//!   answers on, or a path that is not a socket, is refused;
+//!   answers on, one that another user owns, or a path that is not a
+//!   socket, is refused;
 //! * every line is bounded ([`MAX_LINE`]) before it is buffered further, and
 //!   `load` text by [`MAX_LOAD_BYTES`];
 //! * a client that idles past the idle timeout, or stops reading its
@@ -34,6 +40,7 @@ use super::protocol::{
     greeting, read_line, unstuff_line, ErrorKind, LineRead, ProtocolError, Reply, Request,
     TextLine, MAX_LINE, MAX_LOAD_BYTES,
 };
+use super::trust::{effective_uid, is_trusted_uid, peer_uid, prepare_directory, UntrustedPath};
 
 /// The control socket could not be opened.
 #[derive(Debug, Error)]
@@ -50,6 +57,18 @@ pub enum SocketError {
         /// The path.
         path: PathBuf,
     },
+    /// A socket that another user owns is at the path: it is neither used
+    /// nor replaced.
+    #[error("{path} is a socket of uid {owner}, not of this user or root; refusing to use or replace it")]
+    ForeignSocket {
+        /// The path.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
+    /// The directory that would hold the socket cannot be trusted.
+    #[error("control socket directory refused: {0}")]
+    Directory(#[from] UntrustedPath),
     /// A system call failed.
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -138,6 +157,12 @@ fn clear_stale(path: &Path) -> Result<(), SocketError> {
             path: path.to_path_buf(),
         });
     }
+    if !is_trusted_uid(meta.uid()) {
+        return Err(SocketError::ForeignSocket {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+        });
+    }
     match UnixStream::connect(path) {
         Ok(_) => Err(SocketError::InUse {
             path: path.to_path_buf(),
@@ -193,6 +218,9 @@ impl ControlServer {
         dispatcher: Dispatcher,
         options: ServerOptions,
     ) -> Result<ControlServer, SocketError> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            prepare_directory(dir)?;
+        }
         clear_stale(path)?;
         let listener = bind_private(path)?;
         let meta = std::fs::symlink_metadata(path).map_err(io_err("inspect", path))?;
@@ -282,6 +310,25 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
             }
         };
         let _ = stream.set_write_timeout(Some(shared.options.write_timeout));
+        match peer_uid(&stream) {
+            Ok(uid) if is_trusted_uid(uid) => {}
+            Ok(uid) => {
+                log::warn!("control socket: refused a client running as uid {uid}");
+                let reply = Reply::error(
+                    ErrorKind::Permission,
+                    format!(
+                        "this daemon serves uid {} and root only, not uid {uid}",
+                        effective_uid()
+                    ),
+                );
+                let _ = stream.write_all(reply.to_wire().as_bytes());
+                continue;
+            }
+            Err(e) => {
+                log::warn!("control socket: cannot read a client's credentials: {e}");
+                continue;
+            }
+        }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut clients = shared.clients.lock();

@@ -44,6 +44,9 @@ pub enum ErrorKind {
     /// The engine could not put the change into effect (e.g. a listen
     /// address in use); it was rolled back.
     Activation,
+    /// The peer may not use this daemon: it runs as another user than
+    /// the daemon's, and not as root.
+    Permission,
     /// A kind this version does not know.
     Other(String),
 }
@@ -51,7 +54,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind this version knows, so that [`as_str`](Self::as_str) is
     /// the only table of tokens.
-    const KNOWN: [ErrorKind; 15] = [
+    const KNOWN: [ErrorKind; 16] = [
         ErrorKind::Usage,
         ErrorKind::UnknownVerb,
         ErrorKind::TooLong,
@@ -67,6 +70,7 @@ impl ErrorKind {
         ErrorKind::Unloading,
         ErrorKind::Unavailable,
         ErrorKind::Activation,
+        ErrorKind::Permission,
     ];
 
     /// The token on the wire.
@@ -87,6 +91,7 @@ impl ErrorKind {
             ErrorKind::Unloading => "unloading",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Activation => "activation",
+            ErrorKind::Permission => "permission",
             ErrorKind::Other(s) => s,
         }
     }
