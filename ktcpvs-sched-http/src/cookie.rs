@@ -2,8 +2,8 @@
 //!
 //! A client without a valid persistence cookie is scheduled by the rules
 //! with weighted least-connection, and its response is stamped with
-//! `Set-Cookie: KTCPVS_SID=<value>; Path=/`. The value is the first 128
-//! bits, in lowercase hex, of
+//! `Set-Cookie: KTCPVS_SID=<value>; Path=/; HttpOnly; SameSite=Lax`. The
+//! value is the first 128 bits, in lowercase hex, of
 //!
 //! ```text
 //! HMAC-SHA256(key, "ktcpvs-sid-v1" 0x00 family-tag ip-octets port)
@@ -15,7 +15,7 @@
 //! the same key (option `cookie_key`) issues and honours the same values.
 //! Nothing grows with the number of clients: all per-server values and
 //! header lines are computed in [`Scheduler::build`], and validating a
-//! cookie is a binary search in a sorted table.
+//! cookie compares it with every server's value in constant time.
 //!
 //! The original (`tcp_vs_chttp.c`) kept a global table of sessions keyed by
 //! a guessable counter, shared between services and reset on reload.
@@ -27,6 +27,7 @@ use ktcpvs_core::error::SchedulerError;
 use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use ktcpvs_core::view::VirtualService;
 use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::hash::address_bytes;
 use crate::rules::{check_rules, least_connection_in, matching_rule, refuse};
@@ -46,6 +47,11 @@ pub const OPTION_COOKIE_KEY: &str = "cookie_key";
 /// Service option choosing when the cookie is inserted: `always` (the
 /// default) or `backend`; see [`CookieInsert`].
 pub const OPTION_COOKIE_INSERT: &str = "cookie_insert";
+
+/// The attributes of the persistence cookie: the whole site, not readable
+/// by scripts (`HttpOnly`), and not sent on cross-site subrequests
+/// (`SameSite=Lax`). Listeners are plain HTTP, so there is no `Secure`.
+pub const COOKIE_ATTRIBUTES: &str = "Path=/; HttpOnly; SameSite=Lax";
 
 /// The length of a cookie value: 128 bits in lowercase hex.
 pub const COOKIE_VALUE_LEN: usize = 32;
@@ -143,8 +149,9 @@ impl Scheduler for Chttp {
 pub struct ChttpPicker {
     cookie_name: Box<str>,
     insert: CookieInsert,
-    /// `(value, server index)` sorted by value, for lookups on pick.
-    by_value: Vec<(u128, usize)>,
+    /// `values[i]` is server `i`'s cookie value (big-endian bytes); no two
+    /// are equal.
+    values: Vec<[u8; 16]>,
     /// `lines[i]` is the complete `Set-Cookie` header line for server `i`.
     lines: Vec<Box<[u8]>>,
 }
@@ -189,15 +196,14 @@ impl ChttpPicker {
         let lines = values
             .iter()
             .map(|v| {
-                format!("Set-Cookie: {cookie_name}={v:032x}; Path=/\r\n")
+                format!("Set-Cookie: {cookie_name}={v:032x}; {COOKIE_ATTRIBUTES}\r\n")
                     .into_bytes()
                     .into_boxed_slice()
             })
             .collect();
-        let mut by_value: Vec<(u128, usize)> =
-            values.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-        by_value.sort_unstable();
-        if by_value.windows(2).any(|w| w[0].0 == w[1].0) {
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(refuse(
                 "two servers have the same cookie value (the same address?)".to_string(),
             ));
@@ -205,7 +211,7 @@ impl ChttpPicker {
         Ok(ChttpPicker {
             cookie_name: cookie_name.into(),
             insert,
-            by_value,
+            values: values.iter().map(|v| v.to_be_bytes()).collect(),
             lines,
         })
     }
@@ -227,13 +233,20 @@ impl ChttpPicker {
 
     /// The server a cookie value names, or `None` for a malformed,
     /// forged or stale value. Allocates nothing.
+    ///
+    /// A well-formed value is compared with every server's in constant
+    /// time (`subtle`), all of them every time, so how long the check
+    /// takes tells a client nothing about how close a guess came. (Whether
+    /// a value is well-formed, 32 lowercase hex digits, is no secret.)
     pub fn server_for(&self, value: &str) -> Option<usize> {
-        let value = parse_value(value)?;
-        let at = self
-            .by_value
-            .binary_search_by(|(v, _)| v.cmp(&value))
-            .ok()?;
-        self.by_value.get(at).map(|&(_, index)| index)
+        let value = parse_value(value)?.to_be_bytes();
+        let mut found = 0u64;
+        for (i, v) in self.values.iter().enumerate() {
+            // Indices are below the server count, far below u64::MAX.
+            let candidate = i as u64 + 1;
+            found = u64::conditional_select(&found, &candidate, v.ct_eq(&value));
+        }
+        usize::try_from(found).ok()?.checked_sub(1)
     }
 }
 

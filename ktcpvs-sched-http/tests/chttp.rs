@@ -51,7 +51,11 @@ fn client_without_cookie_gets_least_loaded_server_and_a_stamp() {
     let line = p.response_header(&sel, false).unwrap();
     assert_eq!(
         line,
-        format!("Set-Cookie: KTCPVS_SID={}; Path=/\r\n", value_of("web", 0)).as_bytes()
+        format!(
+            "Set-Cookie: KTCPVS_SID={}; Path=/; HttpOnly; SameSite=Lax\r\n",
+            value_of("web", 0)
+        )
+        .as_bytes()
     );
 }
 
@@ -189,7 +193,10 @@ fn cookie_name_and_key_options_change_the_cookie() {
     .unwrap();
     assert_eq!((sel.server, sel.stamp), (0, true));
     let line = p.response_header(&sel, false).unwrap();
-    assert!(line.starts_with(b"Set-Cookie: LB=") && line.ends_with(b"; Path=/\r\n"));
+    assert!(
+        line.starts_with(b"Set-Cookie: LB=")
+            && line.ends_with(b"; Path=/; HttpOnly; SameSite=Lax\r\n")
+    );
 }
 
 #[test]
@@ -251,4 +258,24 @@ fn cookie_values_are_the_same_in_every_version() {
     let v6 = cookie_value(&default_key("web"), "[2001:db8::1]:8080".parse().unwrap());
     assert_eq!(format!("{v4:032x}"), "5acab9fce0424750ca8a25bb221904f0");
     assert_eq!(format!("{v6:032x}"), "50c663d7ec91a753498b58a0dc8e84bb");
+}
+
+#[test]
+fn every_server_is_found_by_its_value_and_no_near_miss_is() {
+    let s = service();
+    let p = ChttpPicker::new(&s).unwrap();
+    for i in 0..3 {
+        let value = value_of("web", i);
+        assert_eq!(p.server_for(&value), Some(i));
+        // Each single hex digit changed: no server.
+        for at in 0..value.len() {
+            let mut near = value.clone().into_bytes();
+            near[at] = if near[at] == b'0' { b'1' } else { b'0' };
+            let near = String::from_utf8(near).unwrap();
+            assert_eq!(p.server_for(&near), None, "{near}");
+        }
+    }
+    for bad in ["", "0", &"f".repeat(33), &"F".repeat(32), &"g".repeat(32)] {
+        assert_eq!(p.server_for(bad), None, "{bad}");
+    }
 }
