@@ -165,7 +165,8 @@ impl ControlClient {
     /// Sends one request and reads its reply. For `load`, use
     /// [`load`](Self::load), which also sends the text.
     pub fn request(&mut self, request: &Request) -> Result<Reply, ClientError> {
-        self.writer.write_all(format!("{request}\n").as_bytes())?;
+        let line = request.to_line()?;
+        self.writer.write_all(format!("{line}\n").as_bytes())?;
         if matches!(request, Request::Load { .. }) {
             self.writer
                 .write_all(format!("{END_OF_TEXT}\n").as_bytes())?;
@@ -176,12 +177,11 @@ impl ControlClient {
     /// Sends `load` with the configuration `text` (named `file` in error
     /// messages) and reads the reply.
     pub fn load(&mut self, file: Option<&str>, text: &str) -> Result<Reply, ClientError> {
-        let mut wire = format!(
-            "{}\n",
-            Request::Load {
-                file: file.map(str::to_string)
-            }
-        );
+        let line = Request::Load {
+            file: file.map(str::to_string),
+        }
+        .to_line()?;
+        let mut wire = format!("{line}\n");
         for line in text.lines() {
             wire.push_str(&stuff_line(line));
             wire.push('\n');

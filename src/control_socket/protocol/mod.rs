@@ -126,6 +126,16 @@ pub enum ProtocolError {
         /// Why it was refused.
         reason: String,
     },
+    /// A request holds a control character (a tab aside): a request is
+    /// one line of text, and a line break inside a value would end it and
+    /// start another request.
+    #[error("control character U+{code:04X} at byte {at}: a request is one line of text")]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+        /// Its byte offset in the line.
+        at: usize,
+    },
     /// A reply line is neither `OK …` nor `ERR …`.
     #[error("malformed reply {0:?}")]
     BadReply(String),

@@ -141,6 +141,7 @@ impl ErrorKind {
             | ProtocolError::Missing { .. }
             | ProtocolError::Duplicate { .. }
             | ProtocolError::BadValue { .. }
+            | ProtocolError::ControlCharacter { .. }
             | ProtocolError::BadReply(_) => ErrorKind::Usage,
         }
     }

@@ -163,8 +163,11 @@ pub const VERBS: &[(&str, &str)] = &[
 ];
 
 impl Request {
-    /// Parses one request line (without its newline).
+    /// Parses one request line (without its newline). A line holding a
+    /// control character other than a tab is refused
+    /// ([`ProtocolError::ControlCharacter`]).
     pub fn parse(line: &str) -> Result<Request, ProtocolError> {
+        check_one_line(line)?;
         let mut words = split_words(line)?;
         if words.is_empty() {
             return Err(ProtocolError::Empty);
@@ -297,6 +300,40 @@ impl Request {
             Request::Help => "help",
             Request::Quit => "quit",
         }
+    }
+}
+
+/// Refuses a line holding a control character other than a tab.
+fn check_one_line(line: &str) -> Result<(), ProtocolError> {
+    match line
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && c != '\t')
+    {
+        Some((at, c)) => Err(ProtocolError::ControlCharacter {
+            code: u32::from(c),
+            at,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Request {
+    /// The request as the line to send (without its newline): its
+    /// [`Display`](fmt::Display) form, refused when a value holds a
+    /// control character, which could end the line early and smuggle a
+    /// second request in (a rule pattern or a file name from user input).
+    ///
+    /// ```
+    /// use ktcpvs::control_socket::Request;
+    /// let ok = Request::Start { service: Some("web".into()) };
+    /// assert_eq!(ok.to_line().unwrap(), "start web");
+    /// let smuggling = Request::Load { file: Some("x\nunload".into()) };
+    /// assert!(smuggling.to_line().is_err());
+    /// ```
+    pub fn to_line(&self) -> Result<String, ProtocolError> {
+        let line = self.to_string();
+        check_one_line(&line)?;
+        Ok(line)
     }
 }
 
@@ -661,5 +698,38 @@ mod tests {
             assert!(check(&e), "{line:?} gave {e:?}");
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    /// Found by the `control_request` fuzz target: a quoted value holding a
+    /// line break parsed, and formatted back into two lines; sent by a
+    /// client, the second line would have been a request of its own.
+    #[test]
+    fn a_line_break_inside_a_value_is_refused_both_ways() {
+        for line in [
+            "list \"nu\n\"",
+            "add-rule web pattern=\"a\nunload\" server=r1",
+            "start web\r",
+            "stats \"a\u{0}b\"",
+            "ping \u{7f}",
+        ] {
+            assert!(
+                matches!(
+                    Request::parse(line),
+                    Err(ProtocolError::ControlCharacter { .. })
+                ),
+                "{line:?}"
+            );
+        }
+        assert!(Request::parse("add-rule web pattern=\"a\tb\" server=r1").is_ok());
+        let smuggling = Request::AddRule {
+            service: "web".into(),
+            pattern: "x\nsysctl unload=1".into(),
+            match_group: None,
+            server: "r1".parse().unwrap(),
+        };
+        assert!(matches!(
+            smuggling.to_line(),
+            Err(ProtocolError::ControlCharacter { code: 0x0a, .. })
+        ));
     }
 }
