@@ -528,3 +528,54 @@ fn start_on_a_busy_address_fails_and_changes_nothing() {
     let addr: SocketAddr = busy.parse().unwrap();
     assert!(!refused(addr), "the service should now accept on {addr}");
 }
+
+#[test]
+fn the_daemon_raises_its_open_file_limit_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("nofile");
+    let socket = dir.join("ctl.sock");
+    let mut command = std::process::Command::new(example("ktcpvsd"));
+    command
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--workers", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure only calls getrlimit/setrlimit, which are
+    // async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = limit.rlim_max.min(256);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("spawn ktcpvsd");
+    assert!(
+        eventually(400, || ktcpvs::control_socket::ControlClient::connect(
+            &socket
+        )
+        .is_ok()),
+        "the daemon did not start"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    terminate(&child);
+    let _ = wait_bounded(&mut child, Duration::from_secs(15));
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {line}"
+    );
+}
