@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     log::set_max_level(level_for(0));
     // Two descriptors per proxied connection: the soft default (often
     // 1024) would be reached at a few hundred clients.
-    match ktcpvs::net::resource::raise_open_file_limit() {
+    match ktcpvs::net::raise_open_file_limit() {
         Ok(limit) => log::info!("open file limit: {limit}"),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }

@@ -6,37 +6,43 @@
 //! tunnel) or at layer 7 (HTTP/1.1 content switching, per connection or
 //! per request).
 //!
-//! | module | what lives there |
-//! |---|---|
-//! | [`engine`] | [`Engine`], [`EngineBuilder`], [`EngineHandle`]: start, reconfigure, stop |
-//! | [`worker`] | one thread's event loop, sessions, timers and pools |
-//! | [`listener`] | `SO_REUSEPORT` listening sockets and the `maxclients` gate |
-//! | [`session`] | a client connection: the layer-4 tunnel and the HTTP session |
-//! | [`backend_pool`] | backend connections and their per-server idle pool |
-//! | [`buffer`] | the bounded per-worker buffer pool |
-//! | [`resource`] | local resource exhaustion (descriptors, ports) told apart from a server's failure |
-//! | [`splice`] | `zerocopy_send`: kernel pipes and `splice(2)` for bytes that need no inspection |
-//! | [`timer`] | per-session deadlines in a heap with lazy cancellation |
-//! | [`http`] | sans-I/O HTTP/1.x framing: parse, validate, rewrite heads, bodies |
+//! A host program needs [`Engine`] (start it over a
+//! [`Control`](ktcpvs_core::Control)), [`EngineHandle`] (stop it, find a
+//! service's bound address) and [`EngineError`]; [`http`] is the sans-I/O
+//! HTTP/1.x framing the engine is built on, usable on its own; and
+//! [`raise_open_file_limit`] is what a host should call at start.
+//!
+//! Inside, the layers import one way only, from the socket up:
+//!
+//! | layer | modules | what lives there |
+//! |---|---|---|
+//! | framing | [`http`] | parse, validate and rewrite heads; body framing (no I/O) |
+//! | I/O | `token`, `io::conn`, `io::buffer`, `io::splice`, `timer` | poller tokens; a socket with its readiness and byte counts; pooled buffers; kernel pipes; deadlines |
+//! | upstream | `upstream::pool`, `upstream::connect` | backend connections and their idle pools; choosing, connecting, passive health |
+//! | session | `session`, `session::tunnel`, `session::http` | one client connection: the layer-4 tunnel and the HTTP/1.x session |
+//! | worker | `worker`, `listener`, `resource` | one thread's event loop; listening sockets and `maxclients`; local exhaustion |
+//! | engine | [`engine`] | start, reconfigure, stop |
 //!
 //! The engine reads configuration only from the core's
 //! [`Control`](ktcpvs_core::Control) snapshot and meets schedulers only
-//! through the core traits. `docs/engine.md` explains the threading model
-//! and the state machines; `docs/embedding.md` shows a host program.
+//! through the core traits. `docs/engine.md` explains the threading model,
+//! the state machines and the import graph; `docs/embedding.md` shows a
+//! host program.
 
 #![warn(missing_docs)]
 
-pub mod backend_pool;
-pub mod buffer;
 pub mod engine;
 pub mod error;
 pub mod http;
-pub mod listener;
-pub mod resource;
-pub mod session;
-pub mod splice;
-pub mod timer;
-pub mod worker;
+pub(crate) mod io;
+pub(crate) mod listener;
+pub(crate) mod resource;
+pub(crate) mod session;
+pub(crate) mod timer;
+pub(crate) mod token;
+pub(crate) mod upstream;
+pub(crate) mod worker;
 
 pub use engine::{Engine, EngineBuilder, EngineHandle};
 pub use error::EngineError;
+pub use resource::raise_open_file_limit;

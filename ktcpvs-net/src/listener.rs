@@ -78,6 +78,7 @@ impl ClientGate {
     }
 
     /// Slots taken now.
+    #[cfg(test)]
     pub fn open(&self) -> u32 {
         self.open.load(Ordering::Acquire)
     }

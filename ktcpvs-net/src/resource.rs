@@ -20,21 +20,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The shortest interval between two exhaustion warnings.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Whether `error` means this process ran out of something (descriptors,
 /// memory, buffer space, local addresses or ports) rather than that the
 /// peer refused, reset or did not answer.
-///
-/// ```
-/// use std::io;
-/// use ktcpvs_net::resource::is_local_exhaustion;
-/// assert!(is_local_exhaustion(&io::Error::from_raw_os_error(libc::EMFILE)));
-/// assert!(is_local_exhaustion(&io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)));
-/// assert!(!is_local_exhaustion(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
-/// assert!(!is_local_exhaustion(&io::Error::from(io::ErrorKind::TimedOut)));
-/// ```
-pub fn is_local_exhaustion(error: &io::Error) -> bool {
+pub(crate) fn is_local_exhaustion(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
@@ -49,7 +40,7 @@ static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
 /// Reports an exhaustion `error` met while doing `what`, at most once per
 /// [`LOG_EVERY`] across the process; the warning counts the occurrences
 /// it stands for.
-pub fn warn_exhaustion(what: &str, error: &io::Error) {
+pub(crate) fn warn_exhaustion(what: &str, error: &io::Error) {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
     let now = u64::try_from(epoch.elapsed().as_millis())
@@ -81,7 +72,7 @@ pub fn warn_exhaustion(what: &str, error: &io::Error) {
 /// Returns the limit now in force.
 ///
 /// ```
-/// let limit = ktcpvs_net::resource::raise_open_file_limit().unwrap();
+/// let limit = ktcpvs_net::raise_open_file_limit().unwrap();
 /// assert!(limit >= 1);
 /// ```
 pub fn raise_open_file_limit() -> io::Result<u64> {
@@ -105,4 +96,39 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
         limit = raised;
     }
     Ok(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_errors_are_told_apart_from_a_servers() {
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert!(
+                is_local_exhaustion(&io::Error::from_raw_os_error(code)),
+                "{code}"
+            );
+        }
+        for code in [
+            libc::ECONNREFUSED,
+            libc::ECONNRESET,
+            libc::EHOSTUNREACH,
+            libc::ETIMEDOUT,
+        ] {
+            assert!(
+                !is_local_exhaustion(&io::Error::from_raw_os_error(code)),
+                "{code}"
+            );
+        }
+        assert!(!is_local_exhaustion(&io::Error::from(
+            io::ErrorKind::TimedOut
+        )));
+    }
 }

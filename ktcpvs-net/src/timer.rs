@@ -24,13 +24,6 @@ pub struct Deadline {
     generation: u64,
 }
 
-impl Deadline {
-    /// The instant the session wants to be woken at.
-    pub fn at(&self) -> Option<Instant> {
-        self.at
-    }
-}
-
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     at: Instant,
@@ -130,11 +123,13 @@ impl Timers {
     }
 
     /// Entries in the heap, live or stale.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Whether the heap is empty.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

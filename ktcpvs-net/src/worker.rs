@@ -9,8 +9,8 @@
 //! timers → re-drive sessions starved of buffers → resume listeners paused
 //! at `maxclients` → read the inbox when the waker fired.
 //!
-//! Tokens carry a kind in their two low bits (client, backend, listener)
-//! and a slab key above them; the waker has its own token.
+//! Tokens name what an event is about (see [`crate::token`]): a client
+//! socket, a backend connection, a listener or the waker.
 
 use std::io;
 use std::sync::Arc;
@@ -19,23 +19,20 @@ use std::time::{Duration, Instant};
 use ktcpvs_core::snapshot::ServiceId;
 use ktcpvs_core::{Control, Dispatch};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Waker};
 use parking_lot::Mutex;
 use slab::Slab;
 
-use crate::backend_pool::Backends;
-use crate::buffer::{BufferPool, BUFFER_SIZE};
+use crate::io::buffer::{BufferPool, BUFFER_SIZE};
+use crate::io::conn::Conn;
 use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::http::HttpSession;
 use crate::session::tunnel::Tunnel;
-use crate::session::{Conn, Ctx, Flow, Kind, Session};
+use crate::session::{Ctx, Flow, Kind, Session};
 use crate::timer::{Due, Timers};
-
-const KIND_CLIENT: usize = 0;
-const KIND_BACKEND: usize = 1;
-const KIND_LISTENER: usize = 2;
-const WAKER: Token = Token(usize::MAX);
+use crate::token;
+use crate::upstream::pool::Backends;
 
 /// Most buffers one worker keeps out at once (backpressure above).
 const MAX_BUFFERS: usize = 16 * 1024;
@@ -50,19 +47,6 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// How often idle pooled backend connections are swept for expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// The token of backend connection `id`.
-pub fn backend_token(id: usize) -> Token {
-    Token(id << 2 | KIND_BACKEND)
-}
-
-fn client_token(key: usize) -> Token {
-    Token(key << 2 | KIND_CLIENT)
-}
-
-fn listener_token(key: usize) -> Token {
-    Token(key << 2 | KIND_LISTENER)
-}
 
 /// A message from the control path to a worker.
 #[derive(Debug)]
@@ -174,8 +158,18 @@ impl WorkerListener {
     }
 }
 
-/// One worker's whole state.
-pub struct Worker {
+/// A worker before its thread starts: its poller and its inbox (both may
+/// move to the thread). The rest of its state is made on the thread
+/// itself, since the buffer pool is the thread's alone.
+pub(crate) struct Worker {
+    index: usize,
+    inbox: Arc<Inbox>,
+    poll: Poll,
+    control: Control,
+}
+
+/// One running worker's whole state.
+struct Loop {
     index: usize,
     inbox: Arc<Inbox>,
     res: Resources,
@@ -232,16 +226,31 @@ impl Worker {
     /// A worker with its poller and inbox, not yet running.
     pub fn new(index: usize, control: Control) -> io::Result<Worker> {
         let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let waker = Waker::new(poll.registry(), token::WAKER)?;
         Ok(Worker {
             index,
             inbox: Arc::new(Inbox {
                 messages: Mutex::new(Vec::new()),
                 waker,
             }),
+            poll,
+            control,
+        })
+    }
+
+    /// The control path's handle on this worker.
+    pub fn inbox(&self) -> Arc<Inbox> {
+        Arc::clone(&self.inbox)
+    }
+
+    /// Runs the worker on the calling thread until a drain finishes.
+    pub fn run(self) -> io::Result<()> {
+        Loop {
+            index: self.index,
+            inbox: self.inbox,
             res: Resources {
-                poll,
-                control,
+                poll: self.poll,
+                control: self.control,
                 backends: Backends::new(),
                 pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
                 drain: None,
@@ -253,16 +262,14 @@ impl Worker {
             starved: Vec::with_capacity(64),
             retry_starved: Vec::with_capacity(64),
             last_sweep: Instant::now(),
-        })
+        }
+        .run()
     }
+}
 
-    /// The control path's handle on this worker.
-    pub fn inbox(&self) -> Arc<Inbox> {
-        Arc::clone(&self.inbox)
-    }
-
+impl Loop {
     /// Runs the loop until a drain finishes.
-    pub fn run(mut self) -> io::Result<()> {
+    fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut messages = Vec::with_capacity(8);
         loop {
@@ -280,21 +287,16 @@ impl Worker {
             let now = Instant::now();
             let mut woken = false;
             for event in events.iter() {
-                let token = event.token();
-                if token == WAKER {
-                    woken = true;
-                    continue;
-                }
-                let key = token.0 >> 2;
-                match token.0 & 3 {
-                    KIND_LISTENER => self.accept(key, now),
-                    KIND_CLIENT => {
+                match token::kind(event.token()) {
+                    token::Kind::Waker => woken = true,
+                    token::Kind::Listener(key) => self.accept(key, now),
+                    token::Kind::Client(key) => {
                         if let Some(s) = self.sessions.get_mut(key) {
                             s.client.ready.absorb(event);
                             self.drive(key, now);
                         }
                     }
-                    _ => {
+                    token::Kind::Backend(key) => {
                         let owner = match self.res.backends.get_mut(key) {
                             Some(b) => {
                                 b.conn.ready.absorb(event);
@@ -389,7 +391,7 @@ impl Worker {
                 let key = entry.key();
                 if let Err(e) = self.res.poll.registry().register(
                     &mut listener,
-                    listener_token(key),
+                    token::listener(key),
                     Interest::READABLE,
                 ) {
                     log::error!("worker {}: cannot register a listener: {e}", self.index);
@@ -562,7 +564,7 @@ impl Worker {
         }
         match self.res.poll.registry().register(
             &mut s.client.stream,
-            client_token(key),
+            token::client(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
             Ok(()) => {

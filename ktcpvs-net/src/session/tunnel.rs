@@ -21,13 +21,14 @@ use std::time::Instant;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::Lease;
 
-use super::{
-    fail_target, pick_l4, poll_connect, start_connect, Conn, Connecting, Ctx, Excluded, Fill, Flow,
-    NoBackend,
+use super::{Ctx, Flow};
+use crate::io::buffer::{release_if_empty, Buffer, BufferPool};
+use crate::io::conn::{Conn, Fill};
+use crate::io::splice::{self, KernelPipe, Relayed};
+use crate::upstream::connect::{
+    fail_target, pick_l4, poll_connect, start_connect, Connecting, Excluded, NoBackend,
 };
-use crate::backend_pool::ConnectCheck;
-use crate::buffer::{Buffer, BufferPool};
-use crate::splice::{self, KernelPipe, Relayed};
+use crate::upstream::pool::ConnectCheck;
 
 /// Where one direction of the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +99,7 @@ impl Pipe {
             }
             let buffer_empty = self.buf.as_ref().map_or(true, Buffer::is_empty);
             if zerocopy && buffer_empty && self.state == PipeState::Open {
-                pool.release(&mut self.buf);
+                self.buf = None;
                 if let Some(kernel) = splice::pipe_for(&mut self.kernel) {
                     let relay = kernel.relay(src, dst, u64::MAX)?;
                     out.moved += relay.sent as u64 + relay.taken;
@@ -120,7 +121,7 @@ impl Pipe {
             }
             match self.state {
                 PipeState::Closed => {
-                    pool.release(&mut self.buf);
+                    self.buf = None;
                     return Ok(out);
                 }
                 PipeState::Eof => {
@@ -130,13 +131,13 @@ impl Pipe {
                         Err(e) => return Err(e),
                     }
                     self.state = PipeState::Closed;
-                    pool.release(&mut self.buf);
+                    self.buf = None;
                     return Ok(out);
                 }
                 PipeState::Open => {}
             }
             if !src.ready.readable {
-                pool.release_if_empty(&mut self.buf);
+                release_if_empty(&mut self.buf);
                 return Ok(out);
             }
             if self.buf.is_none() {
@@ -152,18 +153,14 @@ impl Pipe {
                 return Ok(out);
             };
             match src.fill(buf)? {
-                Fill::Data(_) => {}
+                Fill::Data => {}
                 Fill::Eof => self.state = PipeState::Eof,
                 Fill::WouldBlock | Fill::NoRoom => {
-                    pool.release_if_empty(&mut self.buf);
+                    release_if_empty(&mut self.buf);
                     return Ok(out);
                 }
             }
         }
-    }
-
-    fn release(&mut self, pool: &mut BufferPool) {
-        pool.release(&mut self.buf);
     }
 }
 
@@ -239,7 +236,7 @@ impl Tunnel {
         ctx: &mut Ctx<'_>,
     ) -> Flow {
         if let Phase::Connecting(connecting, deadline) = &self.phase {
-            match poll_connect(service, connecting, ctx) {
+            match poll_connect(service, connecting, ctx.backends) {
                 ConnectCheck::Pending => return Flow::Open(Some(*deadline)),
                 ConnectCheck::Connected => self.connected(ctx.now),
                 ConnectCheck::Failed(e) => return self.retry(client, service, &e, ctx),
@@ -327,7 +324,14 @@ impl Tunnel {
             return Flow::Done;
         };
         ctx.backends.close(c.conn);
-        fail_target(service, c.target, c.addr, error, &mut self.excluded, ctx);
+        fail_target(
+            service,
+            c.target,
+            c.addr,
+            error,
+            &mut self.excluded,
+            ctx.backoff(),
+        );
         drop(c.lease);
         let peer = client.stream.peer_addr().ok();
         let Some(peer) = peer else {
@@ -370,8 +374,6 @@ impl Tunnel {
 
     /// Releases the backend connection and buffers.
     pub fn close(mut self, ctx: &mut Ctx<'_>) {
-        self.up.release(ctx.pool);
-        self.down.release(ctx.pool);
         match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Connecting(c, _) => ctx.backends.close(c.conn),
             Phase::Relaying { backend, .. } => ctx.backends.close(backend),
@@ -387,7 +389,7 @@ fn connect_next(
     ctx: &mut Ctx<'_>,
 ) -> Option<Connecting> {
     let mut pick = |exclude: &[usize]| pick_l4(service, client, exclude);
-    match start_connect(service, &mut pick, excluded, ctx) {
+    match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
         Ok(c) => Some(c),
         Err(NoBackend::NoServer) => {
             log::debug!("[{}] no server for {client}", service.config().name);

@@ -11,13 +11,14 @@ use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{PickRequest, Selection};
 
 use super::{Held, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
-use crate::backend_pool::ConnectCheck;
 use crate::http::{parse_request_uninit, Limits};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
-use crate::session::{
-    fail_target, poll_connect, start_connect, Connecting, Ctx, Excluded, NoBackend, Target,
+use crate::session::Ctx;
+use crate::upstream::connect::{
+    fail_target, poll_connect, start_connect, Connecting, Excluded, NoBackend, Target,
 };
+use crate::upstream::pool::ConnectCheck;
 
 impl HttpSession {
     /// Closes (or pools) the backend connection in use.
@@ -74,7 +75,7 @@ impl HttpSession {
             return Step::Close;
         };
         let service = Arc::clone(&route.service);
-        match poll_connect(&service, conn, ctx) {
+        match poll_connect(&service, conn, ctx.backends) {
             ConnectCheck::Pending => Step::Wait(Some(deadline)),
             ConnectCheck::Connected => {
                 let State::Connecting { conn, req, .. } =
@@ -121,7 +122,7 @@ impl HttpSession {
             route.addr,
             error,
             &mut self.excluded,
-            ctx,
+            ctx.backoff(),
         );
         drop(route);
         // Re-parse the head still in the buffer to pick again.
@@ -198,10 +199,10 @@ impl HttpSession {
         if reused && replayable {
             self.flush_backend_traffic(backend, ctx);
             ctx.backends.close(backend);
-            ctx.pool.release(&mut self.outbuf);
+            self.outbuf = None;
             let addr = route.addr;
             let target = route.target;
-            match ctx.backends.connect(ctx.registry, addr, ctx.key, ctx.now) {
+            match ctx.dialer().connect(addr) {
                 Ok(conn) => {
                     let deadline = ctx.now
                         + route
@@ -259,7 +260,7 @@ pub(super) fn connect_again(
         chosen = s;
         s.map(|s| s.server)
     };
-    match start_connect(service, &mut pick, excluded, ctx) {
+    match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
         Ok(connecting) if connecting.target != Target::Redirect => Ok((connecting, chosen)),
         Ok(connecting) => {
             ctx.backends.close(connecting.conn);

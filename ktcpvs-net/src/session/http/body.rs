@@ -2,10 +2,11 @@
 //! through the session's buffer or, with `zerocopy_send`, through a kernel
 //! pipe with `splice` when the framing needs no inspection.
 
-use crate::buffer::{Buffer, BufferPool};
 use crate::http::BodyState;
-use crate::session::{Conn, Fill};
-use crate::splice::{self, KernelPipe, Relayed};
+use crate::io::buffer::release_if_empty;
+use crate::io::buffer::{Buffer, BufferPool};
+use crate::io::conn::{Conn, Fill};
+use crate::io::splice::{self, KernelPipe, Relayed};
 
 /// What one body relay call reached.
 pub(super) enum BodyStep {
@@ -55,7 +56,7 @@ pub(super) fn relay_body(
         let piped = kernel.as_ref().map_or(0, KernelPipe::held);
         if spliceable && (piped > 0 || src.ready.readable) {
             if let Some(limit) = body.opaque_limit() {
-                pool.release(buf);
+                *buf = None;
                 if let Some(pipe) = splice::pipe_for(kernel) {
                     let relay = pipe.relay(src, dst, limit).map_err(|_| BodyFail::Io)?;
                     body.advance_opaque(relay.taken);
@@ -102,7 +103,7 @@ pub(super) fn relay_body(
             return Ok(BodyStep::Done);
         }
         if !src.ready.readable {
-            pool.release_if_empty(buf);
+            release_if_empty(buf);
             return Ok(BodyStep::Blocked);
         }
         let spliceable = zerocopy
@@ -122,9 +123,9 @@ pub(super) fn relay_body(
             return Ok(BodyStep::Starved);
         };
         match src.fill(b).map_err(|_| BodyFail::Io)? {
-            Fill::Data(_) => {}
+            Fill::Data => {}
             Fill::WouldBlock => {
-                pool.release_if_empty(buf);
+                release_if_empty(buf);
                 return Ok(BodyStep::Blocked);
             }
             Fill::NoRoom => return Ok(BodyStep::Blocked),

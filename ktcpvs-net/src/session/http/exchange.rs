@@ -16,15 +16,18 @@ use super::body::{relay_body, BodyFail, BodyStep};
 use super::{
     Down, HeadOut, Held, HttpSession, State, Step, Up, HEADER_SLOTS, LINGER, SCRATCH_HEAD,
 };
-use crate::buffer::Buffer;
 use crate::http::headers::upgrade_allowed;
 use crate::http::{
     can_forward_response_verbatim, close_splice, parse_response_uninit, write_response_head,
     BodyState, ForwardOptions, Framing, Limits, CONNECTION_CLOSE_LINE,
 };
+use crate::io::buffer::release_if_empty;
+use crate::io::buffer::Buffer;
+use crate::io::conn::{Conn, Fill};
+use crate::io::splice::KernelPipe;
 use crate::session::tunnel::Tunnel;
-use crate::session::{Conn, Ctx, Fill, Target};
-use crate::splice::KernelPipe;
+use crate::session::Ctx;
+use crate::upstream::connect::Target;
 
 /// Whether the exchange waits on the client: bytes are held for it that it
 /// has not taken (a response head or body, in the buffer or a pipe), or its
@@ -200,9 +203,9 @@ impl HttpSession {
                             }
                             obuf.compact();
                             match link.conn.fill(obuf) {
-                                Ok(Fill::Data(_)) => continue,
+                                Ok(Fill::Data) => continue,
                                 Ok(Fill::WouldBlock) => {
-                                    ctx.pool.release_if_empty(&mut self.outbuf);
+                                    release_if_empty(&mut self.outbuf);
                                     break;
                                 }
                                 Ok(Fill::NoRoom) => return self.respond_error(502, ctx),
@@ -299,7 +302,7 @@ impl HttpSession {
                                     let rest = obuf.filled();
                                     let total = self.rscratch.len() + rest.len();
                                     if total > fresh.capacity() {
-                                        ctx.pool.give_back(fresh);
+                                        drop(fresh);
                                         return self.respond_error(502, ctx);
                                     }
                                     fresh.spare()[..self.rscratch.len()]
@@ -308,7 +311,7 @@ impl HttpSession {
                                     fresh.commit(total);
                                     let old = self.outbuf.replace(fresh);
                                     if let Some(old) = old {
-                                        ctx.pool.give_back(old);
+                                        drop(old);
                                     }
                                 }
                                 let lease = self.route.take().and_then(|r| r._lease);
@@ -550,7 +553,7 @@ impl HttpSession {
             &self.state,
             State::Exchange { req, up: Up::Done, .. } if !req.client_keep
         );
-        ctx.pool.release_if_empty(&mut self.outbuf);
+        release_if_empty(&mut self.outbuf);
         if per_connection && backend_keep && client_keep {
             if let State::Exchange { backend, .. } = self.state {
                 self.flush_backend_traffic(backend, ctx);
@@ -558,7 +561,7 @@ impl HttpSession {
             }
         } else {
             self.drop_backend(ctx, backend_keep);
-            ctx.pool.release(&mut self.outbuf);
+            self.outbuf = None;
             if !per_connection || !client_keep {
                 self.route = None;
             }
@@ -573,7 +576,7 @@ impl HttpSession {
             };
             return Step::Again;
         }
-        ctx.pool.release_if_empty(&mut self.inbuf);
+        release_if_empty(&mut self.inbuf);
         let pipelined = self.inbuf.as_ref().is_some_and(|b| !b.is_empty());
         self.state = State::Idle {
             since: ctx.now,
@@ -593,7 +596,7 @@ impl HttpSession {
             }
         );
         self.drop_backend(ctx, false);
-        ctx.pool.release(&mut self.outbuf);
+        self.outbuf = None;
         if started {
             return Step::Close;
         }

@@ -42,10 +42,13 @@ use ktcpvs_core::{Lease, Selection};
 
 use self::pace::Pace;
 use super::tunnel::Tunnel;
-use super::{Conn, Connecting, Ctx, Excluded, Fill, Flow, Target};
-use crate::buffer::{Buffer, BufferPool};
+use super::{Ctx, Flow};
 use crate::http::{write_error_response, BodyState, Framing, Method};
-use crate::splice::KernelPipe;
+use crate::io::buffer::release_if_empty;
+use crate::io::buffer::{Buffer, BufferPool};
+use crate::io::conn::{Conn, Fill};
+use crate::io::splice::KernelPipe;
+use crate::upstream::connect::{Connecting, Excluded, Target};
 
 mod backend;
 mod body;
@@ -403,8 +406,8 @@ impl HttpSession {
     /// connection.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
         self.release_backend(ctx);
-        ctx.pool.release(&mut self.inbuf);
-        ctx.pool.release(&mut self.outbuf);
+        self.inbuf = None;
+        self.outbuf = None;
         self.scratch = Vec::new();
         self.rscratch = Vec::new();
         self.up_pipe = None;
@@ -466,7 +469,7 @@ fn linger(
     // Nothing arrived since the last short read: the client's FIN (or more
     // bytes) brings an event, so no read is spent on an empty socket.
     if !client.ready.readable {
-        pool.release_if_empty(inbuf);
+        release_if_empty(inbuf);
         return Step::Wait(Some(until));
     }
     if inbuf.is_none() {
@@ -478,7 +481,7 @@ fn linger(
     loop {
         b.consume(b.len());
         match client.fill(b) {
-            Ok(Fill::Data(_)) => continue,
+            Ok(Fill::Data) => continue,
             Ok(Fill::WouldBlock) => return Step::Wait(Some(until)),
             _ => return Step::Close,
         }

@@ -13,14 +13,17 @@ use ktcpvs_core::{Dispatch, PickRequest, Selection};
 use super::backend::connect_again;
 use super::pace::Pace;
 use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS, SCRATCH_HEAD};
-use crate::buffer::Buffer;
 use crate::http::headers::upgrade_allowed;
 use crate::http::{
     can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
     Framing, Limits, RequestInfo,
 };
+use crate::io::buffer::release_if_empty;
+use crate::io::buffer::Buffer;
+use crate::io::conn::{Conn, Fill};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
-use crate::session::{fail_target, start_connect, Conn, Connecting, Ctx, Fill, NoBackend, Target};
+use crate::session::Ctx;
+use crate::upstream::connect::{fail_target, start_connect, Connecting, NoBackend, Target};
 
 impl HttpSession {
     /// Reads from the client until a complete head is parsed (then routes
@@ -68,7 +71,7 @@ impl HttpSession {
                 return Step::Close;
             }
             if !client.ready.readable {
-                ctx.pool.release_if_empty(&mut self.inbuf);
+                release_if_empty(&mut self.inbuf);
                 let at = match first_byte {
                     Some(t) => t + service.timeout(TimeoutKind::Header, settings),
                     None => since + service.timeout(TimeoutKind::Keepalive, settings),
@@ -86,7 +89,7 @@ impl HttpSession {
             };
             buf.compact();
             match client.fill(buf) {
-                Ok(Fill::Data(_)) => {
+                Ok(Fill::Data) => {
                     if first_byte.is_none() {
                         self.state = State::Idle {
                             since,
@@ -159,10 +162,7 @@ impl HttpSession {
             let Some(route) = self.route.as_ref() else {
                 return Step::Close;
             };
-            return match ctx
-                .backends
-                .connect(ctx.registry, route.addr, ctx.key, ctx.now)
-            {
+            return match ctx.dialer().connect(route.addr) {
                 Ok(conn) => {
                     let deadline = ctx.now
                         + route
@@ -200,7 +200,7 @@ impl HttpSession {
                         route.addr,
                         &e,
                         &mut self.excluded,
-                        ctx,
+                        ctx.backoff(),
                     );
                     drop(route);
                     let next = connect_again(&decided, head, peer, &mut self.excluded, ctx);
@@ -263,7 +263,12 @@ impl HttpSession {
                 s.map(|s| s.server)
             }
         };
-        match start_connect(&service, &mut pick_again, &mut self.excluded, ctx) {
+        match start_connect(
+            &service,
+            &mut pick_again,
+            &mut self.excluded,
+            &mut ctx.dialer(),
+        ) {
             Ok(mut connecting) => {
                 // The redirect address (no server takes the request) is
                 // connected like a server; once connected, the session

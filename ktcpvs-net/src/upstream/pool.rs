@@ -23,8 +23,8 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use crate::session::Conn;
-use crate::worker::backend_token;
+use crate::io::conn::Conn;
+use crate::token;
 
 /// Where a backend connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl BackendConn {
         if self.source_paused {
             registry.register(
                 &mut self.conn.stream,
-                backend_token(id),
+                token::backend(id),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             self.source_paused = false;
@@ -143,7 +143,7 @@ impl Backends {
         let id = entry.key();
         registry.register(
             &mut stream,
-            backend_token(id),
+            token::backend(id),
             Interest::READABLE | Interest::WRITABLE,
         )?;
         entry.insert(BackendConn {
@@ -357,11 +357,6 @@ impl Backends {
             self.unlist(id, list, slot);
         }
         self.conns.remove(id);
-    }
-
-    /// The connection `id`.
-    pub fn get(&self, id: usize) -> Option<&BackendConn> {
-        self.conns.get(id)
     }
 
     /// The connection `id`, mutably.

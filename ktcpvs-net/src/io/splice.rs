@@ -33,7 +33,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::session::Conn;
+use super::conn::Conn;
 
 /// The pipe capacities asked for (`F_SETPIPE_SZ`), largest first; the
 /// default (64 KiB) is kept when the system refuses them all (a per-user

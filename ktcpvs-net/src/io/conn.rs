@@ -1,0 +1,226 @@
+//! A socket with its readiness: the one connection type every relay reads
+//! and writes through (client sockets and backend connections alike), and
+//! the byte counts it keeps for the shared counters.
+//!
+//! # Edge-triggered readiness rules
+//! Sockets are registered once, for reading and writing, edge-triggered. An
+//! accepted client socket is registered lazily, the first time its session
+//! waits for something the client must do: until then both readiness flags
+//! stay set (an accepted socket may hold data), and registering later loses
+//! no edge, since `EPOLL_CTL_ADD` reports a socket that is already ready.
+//! The rules that keep that correct (those of mio's `Poll` documentation):
+//! * **Readiness is a hint.** An event sets a flag in [`Ready`]; the flag is
+//!   cleared only when an operation returns `WouldBlock`. A spurious event
+//!   costs one syscall that returns `WouldBlock` and nothing else.
+//! * **Drain until `WouldBlock`.** While a flag is set the session keeps
+//!   reading or writing; it stops with the flag still set only when it has
+//!   no room (buffer full, pool empty) — and then it is driven again when
+//!   the obstacle goes (the peer became writable, a buffer came back), so no
+//!   edge is ever lost.
+//! * **`Interrupted` is retried**, never treated as an error.
+//! * **Connect completion** is confirmed with `take_error` and `peer_addr`
+//!   on the first event, since a writable event alone may be spurious.
+//!
+//! * **A short read drains.** A read that fills less than the space offered
+//!   took everything the socket held, so the readable flag is cleared
+//!   without a second read that would only return `WouldBlock`. This is
+//!   safe with edge-triggered epoll because Linux queues a new event for
+//!   every arrival of data (`sk_data_ready` wakes the epoll item on each
+//!   segment, not only on the empty→non-empty transition), so bytes that
+//!   arrive after the short read always bring a fresh event. The one
+//!   exception is a FIN (or an error) that arrived *before* the event was
+//!   reported, together with the data: it brings no further event, so once
+//!   an event carried read-closed or error ([`Ready::hup`]) the connection
+//!   is read until `0` or `WouldBlock`, as before. A short write likewise
+//!   means the send buffer is full: the writable flag is cleared and the
+//!   next `EPOLLOUT` edge sets it again.
+//!
+//! What the poller reported (readiness) is kept apart from what a session
+//! wants (its state enums): a state decides which flags it acts on.
+
+use std::io::{self, IoSlice, Read, Write};
+
+use mio::event::Event;
+use mio::net::TcpStream;
+
+use super::buffer::Buffer;
+
+/// What the poller last reported about one socket, cleared on `WouldBlock`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ready {
+    /// A read may make progress.
+    pub readable: bool,
+    /// A write may make progress.
+    pub writable: bool,
+    /// An event carried read-closed, hang-up or error: a short read no
+    /// longer proves the socket drained (the EOF brings no new event).
+    pub hup: bool,
+}
+
+impl Ready {
+    /// Records an event. Errors and hang-ups set both flags: the next read
+    /// or write reports what happened.
+    pub fn absorb(&mut self, event: &Event) {
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hup = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.writable = true;
+        }
+    }
+}
+
+/// Bytes moved through one socket since they were last flushed to the
+/// shared counters (`ServiceLoad`/`ServerLoad::add_bytes`): counted with a
+/// plain add per read or write, flushed once per request or relay batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    /// Bytes read from the socket.
+    pub read: u64,
+    /// Bytes written to the socket.
+    pub written: u64,
+}
+
+impl Traffic {
+    /// Whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        self.read == 0 && self.written == 0
+    }
+}
+
+/// A socket with its readiness.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// What the poller reported.
+    pub ready: Ready,
+    /// Bytes moved and not yet flushed to the shared counters.
+    pub traffic: Traffic,
+}
+
+/// The result of one read into a buffer.
+#[derive(Debug)]
+pub(crate) enum Fill {
+    /// Bytes were read.
+    Data,
+    /// Nothing to read now (the readable flag was cleared).
+    WouldBlock,
+    /// The peer closed its sending side.
+    Eof,
+    /// The buffer has no free space.
+    NoRoom,
+}
+
+impl Conn {
+    /// Wraps a socket; `ready` says whether to assume it is ready (an
+    /// accepted socket may already hold data).
+    pub fn new(stream: TcpStream, ready: bool) -> Self {
+        Conn {
+            stream,
+            ready: Ready {
+                readable: ready,
+                writable: ready,
+                hup: false,
+            },
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// Takes the bytes counted since the last call.
+    pub fn take_traffic(&mut self) -> Traffic {
+        std::mem::take(&mut self.traffic)
+    }
+
+    /// One read into the free space of `buf`. A short read clears the
+    /// readable flag (see the module documentation: it drained the socket).
+    pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Fill> {
+        if !self.ready.readable {
+            return Ok(Fill::WouldBlock);
+        }
+        let spare = buf.spare();
+        if spare.is_empty() {
+            return Ok(Fill::NoRoom);
+        }
+        let offered = spare.len();
+        loop {
+            match self.stream.read(spare) {
+                Ok(0) => return Ok(Fill::Eof),
+                Ok(n) => {
+                    buf.commit(n);
+                    self.traffic.read += n as u64;
+                    if n < offered && !self.ready.hup {
+                        self.ready.readable = false;
+                    }
+                    return Ok(Fill::Data);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready.readable = false;
+                    return Ok(Fill::WouldBlock);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes as much of `bytes` as the socket takes; returns how much.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < bytes.len() && self.ready.writable {
+            match self.stream.write(&bytes[done..]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    done += n;
+                    self.traffic.written += n as u64;
+                    if done < bytes.len() {
+                        // A short write: the send buffer is full.
+                        self.ready.writable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// One vectored write of `parts` (`writev`): as much as the socket
+    /// takes; returns how many bytes went. A short write clears the
+    /// writable flag, as in [`send`](Self::send).
+    pub fn send_vectored(&mut self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 || !self.ready.writable {
+            return Ok(0);
+        }
+        loop {
+            match self.stream.write_vectored(parts) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.traffic.written += n as u64;
+                    if n < total {
+                        self.ready.writable = false;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready.writable = false;
+                    return Ok(0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes the filled bytes of `buf`, consuming what was written.
+    pub fn send_buf(&mut self, buf: &mut Buffer) -> io::Result<usize> {
+        let n = self.send(buf.filled())?;
+        buf.consume(n);
+        Ok(n)
+    }
+}

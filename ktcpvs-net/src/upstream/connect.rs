@@ -1,0 +1,227 @@
+//! Choosing and reaching a real server: a decision's targets and the
+//! servers it already excluded, starting a connect (skipping servers that
+//! refuse at once), confirming it, and passive health: a failed connect
+//! takes its server out of rotation for a back-off, unless the failure was
+//! this process's own (see [`crate::resource`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ktcpvs_core::live::HealthChange;
+use ktcpvs_core::snapshot::ServiceSnapshot;
+use ktcpvs_core::{Lease, PickRequest};
+use mio::Registry;
+
+use super::pool::{Backends, ConnectCheck};
+use crate::resource::{is_local_exhaustion, warn_exhaustion};
+
+/// What starting a connect needs from the worker: its poller, its backend
+/// connections, the session that will own the connection, the time, and
+/// how long a failed server stays out of rotation.
+pub(crate) struct Dialer<'a> {
+    /// The poller the new socket registers with.
+    pub registry: &'a Registry,
+    /// The worker's backend connections.
+    pub backends: &'a mut Backends,
+    /// The session that will own the connection.
+    pub owner: usize,
+    /// Now.
+    pub now: Instant,
+    /// `server_retry_backoff`: a server whose connect failed stays out of
+    /// rotation this long (doubling on repeated failures).
+    pub backoff: Duration,
+}
+
+impl Dialer<'_> {
+    /// Starts a non-blocking connect to `addr` for the owner.
+    pub fn connect(&mut self, addr: SocketAddr) -> io::Result<usize> {
+        self.backends
+            .connect(self.registry, addr, self.owner, self.now)
+    }
+}
+
+/// Logs a change of a server's health.
+pub(crate) fn log_health(service: &str, server: SocketAddr, change: HealthChange) {
+    match change {
+        HealthChange::Unchanged => {}
+        HealthChange::WentDown { backoff } => log::warn!(
+            "[{service}] real server {server} failed; out of rotation for {}s",
+            backoff.as_secs()
+        ),
+        HealthChange::CameBack => {
+            log::info!("[{service}] real server {server} is back in rotation")
+        }
+    }
+}
+
+/// Where a backend connection leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A real server of the service, by index in the snapshot that picked it.
+    Server(usize),
+    /// The service's `redirect` address.
+    Redirect,
+}
+
+/// A connect in progress to a picked server, with what is needed to retry
+/// on another server of the same decision.
+#[derive(Debug)]
+pub(crate) struct Connecting {
+    /// The backend connection.
+    pub conn: usize,
+    /// Where it leads.
+    pub target: Target,
+    /// The active-connection lease on the server (none for the redirect).
+    pub lease: Option<Lease>,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+/// Servers that failed for the current decision (indices of the snapshot
+/// that picked them); allocates only when a connect fails.
+#[derive(Debug, Default)]
+pub(crate) struct Excluded {
+    /// Failed server indices.
+    pub servers: Vec<usize>,
+    /// Whether the redirect address was tried.
+    pub redirect_tried: bool,
+}
+
+impl Excluded {
+    /// Forgets every failure (a new decision starts).
+    pub fn clear(&mut self) {
+        self.servers.clear();
+        self.redirect_tried = false;
+    }
+}
+
+/// Why no backend connection could be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoBackend {
+    /// The scheduler found no server and there is no redirect address.
+    NoServer,
+    /// Servers were picked but every connect failed.
+    AllFailed,
+    /// This process ran out of a local resource (descriptors, buffers,
+    /// ports) before a connect could start: no server was blamed, the
+    /// request is answered 503 (see [`crate::resource`]).
+    LocalExhaustion,
+}
+
+/// Picks a server (or falls back to the redirect address) and starts a
+/// connect to it, skipping servers whose connect fails at once.
+pub(crate) fn start_connect(
+    service: &ServiceSnapshot,
+    pick: &mut dyn FnMut(&[usize]) -> Option<usize>,
+    excluded: &mut Excluded,
+    dialer: &mut Dialer<'_>,
+) -> Result<Connecting, NoBackend> {
+    loop {
+        let (target, addr) = match pick(&excluded.servers) {
+            Some(index) => (
+                Target::Server(index),
+                service.server_entries()[index].config().addr,
+            ),
+            None => match service.config().redirect {
+                Some(addr) if !excluded.redirect_tried => (Target::Redirect, addr),
+                _ => {
+                    return Err(if excluded.servers.is_empty() && !excluded.redirect_tried {
+                        NoBackend::NoServer
+                    } else {
+                        NoBackend::AllFailed
+                    })
+                }
+            },
+        };
+        let lease = match target {
+            Target::Server(index) => Some(service.lease(index)),
+            Target::Redirect => None,
+        };
+        match dialer.connect(addr) {
+            Ok(conn) => {
+                log::debug!("[{}] connecting to {addr}", service.config().name);
+                return Ok(Connecting {
+                    conn,
+                    target,
+                    lease,
+                    addr,
+                });
+            }
+            Err(e) if is_local_exhaustion(&e) => {
+                // Every other server would fail the same way: stop here.
+                warn_exhaustion("connecting to a real server", &e);
+                return Err(NoBackend::LocalExhaustion);
+            }
+            Err(e) => {
+                fail_target(service, target, addr, &e, excluded, dialer.backoff);
+            }
+        }
+    }
+}
+
+/// Records a failed connect (or a reset/timeout of a fresh connection):
+/// passive health, logging, and exclusion from the current decision. A
+/// local exhaustion error (see [`crate::resource`]) excludes the target
+/// from the decision but leaves the server's health alone.
+pub(crate) fn fail_target(
+    service: &ServiceSnapshot,
+    target: Target,
+    addr: SocketAddr,
+    error: &io::Error,
+    excluded: &mut Excluded,
+    backoff: Duration,
+) {
+    let name = &service.config().name;
+    log::debug!("[{name}] connect to {addr} failed: {error}");
+    if is_local_exhaustion(error) {
+        warn_exhaustion("connecting to a real server", error);
+        match target {
+            Target::Server(index) => excluded.servers.push(index),
+            Target::Redirect => excluded.redirect_tried = true,
+        }
+        return;
+    }
+    match target {
+        Target::Server(index) => {
+            let change = service.server_entries()[index]
+                .load()
+                .report_failure(backoff);
+            log_health(name, addr, change);
+            excluded.servers.push(index);
+        }
+        Target::Redirect => {
+            log::warn!("[{name}] redirect address {addr} failed: {error}");
+            excluded.redirect_tried = true;
+        }
+    }
+}
+
+/// Checks a connect after an event; on success records the server healthy.
+pub(crate) fn poll_connect(
+    service: &ServiceSnapshot,
+    connecting: &Connecting,
+    backends: &mut Backends,
+) -> ConnectCheck {
+    let check = backends.check_connect(connecting.conn);
+    if let (ConnectCheck::Connected, Target::Server(index)) = (&check, connecting.target) {
+        let change = service.server_entries()[index].load().report_success();
+        log_health(&service.config().name, connecting.addr, change);
+    }
+    check
+}
+
+/// Builds the L4 pick closure input: layer-4 picks see no request head.
+pub(crate) fn pick_l4(
+    service: &ServiceSnapshot,
+    client: SocketAddr,
+    exclude: &[usize],
+) -> Option<usize> {
+    service
+        .pick(&PickRequest {
+            client,
+            head: None,
+            exclude,
+        })
+        .map(|s| s.server)
+}

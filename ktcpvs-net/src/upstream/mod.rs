@@ -1,0 +1,10 @@
+//! The upstream layer: everything about the real servers' side of a
+//! relay, below the sessions that use it.
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`pool`] | backend connections of one worker (one slab) and their per-server idle pools |
+//! | [`connect`] | targets, exclusion, connecting, confirming, passive health |
+
+pub(crate) mod connect;
+pub(crate) mod pool;
