@@ -8,32 +8,54 @@
 //! later and re-arms it once. Moving a deadline *earlier* pushes a new
 //! entry with a fresh generation, and the old entry is ignored when it pops.
 //! The heap's capacity is reused, so steady state allocates nothing.
+//! Deadlines are whole microseconds since the heap's epoch, three words a
+//! session and three a heap entry.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+/// Microseconds since the heap's epoch: deadlines are kept in this form so
+/// that every session's [`Deadline`] and every heap entry stay three words
+/// (an idle keep-alive connection is mostly its session slot and its heap
+/// entry).
+type Tick = u64;
+
+/// "No deadline" in a [`Tick`] field.
+const NEVER: Tick = Tick::MAX;
+
 /// The deadline of one session, as the session sees it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Deadline {
-    /// When the session wants to be woken, if at all.
-    at: Option<Instant>,
-    /// The instant of the heap entry that is live for this session, if any.
-    armed: Option<Instant>,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// When the session wants to be woken ([`NEVER`]: not at all).
+    at: Tick,
+    /// The tick of the heap entry that is live for this session
+    /// ([`NEVER`]: none).
+    armed: Tick,
     /// The generation of that live entry.
     generation: u64,
 }
 
+impl Default for Deadline {
+    fn default() -> Self {
+        Deadline {
+            at: NEVER,
+            armed: NEVER,
+            generation: 0,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    at: Instant,
+    at: Tick,
     generation: u64,
     key: usize,
 }
 
 /// What a due heap entry means for its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// The session's deadline has passed: run its timeout.
     Fire,
     /// The entry was stale or the deadline moved later (and was re-armed).
@@ -41,10 +63,14 @@ pub enum Due {
 }
 
 /// The timer heap of one worker.
-#[derive(Debug, Default)]
-pub struct Timers {
+#[derive(Debug)]
+pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     next_generation: u64,
+    /// Tick 0: a second before the heap was made, so that instants taken
+    /// just before it (a deadline computed from an earlier "now") keep
+    /// their order.
+    epoch: Instant,
 }
 
 impl Timers {
@@ -53,23 +79,30 @@ impl Timers {
         Timers {
             heap: BinaryHeap::with_capacity(1024),
             next_generation: 1,
+            epoch: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
         }
+    }
+
+    /// `at` as a tick.
+    fn tick(&self, at: Instant) -> Tick {
+        let micros = at.saturating_duration_since(self.epoch).as_micros();
+        u64::try_from(micros).unwrap_or(NEVER - 1)
     }
 
     /// Sets (or clears, with `None`) the deadline of the session `key`.
     pub fn set(&mut self, key: usize, deadline: &mut Deadline, at: Option<Instant>) {
-        deadline.at = at;
-        if let Some(at) = at {
-            if !matches!(deadline.armed, Some(armed) if armed <= at) {
-                self.arm(key, deadline, at);
-            }
+        deadline.at = at.map_or(NEVER, |at| self.tick(at));
+        if deadline.at != NEVER && deadline.armed > deadline.at {
+            self.arm(key, deadline, deadline.at);
         }
     }
 
-    fn arm(&mut self, key: usize, deadline: &mut Deadline, at: Instant) {
+    fn arm(&mut self, key: usize, deadline: &mut Deadline, at: Tick) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        deadline.armed = Some(at);
+        deadline.armed = at;
         deadline.generation = generation;
         self.heap.push(Reverse(Entry {
             at,
@@ -80,13 +113,15 @@ impl Timers {
 
     /// How long until the earliest entry is due (zero if one is already due).
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let now = self.tick(now);
         self.heap
             .peek()
-            .map(|Reverse(e)| e.at.saturating_duration_since(now))
+            .map(|Reverse(e)| Duration::from_micros(e.at.saturating_sub(now)))
     }
 
     /// Pops the next entry due at `now`: its key and generation.
     pub fn pop_due(&mut self, now: Instant) -> Option<(usize, u64)> {
+        let now = self.tick(now);
         match self.heap.peek() {
             Some(Reverse(e)) if e.at <= now => {
                 let Reverse(e) = self.heap.pop()?;
@@ -105,18 +140,18 @@ impl Timers {
         deadline: &mut Deadline,
         now: Instant,
     ) -> Due {
-        if deadline.generation != generation || deadline.armed.is_none() {
+        if deadline.generation != generation || deadline.armed == NEVER {
             return Due::Ignore;
         }
-        deadline.armed = None;
+        deadline.armed = NEVER;
         match deadline.at {
-            None => Due::Ignore,
-            Some(at) if at > now => {
+            NEVER => Due::Ignore,
+            at if at > self.tick(now) => {
                 self.arm(key, deadline, at);
                 Due::Ignore
             }
-            Some(_) => {
-                deadline.at = None;
+            _ => {
+                deadline.at = NEVER;
                 Due::Fire
             }
         }

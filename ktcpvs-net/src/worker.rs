@@ -29,18 +29,13 @@ use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::http::HttpSession;
 use crate::session::tunnel::Tunnel;
-use crate::session::{Ctx, Flow, Kind, Session};
+use crate::session::{Ctx, Flow, Kind, Session, Spares};
 use crate::timer::{Due, Timers};
 use crate::token;
 use crate::upstream::pool::Backends;
 
 /// Most buffers one worker keeps out at once (backpressure above).
 const MAX_BUFFERS: usize = 16 * 1024;
-
-/// Most emptied HTTP session boxes one worker keeps for reuse, so that a
-/// connection per request allocates no session; a burst of closes beyond
-/// this frees the rest.
-const SPARE_HTTP_SESSIONS: usize = 256;
 
 /// How often a paused listener, a starved session or a drain is looked at.
 const TICK: Duration = Duration::from_millis(20);
@@ -175,11 +170,6 @@ struct Loop {
     res: Resources,
     listeners: Slab<WorkerListener>,
     sessions: Slab<Session>,
-    /// Closed HTTP sessions' boxes, reused by the next accepted connection.
-    /// The boxes themselves are what is kept: each one moves into a
-    /// session's `Kind::Http` as is.
-    #[allow(clippy::vec_box)]
-    spare_http: Vec<Box<HttpSession>>,
     timers: Timers,
     starved: Vec<usize>,
     retry_starved: Vec<usize>,
@@ -194,6 +184,9 @@ struct Resources {
     control: Control,
     backends: Backends,
     pool: BufferPool,
+    /// Emptied HTTP session boxes, reused by the next connection that
+    /// needs one (a new one, or a parked one whose client sent again).
+    spares: Spares,
     /// Set when draining: finish requests, keep nothing alive.
     drain: Option<Instant>,
 }
@@ -209,16 +202,8 @@ impl Resources {
             key,
             snapshots: self.control.snapshot_cell(),
             draining: self.drain.is_some(),
+            spares: &mut self.spares,
         }
-    }
-}
-
-/// Keeps an emptied HTTP session box for the next connection, up to
-/// [`SPARE_HTTP_SESSIONS`]; beyond that it is freed.
-#[allow(clippy::vec_box)]
-fn keep_spare(spare_http: &mut Vec<Box<HttpSession>>, spare: Box<HttpSession>) {
-    if spare_http.len() < SPARE_HTTP_SESSIONS {
-        spare_http.push(spare);
     }
 }
 
@@ -253,11 +238,11 @@ impl Worker {
                 control: self.control,
                 backends: Backends::new(),
                 pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
+                spares: Spares::new(),
                 drain: None,
             },
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),
-            spare_http: Vec::with_capacity(SPARE_HTTP_SESSIONS),
             timers: Timers::new(),
             starved: Vec::with_capacity(64),
             retry_starved: Vec::with_capacity(64),
@@ -300,7 +285,7 @@ impl Loop {
                         let owner = match self.res.backends.get_mut(key) {
                             Some(b) => {
                                 b.conn.ready.absorb(event);
-                                b.owner
+                                b.owner()
                             }
                             None => continue,
                         };
@@ -491,15 +476,7 @@ impl Loop {
                     Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
                 }
                 Dispatch::FirstRequest | Dispatch::EachRequest => {
-                    HttpSession::start(&mut ctx).map(|h| {
-                        Kind::Http(match self.spare_http.pop() {
-                            Some(mut spare) => {
-                                *spare = h;
-                                spare
-                            }
-                            None => Box::new(h),
-                        })
-                    })
+                    Some(Kind::Http(ctx.spares.boxed(HttpSession::start(now))))
                 }
             };
             let Some(kind) = kind else {
@@ -585,9 +562,7 @@ impl Loop {
         }
         let session = self.sessions.remove(key);
         let mut ctx = self.res.ctx(key, now);
-        if let Some(spare) = session.close(&mut ctx) {
-            keep_spare(&mut self.spare_http, spare);
-        }
+        session.close(&mut ctx);
     }
 
     fn fire_timers(&mut self, now: Instant) {

@@ -14,6 +14,7 @@
 //! | [`write_request_head`] | the head to forward: hop-by-hop fields and those named in `Connection` removed (never the framing fields or `Host`), `X-Forwarded-For`/`Forwarded` added on request, `Connection: close` added when asked |
 //! | [`parse_response`] | reads a response head and decides its body framing given the request method (HEAD, 1xx/204/304, 101, close-delimited); refuses one whose `Connection` names its framing fields |
 //! | [`write_response_head`] | the head to return to the client, hop-by-hop fields removed, an extra line (scheduler stamp) inserted |
+//! | [`plan_response_head`] | the one decision on a response head: verbatim, spliced ([`close_splice`]) or rewritten |
 //! | [`close_splice`] | when a response head needs only `Connection: close` added (or swapped for its `Connection: keep-alive`): where to cut the received head, so it is sent as slices around [`CONNECTION_CLOSE_LINE`] instead of rewritten |
 //! | [`write_error_response`] | the engine's own complete error responses (400, 408, 413, 414, 431, 5xx) |
 //! | [`BodyState`] | how much of a body remains over forwarded bytes; chunked bodies validated, not de-chunked |
@@ -50,9 +51,9 @@ pub use response::{
     parse_response, parse_response_uninit, FieldLine, ResponseError, ResponseHead, ResponseInfo,
 };
 pub use rewrite::{
-    can_forward_request_verbatim, can_forward_response_verbatim, close_splice, reason_phrase,
-    write_error_response, write_request_head, write_response_head, CloseSplice, ForwardOptions,
-    CONNECTION_CLOSE_LINE, CONTINUE_RESPONSE,
+    can_forward_request_verbatim, can_forward_response_verbatim, close_splice, plan_response_head,
+    reason_phrase, write_error_response, write_request_head, write_response_head, CloseSplice,
+    ForwardOptions, ResponsePlan, CONNECTION_CLOSE_LINE, CONTINUE_RESPONSE,
 };
 
 #[cfg(test)]

@@ -118,6 +118,45 @@ pub fn close_splice(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Option<Cl
     })
 }
 
+/// How a received response head leaves for the client: the one decision
+/// [`plan_response_head`] makes from the head's facts and what the proxy
+/// must add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponsePlan {
+    /// Byte for byte ([`can_forward_response_verbatim`]).
+    Verbatim,
+    /// As slices of the received bytes around [`CONNECTION_CLOSE_LINE`]
+    /// ([`close_splice`]).
+    Splice(CloseSplice),
+    /// Rewritten by [`write_response_head`].
+    Rewrite,
+}
+
+/// Chooses how the response head goes out: verbatim when nothing changes,
+/// spliced when only `Connection: close` must be put in, rewritten
+/// otherwise.
+///
+/// ```
+/// use ktcpvs_net::http::{parse_response, plan_response_head, ForwardOptions, Limits, Method, ResponsePlan};
+/// let mut slots = [httparse::EMPTY_HEADER; 100];
+/// let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+/// let (info, _) = parse_response(buf, &mut slots, Method::Get, &Limits::default()).unwrap().unwrap();
+/// assert_eq!(plan_response_head(&info, &ForwardOptions::default()), ResponsePlan::Verbatim);
+/// let close = ForwardOptions { close: true, ..Default::default() };
+/// assert!(matches!(plan_response_head(&info, &close), ResponsePlan::Splice(_)));
+/// let stamp = ForwardOptions { extra: Some(b"X-A: 1"), ..Default::default() };
+/// assert_eq!(plan_response_head(&info, &stamp), ResponsePlan::Rewrite);
+/// ```
+pub fn plan_response_head(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> ResponsePlan {
+    if can_forward_response_verbatim(info, opts) {
+        ResponsePlan::Verbatim
+    } else if let Some(cut) = close_splice(info, opts) {
+        ResponsePlan::Splice(cut)
+    } else {
+        ResponsePlan::Rewrite
+    }
+}
+
 /// Appends to `out` the request head to send to a real server.
 ///
 /// * The request line as received (method, target, version); an

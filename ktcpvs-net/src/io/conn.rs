@@ -216,11 +216,4 @@ impl Conn {
             }
         }
     }
-
-    /// Writes the filled bytes of `buf`, consuming what was written.
-    pub fn send_buf(&mut self, buf: &mut Buffer) -> io::Result<usize> {
-        let n = self.send(buf.filled())?;
-        buf.consume(n);
-        Ok(n)
-    }
 }

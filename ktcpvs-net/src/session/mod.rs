@@ -12,6 +12,7 @@
 //! [`crate::io::conn`]): a state decides which readiness flags it acts on.
 
 pub(crate) mod http;
+pub(crate) mod relay;
 pub(crate) mod tunnel;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::Snapshot;
 use mio::Registry;
 
+use self::http::{HttpFlow, HttpSession, Keep};
 use crate::io::buffer::BufferPool;
 use crate::io::conn::Conn;
 use crate::listener::ClientGate;
@@ -58,6 +60,8 @@ pub(crate) struct Ctx<'a> {
     pub snapshots: &'a ArcSwap<Snapshot>,
     /// Whether the engine is draining (finish requests, keep nothing alive).
     pub draining: bool,
+    /// Emptied HTTP session boxes for reuse.
+    pub spares: &'a mut Spares,
 }
 
 impl Ctx<'_> {
@@ -68,7 +72,6 @@ impl Ctx<'_> {
             registry: self.registry,
             backends: self.backends,
             owner: self.key,
-            now: self.now,
             backoff,
         }
     }
@@ -77,6 +80,44 @@ impl Ctx<'_> {
     /// (`server_retry_backoff`).
     pub fn backoff(&self) -> Duration {
         Duration::from_secs(self.snapshots.load().settings().server_retry_backoff())
+    }
+}
+
+/// Emptied HTTP session boxes of closed or parked connections, reused by
+/// the next connection that needs an active session, so that neither a
+/// connection per request nor a keep-alive connection waking up allocates
+/// one. Bounded: beyond [`Spares::MAX`] boxes are freed.
+// The boxes themselves are what is kept: each moves into a session's
+// `Kind::Http` as is.
+#[allow(clippy::vec_box)]
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Vec<Box<HttpSession>>);
+
+impl Spares {
+    /// Most boxes kept.
+    pub const MAX: usize = 256;
+
+    /// A pool of spare boxes, none yet.
+    pub fn new() -> Self {
+        Spares(Vec::with_capacity(Self::MAX))
+    }
+
+    /// A box holding `session`: a spare one when there is one.
+    pub fn boxed(&mut self, session: HttpSession) -> Box<HttpSession> {
+        match self.0.pop() {
+            Some(mut spare) => {
+                *spare = session;
+                spare
+            }
+            None => Box::new(session),
+        }
+    }
+
+    /// Keeps an emptied box for later, or frees it.
+    pub fn keep(&mut self, spare: Box<HttpSession>) {
+        if self.0.len() < Self::MAX {
+            self.0.push(spare);
+        }
     }
 }
 
@@ -101,43 +142,78 @@ pub(crate) struct Session {
     pub registered: bool,
 }
 
-/// The two kinds of session. Both are boxed so that a slab slot stays a
-/// few words whatever the kind: every slot of the worker's session slab is
-/// as large as its largest variant, and idle keep-alive connections are
-/// the many.
+/// What a session is. The active kinds are boxed so that a slab slot stays
+/// a few words: every slot of the worker's session slab is as large as its
+/// largest variant, and idle keep-alive connections are the many. Those
+/// are parked: they keep only what they need to resume, inline.
 pub(crate) enum Kind {
     /// Layer-4 byte relay.
     Tunnel(Box<tunnel::Tunnel>),
-    /// HTTP/1.x content switching.
-    Http(Box<http::HttpSession>),
+    /// HTTP/1.x content switching, with a request in flight or a head
+    /// being read.
+    Http(Box<HttpSession>),
+    /// An HTTP/1.x keep-alive connection waiting for its next request with
+    /// nothing buffered.
+    Parked(Keep),
 }
 
 impl Session {
     /// Does all the I/O the session can.
     pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Flow {
-        match &mut self.kind {
-            Kind::Tunnel(t) => t.drive(&mut self.client, &self.service, ctx),
-            Kind::Http(h) => match h.drive(&mut self.client, self.peer, &self.service, ctx) {
-                http::HttpFlow::Flow(flow) => flow,
-                http::HttpFlow::Upgrade(tunnel) => {
-                    self.kind = Kind::Tunnel(Box::new(tunnel));
-                    self.drive(ctx)
-                }
-            },
+        if let Kind::Parked(_) = self.kind {
+            // Its client sent something (or closed): resume in a box.
+            let Kind::Parked(keep) = std::mem::replace(&mut self.kind, Kind::Parked(Keep::Nothing))
+            else {
+                return Flow::Done;
+            };
+            let mut session = ctx.spares.boxed(HttpSession::start(ctx.now));
+            session.resume(keep, ctx.now);
+            self.kind = Kind::Http(session);
         }
+        let flow = match &mut self.kind {
+            Kind::Tunnel(t) => return t.drive(&mut self.client, &self.service, ctx),
+            Kind::Http(h) => h.drive(&mut self.client, self.peer, &self.service, ctx),
+            Kind::Parked(_) => return Flow::Done,
+        };
+        self.settle(flow, ctx)
     }
 
     /// The session's deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Flow {
-        match &mut self.kind {
-            Kind::Tunnel(t) => t.on_timeout(&mut self.client, &self.service, ctx),
-            Kind::Http(h) => match h.on_timeout(&mut self.client, self.peer, &self.service, ctx) {
-                http::HttpFlow::Flow(flow) => flow,
-                http::HttpFlow::Upgrade(tunnel) => {
-                    self.kind = Kind::Tunnel(Box::new(tunnel));
-                    self.drive(ctx)
+        let flow = match &mut self.kind {
+            Kind::Tunnel(t) => return t.on_timeout(&mut self.client, &self.service, ctx),
+            Kind::Http(h) => h.on_timeout(&mut self.client, self.peer, &self.service, ctx),
+            // A parked connection's keep-alive time is up.
+            Kind::Parked(_) => return Flow::Done,
+        };
+        self.settle(flow, ctx)
+    }
+
+    /// Acts on what driving the HTTP session produced: a tunnel takes its
+    /// place, and one that waits for its next request with nothing
+    /// buffered is parked (its box goes back to the spares).
+    fn settle(&mut self, flow: HttpFlow, ctx: &mut Ctx<'_>) -> Flow {
+        match flow {
+            HttpFlow::Upgrade(tunnel) => {
+                let old = std::mem::replace(&mut self.kind, Kind::Tunnel(tunnel));
+                if let Kind::Http(spare) = old {
+                    ctx.spares.keep(spare);
                 }
-            },
+                self.drive(ctx)
+            }
+            HttpFlow::Flow(flow @ Flow::Open(_)) if !self.client.ready.readable => {
+                if let Kind::Http(h) = &mut self.kind {
+                    if let Some(keep) = h.park() {
+                        if let Kind::Http(spare) =
+                            std::mem::replace(&mut self.kind, Kind::Parked(keep))
+                        {
+                            ctx.spares.keep(spare);
+                        }
+                    }
+                }
+                flow
+            }
+            HttpFlow::Flow(flow) => flow,
         }
     }
 
@@ -146,7 +222,7 @@ impl Session {
     /// waits only for its backend).
     pub fn needs_client_events(&self) -> bool {
         match &self.kind {
-            Kind::Tunnel(_) => true,
+            Kind::Tunnel(_) | Kind::Parked(_) => true,
             Kind::Http(h) => h.needs_client_events(),
         }
     }
@@ -157,30 +233,27 @@ impl Session {
         match &self.kind {
             Kind::Tunnel(_) => false,
             Kind::Http(h) => h.is_idle(),
+            Kind::Parked(_) => true,
         }
     }
 
-    /// Releases everything the session holds. An HTTP session's box comes
-    /// back emptied (see [`http::HttpSession::close`]) so that the worker
-    /// can reuse the allocation for its next connection.
-    pub fn close(mut self, ctx: &mut Ctx<'_>) -> Option<Box<http::HttpSession>> {
+    /// Releases everything the session holds. An HTTP session's box goes
+    /// back to the spares emptied (see [`HttpSession::close`]).
+    pub fn close(mut self, ctx: &mut Ctx<'_>) {
         let rest = self.client.take_traffic();
         if !rest.is_empty() {
             self.service.load().add_bytes(rest.read, rest.written);
         }
-        let spare = match self.kind {
-            Kind::Tunnel(t) => {
-                t.close(ctx);
-                None
-            }
+        match self.kind {
+            Kind::Tunnel(t) => t.close(ctx),
             Kind::Http(mut h) => {
                 h.close(ctx);
-                Some(h)
+                ctx.spares.keep(h);
             }
-        };
+            Kind::Parked(keep) => keep.release(ctx),
+        }
         self.gate.leave();
         self.service.load().connection_closed();
-        spare
     }
 }
 
@@ -188,19 +261,26 @@ impl Session {
 mod tests {
     use std::mem::size_of;
 
-    /// An idle keep-alive connection costs its slab slot plus its boxed
-    /// session: both are kept small (scenario 4 of the benchmark measures
-    /// resident memory per idle connection). A slot must not grow back to
-    /// the size of the largest session kind.
+    /// An idle keep-alive connection is parked: it costs its slab slot and
+    /// its timer entry (plus, for a per-connection route, its kept backend
+    /// connection), and no boxed session. Scenario 4 of the benchmark
+    /// measures resident memory per idle connection; the slot must not
+    /// grow back to the size of an active session. (`Conn` is left out of
+    /// the sum: mio's socket type carries a debugging field in debug
+    /// builds.)
     #[test]
     fn idle_sessions_stay_small() {
+        let conn = size_of::<crate::io::conn::Conn>();
+        let slot = size_of::<super::Session>();
+        assert!(slot - conn <= 128, "a session slot is {slot} bytes");
+        assert!(size_of::<super::Kind>() <= 48);
+        assert!(size_of::<crate::timer::Deadline>() <= 24);
+        let backend = size_of::<crate::upstream::pool::BackendConn>();
         assert!(
-            size_of::<super::Session>() <= 160,
-            "{}",
-            size_of::<super::Session>()
+            backend - conn <= 32,
+            "a backend connection is {backend} bytes"
         );
-        assert_eq!(size_of::<super::Kind>(), 16);
-        let http = size_of::<super::http::HttpSession>();
+        let http = size_of::<super::HttpSession>();
         assert!(http <= 512, "HttpSession is {http} bytes");
     }
 }

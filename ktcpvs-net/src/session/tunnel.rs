@@ -1,10 +1,10 @@
 //! The layer-4 tunnel: a bidirectional byte relay between a client and one
 //! backend connection, with correct half-close.
 //!
-//! Each direction is a [`Pipe`] with its own state: `Open` (relaying),
-//! `Eof` (the source sent FIN; flush what is buffered, then shut down the
-//! destination's write side) and `Closed`. A FIN in one direction is passed
-//! on while the other keeps flowing; the session ends when both pipes are
+//! Each direction is a `Pipe` over the shared relay loop
+//! ([`super::relay`]), open until its source sends FIN, which is passed on
+//! (the destination's write side shut) once everything before it went out.
+//! A FIN in one direction is passed on while the other keeps flowing; the session ends when both pipes are
 //! closed, on any error (a reset closes both sides), or after `read_timeout`
 //! without a relayed byte. Before relaying, the tunnel connects to a picked
 //! server, and when the connect fails or times out it retries on another
@@ -21,144 +21,66 @@ use std::time::Instant;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::Lease;
 
+use super::relay::{Direction, Progress, RelayError};
 use super::{Ctx, Flow};
-use crate::io::buffer::{release_if_empty, Buffer, BufferPool};
-use crate::io::conn::{Conn, Fill};
-use crate::io::splice::{self, KernelPipe, Relayed};
+use crate::http::BodyState;
+use crate::io::buffer::{Buffer, BufferPool};
+use crate::io::conn::Conn;
 use crate::upstream::connect::{
-    fail_target, pick_l4, poll_connect, start_connect, Connecting, Excluded, NoBackend,
+    fail_target, poll_connect, start_connect, Chooser, Connecting, Excluded, NoBackend,
 };
 use crate::upstream::pool::ConnectCheck;
 
-/// Where one direction of the relay is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PipeState {
-    /// Relaying.
-    Open,
-    /// The source sent FIN: flush, then shut down the destination's writes.
-    Eof,
-    /// FIN passed on; nothing more flows this way.
-    Closed,
-}
-
-/// One direction of the relay and the buffer it holds while bytes are in
-/// flight.
+/// One direction of the relay: open until its source sends FIN, which is
+/// passed on (the destination's write side is shut) once everything before
+/// it went out.
 #[derive(Debug)]
-pub struct Pipe {
-    buf: Option<Buffer>,
-    /// With `zerocopy_send`: the kernel pipe bytes go through instead.
-    kernel: Option<KernelPipe>,
-    state: PipeState,
-}
-
-/// What one pump call did.
-#[derive(Debug, Default, Clone, Copy)]
-struct Pumped {
-    moved: u64,
-    starved: bool,
+struct Pipe {
+    dir: Direction,
+    open: bool,
 }
 
 impl Pipe {
     /// An open pipe, holding `buf` if bytes are already waiting.
-    pub fn new(buf: Option<Buffer>) -> Self {
+    fn new(buf: Option<Buffer>) -> Self {
         Pipe {
-            buf,
-            kernel: None,
-            state: PipeState::Open,
+            dir: Direction::new(buf),
+            open: true,
         }
     }
 
-    fn is_closed(&self) -> bool {
-        self.state == PipeState::Closed
-    }
-
-    /// Whether nothing waits in this direction to be written on.
-    fn is_idle(&self) -> bool {
-        self.buf.as_ref().map_or(true, Buffer::is_empty)
-            && self.kernel.as_ref().map_or(true, |k| k.held() == 0)
-    }
-
     /// Moves bytes from `src` to `dst` until one of them would block; with
-    /// `zerocopy`, through a kernel pipe (`splice`) once the buffer is empty.
+    /// `zerocopy`, through a kernel pipe once the buffer is empty. Returns
+    /// whether it stopped for want of a buffer.
     fn pump(
         &mut self,
         src: &mut Conn,
         dst: &mut Conn,
         pool: &mut BufferPool,
         zerocopy: bool,
-    ) -> io::Result<Pumped> {
-        let mut out = Pumped::default();
-        loop {
-            if let Some(buf) = self.buf.as_mut() {
-                if !buf.is_empty() {
-                    out.moved += dst.send_buf(buf)? as u64;
-                    if !buf.is_empty() {
-                        return Ok(out);
-                    }
+    ) -> io::Result<bool> {
+        if !self.open {
+            return Ok(false);
+        }
+        // A tunnel direction is a stream that ends when its source closes.
+        let mut stream = BodyState::CloseDelimited;
+        match self.dir.relay(src, dst, &mut stream, pool, zerocopy) {
+            Ok(Progress::Eof) => {
+                match dst.stream.shutdown(Shutdown::Write) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                    Err(e) => return Err(e),
                 }
+                self.open = false;
+                self.dir.clear();
+                Ok(false)
             }
-            let buffer_empty = self.buf.as_ref().map_or(true, Buffer::is_empty);
-            if zerocopy && buffer_empty && self.state == PipeState::Open {
-                self.buf = None;
-                if let Some(kernel) = splice::pipe_for(&mut self.kernel) {
-                    let relay = kernel.relay(src, dst, u64::MAX)?;
-                    out.moved += relay.sent as u64 + relay.taken;
-                    match relay.end {
-                        Relayed::Eof => {
-                            self.state = PipeState::Eof;
-                            continue;
-                        }
-                        Relayed::Blocked | Relayed::Limit => return Ok(out),
-                    }
-                }
-            }
-            // What a pipe still holds goes before anything read later (the
-            // setting may have been switched off, or the source ended).
-            let (sent, empty) = splice::drain(&mut self.kernel, dst)?;
-            out.moved += sent as u64;
-            if !empty {
-                return Ok(out);
-            }
-            match self.state {
-                PipeState::Closed => {
-                    self.buf = None;
-                    return Ok(out);
-                }
-                PipeState::Eof => {
-                    match dst.stream.shutdown(Shutdown::Write) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                        Err(e) => return Err(e),
-                    }
-                    self.state = PipeState::Closed;
-                    self.buf = None;
-                    return Ok(out);
-                }
-                PipeState::Open => {}
-            }
-            if !src.ready.readable {
-                release_if_empty(&mut self.buf);
-                return Ok(out);
-            }
-            if self.buf.is_none() {
-                match pool.checkout() {
-                    Some(b) => self.buf = Some(b),
-                    None => {
-                        out.starved = true;
-                        return Ok(out);
-                    }
-                }
-            }
-            let Some(buf) = self.buf.as_mut() else {
-                return Ok(out);
-            };
-            match src.fill(buf)? {
-                Fill::Data => {}
-                Fill::Eof => self.state = PipeState::Eof,
-                Fill::WouldBlock | Fill::NoRoom => {
-                    release_if_empty(&mut self.buf);
-                    return Ok(out);
-                }
+            Ok(Progress::Starved) => Ok(true),
+            Ok(Progress::Blocked | Progress::Done) => Ok(false),
+            Err(RelayError::Io(e)) => Err(e),
+            // A close-delimited stream has no framing to break.
+            Err(RelayError::Truncated | RelayError::Framing(_)) => {
+                Err(io::Error::from(io::ErrorKind::InvalidData))
             }
         }
     }
@@ -180,7 +102,7 @@ enum Phase {
 
 /// A layer-4 relay session.
 #[derive(Debug)]
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     phase: Phase,
     up: Pipe,
     down: Pipe,
@@ -236,7 +158,8 @@ impl Tunnel {
         ctx: &mut Ctx<'_>,
     ) -> Flow {
         if let Phase::Connecting(connecting, deadline) = &self.phase {
-            match poll_connect(service, connecting, ctx.backends) {
+            let (target, addr, id) = (connecting.target, connecting.addr, connecting.conn);
+            match poll_connect(service, target, addr, id, ctx.backends) {
                 ConnectCheck::Pending => return Flow::Open(Some(*deadline)),
                 ConnectCheck::Connected => self.connected(ctx.now),
                 ConnectCheck::Failed(e) => return self.retry(client, service, &e, ctx),
@@ -262,9 +185,9 @@ impl Tunnel {
         // server's socket leaves the poller until the client drains.
         if matches!((&up, &down), (Ok(_), Ok(_)))
             && !client.ready.writable
-            && self.down.state == PipeState::Open
-            && self.down.kernel.as_ref().is_some_and(KernelPipe::is_full)
-            && self.up.is_idle()
+            && self.down.open
+            && self.down.dir.pipe_is_full()
+            && !self.up.dir.holds_bytes()
         {
             link.pause_source(ctx.registry);
         }
@@ -280,22 +203,22 @@ impl Tunnel {
         if let (Some(lease), false) = (lease, to_server.is_empty()) {
             lease.load().add_bytes(to_server.written, to_server.read);
         }
-        let (up, down) = match (up, down) {
-            (Ok(up), Ok(down)) => (up, down),
+        let starved = match (up, down) {
+            (Ok(up), Ok(down)) => up || down,
             (Err(e), _) | (_, Err(e)) => {
                 log::debug!("[{}] relay ended: {e}", service.config().name);
                 return Flow::Done;
             }
         };
-        if up.moved + down.moved > 0 {
+        if !from_client.is_empty() || !to_server.is_empty() {
             self.last_activity = ctx.now;
         }
-        if self.up.is_closed() && self.down.is_closed() {
+        if !self.up.open && !self.down.open {
             return Flow::Done;
         }
         let idle = self.last_activity
             + service.timeout(TimeoutKind::Read, ctx.snapshots.load().settings());
-        if up.starved || down.starved {
+        if starved {
             Flow::Starved(Some(idle))
         } else {
             Flow::Open(Some(idle))
@@ -388,7 +311,8 @@ fn connect_next(
     excluded: &mut Excluded,
     ctx: &mut Ctx<'_>,
 ) -> Option<Connecting> {
-    let mut pick = |exclude: &[usize]| pick_l4(service, client, exclude);
+    let mut chooser = Chooser::new(service, client, None);
+    let mut pick = |exclude: &[usize]| chooser.pick(exclude);
     match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
         Ok(c) => Some(c),
         Err(NoBackend::NoServer) => {

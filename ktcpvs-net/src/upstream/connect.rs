@@ -6,19 +6,19 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ktcpvs_core::live::HealthChange;
 use ktcpvs_core::snapshot::ServiceSnapshot;
-use ktcpvs_core::{Lease, PickRequest};
+use ktcpvs_core::{Lease, PickRequest, RequestHead, Selection};
 use mio::Registry;
 
 use super::pool::{Backends, ConnectCheck};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 
 /// What starting a connect needs from the worker: its poller, its backend
-/// connections, the session that will own the connection, the time, and
-/// how long a failed server stays out of rotation.
+/// connections, the session that will own the connection, and how long a
+/// failed server stays out of rotation.
 pub(crate) struct Dialer<'a> {
     /// The poller the new socket registers with.
     pub registry: &'a Registry,
@@ -26,8 +26,6 @@ pub(crate) struct Dialer<'a> {
     pub backends: &'a mut Backends,
     /// The session that will own the connection.
     pub owner: usize,
-    /// Now.
-    pub now: Instant,
     /// `server_retry_backoff`: a server whose connect failed stays out of
     /// rotation this long (doubling on repeated failures).
     pub backoff: Duration,
@@ -36,8 +34,7 @@ pub(crate) struct Dialer<'a> {
 impl Dialer<'_> {
     /// Starts a non-blocking connect to `addr` for the owner.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<usize> {
-        self.backends
-            .connect(self.registry, addr, self.owner, self.now)
+        self.backends.connect(self.registry, addr, self.owner)
     }
 }
 
@@ -86,14 +83,6 @@ pub(crate) struct Excluded {
     pub servers: Vec<usize>,
     /// Whether the redirect address was tried.
     pub redirect_tried: bool,
-}
-
-impl Excluded {
-    /// Forgets every failure (a new decision starts).
-    pub fn clear(&mut self) {
-        self.servers.clear();
-        self.redirect_tried = false;
-    }
 }
 
 /// Why no backend connection could be started.
@@ -197,31 +186,70 @@ pub(crate) fn fail_target(
     }
 }
 
-/// Checks a connect after an event; on success records the server healthy.
+/// Checks connect `id` to `target` at `addr` after an event; on success
+/// records the server healthy.
 pub(crate) fn poll_connect(
     service: &ServiceSnapshot,
-    connecting: &Connecting,
+    target: Target,
+    addr: SocketAddr,
+    id: usize,
     backends: &mut Backends,
 ) -> ConnectCheck {
-    let check = backends.check_connect(connecting.conn);
-    if let (ConnectCheck::Connected, Target::Server(index)) = (&check, connecting.target) {
+    let check = backends.check_connect(id);
+    if let (ConnectCheck::Connected, Target::Server(index)) = (&check, target) {
         let change = service.server_entries()[index].load().report_success();
-        log_health(&service.config().name, connecting.addr, change);
+        log_health(&service.config().name, addr, change);
     }
     check
 }
 
-/// Builds the L4 pick closure input: layer-4 picks see no request head.
-pub(crate) fn pick_l4(
-    service: &ServiceSnapshot,
+/// Picks servers for one decision and remembers the scheduler's whole
+/// selection: the pick-and-record step of every connect. A server picked
+/// ahead (to look for a pooled connection to it) is used by the first
+/// [`pick`](Self::pick) unless excluded meanwhile.
+pub(crate) struct Chooser<'a> {
+    service: &'a ServiceSnapshot,
     client: SocketAddr,
-    exclude: &[usize],
-) -> Option<usize> {
-    service
-        .pick(&PickRequest {
+    head: Option<&'a RequestHead<'a>>,
+    /// A server already picked, taken by the next pick.
+    ahead: Option<usize>,
+    /// The last selection the scheduler made.
+    pub chosen: Option<Selection>,
+}
+
+impl<'a> Chooser<'a> {
+    /// A decision for `client`'s request `head` (`None` at layer 4).
+    pub fn new(
+        service: &'a ServiceSnapshot,
+        client: SocketAddr,
+        head: Option<&'a RequestHead<'a>>,
+    ) -> Self {
+        Chooser {
+            service,
             client,
-            head: None,
+            head,
+            ahead: None,
+            chosen: None,
+        }
+    }
+
+    /// Picks a server that `exclude` does not name.
+    pub fn pick(&mut self, exclude: &[usize]) -> Option<usize> {
+        if let Some(i) = self.ahead.take().filter(|i| !exclude.contains(i)) {
+            return Some(i);
+        }
+        let selection = self.service.pick(&PickRequest {
+            client: self.client,
+            head: self.head,
             exclude,
-        })
-        .map(|s| s.server)
+        });
+        self.chosen = selection;
+        selection.map(|s| s.server)
+    }
+
+    /// Picks a server now, to be used again by the next [`pick`](Self::pick).
+    pub fn pick_ahead(&mut self) -> Option<usize> {
+        self.ahead = self.pick(&[]);
+        self.ahead
+    }
 }

@@ -26,38 +26,54 @@ use slab::Slab;
 use crate::io::conn::Conn;
 use crate::token;
 
-/// Where a backend connection is in its life.
+/// What a backend connection is used for: one state, carrying what only
+/// that state needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    /// A non-blocking connect is in progress.
-    Connecting,
-    /// Connected.
-    Open,
+pub(crate) enum Use {
+    /// A non-blocking connect in progress for session `owner`.
+    Connecting {
+        /// The session it is for.
+        owner: usize,
+    },
+    /// Connected and used by session `owner`.
+    Owned {
+        /// The session using it.
+        owner: usize,
+    },
+    /// Connected and idle in its server's pool since `since`, at `slot`
+    /// of its server's idle list.
+    Idle {
+        /// When it was pooled.
+        since: Instant,
+        /// Its place in the list.
+        slot: u32,
+    },
 }
 
 /// One connection to a real server (or to the redirect address).
 #[derive(Debug)]
-pub struct BackendConn {
+pub(crate) struct BackendConn {
     /// The socket and what the poller reported about it.
     pub conn: Conn,
-    /// The server address.
-    pub addr: SocketAddr,
-    /// Connecting or open.
-    pub state: LinkState,
-    /// The session using it, or `None` while it idles in the pool.
-    pub owner: Option<usize>,
+    /// What it is used for.
+    pub use_: Use,
+    /// Its server's idle list (an index into `Backends::lists`), which also
+    /// names its address.
+    list: u32,
     /// Taken off the poller by [`pause_source`](Self::pause_source); never
     /// pooled in that state.
     source_paused: bool,
-    /// When it was last put in the pool.
-    idle_since: Instant,
-    /// Its server's idle list (an index into `Backends::lists`).
-    list: usize,
-    /// Its place in that list while it idles.
-    slot: usize,
 }
 
 impl BackendConn {
+    /// The session using it, or `None` while it idles in the pool.
+    pub fn owner(&self) -> Option<usize> {
+        match self.use_ {
+            Use::Connecting { owner } | Use::Owned { owner } => Some(owner),
+            Use::Idle { .. } => None,
+        }
+    }
+
     /// Takes the socket off the poller while a spliced relay from it waits
     /// on its destination with a full pipe: until the destination drains,
     /// every segment the server sent would wake the worker for nothing (a
@@ -97,14 +113,21 @@ pub enum ConnectCheck {
     Failed(io::Error),
 }
 
+/// The idle connections to one server address, most recently pooled last.
+#[derive(Debug)]
+struct IdleList {
+    addr: SocketAddr,
+    ids: Vec<usize>,
+}
+
 /// All backend connections of one worker.
 #[derive(Debug)]
-pub struct Backends {
+pub(crate) struct Backends {
     conns: Slab<BackendConn>,
     /// Server address → index of its idle list in `lists`.
-    idle: HashMap<SocketAddr, usize>,
-    /// Idle connection ids per server, most recently pooled last.
-    lists: Vec<Vec<usize>>,
+    idle: HashMap<SocketAddr, u32>,
+    /// Idle connection ids per server.
+    lists: Vec<IdleList>,
     idle_count: usize,
 }
 
@@ -131,13 +154,16 @@ impl Backends {
         registry: &Registry,
         addr: SocketAddr,
         owner: usize,
-        now: Instant,
     ) -> io::Result<usize> {
         let mut stream = TcpStream::connect(addr)?;
         let lists = &mut self.lists;
         let list = *self.idle.entry(addr).or_insert_with(|| {
-            lists.push(Vec::new());
-            lists.len() - 1
+            lists.push(IdleList {
+                addr,
+                ids: Vec::new(),
+            });
+            // Far fewer servers than 2^32.
+            (lists.len() - 1) as u32
         });
         let entry = self.conns.vacant_entry();
         let id = entry.key();
@@ -148,13 +174,9 @@ impl Backends {
         )?;
         entry.insert(BackendConn {
             conn: Conn::new(stream, false),
-            addr,
-            state: LinkState::Connecting,
-            owner: Some(owner),
-            source_paused: false,
-            idle_since: now,
+            use_: Use::Connecting { owner },
             list,
-            slot: 0,
+            source_paused: false,
         });
         Ok(id)
     }
@@ -164,9 +186,9 @@ impl Backends {
         let Some(b) = self.conns.get_mut(id) else {
             return ConnectCheck::Failed(io::Error::from(io::ErrorKind::NotConnected));
         };
-        if b.state == LinkState::Open {
+        let Use::Connecting { owner } = b.use_ else {
             return ConnectCheck::Connected;
-        }
+        };
         match b.conn.stream.take_error() {
             Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
             Ok(None) => {}
@@ -174,7 +196,7 @@ impl Backends {
         match b.conn.stream.peer_addr() {
             Ok(_) => {
                 let _ = b.conn.stream.set_nodelay(true);
-                b.state = LinkState::Open;
+                b.use_ = Use::Owned { owner };
                 // A fresh connection is writable; whether the server already
                 // sent something is what the poller reported (an event sets
                 // `readable`), so no read is wasted on an empty socket.
@@ -200,7 +222,7 @@ impl Backends {
         probe: bool,
     ) -> Option<usize> {
         let &list = self.idle.get(&addr)?;
-        while let Some(id) = self.lists[list].pop() {
+        while let Some(id) = self.lists[list as usize].ids.pop() {
             self.idle_count -= 1;
             if let Some(id) = self.claim(id, owner, now, keepalive, probe) {
                 return Some(id);
@@ -223,11 +245,13 @@ impl Backends {
         probe: bool,
     ) -> Option<usize> {
         let b = self.conns.get(id)?;
-        if b.owner.is_some() || b.addr != addr {
+        let Use::Idle { slot, .. } = b.use_ else {
+            return None;
+        };
+        if self.lists[b.list as usize].addr != addr {
             return None;
         }
-        let (list, slot) = (b.list, b.slot);
-        self.unlist(id, list, slot);
+        self.unlist(id, b.list, slot);
         self.claim(id, owner, now, keepalive, probe)
     }
 
@@ -242,12 +266,12 @@ impl Backends {
         probe: bool,
     ) -> Option<usize> {
         let alive = self.conns.get(id).is_some_and(|b| {
-            now.saturating_duration_since(b.idle_since) < keepalive
+            matches!(b.use_, Use::Idle { since, .. } if now.saturating_duration_since(since) < keepalive)
                 && (!probe || is_quiet(&b.conn.stream))
         });
         if alive {
             if let Some(b) = self.conns.get_mut(id) {
-                b.owner = Some(owner);
+                b.use_ = Use::Owned { owner };
                 // Nothing to read: the peek just returned `WouldBlock`, or
                 // (unprobed) no event reported data, and the next byte
                 // brings one.
@@ -264,12 +288,12 @@ impl Backends {
 
     /// Removes idle connection `id` from its list, found at `slot` (the
     /// last entry takes its place).
-    fn unlist(&mut self, id: usize, list: usize, slot: usize) {
-        let Some(ids) = self.lists.get_mut(list) else {
+    fn unlist(&mut self, id: usize, list: u32, slot: u32) {
+        let Some(IdleList { ids, .. }) = self.lists.get_mut(list as usize) else {
             return;
         };
-        let slot = if ids.get(slot) == Some(&id) {
-            slot
+        let slot = if ids.get(slot as usize) == Some(&id) {
+            slot as usize
         } else {
             match ids.iter().position(|&x| x == id) {
                 Some(pos) => pos,
@@ -279,8 +303,10 @@ impl Backends {
         ids.swap_remove(slot);
         self.idle_count -= 1;
         if let Some(&moved) = ids.get(slot) {
-            if let Some(m) = self.conns.get_mut(moved) {
-                m.slot = slot;
+            if let Some(Use::Idle { slot: s, .. }) = self.conns.get_mut(moved).map(|m| &mut m.use_)
+            {
+                // A slot is below the list length, far below 2^32.
+                *s = slot as u32;
             }
         }
     }
@@ -292,15 +318,17 @@ impl Backends {
         let Some(b) = self.conns.get_mut(id) else {
             return false;
         };
-        let list = &mut self.lists[b.list];
-        if list.len() >= max_idle || b.state != LinkState::Open || b.source_paused {
+        let ids = &mut self.lists[b.list as usize].ids;
+        if ids.len() >= max_idle || !matches!(b.use_, Use::Owned { .. }) || b.source_paused {
             self.conns.remove(id);
             return false;
         }
-        b.owner = None;
-        b.idle_since = now;
-        b.slot = list.len();
-        list.push(id);
+        b.use_ = Use::Idle {
+            since: now,
+            // The list holds at most `max_idle` (u16 range) entries.
+            slot: ids.len() as u32,
+        };
+        ids.push(id);
         self.idle_count += 1;
         true
     }
@@ -312,7 +340,7 @@ impl Backends {
         let dead = self
             .conns
             .get(id)
-            .is_some_and(|b| b.owner.is_none() && !is_quiet(&b.conn.stream));
+            .is_some_and(|b| matches!(b.use_, Use::Idle { .. }) && !is_quiet(&b.conn.stream));
         if dead {
             self.close(id);
         }
@@ -325,11 +353,11 @@ impl Backends {
         }
         let conns = &mut self.conns;
         let mut removed = 0;
-        for list in &mut self.lists {
-            list.retain(|&id| {
-                let keep = conns
-                    .get(id)
-                    .is_some_and(|b| now.saturating_duration_since(b.idle_since) < keepalive);
+        for IdleList { ids, .. } in &mut self.lists {
+            ids.retain(|&id| {
+                let keep = conns.get(id).is_some_and(|b| {
+                    matches!(b.use_, Use::Idle { since, .. } if now.saturating_duration_since(since) < keepalive)
+                });
                 if !keep {
                     if conns.contains(id) {
                         conns.remove(id);
@@ -338,9 +366,9 @@ impl Backends {
                 }
                 keep
             });
-            for (slot, &id) in list.iter().enumerate() {
-                if let Some(b) = conns.get_mut(id) {
-                    b.slot = slot;
+            for (slot, &id) in ids.iter().enumerate() {
+                if let Some(Use::Idle { slot: s, .. }) = conns.get_mut(id).map(|b| &mut b.use_) {
+                    *s = slot as u32;
                 }
             }
         }
@@ -352,9 +380,8 @@ impl Backends {
         let Some(b) = self.conns.get(id) else {
             return;
         };
-        if b.owner.is_none() {
-            let (list, slot) = (b.list, b.slot);
-            self.unlist(id, list, slot);
+        if let Use::Idle { slot, .. } = b.use_ {
+            self.unlist(id, b.list, slot);
         }
         self.conns.remove(id);
     }
@@ -371,8 +398,8 @@ impl Backends {
 
     /// Closes every idle pooled connection.
     pub fn clear_idle(&mut self) {
-        for list in &mut self.lists {
-            for id in list.drain(..) {
+        for IdleList { ids, .. } in &mut self.lists {
+            for id in ids.drain(..) {
                 if self.conns.contains(id) {
                     self.conns.remove(id);
                 }

@@ -4,7 +4,7 @@
 //! ```text
 //!            ┌────────────── keep-alive / pipelined next ──────────────┐
 //!            ▼                                                         │
-//!  Idle ──head──► pick ──pool/kept──► Exchange{up, down} ──response done┘
+//!  Reading ─head─► pick ─pool/kept─► Exchange{up, down} ─response done─┘
 //!   │  │            │  └─connect──► Connecting ──ok──┘   │   │
 //!   │  │            │                 │ fail: retry other server (exclude)
 //!   │  │            └─none: redirect → Tunnel  / 503     │   └─101 → Tunnel
@@ -12,26 +12,28 @@
 //!   └─keepalive_timeout / client EOF ─► close
 //! ```
 //!
-//! While a request is in flight, two direction states run side by side:
-//! `Up` (request head, then body, validated by [`BodyState`] and
-//! forwarded with exact framing) and `Down` (waiting for a response head
-//! — interim 1xx heads are forwarded and waited past — then the body). The
-//! client is not read beyond the current request while it is in flight, so
-//! pipelined requests wait in the buffer and are answered in order.
+//! Every state carries what it needs: `Reading` what the connection keeps
+//! between requests ([`Keep`]: a per-connection route and its backend
+//! connection, or the pooled connection a per-request session may take
+//! back), `Connecting` and `Exchange` the request's [`Route`]. While a
+//! request is in flight, two direction states run side by side: `Up`
+//! (request head, then body, validated by [`BodyState`] and forwarded with
+//! exact framing) and `Down` (waiting for a response head, interim 1xx
+//! heads forwarded and waited past, then the body). The client is not read
+//! beyond the current request while it is in flight, so pipelined requests
+//! wait in the buffer and are answered in order.
 //!
-//! Head bytes are forwarded as received when nothing needs rewriting; only
-//! then is no byte copied. A request without a body keeps its head in the
-//! buffer until the response starts, so when a pooled backend connection
-//! turns out dead, an idempotent request is replayed on a fresh one without
-//! the client noticing.
+//! Between requests, with nothing buffered, a session is *parked*: the
+//! worker keeps only what it [`Keep`]s, in the session slot, and reuses the
+//! box of the active session for another connection.
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `mod.rs` | the state enums, the session, `drive`/`on_timeout` dispatch, error answers |
+//! | `mod.rs` | the states, the session, `drive`/`on_timeout` dispatch, parking, error answers |
 //! | `request.rs` | reading and parsing the head, the scheduler's decision |
 //! | `backend.rs` | connects, retries, replays, pooling and byte counts of backend connections |
-//! | `exchange.rs` | one request/response exchange: head and body up, head and body down |
-//! | `body.rs` | relaying a body (buffers or `splice`) |
+//! | `exchange/` | one request/response exchange: the coordinator, the request side, the response side |
+//! | `pace.rs` | the minimum transfer rate a client must keep while a body waits on it |
 
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -40,18 +42,16 @@ use std::time::{Duration, Instant};
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, Selection};
 
-use self::pace::Pace;
+use self::exchange::Exchange;
+use super::relay::Direction;
 use super::tunnel::Tunnel;
 use super::{Ctx, Flow};
-use crate::http::{write_error_response, BodyState, Framing, Method};
+use crate::http::{write_error_response, Framing, Method};
 use crate::io::buffer::release_if_empty;
-use crate::io::buffer::{Buffer, BufferPool};
 use crate::io::conn::{Conn, Fill};
-use crate::io::splice::KernelPipe;
 use crate::upstream::connect::{Connecting, Excluded, Target};
 
 mod backend;
-mod body;
 mod exchange;
 mod pace;
 mod request;
@@ -68,132 +68,229 @@ const SCRATCH_HEAD: usize = 512;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// What driving an HTTP session produced.
-// A tunnel is stored inline: boxing it would cost an allocation per
-// connection, and the variant is rare on the paths that move these values.
-#[allow(clippy::large_enum_variant)]
-pub enum HttpFlow {
+pub(crate) enum HttpFlow {
     /// Continue, close or wait, as for any session.
     Flow(Flow),
     /// The connection became a byte tunnel (`101`, or the redirect
-    /// fallback).
-    Upgrade(Tunnel),
+    /// fallback), boxed as the session's next kind.
+    Upgrade(Box<Tunnel>),
 }
 
-/// Where a request goes: the service version that decided, the decision,
-/// and the active-connection lease.
+/// Where a request goes: the service version that decided, the decision
+/// and the active-connection lease. Three words and a [`Pick`], so that a
+/// parked per-connection session keeps its route inline.
 #[derive(Debug)]
-struct Route {
+pub(crate) struct Route {
     service: Arc<ServiceSnapshot>,
-    selection: Option<Selection>,
-    target: Target,
-    addr: SocketAddr,
-    _lease: Option<Lease>,
+    /// The scheduler's choice; `None`: the redirect address (no server
+    /// took the request).
+    pick: Option<Pick>,
+    /// Held while the request (per-request schedulers) or the connection
+    /// (per-connection ones) lasts.
+    lease: Option<Lease>,
+}
+
+/// A [`Selection`] in compact form (indices fit `u32`: a service has far
+/// fewer servers and rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pick {
+    server: u32,
+    /// The matched rule, [`NO_RULE`] for none.
+    rule: u32,
+    stamp: bool,
+}
+
+/// [`Pick::rule`] when no rule was used.
+const NO_RULE: u32 = u32::MAX;
+
+impl Pick {
+    fn of(selection: Selection) -> Option<Pick> {
+        Some(Pick {
+            server: u32::try_from(selection.server).ok()?,
+            rule: match selection.rule {
+                Some(r) => u32::try_from(r).ok().filter(|&r| r != NO_RULE)?,
+                None => NO_RULE,
+            },
+            stamp: selection.stamp,
+        })
+    }
+
+    fn selection(self) -> Selection {
+        Selection {
+            server: self.server as usize,
+            rule: (self.rule != NO_RULE).then_some(self.rule as usize),
+            stamp: self.stamp,
+        }
+    }
+}
+
+impl Route {
+    /// The route to a connect `start_connect` began, with the selection
+    /// that chose it.
+    fn new(
+        service: Arc<ServiceSnapshot>,
+        selection: Option<Selection>,
+        connecting: &mut Connecting,
+    ) -> Route {
+        let pick = match connecting.target {
+            Target::Server(_) => selection.and_then(Pick::of),
+            Target::Redirect => None,
+        };
+        Route {
+            service,
+            pick,
+            lease: connecting.lease.take(),
+        }
+    }
+
+    /// Where the route leads.
+    fn target(&self) -> Target {
+        match self.pick {
+            Some(p) => Target::Server(p.server as usize),
+            None => Target::Redirect,
+        }
+    }
+
+    /// The address the route leads to.
+    fn addr(&self) -> SocketAddr {
+        let addr = match self.target() {
+            Target::Server(i) => self
+                .service
+                .server_entries()
+                .get(i)
+                .map(|e| e.config().addr),
+            Target::Redirect => self.service.config().redirect,
+        };
+        addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Counts an error against the server the route leads to.
+    fn server_error(&self) {
+        if let Target::Server(i) = self.target() {
+            if let Some(entry) = self.service.server_entries().get(i) {
+                entry.load().add_error();
+            }
+        }
+    }
+
+    /// Whether the route was decided once for the whole connection.
+    fn per_connection(&self) -> bool {
+        self.service.dispatch() != ktcpvs_core::Dispatch::EachRequest
+    }
+}
+
+/// What a connection keeps between requests.
+#[derive(Debug, Default)]
+pub(crate) enum Keep {
+    /// Nothing: the next request is decided afresh.
+    #[default]
+    Nothing,
+    /// Per-request schedulers: the backend connection returned to the pool
+    /// after the last request. Only a hint: the pool may have handed it to
+    /// another session or closed it since; when the next request picks the
+    /// same server and the connection still idles, it is taken back
+    /// without a pool lookup.
+    Pooled(usize),
+    /// Per-connection schedulers: the route decided on the first request,
+    /// and its backend connection while it stays open.
+    Connection {
+        route: Route,
+        backend: Option<usize>,
+    },
+}
+
+impl Keep {
+    /// Lets go of what is kept: a kept backend connection is closed.
+    pub fn release(self, ctx: &mut Ctx<'_>) {
+        if let Keep::Connection {
+            backend: Some(b), ..
+        } = self
+        {
+            ctx.backends.close(b);
+        }
+    }
+}
+
+/// Whether the response may use the client connection afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    /// The connection stays open for the next request.
+    KeepAlive,
+    /// The connection closes after this response.
+    Close,
+}
+
+/// The client's protocol version, where it changes the response: an
+/// HTTP/1.0 client reads no chunked body and keeps its connection only
+/// when the response says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Http10,
+    Http11,
+}
+
+/// Where the request head is while the request is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// At the front of the client buffer, `len` bytes, forwarded as is.
+    Verbatim(usize),
+    /// At the front of the client buffer, `len` bytes; what goes up is its
+    /// rewrite in the session's scratch.
+    Rewritten(usize),
+    /// Consumed from the buffer: its body follows there, or its response
+    /// began.
+    Consumed,
+}
+
+impl Head {
+    /// Bytes of the received head still at the front of the client buffer.
+    fn len(self) -> usize {
+        match self {
+            Head::Verbatim(n) | Head::Rewritten(n) => n,
+            Head::Consumed => 0,
+        }
+    }
 }
 
 /// The request in flight.
 #[derive(Debug)]
 struct Request {
     method: Method,
-    /// Bytes of its head at the front of the client buffer (until consumed).
-    head_len: usize,
-    /// Forward `inbuf[..head_len]` as is; otherwise the session's scratch.
-    verbatim: bool,
+    head: Head,
     framing: Framing,
-    /// The client asked to keep the connection (HTTP/1.1 by default,
-    /// HTTP/1.0 with `Connection: keep-alive`); if not, this request is its
-    /// last and nothing may follow it.
-    client_keep: bool,
-    /// An HTTP/1.0 request: kept alive only with a response whose length is
-    /// known, which then says `Connection: keep-alive`.
-    http10: bool,
+    /// What the client asked of its connection (HTTP/1.1 keeps it by
+    /// default, HTTP/1.0 with `Connection: keep-alive`); with `Close`, this
+    /// request is its last and nothing may follow it.
+    persist: Persist,
+    version: Version,
+    /// An upgrade the service allows was asked for: a `101` may answer.
     upgrade: bool,
-    /// Whether the head is still in the buffer and may be sent again.
-    replayable: bool,
 }
 
-/// The request direction.
-#[derive(Debug)]
-enum Up {
-    /// Sending the head; `sent` bytes of it are out.
-    Head { sent: usize },
-    /// Forwarding the body; `pending` validated bytes at the front of the
-    /// client buffer are not yet sent.
-    Body { body: BodyState, pending: usize },
-    /// The whole request is out.
-    Done,
-}
-
-/// The response direction.
-#[derive(Debug)]
-enum Down {
-    /// Waiting for a (final) response head.
-    Head,
-    /// Forwarding: what is left of the head ([`HeadOut`]), then the body
-    /// with `pending` validated bytes at the front of the buffer.
-    Body {
-        head: HeadOut,
-        body: BodyState,
-        pending: usize,
-        /// The backend connection may be pooled once the response is
-        /// done: the server said so and the request was entirely sent
-        /// before this (final) response began.
-        backend_keep: bool,
-        client_keep: bool,
-        /// A 1xx head: once it is out, wait for the final response.
-        interim: bool,
-    },
-}
-
-/// How the response head leaves for the client, before the body relay.
-#[derive(Debug, Clone, Copy)]
-enum HeadOut {
-    /// Nothing but the buffer's `pending` bytes: the head went (or goes
-    /// with them) byte for byte.
-    InBuffer,
-    /// A head rewritten into `rscratch`, of which `sent` bytes are out.
-    Rewritten { sent: usize },
-    /// The received head, still at the front of the buffer, sent as
-    /// `head[..at]`, [`CONNECTION_CLOSE_LINE`](crate::http::CONNECTION_CLOSE_LINE),
-    /// `head[end..]` (a [`CloseSplice`](crate::http::CloseSplice)): `sent`
-    /// bytes of the first two are out. `u32` keeps the session small; a
-    /// head is far shorter.
-    Spliced { at: u32, end: u32, sent: u32 },
-}
-
-/// The backend connection a session has between requests.
-#[derive(Debug, Clone, Copy)]
-enum Held {
-    /// None.
-    Nothing,
-    /// Per-connection schedulers: the connection kept for the next request.
-    Kept(usize),
-    /// Per-request schedulers: the connection this session returned to the
-    /// pool after its last request. Only a hint: the pool may have handed
-    /// it to another session or closed it since; when the next request
-    /// picks the same server and the connection still idles, it is taken
-    /// back without a pool lookup.
-    Pooled(usize),
-}
-
-impl Held {
-    /// Takes the kept connection, if any (a pooled hint is forgotten).
-    fn take_kept(&mut self) -> Option<usize> {
-        match std::mem::replace(self, Held::Nothing) {
-            Held::Kept(b) => Some(b),
-            _ => None,
-        }
+impl Request {
+    /// Whether the request may be sent again on a fresh connection: an
+    /// idempotent request without a body whose head is still in the buffer
+    /// (no response began).
+    fn replayable(&self) -> bool {
+        self.method.is_idempotent()
+            && matches!(self.framing, Framing::None | Framing::Length(0))
+            && self.head != Head::Consumed
     }
+}
 
-    /// Takes the pooled hint, if any (a kept connection stays).
-    fn take_pooled(&mut self) -> Option<usize> {
-        match *self {
-            Held::Pooled(b) => {
-                *self = Held::Nothing;
-                Some(b)
-            }
-            _ => None,
-        }
-    }
+/// Bytes in flight each way, and the scratch rewritten heads are written
+/// to: one struct, so the request side and the response side each borrow
+/// what they need.
+#[derive(Debug, Default)]
+struct Io {
+    /// Client to server; its buffer also collects request heads.
+    up: Direction,
+    /// Server to client.
+    down: Direction,
+    /// A rewritten request head, or an error response.
+    scratch: Vec<u8>,
+    /// A rewritten response head.
+    rscratch: Vec<u8>,
 }
 
 /// Where the session is.
@@ -201,28 +298,22 @@ impl Held {
 enum State {
     /// Between requests, reading a head. `first_byte` is when the head's
     /// first byte was seen (header timeout), if any.
-    Idle {
+    Reading {
         since: Instant,
         first_byte: Option<Instant>,
+        keep: Keep,
     },
-    /// Connecting to the picked server.
+    /// Connecting to the route's target for `req`.
     Connecting {
-        conn: Connecting,
+        route: Route,
+        backend: usize,
         req: Request,
         deadline: Instant,
+        /// Servers of this decision whose connect failed.
+        excluded: Excluded,
     },
-    /// A request in flight over `backend`.
-    Exchange {
-        backend: usize,
-        reused: bool,
-        req: Request,
-        up: Up,
-        down: Down,
-        /// When a byte last moved either way (the inactivity timeout).
-        since: Instant,
-        /// The client's progress over the current rate window.
-        pace: Pace,
-    },
+    /// A request in flight.
+    Exchange(Exchange),
     /// Sending the error response in the scratch buffer.
     Error { sent: usize },
     /// Error sent and write side shut: discard input until EOF or deadline.
@@ -233,30 +324,12 @@ enum State {
 
 /// An HTTP/1.x client connection.
 #[derive(Debug)]
-pub struct HttpSession {
+pub(crate) struct HttpSession {
     state: State,
-    inbuf: Option<Buffer>,
-    outbuf: Option<Buffer>,
-    /// A rewritten request head, or an error response.
-    scratch: Vec<u8>,
-    /// A rewritten response head.
-    rscratch: Vec<u8>,
-    /// `zerocopy_send` kernel pipes for request and response bodies, made
-    /// on first use.
-    up_pipe: Option<KernelPipe>,
-    down_pipe: Option<KernelPipe>,
-    /// The route of the request in flight; for per-connection schedulers,
-    /// the route of the whole connection.
-    route: Option<Route>,
-    /// The backend connection this session holds, or last pooled, between
-    /// requests.
-    held: Held,
-    excluded: Excluded,
+    io: Io,
 }
 
-// A tunnel is stored inline: boxing it would cost an allocation per
-// connection, and the variant is rare on the paths that move these values.
-#[allow(clippy::large_enum_variant)]
+/// What one state's handler asks the driving loop to do next.
 enum Step {
     /// State changed; run the loop again.
     Again,
@@ -267,29 +340,59 @@ enum Step {
     /// Close the connection.
     Close,
     /// Become a tunnel.
-    Tunnel(Tunnel),
+    Tunnel(Box<Tunnel>),
 }
 
 impl HttpSession {
-    /// Starts an HTTP session on an accepted connection.
-    pub fn start(ctx: &mut Ctx<'_>) -> Option<HttpSession> {
-        Some(HttpSession {
-            state: State::Idle {
-                since: ctx.now,
-                first_byte: Some(ctx.now),
+    /// An HTTP session on an accepted connection, reading its first head.
+    pub fn start(now: Instant) -> HttpSession {
+        HttpSession {
+            state: State::Reading {
+                since: now,
+                first_byte: Some(now),
+                keep: Keep::Nothing,
             },
-            inbuf: None,
-            outbuf: None,
-            // Grown on first use (a rewritten head or an error), then
-            // reused: a connection whose heads go verbatim never holds one.
-            scratch: Vec::new(),
-            rscratch: Vec::new(),
-            up_pipe: None,
-            down_pipe: None,
-            route: None,
-            held: Held::Nothing,
-            excluded: Excluded::default(),
-        })
+            // The scratch vectors grow on first use (a rewritten head or
+            // an error), then are reused: a connection whose heads go
+            // verbatim never holds one.
+            io: Io::default(),
+        }
+    }
+
+    /// Resumes a parked session (what it kept) in this emptied box, its
+    /// client having sent something.
+    pub fn resume(&mut self, keep: Keep, now: Instant) {
+        self.state = State::Reading {
+            since: now,
+            first_byte: None,
+            keep,
+        };
+    }
+
+    /// Parks the session if it waits for a next request with nothing
+    /// buffered: returns what it keeps and leaves this box emptied, for the
+    /// worker to reuse. The worker holds the parked form in the session
+    /// slot until the client sends again or the keep-alive deadline passes.
+    pub fn park(&mut self) -> Option<Keep> {
+        let parkable = matches!(
+            self.state,
+            State::Reading {
+                first_byte: None,
+                ..
+            }
+        ) && self.io.up.buf.is_none()
+            && self.io.down.buf.is_none()
+            && !self.io.up.holds_bytes()
+            && !self.io.down.holds_bytes();
+        if !parkable {
+            return None;
+        }
+        let State::Reading { keep, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+            return None;
+        };
+        self.io.up.clear();
+        self.io.down.clear();
+        Some(keep)
     }
 
     /// Whether the session may need the client socket's readiness events
@@ -300,21 +403,16 @@ impl HttpSession {
     /// goes through without the client socket ever blocking is then served
     /// without registering it with the poller.
     pub fn needs_client_events(&self) -> bool {
-        !matches!(
-            self.state,
-            State::Connecting { .. }
-                | State::Exchange {
-                    up: Up::Done,
-                    down: Down::Head,
-                    ..
-                }
-        )
+        match &self.state {
+            State::Connecting { .. } => false,
+            State::Exchange(ex) => !ex.waits_on_server_only(),
+            _ => true,
+        }
     }
 
     /// Whether nothing is in flight (a draining engine may close it).
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle { .. })
-            && self.inbuf.as_ref().map_or(true, Buffer::is_empty)
+        matches!(self.state, State::Reading { .. }) && !self.io.up.holds_bytes()
     }
 
     /// Does all the I/O it can.
@@ -327,13 +425,13 @@ impl HttpSession {
     ) -> HttpFlow {
         loop {
             let step = match &self.state {
-                State::Idle { .. } => self.read_head(client, peer, service, ctx),
+                State::Reading { .. } => self.read_head(client, peer, service, ctx),
                 State::Connecting { .. } => self.connecting(peer, ctx),
-                State::Exchange { .. } => self.exchange(client, ctx),
+                State::Exchange(_) => self.exchange(client, ctx),
                 State::Error { .. } => self.send_error(client, ctx),
                 State::Linger { until } => {
                     let until = *until;
-                    linger(client, ctx.pool, &mut self.inbuf, until)
+                    linger(client, ctx, &mut self.io.up, until)
                 }
                 State::Closed => Step::Close,
             };
@@ -362,7 +460,7 @@ impl HttpSession {
         ctx: &mut Ctx<'_>,
     ) -> HttpFlow {
         match &self.state {
-            State::Idle {
+            State::Reading {
                 first_byte: Some(_),
                 ..
             } => {
@@ -372,82 +470,70 @@ impl HttpSession {
                 );
                 self.fail(408, service, ctx);
             }
-            State::Idle { .. } | State::Linger { .. } | State::Error { .. } | State::Closed => {
+            State::Reading { .. } | State::Linger { .. } | State::Error { .. } | State::Closed => {
                 return HttpFlow::Flow(Flow::Done)
             }
             State::Connecting { .. } => {
                 let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
                 self.retry_connect(&e, peer, ctx);
             }
-            State::Exchange {
-                up: Up::Done,
-                down: Down::Head,
-                ..
-            } => {
-                if let Some(r) = &self.route {
-                    log::warn!(
-                        "[{}] {} did not answer in time",
-                        r.service.config().name,
-                        r.addr
-                    );
-                }
-                self.drop_backend(ctx, false);
+            State::Exchange(ex) if ex.waits_for_response() => {
+                log::warn!(
+                    "[{}] {} did not answer in time",
+                    ex.route.service.config().name,
+                    ex.route.addr()
+                );
+                self.drop_backend(ctx);
                 self.fail(504, service, ctx);
             }
             // The exchange checks its own inactivity and rate deadlines.
-            State::Exchange { .. } => {}
+            State::Exchange(_) => {}
         }
         self.drive(client, peer, service, ctx)
     }
 
-    /// Releases everything: backend connection, buffers, kernel pipes,
-    /// route and scratch space. What is left is a closed session holding
-    /// nothing, whose allocation the worker may reuse for its next
-    /// connection.
+    /// Releases everything: backend connection, buffers, kernel pipes and
+    /// scratch space. What is left is a closed session holding nothing,
+    /// whose allocation the worker may reuse for its next connection.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
         self.release_backend(ctx);
-        self.inbuf = None;
-        self.outbuf = None;
-        self.scratch = Vec::new();
-        self.rscratch = Vec::new();
-        self.up_pipe = None;
-        self.down_pipe = None;
-        self.route = None;
-        self.held = Held::Nothing;
-        self.excluded = Excluded::default();
+        self.io = Io::default();
     }
 
-    /// Closes the backend connection in use or being connected (never
-    /// pooling it: whatever ended the session left its framing in doubt)
-    /// and leaves the session [`State::Closed`].
+    /// Closes the backend connection in use, being connected or kept
+    /// (never pooling it: whatever ended the session left its framing in
+    /// doubt) and leaves the session [`State::Closed`].
     fn release_backend(&mut self, ctx: &mut Ctx<'_>) {
-        self.drop_backend(ctx, false);
-        if let State::Connecting { conn, .. } = std::mem::replace(&mut self.state, State::Closed) {
-            ctx.backends.close(conn.conn);
+        self.drop_backend(ctx);
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Connecting { backend, .. } => ctx.backends.close(backend),
+            State::Reading { keep, .. } => keep.release(ctx),
+            _ => {}
         }
     }
 
     /// Answers `status` and closes after it (forwarding nothing more).
     fn fail(&mut self, status: u16, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
         service.load().add_error();
-        if let State::Connecting { conn, .. } = &self.state {
-            ctx.backends.close(conn.conn);
+        match std::mem::replace(&mut self.state, State::Error { sent: 0 }) {
+            State::Connecting { backend, .. } => ctx.backends.close(backend),
+            State::Reading { keep, .. } => keep.release(ctx),
+            _ => {}
         }
-        self.scratch.clear();
-        self.scratch.reserve(SCRATCH_HEAD);
-        write_error_response(status, &mut self.scratch);
-        self.state = State::Error { sent: 0 };
+        self.io.scratch.clear();
+        self.io.scratch.reserve(SCRATCH_HEAD);
+        write_error_response(status, &mut self.io.scratch);
     }
 
     fn send_error(&mut self, client: &mut Conn, ctx: &mut Ctx<'_>) -> Step {
         let State::Error { sent } = &mut self.state else {
             return Step::Close;
         };
-        match client.send(&self.scratch[*sent..]) {
+        match client.send(&self.io.scratch[*sent..]) {
             Ok(n) => *sent += n,
             Err(_) => return Step::Close,
         }
-        if *sent < self.scratch.len() {
+        if *sent < self.io.scratch.len() {
             return Step::Wait(Some(ctx.now + LINGER));
         }
         let _ = client.stream.shutdown(Shutdown::Write);
@@ -460,22 +546,17 @@ impl HttpSession {
 
 /// Discards client input until EOF or `until`, so an error response is read
 /// rather than lost to a reset.
-fn linger(
-    client: &mut Conn,
-    pool: &mut BufferPool,
-    inbuf: &mut Option<Buffer>,
-    until: Instant,
-) -> Step {
+fn linger(client: &mut Conn, ctx: &mut Ctx<'_>, up: &mut Direction, until: Instant) -> Step {
     // Nothing arrived since the last short read: the client's FIN (or more
     // bytes) brings an event, so no read is spent on an empty socket.
     if !client.ready.readable {
-        release_if_empty(inbuf);
+        release_if_empty(&mut up.buf);
         return Step::Wait(Some(until));
     }
-    if inbuf.is_none() {
-        *inbuf = pool.checkout();
+    if up.buf.is_none() {
+        up.buf = ctx.pool.checkout();
     }
-    let Some(b) = inbuf.as_mut() else {
+    let Some(b) = up.buf.as_mut() else {
         return Step::Close;
     };
     loop {

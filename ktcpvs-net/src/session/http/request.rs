@@ -1,29 +1,31 @@
 //! Reading and routing a request: the head is read and parsed from the
 //! client buffer (limits and the header deadline enforced), the scheduler
-//! decides (kept per-connection route, pooled connection, fresh connect or
-//! the redirect fallback), and the exchange begins.
+//! decides (a kept per-connection route, a pooled connection, a fresh
+//! connect or the redirect fallback), and the exchange begins.
 
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
-use ktcpvs_core::{Dispatch, PickRequest, Selection};
+use ktcpvs_core::{Dispatch, RequestHead};
 
 use super::backend::connect_again;
-use super::pace::Pace;
-use super::{Down, HttpSession, Request, Route, State, Step, Up, HEADER_SLOTS, SCRATCH_HEAD};
+use super::exchange::{Exchange, Origin};
+use super::{
+    Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step, Version, HEADER_SLOTS,
+    SCRATCH_HEAD,
+};
 use crate::http::headers::upgrade_allowed;
 use crate::http::{
-    can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions,
-    Framing, Limits, RequestInfo,
+    can_forward_request_verbatim, parse_request_uninit, write_request_head, ForwardOptions, Limits,
+    RequestInfo,
 };
 use crate::io::buffer::release_if_empty;
-use crate::io::buffer::Buffer;
 use crate::io::conn::{Conn, Fill};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::Ctx;
-use crate::upstream::connect::{fail_target, start_connect, Connecting, NoBackend, Target};
+use crate::upstream::connect::{fail_target, start_connect, Chooser, Excluded, NoBackend, Target};
 
 impl HttpSession {
     /// Reads from the client until a complete head is parsed (then routes
@@ -35,69 +37,50 @@ impl HttpSession {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> Step {
-        let State::Idle { since, first_byte } = self.state else {
+        let State::Reading {
+            since,
+            mut first_byte,
+            ..
+        } = self.state
+        else {
             return Step::Close;
         };
         let settings = ctx.snapshots.load();
         let settings = settings.settings();
         let limits = Limits::from_settings(settings);
         loop {
-            if let Some(buf) = self.inbuf.take_if(|b| !b.is_empty()) {
-                let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
-                let n = limits.max_headers.min(HEADER_SLOTS);
-                let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], &limits);
-                let exhausted = buf.is_exhausted();
-                match parsed {
-                    Err(e) => {
-                        log::debug!("[{}] {peer}: bad request: {e}", service.config().name);
-                        self.fail(e.status(), service, ctx);
-                        self.inbuf = Some(buf);
-                        return Step::Again;
-                    }
-                    Ok(Some((info, head))) => {
-                        let step = self.route_request(peer, service, ctx, &info, &head);
-                        self.inbuf = Some(buf);
-                        return step;
-                    }
-                    Ok(None) if exhausted => {
-                        self.fail(431, service, ctx);
-                        self.inbuf = Some(buf);
-                        return Step::Again;
-                    }
-                    Ok(None) => self.inbuf = Some(buf),
-                }
+            if let Some(step) = self.parse_head(peer, service, ctx, &limits) {
+                return step;
             }
-            if ctx.draining && self.inbuf.as_ref().map_or(true, Buffer::is_empty) {
+            if ctx.draining && !self.io.up.holds_bytes() {
                 return Step::Close;
             }
             if !client.ready.readable {
-                release_if_empty(&mut self.inbuf);
+                release_if_empty(&mut self.io.up.buf);
                 let at = match first_byte {
                     Some(t) => t + service.timeout(TimeoutKind::Header, settings),
                     None => since + service.timeout(TimeoutKind::Keepalive, settings),
                 };
                 return Step::Wait(Some(at));
             }
-            if self.inbuf.is_none() {
+            if self.io.up.buf.is_none() {
                 match ctx.pool.checkout() {
-                    Some(b) => self.inbuf = Some(b),
+                    Some(b) => self.io.up.buf = Some(b),
                     None => return Step::Starved(None),
                 }
             }
-            let Some(buf) = self.inbuf.as_mut() else {
+            let Some(buf) = self.io.up.buf.as_mut() else {
                 return Step::Close;
             };
             buf.compact();
             match client.fill(buf) {
-                Ok(Fill::Data) => {
-                    if first_byte.is_none() {
-                        self.state = State::Idle {
-                            since,
-                            first_byte: Some(ctx.now),
-                        };
+                Ok(Fill::Data) if first_byte.is_none() => {
+                    first_byte = Some(ctx.now);
+                    if let State::Reading { first_byte: f, .. } = &mut self.state {
+                        *f = first_byte;
                     }
                 }
-                Ok(Fill::WouldBlock) => {}
+                Ok(Fill::Data | Fill::WouldBlock) => {}
                 Ok(Fill::NoRoom) => {
                     self.fail(431, service, ctx);
                     return Step::Again;
@@ -107,28 +90,85 @@ impl HttpSession {
         }
     }
 
+    /// Parses the bytes the client buffer holds: `Some` when a head was
+    /// refused or routed, `None` when more bytes are needed.
+    fn parse_head(
+        &mut self,
+        peer: SocketAddr,
+        service: &ServiceSnapshot,
+        ctx: &mut Ctx<'_>,
+        limits: &Limits,
+    ) -> Option<Step> {
+        // The buffer is taken out while the head borrows it, and put back.
+        let buf = self.io.up.buf.take_if(|b| !b.is_empty())?;
+        let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
+        let n = limits.max_headers.min(HEADER_SLOTS);
+        let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], limits);
+        let step = match parsed {
+            Err(e) => {
+                log::debug!("[{}] {peer}: bad request: {e}", service.config().name);
+                self.fail(e.status(), service, ctx);
+                Some(Step::Again)
+            }
+            Ok(Some((info, head))) => Some(self.route_request(peer, service, ctx, &info, &head)),
+            Ok(None) if buf.is_exhausted() => {
+                self.fail(431, service, ctx);
+                Some(Step::Again)
+            }
+            Ok(None) => None,
+        };
+        self.io.up.buf = Some(buf);
+        step
+    }
+
     /// A complete head: decide where it goes and start the exchange.
-    pub(super) fn route_request(
+    fn route_request(
         &mut self,
         peer: SocketAddr,
         accepted: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
         info: &RequestInfo,
-        head: &ktcpvs_core::RequestHead<'_>,
+        head: &RequestHead<'_>,
     ) -> Step {
         let snapshot = ctx.snapshots.load();
-        let current = snapshot.service_by_id(accepted.id()).cloned();
-        let Some(service) = current else {
+        let Some(service) = snapshot.service_by_id(accepted.id()).cloned() else {
             self.fail(503, accepted, ctx);
             return Step::Again;
         };
         service.load().add_request();
-        // An upgrade only to a protocol the service allows; any other
-        // request is served as HTTP/1.1, its `Upgrade` field dropped, so
-        // switching protocols cannot escape the per-request rules.
+        let req = self.request(&service, peer, info, head);
+        let keep = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Reading { keep, .. } => keep,
+            _ => Keep::Nothing,
+        };
+        let per_connection = service.dispatch() != Dispatch::EachRequest;
+        match keep {
+            // A per-connection route decided on the first request is kept.
+            Keep::Connection { route, backend } if per_connection => {
+                self.route_kept(route, backend, req, head, peer, ctx)
+            }
+            Keep::Pooled(id) => self.decide(service, Some(id), req, head, peer, ctx),
+            other => {
+                other.release(ctx);
+                self.decide(service, None, req, head, peer, ctx)
+            }
+        }
+    }
+
+    /// The request in flight for a parsed head: an upgrade only to a
+    /// protocol the service allows (any other request is served as
+    /// HTTP/1.1, its `Upgrade` field dropped, so switching protocols cannot
+    /// escape the per-request rules), and the head to forward, as received
+    /// or rewritten into the scratch.
+    fn request(
+        &mut self,
+        service: &ServiceSnapshot,
+        peer: SocketAddr,
+        info: &RequestInfo,
+        head: &RequestHead<'_>,
+    ) -> Request {
         let upgrade = info.upgrade && upgrade_allowed(head.headers, &service.config().upgrades);
         let info = &RequestInfo { upgrade, ..*info };
-        let per_connection = service.dispatch() != Dispatch::EachRequest;
         let opts = ForwardOptions {
             forwarded_for: service.config().forward_for.then_some(peer),
             close: false,
@@ -137,201 +177,182 @@ impl HttpSession {
             keep_alive: info.version == 0,
             extra: None,
         };
-        let verbatim = can_forward_request_verbatim(info, &opts);
-        if !verbatim {
-            self.scratch.clear();
-            self.scratch.reserve(SCRATCH_HEAD);
-            write_request_head(head, info, &opts, &mut self.scratch);
-        }
-        let req = Request {
+        let head_at = if can_forward_request_verbatim(info, &opts) {
+            Head::Verbatim(info.head_len)
+        } else {
+            self.io.scratch.clear();
+            self.io.scratch.reserve(SCRATCH_HEAD);
+            write_request_head(head, info, &opts, &mut self.io.scratch);
+            Head::Rewritten(info.head_len)
+        };
+        Request {
             method: info.method,
-            head_len: info.head_len,
-            verbatim,
+            head: head_at,
             framing: info.framing,
-            client_keep: info.keep_alive,
-            http10: info.version == 0,
-            upgrade: info.upgrade,
-            replayable: info.method.is_idempotent()
-                && matches!(info.framing, Framing::None | Framing::Length(0)),
-        };
-        // A per-connection route decided on the first request is kept.
-        if per_connection && self.route.is_some() {
-            if let Some(b) = self.held.take_kept() {
-                return self.begin_exchange(b, true, req, ctx);
-            }
-            let Some(route) = self.route.as_ref() else {
-                return Step::Close;
-            };
-            return match ctx.dialer().connect(route.addr) {
-                Ok(conn) => {
-                    let deadline = ctx.now
-                        + route
-                            .service
-                            .timeout(TimeoutKind::Connect, snapshot.settings());
-                    let connecting = Connecting {
-                        conn,
-                        target: route.target,
-                        lease: None,
-                        addr: route.addr,
-                    };
-                    self.state = State::Connecting {
-                        conn: connecting,
-                        req,
-                        deadline,
-                    };
-                    Step::Again
-                }
-                Err(e) if is_local_exhaustion(&e) => {
-                    warn_exhaustion("connecting to a real server", &e);
-                    self.fail(503, &service, ctx);
-                    Step::Again
-                }
-                Err(e) => {
-                    // The kept server refused at once: decide again
-                    // without it, as for a connect that fails later.
-                    let Some(route) = self.route.take() else {
-                        return Step::Close;
-                    };
-                    let decided = Arc::clone(&route.service);
-                    self.excluded.clear();
-                    fail_target(
-                        &decided,
-                        route.target,
-                        route.addr,
-                        &e,
-                        &mut self.excluded,
-                        ctx.backoff(),
-                    );
-                    drop(route);
-                    let next = connect_again(&decided, head, peer, &mut self.excluded, ctx);
-                    self.connect_or_fail(next, decided, req, ctx);
-                    Step::Again
-                }
-            };
+            persist: if info.keep_alive {
+                Persist::KeepAlive
+            } else {
+                Persist::Close
+            },
+            version: if info.version == 0 {
+                Version::Http10
+            } else {
+                Version::Http11
+            },
+            upgrade,
         }
-        self.excluded.clear();
-        let mut chosen: Option<Selection> = None;
-        let mut pick = |exclude: &[usize]| {
-            let s = service.pick(&PickRequest {
-                client: peer,
-                head: Some(head),
-                exclude,
-            });
-            chosen = s;
-            s.map(|s| s.server)
-        };
-        // A pooled connection to the chosen server first.
-        let first = pick(&[]);
-        if let Some(index) = first {
-            let addr = service.server_entries()[index].config().addr;
-            let keepalive = service.timeout(TimeoutKind::Keepalive, snapshot.settings());
-            // A request that can be replayed on a fresh connection skips
-            // the `peek` that proves a pooled connection alive: a dead one
-            // shows at the first read or write and the request is replayed.
-            let probe = !req.replayable;
-            let (key, now) = (ctx.key, ctx.now);
-            let mut reused = None;
-            if let Some(b) = self.held.take_pooled() {
-                reused = ctx
-                    .backends
-                    .take_idle_by_id(b, addr, key, now, keepalive, probe);
+    }
+
+    /// The request follows the connection's kept route: over its kept
+    /// backend connection, else over a new connect to the same server; a
+    /// server that refuses at once is decided again without.
+    fn route_kept(
+        &mut self,
+        route: Route,
+        backend: Option<usize>,
+        req: Request,
+        head: &RequestHead<'_>,
+        peer: SocketAddr,
+        ctx: &mut Ctx<'_>,
+    ) -> Step {
+        if let Some(b) = backend {
+            return self.begin_exchange(route, b, Origin::Reused, req, ctx);
+        }
+        let service = Arc::clone(&route.service);
+        match ctx.dialer().connect(route.addr()) {
+            Ok(conn) => {
+                self.connect_to(route, conn, req, Excluded::default(), ctx);
+                Step::Again
             }
-            if reused.is_none() {
-                reused = ctx.backends.take_idle(addr, key, now, keepalive, probe);
+            Err(e) if is_local_exhaustion(&e) => {
+                warn_exhaustion("connecting to a real server", &e);
+                self.fail(503, &service, ctx);
+                Step::Again
             }
-            if let Some(b) = reused {
-                self.route = Some(Route {
+            Err(e) => {
+                let mut excluded = Excluded::default();
+                let backoff = ctx.backoff();
+                fail_target(
+                    &service,
+                    route.target(),
+                    route.addr(),
+                    &e,
+                    &mut excluded,
+                    backoff,
+                );
+                drop(route);
+                let next = connect_again(&service, head, peer, &mut excluded, ctx);
+                self.connect_or_fail(next, service, req, excluded, ctx);
+                Step::Again
+            }
+        }
+    }
+
+    /// A fresh decision: the scheduler picks, a pooled connection to that
+    /// server is taken (the one this session pooled last, `pooled`, first),
+    /// else a connect starts (retried on other servers of the decision, the
+    /// redirect address last).
+    fn decide(
+        &mut self,
+        service: Arc<ServiceSnapshot>,
+        pooled: Option<usize>,
+        req: Request,
+        head: &RequestHead<'_>,
+        peer: SocketAddr,
+        ctx: &mut Ctx<'_>,
+    ) -> Step {
+        let mut chooser = Chooser::new(&service, peer, Some(head));
+        if let Some(index) = chooser.pick_ahead() {
+            if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
+                let route = Route {
+                    pick: chooser.chosen.and_then(Pick::of),
+                    lease: Some(service.lease(index)),
                     service: Arc::clone(&service),
-                    selection: chosen,
-                    target: Target::Server(index),
-                    addr,
-                    _lease: Some(service.lease(index)),
-                });
-                return self.begin_exchange(b, true, req, ctx);
+                };
+                return self.begin_exchange(route, b, Origin::Reused, req, ctx);
             }
         }
-        let mut once = first;
-        let mut pick_again = |exclude: &[usize]| match once.take() {
-            Some(i) if !exclude.contains(&i) => Some(i),
-            _ => {
-                let s = service.pick(&PickRequest {
-                    client: peer,
-                    head: Some(head),
-                    exclude,
-                });
-                chosen = s;
-                s.map(|s| s.server)
-            }
-        };
-        match start_connect(
-            &service,
-            &mut pick_again,
-            &mut self.excluded,
-            &mut ctx.dialer(),
-        ) {
+        let mut excluded = Excluded::default();
+        let mut pick = |exclude: &[usize]| chooser.pick(exclude);
+        let started = start_connect(&service, &mut pick, &mut excluded, &mut ctx.dialer());
+        match started {
             Ok(mut connecting) => {
                 // The redirect address (no server takes the request) is
                 // connected like a server; once connected, the session
-                // becomes a tunnel relaying the request untouched (see
-                // `connecting`), and when it fails the client gets 502.
-                self.route = Some(Route {
-                    service: Arc::clone(&service),
-                    selection: chosen,
-                    target: connecting.target,
-                    addr: connecting.addr,
-                    _lease: connecting.lease.take(),
-                });
-                let deadline = ctx.now + service.timeout(TimeoutKind::Connect, snapshot.settings());
-                self.state = State::Connecting {
-                    conn: connecting,
-                    req,
-                    deadline,
-                };
-                Step::Again
+                // becomes a tunnel relaying the request untouched, and when
+                // it fails the client gets 502.
+                let route = Route::new(Arc::clone(&service), chooser.chosen, &mut connecting);
+                self.connect_to(route, connecting.conn, req, excluded, ctx);
             }
-            Err(NoBackend::NoServer) => {
-                self.fail(503, &service, ctx);
-                Step::Again
-            }
-            Err(NoBackend::AllFailed) => {
-                self.fail(502, &service, ctx);
-                Step::Again
-            }
-            Err(NoBackend::LocalExhaustion) => {
-                self.fail(503, &service, ctx);
-                Step::Again
-            }
+            Err(NoBackend::NoServer | NoBackend::LocalExhaustion) => self.fail(503, &service, ctx),
+            Err(NoBackend::AllFailed) => self.fail(502, &service, ctx),
         }
+        Step::Again
+    }
+
+    /// A live idle connection to server `index`, if the worker's pool has
+    /// one: the one this session pooled last when it still idles, else any.
+    fn take_pooled(
+        &mut self,
+        service: &ServiceSnapshot,
+        index: usize,
+        pooled: Option<usize>,
+        req: &Request,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<usize> {
+        let addr = service.server_entries()[index].config().addr;
+        let keepalive = service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings());
+        // A request that can be replayed on a fresh connection skips the
+        // `peek` that proves a pooled connection alive: a dead one shows at
+        // the first read or write and the request is replayed.
+        let probe = !req.replayable();
+        let (key, now) = (ctx.key, ctx.now);
+        pooled
+            .and_then(|b| {
+                ctx.backends
+                    .take_idle_by_id(b, addr, key, now, keepalive, probe)
+            })
+            .or_else(|| ctx.backends.take_idle(addr, key, now, keepalive, probe))
+    }
+
+    /// Waits for connect `backend` of `route` for `req`.
+    pub(super) fn connect_to(
+        &mut self,
+        route: Route,
+        backend: usize,
+        req: Request,
+        excluded: Excluded,
+        ctx: &Ctx<'_>,
+    ) {
+        let deadline = ctx.now
+            + route
+                .service
+                .timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+        self.state = State::Connecting {
+            route,
+            backend,
+            req,
+            deadline,
+            excluded,
+        };
     }
 
     /// Starts the exchange of `req` over `backend` and counts the request
     /// for its server.
     pub(super) fn begin_exchange(
         &mut self,
+        route: Route,
         backend: usize,
-        reused: bool,
+        origin: Origin,
         req: Request,
         ctx: &mut Ctx<'_>,
     ) -> Step {
-        if let Some(Route {
-            service,
-            target: Target::Server(i),
-            ..
-        }) = &self.route
-        {
-            if let Some(entry) = service.server_entries().get(*i) {
+        if let Target::Server(i) = route.target() {
+            if let Some(entry) = route.service.server_entries().get(i) {
                 entry.load().add_request();
             }
         }
-        self.state = State::Exchange {
-            backend,
-            reused,
-            req,
-            up: Up::Head { sent: 0 },
-            down: Down::Head,
-            since: ctx.now,
-            pace: Pace::new(ctx.now, 0),
-        };
+        self.state = State::Exchange(Exchange::new(route, backend, origin, req, ctx.now));
         Step::Again
     }
 }
