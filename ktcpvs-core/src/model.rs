@@ -82,7 +82,9 @@ pub const MAX_UPGRADE_NAME: usize = 64;
 
 /// Checks the upgrade protocol `name` (an RFC 9110 §7.8 `protocol-name`:
 /// an HTTP token, without a `/version`) and returns it in lower case, the
-/// form the engine compares. `h2c` is refused: an upgrade to HTTP/2 would
+/// form the engine compares. `none` is refused (it is the word for no
+/// upgrade at all, so a protocol of that name could not be printed back),
+/// and so is `h2c`: an upgrade to HTTP/2 would
 /// carry every later request past the per-request rules, so the engine
 /// always serves such a request as HTTP/1.1.
 ///
@@ -90,6 +92,7 @@ pub const MAX_UPGRADE_NAME: usize = 64;
 /// use ktcpvs_core::model::validate_upgrade_protocol;
 /// assert_eq!(validate_upgrade_protocol("WebSocket").unwrap(), "websocket");
 /// assert!(validate_upgrade_protocol("h2c").is_err());
+/// assert!(validate_upgrade_protocol("None").is_err());
 /// assert!(validate_upgrade_protocol("a/1").is_err());
 /// ```
 pub fn validate_upgrade_protocol(name: &str) -> Result<String, ControlError> {
@@ -106,6 +109,11 @@ pub fn validate_upgrade_protocol(name: &str) -> Result<String, ControlError> {
         return Err(bad(
             "a protocol name is an HTTP token, without a '/version'",
         ));
+    }
+    if name.eq_ignore_ascii_case("none") {
+        // `none` is the word for an empty list in a file and on the
+        // control socket; a protocol of that name could not be printed.
+        return Err(bad("'none' means no upgrade and is not a protocol name"));
     }
     if name.eq_ignore_ascii_case("h2c") {
         return Err(bad(

@@ -366,6 +366,9 @@ const BAD: &[Bad] = &[
     Bad { name: "match out of range", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"(a)\" match 11 use server 10.0.0.1:80\n}", line: 3, column: 30, message: "parsing rule error: 11 is out of range: must be 0..=10" },
     Bad { name: "upgrade to h2c", text: "Virtual web {\n  upgrade = websocket,h2c\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'h2c': upgrades to HTTP/2 are never forwarded: such requests are served as HTTP/1.1" },
     Bad { name: "upgrade with a version", text: "Virtual web {\n  upgrade = \"websocket/13\"\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'websocket/13': a protocol name is an HTTP token, without a '/version'" },
+    // Found by the config fuzz target: `,none` named a protocol "none",
+    // which printed as `upgrade = none` and loaded back as no upgrade.
+    Bad { name: "upgrade naming a protocol none", text: "Virtual web {\n  upgrade = ,none\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'none': 'none' means no upgrade and is not a protocol name" },
     Bad { name: "upgrade listed twice", text: "Virtual web {\n  upgrade = a,A\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade list 'a,A': 'a' is listed twice" },
     Bad { name: "forwardfor not on or off", text: "Virtual web {\n  forwardfor = maybe\n}", line: 2, column: 16, message: "parsing forwardfor error: expected 'on' or 'off' but found 'maybe'" },
     Bad { name: "unquoted option value", text: "Virtual web {\n  option cookie = a\n}", line: 2, column: 19, message: "parsing option error: expected a quoted value but found 'a'" },
