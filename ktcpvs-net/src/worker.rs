@@ -13,12 +13,13 @@
 //! socket, a backend connection, a listener or the waker.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ktcpvs_core::snapshot::ServiceId;
+use ktcpvs_core::snapshot::{ServiceId, ServiceSnapshot};
 use ktcpvs_core::{Control, Dispatch};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use parking_lot::Mutex;
 use slab::Slab;
@@ -150,6 +151,75 @@ impl WorkerListener {
             Accepting::Full => true,
             Accepting::Failing { retry, .. } => now >= retry,
         }
+    }
+
+    /// Accepts one connection for `service` within its `maxclients` slot;
+    /// `None` when there is none now (`WouldBlock`), the service is full,
+    /// or `accept` failed (the listener then pauses, see [`Accepting`]).
+    fn accept_one(
+        &mut self,
+        service: &ServiceSnapshot,
+        now: Instant,
+    ) -> Option<(TcpStream, SocketAddr)> {
+        let config = service.config();
+        if !self.gate.try_enter(config.maxclients) {
+            if self.accepting != Accepting::Full {
+                log::debug!(
+                    "[{}] at maxclients ({}); pausing accepts",
+                    config.name,
+                    config.maxclients
+                );
+            }
+            self.accepting = Accepting::Full;
+            return None;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Accepting::Failing { .. } = self.accepting {
+                        log::info!("[{}] accepting again", config.name);
+                    }
+                    self.accepting = Accepting::Open;
+                    self.nodelay.apply(&stream);
+                    return Some((stream, peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accepting = Accepting::Open;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => self.accept_failed(&config.name, &e, now),
+            }
+            self.gate.leave();
+            return None;
+        }
+    }
+
+    /// `accept` failed (most often: out of descriptors): pause, doubling
+    /// the pause while it keeps failing; say so once.
+    fn accept_failed(&mut self, service: &str, e: &io::Error, now: Instant) {
+        let pause = match self.accepting {
+            Accepting::Failing { pause, .. } => (pause * 2).min(MAX_ACCEPT_PAUSE),
+            Accepting::Open | Accepting::Full => {
+                let what = format!("accepting for {service}");
+                if is_local_exhaustion(e) {
+                    warn_exhaustion(&what, e);
+                } else {
+                    log::warn!("{what}: {e}; pausing accepts");
+                }
+                MIN_ACCEPT_PAUSE
+            }
+        };
+        self.accepting = Accepting::Failing {
+            retry: now + pause,
+            pause,
+        };
     }
 }
 
@@ -414,87 +484,52 @@ impl Loop {
             let Some(service) = snapshot.service_by_id(l.service) else {
                 return;
             };
-            if !l.gate.try_enter(service.config().maxclients) {
-                if l.accepting != Accepting::Full {
-                    log::debug!(
-                        "[{}] at maxclients ({}); pausing accepts",
-                        service.config().name,
-                        service.config().maxclients
-                    );
-                }
-                l.accepting = Accepting::Full;
+            let Some((stream, peer)) = l.accept_one(service, now) else {
                 return;
-            }
-            let (stream, peer) = match l.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) => {
-                    l.gate.leave();
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => {
-                            l.accepting = Accepting::Open;
-                            return;
-                        }
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
-                        _ => {
-                            let pause = match l.accepting {
-                                Accepting::Failing { pause, .. } => {
-                                    (pause * 2).min(MAX_ACCEPT_PAUSE)
-                                }
-                                Accepting::Open | Accepting::Full => {
-                                    let what = format!("accepting for {}", service.config().name);
-                                    if is_local_exhaustion(&e) {
-                                        warn_exhaustion(&what, &e);
-                                    } else {
-                                        log::warn!("{what}: {e}; pausing accepts");
-                                    }
-                                    MIN_ACCEPT_PAUSE
-                                }
-                            };
-                            l.accepting = Accepting::Failing {
-                                retry: now + pause,
-                                pause,
-                            };
-                            return;
-                        }
-                    }
-                }
             };
-            if let Accepting::Failing { .. } = l.accepting {
-                log::info!("[{}] accepting again", service.config().name);
-            }
-            l.accepting = Accepting::Open;
-            l.nodelay.apply(&stream);
             let gate = Arc::clone(&l.gate);
             let service = Arc::clone(service);
             drop(snapshot);
-            service.load().connection_opened();
-            let entry = self.sessions.vacant_entry();
-            let skey = entry.key();
-            let mut ctx = self.res.ctx(skey, now);
-            let kind = match service.dispatch() {
-                Dispatch::Connection => {
-                    Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
-                }
-                Dispatch::FirstRequest | Dispatch::EachRequest => {
-                    Some(Kind::Http(ctx.spares.boxed(HttpSession::start(now))))
-                }
-            };
-            let Some(kind) = kind else {
-                gate.leave();
-                service.load().connection_closed();
-                continue;
-            };
-            entry.insert(Session {
-                client: Conn::new(stream, true),
-                peer,
-                service,
-                gate,
-                deadline: Default::default(),
-                kind,
-                registered: false,
-            });
-            self.drive(skey, now);
+            self.open_session(stream, peer, service, gate, now);
         }
+    }
+
+    /// Starts the session of a connection just accepted and drives it.
+    fn open_session(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        service: Arc<ServiceSnapshot>,
+        gate: Arc<ClientGate>,
+        now: Instant,
+    ) {
+        service.load().connection_opened();
+        let entry = self.sessions.vacant_entry();
+        let skey = entry.key();
+        let mut ctx = self.res.ctx(skey, now);
+        let kind = match service.dispatch() {
+            Dispatch::Connection => {
+                Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
+            }
+            Dispatch::FirstRequest | Dispatch::EachRequest => {
+                Some(Kind::Http(ctx.spares.boxed(HttpSession::start(now))))
+            }
+        };
+        let Some(kind) = kind else {
+            gate.leave();
+            service.load().connection_closed();
+            return;
+        };
+        entry.insert(Session {
+            client: Conn::new(stream, true),
+            peer,
+            service,
+            gate,
+            deadline: Default::default(),
+            kind,
+            registered: false,
+        });
+        self.drive(skey, now);
     }
 
     /// Drives one session and acts on its [`Flow`].

@@ -220,51 +220,14 @@ impl ChunkedDecoder {
             return Err(BodyError::BareLf);
         }
         match self.state {
-            Size { size, digits } => match hex_value(byte) {
-                Some(v) => {
-                    if digits >= MAX_CHUNK_SIZE_DIGITS {
-                        return Err(BodyError::ChunkSizeTooLong);
-                    }
-                    let size = size
-                        .checked_mul(16)
-                        .and_then(|s| s.checked_add(u64::from(v)))
-                        .ok_or(BodyError::ChunkSizeTooLong)?;
-                    Ok(Size {
-                        size,
-                        digits: digits + 1,
-                    })
-                }
-                None if digits == 0 => Err(BodyError::ChunkSize { byte }),
-                None => match byte {
-                    b';' => {
-                        self.extension_len = 0;
-                        self.extension_byte(ExtNameStart { size })
-                    }
-                    b'\r' => Ok(SizeLf { size }),
-                    _ => Err(BodyError::ChunkSize { byte }),
-                },
-            },
-            ExtNameStart { size } if is_tchar(byte) => self.extension_byte(ExtName { size }),
-            ExtName { .. } | ExtToken { .. } if is_tchar(byte) => self.extension_byte(self.state),
-            ExtName { size } if byte == b'=' => self.extension_byte(ExtValueStart { size }),
-            ExtValueStart { size } if is_tchar(byte) => self.extension_byte(ExtToken { size }),
-            ExtValueStart { size } if byte == b'"' => self.extension_byte(ExtQuoted { size }),
-            ExtQuoted { size } => match byte {
-                b'"' => self.extension_byte(ExtAfterQuoted { size }),
-                b'\\' => self.extension_byte(ExtQuotedPair { size }),
-                b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => self.extension_byte(self.state),
-                _ => Err(BodyError::ChunkExtension { byte }),
-            },
-            ExtQuotedPair { size } => match byte {
-                b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => self.extension_byte(ExtQuoted { size }),
-                _ => Err(BodyError::ChunkExtension { byte }),
-            },
-            ExtName { size } | ExtToken { size } | ExtAfterQuoted { size } => match byte {
-                b';' => self.extension_byte(ExtNameStart { size }),
-                b'\r' => Ok(SizeLf { size }),
-                _ => Err(BodyError::ChunkExtension { byte }),
-            },
-            ExtNameStart { .. } | ExtValueStart { .. } => Err(BodyError::ChunkExtension { byte }),
+            Size { size, digits } => self.size_byte(size, digits, byte),
+            ExtNameStart { .. }
+            | ExtName { .. }
+            | ExtValueStart { .. }
+            | ExtToken { .. }
+            | ExtQuoted { .. }
+            | ExtQuotedPair { .. }
+            | ExtAfterQuoted { .. } => self.extension_step(byte),
             SizeLf { size } => match byte {
                 b'\n' if size == 0 => {
                     self.trailer_len = 0;
@@ -282,6 +245,72 @@ impl ChunkedDecoder {
                 b'\n' => Ok(Size { size: 0, digits: 0 }),
                 _ => Err(BodyError::MissingCrlf { byte }),
             },
+            TrailerLineStart | TrailerName | TrailerValue | TrailerLf | EndLf => {
+                self.trailer_step(byte)
+            }
+            Data { .. } | Done | Failed => Ok(self.state),
+        }
+    }
+
+    /// A byte of the hex chunk size (`digits` read so far make `size`).
+    fn size_byte(&mut self, size: u64, digits: u8, byte: u8) -> Result<Chunk, BodyError> {
+        use Chunk::*;
+        match hex_value(byte) {
+            Some(v) => {
+                if digits >= MAX_CHUNK_SIZE_DIGITS {
+                    return Err(BodyError::ChunkSizeTooLong);
+                }
+                let size = size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(u64::from(v)))
+                    .ok_or(BodyError::ChunkSizeTooLong)?;
+                Ok(Size {
+                    size,
+                    digits: digits + 1,
+                })
+            }
+            None if digits == 0 => Err(BodyError::ChunkSize { byte }),
+            None => match byte {
+                b';' => {
+                    self.extension_len = 0;
+                    self.extension_byte(ExtNameStart { size })
+                }
+                b'\r' => Ok(SizeLf { size }),
+                _ => Err(BodyError::ChunkSize { byte }),
+            },
+        }
+    }
+
+    /// A byte of the chunk extensions: `;token[=token|quoted-string]`.
+    fn extension_step(&mut self, byte: u8) -> Result<Chunk, BodyError> {
+        use Chunk::*;
+        let quoted_text = |b: u8| matches!(b, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff);
+        match self.state {
+            ExtNameStart { size } if is_tchar(byte) => self.extension_byte(ExtName { size }),
+            ExtName { .. } | ExtToken { .. } if is_tchar(byte) => self.extension_byte(self.state),
+            ExtName { size } if byte == b'=' => self.extension_byte(ExtValueStart { size }),
+            ExtValueStart { size } if is_tchar(byte) => self.extension_byte(ExtToken { size }),
+            ExtValueStart { size } if byte == b'"' => self.extension_byte(ExtQuoted { size }),
+            ExtQuoted { size } => match byte {
+                b'"' => self.extension_byte(ExtAfterQuoted { size }),
+                b'\\' => self.extension_byte(ExtQuotedPair { size }),
+                b if quoted_text(b) => self.extension_byte(self.state),
+                _ => Err(BodyError::ChunkExtension { byte }),
+            },
+            ExtQuotedPair { size } if quoted_text(byte) => self.extension_byte(ExtQuoted { size }),
+            ExtName { size } | ExtToken { size } | ExtAfterQuoted { size } => match byte {
+                b';' => self.extension_byte(ExtNameStart { size }),
+                b'\r' => Ok(SizeLf { size }),
+                _ => Err(BodyError::ChunkExtension { byte }),
+            },
+            _ => Err(BodyError::ChunkExtension { byte }),
+        }
+    }
+
+    /// A byte of the trailer section, or of the final empty line.
+    fn trailer_step(&mut self, byte: u8) -> Result<Chunk, BodyError> {
+        use Chunk::*;
+        match self.state {
             TrailerLineStart => match byte {
                 b'\r' => Ok(EndLf),
                 b' ' | b'\t' => Err(BodyError::TrailerObsFold),
@@ -314,7 +343,7 @@ impl ChunkedDecoder {
                 b'\n' => Ok(Done),
                 _ => Err(BodyError::MissingCrlf { byte }),
             },
-            Data { .. } | Done | Failed => Ok(self.state),
+            _ => Ok(self.state),
         }
     }
 

@@ -277,36 +277,15 @@ pub fn parse_response_uninit<'b, 'h>(
     }
     let headers: &'h [Header<'b>] = headers;
     let facts = FieldFacts::of(headers)?;
-    let interim = (100..200).contains(&status) && status != 101;
-    let upgrade = status == 101;
     let framing = response_framing(headers, &facts, version, status, request_method)?;
-    let connection = facts.connection;
-    let keep_alive = !upgrade
-        && framing != Framing::CloseDelimited
-        && !connection.close
-        && (version == 1 || connection.keep_alive);
-    let info = ResponseInfo {
-        head_len,
-        status,
-        version,
+    let info = response_info(
+        &buf[..head_len],
+        headers,
+        &facts,
+        leading,
+        (version, status),
         framing,
-        keep_alive,
-        sets_cookie: facts.sets_cookie,
-        interim,
-        upgrade,
-        needs_rewrite: leading > 0 || facts.hop_by_hop,
-        keep_alive_only: leading == 0 && facts.keep_alive_only,
-        keep_alive_line: None,
-    };
-    let info = ResponseInfo {
-        keep_alive_line: match facts.connection_field {
-            Some(i) if info.keep_alive_only && facts.connection_fields == 1 => {
-                field_line(&buf[..head_len], &headers[i])
-            }
-            _ => None,
-        },
-        ..info
-    };
+    );
     let head = ResponseHead {
         version,
         status,
@@ -314,6 +293,43 @@ pub fn parse_response_uninit<'b, 'h>(
         headers,
     };
     Ok(Some((info, head)))
+}
+
+/// The facts of a valid response head of `head.len()` bytes (`leading`
+/// of them empty lines before the status line).
+fn response_info(
+    head: &[u8],
+    headers: &[Header<'_>],
+    facts: &FieldFacts,
+    leading: usize,
+    (version, status): (u8, u16),
+    framing: Framing,
+) -> ResponseInfo {
+    let upgrade = status == 101;
+    let connection = facts.connection;
+    let keep_alive = !upgrade
+        && framing != Framing::CloseDelimited
+        && !connection.close
+        && (version == 1 || connection.keep_alive);
+    let keep_alive_only = leading == 0 && facts.keep_alive_only;
+    // The one `Connection: keep-alive` line a close splice replaces.
+    let keep_alive_line = match facts.connection_field {
+        Some(i) if keep_alive_only && facts.connection_fields == 1 => field_line(head, &headers[i]),
+        _ => None,
+    };
+    ResponseInfo {
+        head_len: head.len(),
+        status,
+        version,
+        framing,
+        keep_alive,
+        sets_cookie: facts.sets_cookie,
+        interim: (100..200).contains(&status) && !upgrade,
+        upgrade,
+        needs_rewrite: leading > 0 || facts.hop_by_hop,
+        keep_alive_only,
+        keep_alive_line,
+    }
 }
 
 /// What one pass over the fields of a response head found; every field
