@@ -17,6 +17,7 @@
 //! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
 //! | [`settings`] | the runtime settings (the original's sysctls) |
 //! | [`snapshot`] | the immutable [`Snapshot`] workers read through `arc-swap` |
+//! | [`command`] | the control verbs ([`Command`], [`ServiceSpec`]) that files, sockets and host programs all build |
 //! | [`control`] | the [`Control`] handle: every operation, atomic |
 //! | [`config`] | the configuration language: parser and printer |
 //! | [`testkit`] | in-memory services and a conformance check for scheduler authors |
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod config;
 pub mod control;
 pub mod endpoint;
@@ -38,7 +40,8 @@ pub mod snapshot;
 pub mod testkit;
 pub mod view;
 
-pub use control::{Command, Control, ServiceSpec};
+pub use command::{Command, ServiceSpec};
+pub use control::Control;
 pub use endpoint::Endpoint;
 pub use error::{AddrError, ConfigError, ConfigProblem, ControlError, Location, SchedulerError};
 pub use live::{Lease, ServerLoad, ServiceLoad};

@@ -17,7 +17,7 @@ use std::path::Path;
 pub use crate::model::MAX_TIMEOUT_SECS;
 pub use print::{print, print_service, PrintOptions};
 
-use crate::control::Command;
+use crate::command::Command;
 use crate::error::{ConfigError, Location};
 
 /// A value with the place in the configuration text it came from.

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use super::lexer::{tokenize, Token, TokenKind};
 use super::Located;
-use crate::control::{Command, ServiceSpec};
+use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::model::{

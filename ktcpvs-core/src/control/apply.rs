@@ -6,8 +6,8 @@
 
 use std::net::SocketAddr;
 
-use super::command::{Command, ServiceSpec};
 use super::State;
+use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{

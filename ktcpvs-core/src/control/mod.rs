@@ -10,7 +10,6 @@
 //! take no lock.
 
 mod apply;
-pub mod command;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -20,7 +19,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-pub use command::{Command, ServiceSpec};
+pub use crate::command::{Command, ServiceSpec};
 
 use crate::config::{self, PrintOptions};
 use crate::error::{ConfigError, ConfigProblem, ControlError};
@@ -268,7 +267,15 @@ impl Control {
     }
 
     /// Reads and loads a configuration file (see [`load_config`](Self::load_config)).
-    pub fn load_file(&self, path: &Path) -> Result<(), ControlError> {
+    ///
+    /// ```no_run
+    /// use ktcpvs_core::{Control, SchedulerRegistry};
+    /// let control = Control::new(std::sync::Arc::new(SchedulerRegistry::new()));
+    /// control.load_file("lb.conf")?;
+    /// # Ok::<(), ktcpvs_core::ControlError>(())
+    /// ```
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<(), ControlError> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ControlError::Config(ConfigError {
                 location: crate::error::Location {

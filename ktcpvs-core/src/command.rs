@@ -3,9 +3,11 @@
 //! real server, add/delete rule, flush, start/stop) plus runtime settings.
 //!
 //! `tcpvsadm`, the control socket and configuration-file loading all build
-//! these same values; [`Control::execute`](super::Control::execute) and
-//! [`Control::transaction`](super::Control::transaction) are the single
-//! place they take effect.
+//! these same values; [`Control::execute`](crate::Control::execute) and
+//! [`Control::transaction`](crate::Control::transaction) are the single
+//! place they take effect. They live apart from both, so that the
+//! configuration language (which produces them) and the control API (which
+//! applies them) import them without importing each other.
 
 use crate::endpoint::Endpoint;
 
