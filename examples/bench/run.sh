@@ -4,8 +4,7 @@
 #   examples/bench/run.sh
 #
 # Installs what is missing (Debian: haproxy nginx wrk curl python3 and friends),
-# builds the release ktcpvsd and tcpvsadm (and ../shared/bench/floor-relay when
-# it exists beside the repository), starts one backend nginx, then runs ktcpvs
+# builds the release ktcpvsd, tcpvsadm and the floor relay (examples here), starts one backend nginx, then runs ktcpvs
 # side by side with HAProxy and nginx (and Envoy/sozu when installed) on the
 # seed's content switch, one worker thread each, and prints one table per
 # scenario with a ratio column against HAProxy (see README.md beside this file):
@@ -34,7 +33,10 @@
 #   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
 #   PIN=1                   0: no CPU pinning     KEEP=1: keep the scratch dir
 #   ENVOY=path SOZU=path    peers' binaries (default: on PATH; empty: row skipped)
-#   FLOOR=path              floor-relay binary (default: built from ../shared/bench/floor-relay)
+#   FLOOR=path              floor relay binary (default: the floor_relay example, built here)
+#   BASELINE=dir            a second ktcpvs build to compare with (a target directory holding
+#                           release/examples/ktcpvsd and tcpvsadm): rows base-SCHED beside
+#                           ktcpvs-SCHED, alternating in every round
 #   NO_INSTALL=1 NO_BUILD=1 skip the package install / the cargo build
 #   CARGO_TARGET_DIR        honoured (binaries are looked up there)
 
@@ -56,12 +58,17 @@ SOZU=${SOZU-$(command -v sozu || true)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 KTCPVSD=$TARGET_DIR/release/examples/ktcpvsd
 TCPVSADM=$TARGET_DIR/release/examples/tcpvsadm
-FLOOR_SRC=$REPO/../shared/bench/floor-relay
 SUT_ALL=(); for s in $SCHEDULERS; do
   [[ $s =~ ^[a-z0-9_]+$ ]] || { echo "scheduler '$s': expected a name like http or phttp" >&2; exit 2; }
   [[ " ${SUT_ALL[*]} " == *" ktcpvs-$s "* ]] || SUT_ALL+=("ktcpvs-$s")
 done
 [ ${#SUT_ALL[@]} -gt 0 ] || { echo "SCHEDULERS is empty" >&2; exit 2; }
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+  [ -x "$BASELINE/release/examples/ktcpvsd" ] && [ -x "$BASELINE/release/examples/tcpvsadm" ] ||
+    { echo "BASELINE=$BASELINE: no release/examples/ktcpvsd and tcpvsadm there" >&2; exit 2; }
+  for s in $SCHEDULERS; do SUT_ALL+=("base-$s"); done
+fi
 case $SUT in
   ktcpvs) ;;
   haproxy) SUT=sut-haproxy; SUT_ALL=(sut-haproxy) ;;   # the stand-in has no schedulers: one row
@@ -85,16 +92,12 @@ build() {
   [ "${NO_BUILD:-0}" = 1 ] && return
   echo "# building release ktcpvsd and tcpvsadm" >&2
   (cd "$REPO" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet \
-     --example ktcpvsd --example tcpvsadm) >&2
-  if [ -z "${FLOOR+x}" ] && [ -f "$FLOOR_SRC/Cargo.toml" ]; then
-    echo "# building the floor relay ($FLOOR_SRC)" >&2
-    (cd "$FLOOR_SRC" && CARGO_TARGET_DIR=$TARGET_DIR/floor-relay cargo build --release --quiet) >&2
-  fi
+     --example ktcpvsd --example tcpvsadm --example floor_relay) >&2
 }
 install_missing
 build
 if [ -z "${FLOOR+x}" ]; then
-  FLOOR=""; [ -x "$TARGET_DIR/floor-relay/release/floor-relay" ] && FLOOR=$TARGET_DIR/floor-relay/release/floor-relay
+  FLOOR=""; [ -x "$TARGET_DIR/release/examples/floor_relay" ] && FLOOR=$TARGET_DIR/release/examples/floor_relay
 fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

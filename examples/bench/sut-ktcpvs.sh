@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Proxy-under-test command for ../shared/bench/run-peers.sh (the reference
-# side-by-side harness): ktcpvsd with the seed's content switch, one worker.
-#   ROUNDS=3 ../shared/bench/run-peers.sh "$PWD/examples/bench/sut-ktcpvs.sh"
-# run-peers.sh exports LISTEN, BACKEND_R1..3 and BENCH_DIR. SCHED picks the
+# Proxy-under-test command for an external side-by-side harness that runs a
+# command per proxy: ktcpvsd with the seed's content switch, one worker.
+# The harness exports LISTEN, BACKEND_R1..3 and BENCH_DIR. SCHED picks the
 # scheduler (default http). The release examples must be built first
 # (cargo build --release --examples; CARGO_TARGET_DIR is honoured).
 set -eu

@@ -8,7 +8,8 @@
 # thread unless the scenario asks for more.
 #
 # launch TARGET: starts TARGET (haproxy, nginx, envoy, sozu, floor, ktcpvs-SCHED
-# (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), or
+# (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), base-SCHED (the
+# same from the BASELINE build), or
 # sut-haproxy: HAProxy driven through the same knobs as ktcpvs, a stand-in
 # that proves the harness) on CPU 1 and sets LAST (its process group), TPORT
 # (its listen port), CTL (its control socket, if any) and CTL_DIALECT.
@@ -42,7 +43,7 @@ http {
   $TEMPS
   access_log off;
   default_type text/html;
-  sendfile off;                     # small pages: one writev, as in ../shared/bench/run-peers.sh
+  sendfile off;                     # small pages: one writev
   keepalive_requests 1000000;       # never close the proxies' pooled connections
   keepalive_timeout 120s;
   open_file_cache max=64;
@@ -230,8 +231,9 @@ launch_floor() {
 
 # ---------- ktcpvs ----------
 pick_port PKT
-launch_ktcpvs() {        # launch_ktcpvs NAME SCHED: ktcpvsd loads the config, then `tcpvsadm --start` starts the service
-  local name=$1 sched=$2
+launch_ktcpvs() {        # launch_ktcpvs NAME SCHED [DIR]: ktcpvsd loads the config, then `tcpvsadm --start` starts the service
+  local name=$1 sched=$2 ktcpvsd=$KTCPVSD tcpvsadm=$TCPVSADM
+  if [ -n "${3:-}" ]; then ktcpvsd=$3/release/examples/ktcpvsd; tcpvsadm=$3/release/examples/tcpvsadm; fi
   TPORT=$PKT; CTL="$WORK/$name.sock"; CTL_DIALECT=ktcpvs
   rm -f "$CTL"
   cat >"$WORK/$name.conf" <<EOF
@@ -247,11 +249,11 @@ Virtual http {
     rule = pattern ".*" use server 127.0.0.1:$P3
 }
 EOF
-  start "$name" "$PROXY_CPU" "$KTCPVSD" --socket "$CTL" -f "$WORK/$name.conf" \
+  start "$name" "$PROXY_CPU" "$ktcpvsd" --socket "$CTL" -f "$WORK/$name.conf" \
     --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}"
   local i
   for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
-  "$TCPVSADM" --socket "$CTL" --start >>"$WORK/$name.log" 2>&1 ||
+  "$tcpvsadm" --socket "$CTL" --start >>"$WORK/$name.log" 2>&1 ||
     echo "warning: tcpvsadm --start failed (see below)" >&2
 }
 
@@ -264,6 +266,7 @@ launch() {
     sozu) launch_sozu ;;
     floor) launch_floor ;;
     ktcpvs-*) launch_ktcpvs "$1" "${1#ktcpvs-}" ;;
+    base-*) launch_ktcpvs "$1" "${1#base-}" "$BASELINE" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }

@@ -493,7 +493,7 @@ fn a_syntax_error_anywhere_applies_nothing() {
 fn a_missing_file_is_an_opening_error() {
     let control = support::control();
     let dir = std::env::temp_dir().join(format!("ktcpvs-core-missing-{}", std::process::id()));
-    let err = control.load_file(&dir.join("nope.conf")).unwrap_err();
+    let err = control.load_file(dir.join("nope.conf")).unwrap_err();
     assert!(err.to_string().contains("opening error"), "{err}");
 }
 
@@ -591,7 +591,7 @@ fn config_errors_say_which_kind_of_problem_they_are() {
         )
     );
     let dir = std::env::temp_dir().join(format!("ktcpvs-core-unread-{}", std::process::id()));
-    let Err(ControlError::Config(unread)) = control.load_file(&dir.join("nope.conf")) else {
+    let Err(ControlError::Config(unread)) = control.load_file(dir.join("nope.conf")) else {
         panic!("a missing file was not refused as a config error");
     };
     assert_eq!(unread.problem, ConfigProblem::Unreadable);
