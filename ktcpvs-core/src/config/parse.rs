@@ -412,25 +412,105 @@ impl<'a> Parser<'a> {
             }
         }
         let location = self.location(token.line, token.column);
-        let option_name = if keyword == Keyword::Option {
-            let (name_token, name) = self.expect_word(context, "an option name")?;
-            check_option_name(&name)
-                .map_err(|m| self.error_at(&name_token, format!("{context}: {m}")))?;
-            if let Some(first) = block.options_seen.insert(name.clone(), token.line) {
-                return Err(self.error_at(
-                    &name_token,
-                    format!(
-                        "{context}: duplicate option '{name}' in service '{}' (first given at line {first})",
-                        block.name
-                    ),
-                ));
-            }
-            Some(name)
-        } else {
-            None
+        let option_name = match keyword {
+            Keyword::Option => Some(self.option_name(context, token, block)?),
+            _ => None,
         };
         self.expect_punct(context, TokenKind::Equals, &format!("'{}'", keyword.name()))?;
-        let spec = &mut block.spec;
+        match keyword {
+            Keyword::Server => {
+                let server = self.server(context, &block.name)?;
+                block.servers.push(Located {
+                    location,
+                    value: server,
+                });
+            }
+            Keyword::Rule => {
+                let rule = self.rule(context, &block.name)?;
+                block.rules.push(Located {
+                    location,
+                    value: rule,
+                });
+            }
+            Keyword::Option => {
+                let value = self.option_value(context)?;
+                let name = option_name.unwrap_or_default();
+                block.spec.options.push((name, Some(value)));
+            }
+            _ => self.setting(keyword, context, &mut block.spec)?,
+        }
+        if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
+            self.pos += 1;
+        }
+        Ok(())
+    }
+
+    /// The name of an `option NAME = …` statement, once per block.
+    fn option_name(
+        &mut self,
+        context: &str,
+        token: &Token,
+        block: &mut Block,
+    ) -> Result<String, ConfigError> {
+        let (name_token, name) = self.expect_word(context, "an option name")?;
+        check_option_name(&name)
+            .map_err(|m| self.error_at(&name_token, format!("{context}: {m}")))?;
+        if let Some(first) = block.options_seen.insert(name.clone(), token.line) {
+            return Err(self.error_at(
+                &name_token,
+                format!(
+                    "{context}: duplicate option '{name}' in service '{}' (first given at line {first})",
+                    block.name
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// The quoted value of an `option` statement.
+    fn option_value(&mut self, context: &str) -> Result<String, ConfigError> {
+        let t = self.expect_any(context, "a quoted value")?;
+        let TokenKind::Str(value) = &t.kind else {
+            return Err(self.error_at(
+                &t,
+                format!("{context}: expected a quoted value but found {}", t.kind),
+            ));
+        };
+        if value.contains(['"', '\n', '\r']) {
+            return Err(self.error_at(
+                &t,
+                format!("{context}: an option value must not contain quotes or line breaks"),
+            ));
+        }
+        Ok(value.clone())
+    }
+
+    /// The part of a server statement after `server =`: `ADDR[:PORT] [WEIGHT]`.
+    fn server(&mut self, context: &str, service: &str) -> Result<Command, ConfigError> {
+        let server = self.expect_endpoint(context)?;
+        let weight = match self.peek() {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
+                Some(self.expect_number(context, "a weight", 0, MAX_WEIGHT)?)
+            }
+            _ => None,
+        };
+        Ok(Command::AddServer {
+            service: service.to_string(),
+            server,
+            weight,
+        })
+    }
+
+    /// The value of a single-valued service setting, into `spec`.
+    fn setting(
+        &mut self,
+        keyword: Keyword,
+        context: &str,
+        spec: &mut ServiceSpec,
+    ) -> Result<(), ConfigError> {
         match keyword {
             Keyword::Listen => spec.listen = Some(self.expect_endpoint(context)?),
             Keyword::Redirect => spec.redirect = Some(Some(self.expect_endpoint(context)?)),
@@ -438,15 +518,22 @@ impl<'a> Parser<'a> {
                 let (_, name) = self.expect_word(context, "a scheduler name")?;
                 spec.scheduler = Some(name);
             }
-            Keyword::StartServers
-            | Keyword::MaxClients
-            | Keyword::MinSpareServers
-            | Keyword::MaxSpareServers
-            | Keyword::ConnectTimeout
-            | Keyword::ReadTimeout
-            | Keyword::KeepaliveTimeout
-            | Keyword::HeaderTimeout
-            | Keyword::ResponseTimeout => {
+            Keyword::ForwardFor => {
+                let (t, w) = self.expect_word(context, "'on' or 'off'")?;
+                spec.forward_for = Some(if w.eq_ignore_ascii_case("on") {
+                    true
+                } else if w.eq_ignore_ascii_case("off") {
+                    false
+                } else {
+                    return Err(self.error_at(
+                        &t,
+                        format!("{context}: expected 'on' or 'off' but found '{w}'"),
+                    ));
+                });
+            }
+            Keyword::Upgrade => spec.upgrades = Some(self.upgrade_list(context)?),
+            Keyword::Server | Keyword::Rule | Keyword::Option => {}
+            _ => {
                 let (lo, hi) = keyword.range();
                 let what = if lo == 0 {
                     "a number of seconds"
@@ -467,86 +554,26 @@ impl<'a> Parser<'a> {
                 };
                 *field = Some(v);
             }
-            Keyword::ForwardFor => {
-                let (t, w) = self.expect_word(context, "'on' or 'off'")?;
-                spec.forward_for = Some(if w.eq_ignore_ascii_case("on") {
-                    true
-                } else if w.eq_ignore_ascii_case("off") {
-                    false
-                } else {
-                    return Err(self.error_at(
-                        &t,
-                        format!("{context}: expected 'on' or 'off' but found '{w}'"),
-                    ));
-                });
-            }
-            Keyword::Upgrade => {
-                let t = self.expect_any(context, "'none' or a list of protocol names")?;
-                let text = match &t.kind {
-                    TokenKind::Word(w) | TokenKind::Str(w) => w.clone(),
-                    other => {
-                        return Err(self.error_at(
-                            &t,
-                            format!("{context}: expected 'none' or a list of protocol names but found {other}"),
-                        ))
-                    }
-                };
-                let names = parse_upgrade_list(&text);
-                let names = validate_upgrades(&names)
-                    .map_err(|e| self.error_at(&t, format!("{context}: {e}")))?;
-                spec.upgrades = Some(names);
-            }
-            Keyword::Option => {
-                let t = self.expect_any(context, "a quoted value")?;
-                let TokenKind::Str(value) = &t.kind else {
-                    return Err(self.error_at(
-                        &t,
-                        format!("{context}: expected a quoted value but found {}", t.kind),
-                    ));
-                };
-                if value.contains(['"', '\n', '\r']) {
-                    return Err(self.error_at(
-                        &t,
-                        format!(
-                            "{context}: an option value must not contain quotes or line breaks"
-                        ),
-                    ));
-                }
-                let name = option_name.unwrap_or_default();
-                spec.options.push((name, Some(value.clone())));
-            }
-            Keyword::Server => {
-                let server = self.expect_endpoint(context)?;
-                let weight = match self.peek() {
-                    Some(Token {
-                        kind: TokenKind::Word(w),
-                        ..
-                    }) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
-                        Some(self.expect_number(context, "a weight", 0, MAX_WEIGHT)?)
-                    }
-                    _ => None,
-                };
-                block.servers.push(Located {
-                    location,
-                    value: Command::AddServer {
-                        service: block.name.clone(),
-                        server,
-                        weight,
-                    },
-                });
-            }
-            Keyword::Rule => {
-                let rule = self.rule(context, &block.name)?;
-                block.rules.push(Located {
-                    location,
-                    value: rule,
-                });
-            }
-        }
-        if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
-            self.pos += 1;
         }
         Ok(())
+    }
+
+    /// The value of `upgrade =`: `none` or protocol names, checked.
+    fn upgrade_list(&mut self, context: &str) -> Result<Vec<String>, ConfigError> {
+        let t = self.expect_any(context, "'none' or a list of protocol names")?;
+        let text = match &t.kind {
+            TokenKind::Word(w) | TokenKind::Str(w) => w.clone(),
+            other => {
+                return Err(self.error_at(
+                    &t,
+                    format!(
+                        "{context}: expected 'none' or a list of protocol names but found {other}"
+                    ),
+                ))
+            }
+        };
+        validate_upgrades(&parse_upgrade_list(&text))
+            .map_err(|e| self.error_at(&t, format!("{context}: {e}")))
     }
 
     /// The part of a rule after `rule =`:
