@@ -62,58 +62,14 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    env_logger::Builder::new()
-        .filter_level(LevelFilter::Trace)
-        .parse_default_env()
-        .init();
-    log::set_max_level(level_for(0));
-    // Two descriptors per proxied connection: the soft default (often
-    // 1024) would be reached at a few hundred clients.
-    match ktcpvs::net::raise_open_file_limit() {
-        Ok(limit) => log::info!("open file limit: {limit}"),
-        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
-    }
-
+    init_logging();
     let control = Control::new(builtin_schedulers());
     let (events, wake) = mpsc::channel::<Event>();
-    {
-        let events = events.clone();
-        let level = AtomicU64::new(0);
-        control.watch(Box::new(move |snapshot| {
-            let wanted = snapshot.settings().debug_level();
-            if level.swap(wanted, Ordering::Relaxed) != wanted {
-                log::set_max_level(level_for(wanted));
-            }
-            if snapshot.is_unloading() {
-                let _ = events.send(Event::Unload);
-            }
-        }));
-    }
-    for (name, value) in &options.sysctl {
-        if let Err(e) = control.execute(Command::Set {
-            name: name.clone(),
-            value: value.clone(),
-        }) {
-            return fail(e);
-        }
-    }
-    let demo = if options.demo {
-        match demo::start_servers(&control) {
-            Ok(d) => Some(d),
-            Err(e) => return fail(format!("cannot start the demo real servers: {e}")),
-        }
-    } else {
-        None
+    follow_settings(&control, events.clone());
+    let demo = match configure(&options, &control) {
+        Ok(demo) => demo,
+        Err(e) => return fail(e),
     };
-    for alias in &options.host_alias {
-        control.alias_host(&alias.name, alias.addr);
-    }
-    if let Some(path) = &options.config {
-        if let Err(e) = control.load_file(path) {
-            return fail(e);
-        }
-    }
-
     let mut builder = Engine::builder(control.clone());
     if let Some(n) = options.workers {
         builder = builder.workers(usize::from(n));
@@ -130,82 +86,20 @@ fn main() -> ExitCode {
     };
     let dispatcher = Dispatcher::new(control.clone(), Some(Arc::clone(&bound)));
     let socket_path = options.socket_path();
-    let server = match ControlServer::bind(&socket_path, dispatcher.clone()) {
-        Ok(s) => s,
+    let server = match serve_control(&socket_path, &dispatcher, demo.as_ref(), &bound) {
+        Ok(server) => server,
         Err(e) => {
             engine.shutdown(Duration::ZERO);
             return fail(e);
         }
     };
-    eprintln!(
-        "ktcpvsd {}: control socket {}",
-        env!("CARGO_PKG_VERSION"),
-        socket_path.display()
-    );
-
-    if let Some(demo) = &demo {
-        match demo.configure(&dispatcher, || bound(demo::SERVICE)) {
-            Ok(addr) => {
-                print!("{}", demo.banner(addr, &socket_path));
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
-            }
-            Err(e) => {
-                engine.shutdown(Duration::ZERO);
-                drop(server);
-                return fail(e);
-            }
-        }
-    }
-
-    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let signals = match forward_signals(events) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
-    let signal_handle = signals.handle();
-    let signal_thread = {
-        let events = events.clone();
-        std::thread::spawn(move || {
-            for signal in signals.forever() {
-                let event = if signal == SIGHUP {
-                    Event::Reload
-                } else {
-                    Event::Stop
-                };
-                if events.send(event).is_err() {
-                    return;
-                }
-            }
-        })
-    };
-    drop(events);
-
-    loop {
-        match wake.recv() {
-            Ok(Event::Reload) => match &options.config {
-                Some(path) => match control.load_file(path) {
-                    Ok(()) => log::warn!("reloaded {}", path.display()),
-                    Err(e) => {
-                        log::error!("reload of {} refused, nothing changed: {e}", path.display())
-                    }
-                },
-                None => log::warn!("SIGHUP ignored: no -f configuration file to reload"),
-            },
-            Ok(Event::Stop) => {
-                log::warn!("stopping: draining connections (up to {STOP_GRACE:?})");
-                engine.shutdown(STOP_GRACE);
-                break;
-            }
-            Ok(Event::Unload) => {
-                log::warn!("unload requested: draining and exiting");
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-
-    signal_handle.close();
-    let _ = signal_thread.join();
+    run_until_stopped(&options, &control, &engine, &wake);
+    signals.0.close();
+    let _ = signals.1.join();
     // The control server's dispatcher holds a clone of `bound`, which holds
     // the engine; release both before waiting for the engine.
     drop(server);
@@ -222,5 +116,143 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+/// Logs to stderr at the level `debug_level` asks for (warnings at first),
+/// with the open-file limit raised: two descriptors per proxied
+/// connection, and the soft default (often 1024) would be reached at a few
+/// hundred clients.
+fn init_logging() {
+    env_logger::Builder::new()
+        .filter_level(LevelFilter::Trace)
+        .parse_default_env()
+        .init();
+    log::set_max_level(level_for(0));
+    match ktcpvs::net::raise_open_file_limit() {
+        Ok(limit) => log::info!("open file limit: {limit}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
+}
+
+/// Follows every published configuration: the log level changes live with
+/// `debug_level`, and `unload` wakes the main thread.
+fn follow_settings(control: &Control, events: mpsc::Sender<Event>) {
+    let level = AtomicU64::new(0);
+    control.watch(Box::new(move |snapshot| {
+        let wanted = snapshot.settings().debug_level();
+        if level.swap(wanted, Ordering::Relaxed) != wanted {
+            log::set_max_level(level_for(wanted));
+        }
+        if snapshot.is_unloading() {
+            let _ = events.send(Event::Unload);
+        }
+    }));
+}
+
+/// Applies the command line: `--sysctl` settings, the demo servers, host
+/// aliases and the `-f` file.
+fn configure(options: &Options, control: &Control) -> Result<Option<demo::Demo>, String> {
+    for (name, value) in &options.sysctl {
+        control
+            .execute(Command::Set {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    let demo = if options.demo {
+        let servers = demo::start_servers(control)
+            .map_err(|e| format!("cannot start the demo real servers: {e}"))?;
+        Some(servers)
+    } else {
+        None
+    };
+    for alias in &options.host_alias {
+        control.alias_host(&alias.name, alias.addr);
+    }
+    if let Some(path) = &options.config {
+        control.load_file(path).map_err(|e| e.to_string())?;
+    }
+    Ok(demo)
+}
+
+/// Opens the control socket, says where, and sets up the demo's service
+/// (printing what to try) when there is one.
+fn serve_control(
+    socket_path: &std::path::Path,
+    dispatcher: &Dispatcher,
+    demo: Option<&demo::Demo>,
+    bound: &BoundAddr,
+) -> Result<ControlServer, String> {
+    let server = ControlServer::bind(socket_path, dispatcher.clone()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "ktcpvsd {}: control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        socket_path.display()
+    );
+    if let Some(demo) = demo {
+        let addr = demo
+            .configure(dispatcher, || bound(demo::SERVICE))
+            .map_err(|e| e.to_string())?;
+        print!("{}", demo.banner(addr, socket_path));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    Ok(server)
+}
+
+/// Turns SIGHUP into [`Event::Reload`] and SIGTERM/SIGINT into
+/// [`Event::Stop`], on a thread of their own.
+fn forward_signals(
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>)> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let handle = signals.handle();
+    let thread = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let event = if signal == SIGHUP {
+                Event::Reload
+            } else {
+                Event::Stop
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((handle, thread))
+}
+
+/// Serves until stopped: SIGHUP reloads the `-f` file as one transaction,
+/// SIGTERM/SIGINT drain gracefully, `unload` drains and exits.
+fn run_until_stopped(
+    options: &Options,
+    control: &Control,
+    engine: &EngineHandle,
+    wake: &mpsc::Receiver<Event>,
+) {
+    loop {
+        match wake.recv() {
+            Ok(Event::Reload) => match &options.config {
+                Some(path) => match control.load_file(path) {
+                    Ok(()) => log::warn!("reloaded {}", path.display()),
+                    Err(e) => {
+                        log::error!("reload of {} refused, nothing changed: {e}", path.display())
+                    }
+                },
+                None => log::warn!("SIGHUP ignored: no -f configuration file to reload"),
+            },
+            Ok(Event::Stop) => {
+                log::warn!("stopping: draining connections (up to {STOP_GRACE:?})");
+                engine.shutdown(STOP_GRACE);
+                return;
+            }
+            Ok(Event::Unload) => {
+                log::warn!("unload requested: draining and exiting");
+                return;
+            }
+            Err(_) => return,
+        }
     }
 }
