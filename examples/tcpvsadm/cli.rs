@@ -320,6 +320,20 @@ impl Cli {
     /// Checks the options against the command and builds the action.
     pub fn action(&self) -> Result<Action, UsageError> {
         let verb = self.verb();
+        self.check_options(verb)?;
+        Ok(match (self.request(verb)?, verb) {
+            (Some(request), _) => Action::Request(Box::new(request)),
+            (None, Verb::Load) => Action::Load(self.load_configfile.clone().unwrap_or_default()),
+            (None, _) => Action::List {
+                service: self.ident.clone(),
+                numeric: self.numeric,
+                stats: self.stats,
+            },
+        })
+    }
+
+    /// Refuses a missing required option or one the command does not take.
+    fn check_options(&self, verb: Verb) -> Result<(), UsageError> {
         let rule = verb.rule();
         let given = self.given();
         for option in rule.required {
@@ -338,8 +352,14 @@ impl Cli {
                 });
             }
         }
-        // Every required option was checked above, so these are present
-        // where the command needs them.
+        Ok(())
+    }
+
+    /// The control request of a command that sends one as it is; `None`
+    /// for `--load-configfile` and `--list`, which do more.
+    fn request(&self, verb: Verb) -> Result<Option<Request>, UsageError> {
+        // Every required option was checked, so these are present where
+        // the command needs them.
         let ident = || self.ident.clone().unwrap_or_default();
         let server = || {
             self.real_server.clone().unwrap_or(Endpoint {
@@ -356,7 +376,7 @@ impl Cli {
             },
             port: self.port,
         };
-        let request = match verb {
+        Ok(Some(match verb {
             Verb::AddService => Request::AddService {
                 name: ident(),
                 args: service_args(),
@@ -398,21 +418,9 @@ impl Cli {
             Verb::Stop => Request::Stop {
                 service: self.ident.clone(),
             },
-            Verb::Load => {
-                return Ok(Action::Load(
-                    self.load_configfile.clone().unwrap_or_default(),
-                ))
-            }
             Verb::Sysctl => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
-            Verb::List => {
-                return Ok(Action::List {
-                    service: self.ident.clone(),
-                    numeric: self.numeric,
-                    stats: self.stats,
-                })
-            }
-        };
-        Ok(Action::Request(Box::new(request)))
+            Verb::Load | Verb::List => return Ok(None),
+        }))
     }
 }
 

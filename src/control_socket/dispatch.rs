@@ -66,7 +66,36 @@ impl Dispatcher {
     /// a `load` request (ignored for every other verb). A refused request
     /// changes nothing.
     pub fn handle(&self, request: &Request, text: Option<&str>) -> Reply {
-        let command = match request {
+        if let Some(command) = self.command(request) {
+            return done(self.control.execute(command));
+        }
+        match request {
+            Request::List { service, numeric } => {
+                let options = PrintOptions { numeric: *numeric };
+                match self.control.list(service.as_deref(), &options) {
+                    Ok(text) => Reply::with_text(&text),
+                    Err(e) => refused(e),
+                }
+            }
+            Request::Stats { service } => self.stats(service.as_deref()),
+            Request::Sysctl(s) => self.sysctl(s),
+            Request::Load { file } => match text {
+                Some(text) => done(
+                    self.control
+                        .load_config(text, file.as_deref().map(Path::new)),
+                ),
+                None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
+            },
+            Request::Help => Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
+            // Ping, Quit, and (above) every changing request.
+            _ => Reply::Ok(Vec::new()),
+        }
+    }
+
+    /// The control command a changing request carries out, or `None` for a
+    /// request that only reads (or is answered by the protocol itself).
+    fn command(&self, request: &Request) -> Option<Command> {
+        Some(match request {
             Request::AddService { name, args } => Command::AddService {
                 name: name.clone(),
                 spec: self.spec_for(args),
@@ -125,30 +154,14 @@ impl Dispatcher {
             Request::Stop { service } => Command::Stop {
                 service: service.clone(),
             },
-            Request::List { service, numeric } => {
-                return match self
-                    .control
-                    .list(service.as_deref(), &PrintOptions { numeric: *numeric })
-                {
-                    Ok(text) => Reply::with_text(&text),
-                    Err(e) => refused(e),
-                }
-            }
-            Request::Stats { service } => return self.stats(service.as_deref()),
-            Request::Sysctl(s) => return self.sysctl(s),
-            Request::Load { file } => {
-                return match text {
-                    Some(text) => done(
-                        self.control
-                            .load_config(text, file.as_deref().map(Path::new)),
-                    ),
-                    None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
-                }
-            }
-            Request::Ping | Request::Quit => return Reply::Ok(Vec::new()),
-            Request::Help => return Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
-        };
-        done(self.control.execute(command))
+            Request::List { .. }
+            | Request::Stats { .. }
+            | Request::Sysctl(_)
+            | Request::Load { .. }
+            | Request::Ping
+            | Request::Help
+            | Request::Quit => return None,
+        })
     }
 
     /// The [`ServiceSpec`] of an add or edit: a `port=` completes a listen

@@ -183,41 +183,8 @@ impl Request {
             .ok_or_else(|| ProtocolError::UnknownVerb(first.value.clone()))?;
         let mut a = Args::new(verb, words)?;
         let request = match verb {
-            "add-service" | "edit-service" => {
-                let name = a.name("a service name")?;
-                let args = service_args(&mut a)?;
-                if verb == "add-service" {
-                    Request::AddService { name, args }
-                } else {
-                    Request::EditService { name, args }
-                }
-            }
-            "delete-service" => Request::DeleteService {
-                name: a.name("a service name")?,
-            },
-            "flush" => Request::Flush,
-            "add-server" | "edit-server" => {
-                let service = a.name("a service name")?;
-                let server = a.endpoint("server")?;
-                let weight = a.take_parsed("weight")?;
-                if verb == "add-server" {
-                    Request::AddServer {
-                        service,
-                        server,
-                        weight,
-                    }
-                } else {
-                    Request::EditServer {
-                        service,
-                        server,
-                        weight,
-                    }
-                }
-            }
-            "delete-server" => Request::DeleteServer {
-                service: a.name("a service name")?,
-                server: a.endpoint("server")?,
-            },
+            "add-service" | "edit-service" | "delete-service" | "flush" => service_request(&mut a)?,
+            "add-server" | "edit-server" | "delete-server" => server_request(&mut a)?,
             "add-rule" => Request::AddRule {
                 service: a.name("a service name")?,
                 pattern: a.require("pattern")?,
@@ -248,23 +215,7 @@ impl Request {
             "stats" => Request::Stats {
                 service: a.optional_name(),
             },
-            "sysctl" => {
-                let request = match (a.positional.len(), a.pairs.len()) {
-                    (0, 0) => SysctlRequest::All,
-                    (1, 0) => SysctlRequest::Get(a.positional.remove(0)),
-                    (0, 1) => {
-                        let (k, v) = a.pairs.remove(0);
-                        SysctlRequest::Set(k, v)
-                    }
-                    _ => {
-                        return Err(ProtocolError::UnexpectedWord {
-                            verb,
-                            word: "more than one setting".to_string(),
-                        })
-                    }
-                };
-                Request::Sysctl(request)
-            }
+            "sysctl" => Request::Sysctl(sysctl_request(&mut a)?),
             "load" => Request::Load {
                 file: a.take("file"),
             },
@@ -334,6 +285,66 @@ impl Request {
         let line = self.to_string();
         check_one_line(&line)?;
         Ok(line)
+    }
+}
+
+/// `add-service`, `edit-service`, `delete-service` and `flush`.
+fn service_request(a: &mut Args) -> Result<Request, ProtocolError> {
+    Ok(match a.verb {
+        "flush" => Request::Flush,
+        "delete-service" => Request::DeleteService {
+            name: a.name("a service name")?,
+        },
+        verb => {
+            let name = a.name("a service name")?;
+            let args = service_args(a)?;
+            if verb == "add-service" {
+                Request::AddService { name, args }
+            } else {
+                Request::EditService { name, args }
+            }
+        }
+    })
+}
+
+/// `add-server`, `edit-server` and `delete-server`.
+fn server_request(a: &mut Args) -> Result<Request, ProtocolError> {
+    let service = a.name("a service name")?;
+    let server = a.endpoint("server")?;
+    Ok(match a.verb {
+        "delete-server" => Request::DeleteServer { service, server },
+        verb => {
+            let weight = a.take_parsed("weight")?;
+            if verb == "add-server" {
+                Request::AddServer {
+                    service,
+                    server,
+                    weight,
+                }
+            } else {
+                Request::EditServer {
+                    service,
+                    server,
+                    weight,
+                }
+            }
+        }
+    })
+}
+
+/// `sysctl`, `sysctl NAME` or `sysctl NAME=VALUE`.
+fn sysctl_request(a: &mut Args) -> Result<SysctlRequest, ProtocolError> {
+    match (a.positional.len(), a.pairs.len()) {
+        (0, 0) => Ok(SysctlRequest::All),
+        (1, 0) => Ok(SysctlRequest::Get(a.positional.remove(0))),
+        (0, 1) => {
+            let (k, v) = a.pairs.remove(0);
+            Ok(SysctlRequest::Set(k, v))
+        }
+        _ => Err(ProtocolError::UnexpectedWord {
+            verb: a.verb,
+            word: "more than one setting".to_string(),
+        }),
     }
 }
 
