@@ -230,3 +230,138 @@ fn ended(body: &BodyState) -> Result<Progress, RelayError> {
         Err(RelayError::Truncated)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http::{Framing, Limits};
+
+    /// A connected pair: the engine's end (non-blocking, as a `Conn`) and
+    /// the peer's end (blocking, with a read timeout).
+    fn pair() -> (Conn, StdStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (Conn::new(mio::net::TcpStream::from_std(ours), true), peer)
+    }
+
+    /// Relays until the body is done or nothing moves for a while.
+    fn run(
+        dir: &mut Direction,
+        src: &mut Conn,
+        dst: &mut Conn,
+        body: &mut BodyState,
+        pool: &mut BufferPool,
+    ) -> Result<Progress, RelayError> {
+        for _ in 0..200 {
+            src.ready.readable = true;
+            dst.ready.writable = true;
+            match dir.relay(src, dst, body, pool, false)? {
+                Progress::Blocked => std::thread::sleep(Duration::from_millis(5)),
+                done => return Ok(done),
+            }
+        }
+        Ok(Progress::Blocked)
+    }
+
+    fn read_exactly(peer: &mut StdStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0; n];
+        peer.read_exact(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn a_length_body_moves_exactly_its_bytes_and_leaves_the_next_message() {
+        let (mut src, mut client) = pair();
+        let (mut dst, mut server) = pair();
+        let mut pool = BufferPool::new(1024, 4);
+        client.write_all(b"hello world|GET /next").unwrap();
+        let mut body = BodyState::new(Framing::Length(11), &Limits::default());
+        let mut dir = Direction::default();
+        assert_eq!(
+            run(&mut dir, &mut src, &mut dst, &mut body, &mut pool).unwrap(),
+            Progress::Done
+        );
+        assert_eq!(read_exactly(&mut server, 11), b"hello world");
+        assert_eq!(dir.buf.as_ref().unwrap().filled(), b"|GET /next");
+        assert_eq!(dir.pending, 0);
+    }
+
+    #[test]
+    fn a_broken_chunked_body_sends_nothing_past_its_last_valid_byte() {
+        let (mut src, mut client) = pair();
+        let (mut dst, mut server) = pair();
+        let mut pool = BufferPool::new(1024, 4);
+        let mut body = BodyState::new(Framing::Chunked, &Limits::default());
+        let mut dir = Direction::default();
+        client.write_all(b"3\r\nabc\r\n").unwrap();
+        assert_eq!(
+            run(&mut dir, &mut src, &mut dst, &mut body, &mut pool).unwrap(),
+            Progress::Blocked
+        );
+        assert_eq!(read_exactly(&mut server, 8), b"3\r\nabc\r\n");
+        client.write_all(b"zz\r\nsmuggled").unwrap();
+        let failed = run(&mut dir, &mut src, &mut dst, &mut body, &mut pool);
+        assert!(matches!(failed, Err(RelayError::Framing(_))), "{failed:?}");
+        server
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut more = [0u8; 16];
+        assert!(
+            server.read(&mut more).is_err(),
+            "nothing after the valid bytes"
+        );
+    }
+
+    #[test]
+    fn a_stream_ends_when_its_source_closes_and_a_body_is_truncated() {
+        let (mut src, client) = pair();
+        let (mut dst, mut server) = pair();
+        let mut pool = BufferPool::new(1024, 4);
+        let mut stream = BodyState::CloseDelimited;
+        let mut dir = Direction::default();
+        (&client).write_all(b"last bytes").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(
+            run(&mut dir, &mut src, &mut dst, &mut stream, &mut pool).unwrap(),
+            Progress::Eof
+        );
+        assert_eq!(read_exactly(&mut server, 10), b"last bytes");
+
+        let (mut src, client) = pair();
+        let mut body = BodyState::new(Framing::Length(100), &Limits::default());
+        let mut dir = Direction::default();
+        (&client).write_all(b"short").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let cut = run(&mut dir, &mut src, &mut dst, &mut body, &mut pool);
+        assert!(matches!(cut, Err(RelayError::Truncated)), "{cut:?}");
+    }
+
+    #[test]
+    fn without_a_buffer_the_relay_waits_starved() {
+        let (mut src, mut client) = pair();
+        let (mut dst, _server) = pair();
+        let mut pool = BufferPool::new(1024, 1);
+        let held = pool.checkout();
+        client.write_all(b"data").unwrap();
+        let mut body = BodyState::new(Framing::Length(4), &Limits::default());
+        let mut dir = Direction::default();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            dir.relay(&mut src, &mut dst, &mut body, &mut pool, false)
+                .unwrap(),
+            Progress::Starved
+        );
+        drop(held);
+        assert_eq!(
+            run(&mut dir, &mut src, &mut dst, &mut body, &mut pool).unwrap(),
+            Progress::Done
+        );
+    }
+}

@@ -568,3 +568,64 @@ fn linger(client: &mut Conn, ctx: &mut Ctx<'_>, up: &mut Direction, until: Insta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, head: Head, framing: Framing) -> Request {
+        Request {
+            method,
+            head,
+            framing,
+            persist: Persist::KeepAlive,
+            version: Version::Http11,
+            upgrade: false,
+        }
+    }
+
+    #[test]
+    fn a_request_is_replayable_only_while_idempotent_bodiless_and_in_the_buffer() {
+        assert!(request(Method::Get, Head::Verbatim(40), Framing::None).replayable());
+        assert!(request(Method::Put, Head::Rewritten(40), Framing::Length(0)).replayable());
+        assert!(!request(Method::Post, Head::Verbatim(40), Framing::None).replayable());
+        assert!(!request(Method::Get, Head::Verbatim(40), Framing::Length(3)).replayable());
+        assert!(!request(Method::Get, Head::Consumed, Framing::None).replayable());
+        assert_eq!(Head::Consumed.len(), 0);
+    }
+
+    #[test]
+    fn a_pick_keeps_the_whole_selection() {
+        for selection in [
+            Selection {
+                server: 7,
+                rule: Some(2),
+                stamp: true,
+            },
+            Selection {
+                server: 0,
+                rule: None,
+                stamp: false,
+            },
+        ] {
+            assert_eq!(Pick::of(selection).map(Pick::selection), Some(selection));
+        }
+        let too_big = Selection {
+            server: usize::MAX,
+            rule: None,
+            stamp: false,
+        };
+        assert_eq!(Pick::of(too_big), None);
+    }
+
+    #[test]
+    fn a_session_parks_only_between_requests_with_nothing_buffered() {
+        let now = Instant::now();
+        let mut session = HttpSession::start(now);
+        assert!(session.park().is_none(), "reading its first head");
+        session.resume(Keep::Pooled(3), now);
+        let kept = session.park();
+        assert!(matches!(kept, Some(Keep::Pooled(3))), "{kept:?}");
+        assert!(matches!(session.state, State::Closed));
+    }
+}
