@@ -10,33 +10,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ktcpvs_core::ServiceSpec;
 use support::backend::{read_request_head, HttpBackend, RawBackend};
 use support::client::Client;
 use support::*;
 
 /// A per-request service whose every request goes to `backend`, running.
 fn one_server(backend: SocketAddr) -> Running {
-    one_server_with(backend, &[])
+    one_server_with("phttp", backend, &[])
 }
 
-/// The same, with runtime settings applied first.
-fn one_server_with(backend: SocketAddr, settings: &[(&str, &str)]) -> Running {
-    let control = control();
-    for (name, value) in settings {
-        set(&control, name, value);
-    }
-    add_service(&control, "web", "phttp", ServiceSpec::default());
-    add_server(&control, "web", backend);
-    add_rule(&control, "web", ".*", backend);
-    start(&control, "web");
-    run(control)
-}
-
-#[test]
-fn client_gone_mid_response_closes_the_backend_connection() {
-    // The backend promises a large body and writes it until the proxy
-    // closes the connection; it counts the connections that ended so.
+/// A backend that answers one request with a `total`-byte body written in
+/// `chunk`-byte pieces as fast as it is taken, and counts the connections
+/// that ended because the proxy closed them.
+fn flooding_backend(total: usize, chunk: usize) -> (RawBackend, Arc<AtomicUsize>) {
     let ended = Arc::new(AtomicUsize::new(0));
     let e2 = Arc::clone(&ended);
     let backend = RawBackend::start(move |s| {
@@ -45,17 +31,24 @@ fn client_gone_mid_response_closes_the_backend_connection() {
         if read_request_head(&mut r).is_none() {
             return;
         }
-        let total = 1u64 << 30;
         let _ =
             w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n").as_bytes());
-        let chunk = [b'x'; 16384];
-        for _ in 0..(total / 16384) {
-            if w.write_all(&chunk).is_err() {
+        let piece = vec![b'x'; chunk];
+        for _ in 0..total / chunk {
+            if w.write_all(&piece).is_err() {
                 e2.fetch_add(1, Ordering::SeqCst);
                 return;
             }
         }
     });
+    (backend, ended)
+}
+
+#[test]
+fn client_gone_mid_response_closes_the_backend_connection() {
+    // The backend promises a large body and writes it until the proxy
+    // closes the connection.
+    let (backend, ended) = flooding_backend(1 << 30, 16384);
     let engine = one_server(backend.addr());
     for _ in 0..3 {
         let mut c = Client::connect(engine.addr("web"));
@@ -97,7 +90,7 @@ fn trickling_backend(pieces: usize, every: Duration) -> RawBackend {
 #[test]
 fn a_download_that_keeps_moving_outlives_the_read_timeout() {
     let backend = trickling_backend(10, Duration::from_millis(300));
-    let engine = one_server_with(backend.addr(), &[("read_timeout", "1")]);
+    let engine = one_server_with("phttp", backend.addr(), &[("read_timeout", "1")]);
     let mut c = Client::connect(engine.addr("web"));
     let started = Instant::now();
     let r = c.get("/trickle").unwrap();
@@ -112,6 +105,7 @@ fn a_download_that_keeps_moving_outlives_the_read_timeout() {
 fn an_upload_that_keeps_moving_outlives_the_read_timeout() {
     let backend = HttpBackend::start("r1");
     let engine = one_server_with(
+        "phttp",
         backend.addr(),
         &[("read_timeout", "1"), ("min_transfer_rate", "0")],
     );
@@ -127,28 +121,10 @@ fn an_upload_that_keeps_moving_outlives_the_read_timeout() {
 
 #[test]
 fn a_client_reading_too_slowly_is_cut_and_frees_the_backend() {
-    // The backend sends 64 MiB as fast as it is taken and counts the
-    // connections that ended because the proxy closed them.
-    let ended = Arc::new(AtomicUsize::new(0));
-    let e2 = Arc::clone(&ended);
-    let backend = RawBackend::start(move |s| {
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut w = s;
-        if read_request_head(&mut r).is_none() {
-            return;
-        }
-        let total = 64usize << 20;
-        let _ =
-            w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n").as_bytes());
-        let chunk = vec![b'x'; 65536];
-        for _ in 0..total / chunk.len() {
-            if w.write_all(&chunk).is_err() {
-                e2.fetch_add(1, Ordering::SeqCst);
-                return;
-            }
-        }
-    });
+    // The backend sends 64 MiB as fast as it is taken.
+    let (backend, ended) = flooding_backend(64 << 20, 65536);
     let engine = one_server_with(
+        "phttp",
         backend.addr(),
         &[("min_transfer_rate", "1000000"), ("transfer_window", "1")],
     );
@@ -188,6 +164,7 @@ fn a_client_sending_its_body_too_slowly_gets_408_and_frees_the_backend() {
         let _ = ended_tx.lock().unwrap().send(all.len());
     });
     let engine = one_server_with(
+        "phttp",
         backend.addr(),
         &[("min_transfer_rate", "100000"), ("transfer_window", "1")],
     );

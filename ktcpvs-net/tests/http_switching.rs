@@ -35,12 +35,7 @@ fn three_rules(scheduler: &str) -> (Running, [HttpBackend; 3]) {
 
 /// An engine with one service whose every request goes to `backend`.
 fn one_server(scheduler: &str, backend: std::net::SocketAddr) -> Running {
-    let control = control();
-    add_service(&control, "web", scheduler, ServiceSpec::default());
-    add_server(&control, "web", backend);
-    add_rule(&control, "web", ".*", backend);
-    start(&control, "web");
-    run(control)
+    one_server_with(scheduler, backend, &[])
 }
 
 #[test]

@@ -18,12 +18,7 @@ use support::*;
 
 /// A per-request service whose every request goes to `backend`, running.
 fn one_server(backend: SocketAddr) -> Running {
-    let control = control();
-    add_service(&control, "web", "phttp", ServiceSpec::default());
-    add_server(&control, "web", backend);
-    add_rule(&control, "web", ".*", backend);
-    start(&control, "web");
-    run(control)
+    one_server_with("phttp", backend, &[])
 }
 
 /// The request lines the backend received, in order.

@@ -132,6 +132,21 @@ pub fn run(control: Control) -> Running {
     }
 }
 
+/// Service "web" with `scheduler`, whose every request goes to `backend`
+/// (its one server, a `.*` rule), with the runtime `settings` applied
+/// first; running.
+pub fn one_server_with(scheduler: &str, backend: SocketAddr, settings: &[(&str, &str)]) -> Running {
+    let control = control();
+    for (name, value) in settings {
+        set(&control, name, value);
+    }
+    add_service(&control, "web", scheduler, ServiceSpec::default());
+    add_server(&control, "web", backend);
+    add_rule(&control, "web", ".*", backend);
+    start(&control, "web");
+    run(control)
+}
+
 /// A port on 127.0.0.1 where nothing listens (connects are refused).
 pub fn refused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
