@@ -79,8 +79,15 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         let _ = writeln!(out, "    forwardfor = on");
     }
     if c.upgrades.iter().map(String::as_str).ne(DEFAULT_UPGRADES) {
-        // Protocol names are tokens: the list is one bare word.
-        let _ = writeln!(out, "    upgrade = {}", format_upgrade_list(&c.upgrades));
+        // Protocol names are tokens, so the list is one bare word, unless
+        // one holds a `#`, which would start a comment there.
+        let list = format_upgrade_list(&c.upgrades);
+        let list = if list.contains('#') {
+            quote(&list)
+        } else {
+            list
+        };
+        let _ = writeln!(out, "    upgrade = {list}");
     }
     for (key, value) in &c.options {
         let _ = writeln!(out, "    option {key} = {}", quote(value));
