@@ -39,7 +39,9 @@ struct Pair {
 }
 
 /// Moves bytes from `from` to `to` until one would block; `false` when the
-/// pair is done (end of stream or an error).
+/// pair is done (end of stream or an error). Bytes are written straight
+/// from the shared `chunk`; only what the destination does not take is
+/// kept, in `held`, so an idle pair holds no buffer.
 fn pump(from: &mut TcpStream, to: &mut TcpStream, held: &mut Held, chunk: &mut [u8]) -> bool {
     loop {
         while held.sent < held.buf.len() {
@@ -51,14 +53,26 @@ fn pump(from: &mut TcpStream, to: &mut TcpStream, held: &mut Held, chunk: &mut [
                 Err(_) => return false,
             }
         }
-        held.buf.clear();
-        held.sent = 0;
-        match from.read(chunk) {
+        *held = Held::default();
+        let n = match from.read(chunk) {
             Ok(0) => return false,
-            Ok(n) => held.buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return false,
+        };
+        let mut sent = 0;
+        while sent < n {
+            match to.write(&chunk[sent..n]) {
+                Ok(0) => return false,
+                Ok(w) => sent += w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    held.buf.extend_from_slice(&chunk[sent..n]);
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
         }
     }
 }

@@ -1,22 +1,23 @@
 //! Per-session deadlines without per-event allocation: a binary heap with
-//! lazy cancellation by generation.
+//! lazy cancellation.
 //!
 //! Each session owns a [`Deadline`]. Moving a deadline *later* (the common
 //! case: an idle timeout refreshed on every relayed chunk) only writes the
 //! new instant into the session; the heap keeps its earlier entry, and when
 //! that entry comes due the worker sees the session's real deadline is
 //! later and re-arms it once. Moving a deadline *earlier* pushes a new
-//! entry with a fresh generation, and the old entry is ignored when it pops.
+//! entry, and the old one, no longer the session's armed tick, is ignored
+//! when it pops.
 //! The heap's capacity is reused, so steady state allocates nothing.
-//! Deadlines are whole microseconds since the heap's epoch, three words a
-//! session and three a heap entry.
+//! Deadlines are whole microseconds since the heap's epoch, two words a
+//! session and two a heap entry.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 /// Microseconds since the heap's epoch: deadlines are kept in this form so
-/// that every session's [`Deadline`] and every heap entry stay three words
+/// that every session's [`Deadline`] and every heap entry stay two words
 /// (an idle keep-alive connection is mostly its session slot and its heap
 /// entry).
 type Tick = u64;
@@ -25,6 +26,12 @@ type Tick = u64;
 const NEVER: Tick = Tick::MAX;
 
 /// The deadline of one session, as the session sees it.
+///
+/// A heap entry is live for the session in its slot when its tick is the
+/// session's `armed` tick. An entry left by an earlier session of the same
+/// slot can only match if the new session armed that very microsecond,
+/// and then firing it is exactly what the new session asked for; so no
+/// generation count is needed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
     /// When the session wants to be woken ([`NEVER`]: not at all).
@@ -32,8 +39,6 @@ pub(crate) struct Deadline {
     /// The tick of the heap entry that is live for this session
     /// ([`NEVER`]: none).
     armed: Tick,
-    /// The generation of that live entry.
-    generation: u64,
 }
 
 impl Default for Deadline {
@@ -41,7 +46,6 @@ impl Default for Deadline {
         Deadline {
             at: NEVER,
             armed: NEVER,
-            generation: 0,
         }
     }
 }
@@ -49,7 +53,6 @@ impl Default for Deadline {
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     at: Tick,
-    generation: u64,
     key: usize,
 }
 
@@ -66,7 +69,6 @@ pub(crate) enum Due {
 #[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
-    next_generation: u64,
     /// Tick 0: a second before the heap was made, so that instants taken
     /// just before it (a deadline computed from an earlier "now") keep
     /// their order.
@@ -78,7 +80,6 @@ impl Timers {
     pub fn new() -> Self {
         Timers {
             heap: BinaryHeap::with_capacity(1024),
-            next_generation: 1,
             epoch: Instant::now()
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or_else(Instant::now),
@@ -100,15 +101,8 @@ impl Timers {
     }
 
     fn arm(&mut self, key: usize, deadline: &mut Deadline, at: Tick) {
-        let generation = self.next_generation;
-        self.next_generation += 1;
         deadline.armed = at;
-        deadline.generation = generation;
-        self.heap.push(Reverse(Entry {
-            at,
-            generation,
-            key,
-        }));
+        self.heap.push(Reverse(Entry { at, key }));
     }
 
     /// How long until the earliest entry is due (zero if one is already due).
@@ -119,13 +113,13 @@ impl Timers {
             .map(|Reverse(e)| Duration::from_micros(e.at.saturating_sub(now)))
     }
 
-    /// Pops the next entry due at `now`: its key and generation.
+    /// Pops the next entry due at `now`: its key and its tick.
     pub fn pop_due(&mut self, now: Instant) -> Option<(usize, u64)> {
         let now = self.tick(now);
         match self.heap.peek() {
             Some(Reverse(e)) if e.at <= now => {
                 let Reverse(e) = self.heap.pop()?;
-                Some((e.key, e.generation))
+                Some((e.key, e.at))
             }
             _ => None,
         }
@@ -133,14 +127,8 @@ impl Timers {
 
     /// Decides what a popped entry means for the session that owns
     /// `deadline` now (the slot may have been reused by another session).
-    pub fn resolve(
-        &mut self,
-        key: usize,
-        generation: u64,
-        deadline: &mut Deadline,
-        now: Instant,
-    ) -> Due {
-        if deadline.generation != generation || deadline.armed == NEVER {
+    pub fn resolve(&mut self, key: usize, tick: u64, deadline: &mut Deadline, now: Instant) -> Due {
+        if deadline.armed != tick || tick == NEVER {
             return Due::Ignore;
         }
         deadline.armed = NEVER;

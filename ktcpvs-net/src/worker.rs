@@ -30,7 +30,7 @@ use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::http::HttpSession;
 use crate::session::tunnel::Tunnel;
-use crate::session::{Ctx, Flow, Kind, Session, Spares};
+use crate::session::{Ctx, Flow, Kind, Peer, Session, Spares};
 use crate::timer::{Due, Timers};
 use crate::token;
 use crate::upstream::pool::Backends;
@@ -522,7 +522,7 @@ impl Loop {
         };
         entry.insert(Session {
             client: Conn::new(stream, true),
-            peer,
+            peer: Peer::of(peer),
             service,
             gate,
             deadline: Default::default(),
@@ -601,15 +601,11 @@ impl Loop {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((key, generation)) = self.timers.pop_due(now) {
+        while let Some((key, tick)) = self.timers.pop_due(now) {
             let Some(session) = self.sessions.get_mut(key) else {
                 continue;
             };
-            if self
-                .timers
-                .resolve(key, generation, &mut session.deadline, now)
-                != Due::Fire
-            {
+            if self.timers.resolve(key, tick, &mut session.deadline, now) != Due::Fire {
                 continue;
             }
             let mut ctx = self.res.ctx(key, now);

@@ -118,6 +118,8 @@ fn descriptor_exhaustion_answers_503_blames_no_server_and_does_not_spin() {
     log::set_max_level(log::LevelFilter::Warn);
     let backend = HttpBackend::start("r1");
     let control = control();
+    // No pooled backend connection: each request must connect afresh.
+    set(&control, "pool_max_idle", "0");
     add_service(&control, "web", "phttp", ServiceSpec::default());
     add_server(&control, "web", backend.addr());
     start(&control, "web");
@@ -128,7 +130,6 @@ fn descriptor_exhaustion_answers_503_blames_no_server_and_does_not_spin() {
         c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
         c.read_response(false).unwrap()
     };
-    // Nothing pooled: each request connects afresh.
     assert_eq!(get_closing(&mut Client::connect(addr), "/warm").status, 200);
     lower_open_file_limit();
 

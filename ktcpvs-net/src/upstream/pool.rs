@@ -43,8 +43,10 @@ pub(crate) enum Use {
     /// Connected and idle in its server's pool since `since`, at `slot`
     /// of its server's idle list.
     Idle {
-        /// When it was pooled.
-        since: Instant,
+        /// When it was pooled, in whole seconds since the pool's epoch
+        /// (idle times are compared with `keepalive_timeout`, whole
+        /// seconds; a `u32` keeps every connection in the slab small).
+        since: u32,
         /// Its place in the list.
         slot: u32,
     },
@@ -129,6 +131,8 @@ pub(crate) struct Backends {
     /// Idle connection ids per server.
     lists: Vec<IdleList>,
     idle_count: usize,
+    /// Second 0 of the idle times ([`Use::Idle`]).
+    epoch: Instant,
 }
 
 impl Default for Backends {
@@ -145,6 +149,7 @@ impl Backends {
             idle: HashMap::new(),
             lists: Vec::new(),
             idle_count: 0,
+            epoch: Instant::now(),
         }
     }
 
@@ -265,8 +270,9 @@ impl Backends {
         keepalive: Duration,
         probe: bool,
     ) -> Option<usize> {
+        let epoch = self.epoch;
         let alive = self.conns.get(id).is_some_and(|b| {
-            matches!(b.use_, Use::Idle { since, .. } if now.saturating_duration_since(since) < keepalive)
+            matches!(b.use_, Use::Idle { since, .. } if idle_for(epoch, since, now) < keepalive)
                 && (!probe || is_quiet(&b.conn.stream))
         });
         if alive {
@@ -324,7 +330,7 @@ impl Backends {
             return false;
         }
         b.use_ = Use::Idle {
-            since: now,
+            since: secs_since(self.epoch, now),
             // The list holds at most `max_idle` (u16 range) entries.
             slot: ids.len() as u32,
         };
@@ -351,12 +357,12 @@ impl Backends {
         if self.idle_count == 0 {
             return;
         }
-        let conns = &mut self.conns;
+        let (conns, epoch) = (&mut self.conns, self.epoch);
         let mut removed = 0;
         for IdleList { ids, .. } in &mut self.lists {
             ids.retain(|&id| {
                 let keep = conns.get(id).is_some_and(|b| {
-                    matches!(b.use_, Use::Idle { since, .. } if now.saturating_duration_since(since) < keepalive)
+                    matches!(b.use_, Use::Idle { since, .. } if idle_for(epoch, since, now) < keepalive)
                 });
                 if !keep {
                     if conns.contains(id) {
@@ -407,6 +413,17 @@ impl Backends {
         }
         self.idle_count = 0;
     }
+}
+
+/// `now` in whole seconds since `epoch`.
+fn secs_since(epoch: Instant, now: Instant) -> u32 {
+    u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+}
+
+/// How long a connection pooled at `since` (see [`Use::Idle`]) has idled
+/// at `now`.
+fn idle_for(epoch: Instant, since: u32, now: Instant) -> Duration {
+    Duration::from_secs(u64::from(secs_since(epoch, now).saturating_sub(since)))
 }
 
 /// Whether a connection has nothing to read and is not closed: a pooled

@@ -192,11 +192,9 @@ pub(crate) enum Keep {
     /// without a pool lookup.
     Pooled(usize),
     /// Per-connection schedulers: the route decided on the first request,
-    /// and its backend connection while it stays open.
-    Connection {
-        route: Route,
-        backend: Option<usize>,
-    },
+    /// and its backend connection while it stays open (a `u32` id, so that
+    /// a parked session stays five words).
+    Connection { route: Route, backend: Option<u32> },
 }
 
 impl Keep {
@@ -206,7 +204,7 @@ impl Keep {
             backend: Some(b), ..
         } = self
         {
-            ctx.backends.close(b);
+            ctx.backends.close(b as usize);
         }
     }
 }

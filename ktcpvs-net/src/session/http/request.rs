@@ -145,7 +145,7 @@ impl HttpSession {
         match keep {
             // A per-connection route decided on the first request is kept.
             Keep::Connection { route, backend } if per_connection => {
-                self.route_kept(route, backend, req, head, peer, ctx)
+                self.route_kept(route, backend.map(|b| b as usize), req, head, peer, ctx)
             }
             Keep::Pooled(id) => self.decide(service, Some(id), req, head, peer, ctx),
             other => {

@@ -251,9 +251,9 @@ impl HttpSession {
         release_if_empty(&mut self.io.down.buf);
         self.flush_backend_traffic(ex.backend, &ex.route, ctx);
         let keep = if ex.route.per_connection() && persist == Persist::KeepAlive {
-            let kept = match backend {
-                Persist::KeepAlive => Some(ex.backend),
-                Persist::Close => {
+            let kept = match (backend, u32::try_from(ex.backend)) {
+                (Persist::KeepAlive, Ok(id)) => Some(id),
+                _ => {
                     ctx.backends.close(ex.backend);
                     None
                 }
