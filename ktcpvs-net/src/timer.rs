@@ -88,8 +88,13 @@ impl Timers {
 
     /// `at` as a tick.
     fn tick(&self, at: Instant) -> Tick {
-        let micros = at.saturating_duration_since(self.epoch).as_micros();
-        u64::try_from(micros).unwrap_or(NEVER - 1)
+        // Seconds and microseconds apart: no 128-bit arithmetic on a path
+        // taken several times per request.
+        let d = at.saturating_duration_since(self.epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+            .min(NEVER - 1)
     }
 
     /// Sets (or clears, with `None`) the deadline of the session `key`.

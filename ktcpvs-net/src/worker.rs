@@ -28,7 +28,6 @@ use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::io::conn::Conn;
 use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
-use crate::session::http::HttpSession;
 use crate::session::tunnel::Tunnel;
 use crate::session::{Ctx, Flow, Kind, Peer, Session, Spares};
 use crate::timer::{Due, Timers};
@@ -512,7 +511,7 @@ impl Loop {
                 Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
             }
             Dispatch::FirstRequest | Dispatch::EachRequest => {
-                Some(Kind::Http(ctx.spares.boxed(HttpSession::start(now))))
+                Some(Kind::Http(ctx.spares.start(now)))
             }
         };
         let Some(kind) = kind else {

@@ -102,15 +102,24 @@ impl Spares {
         Spares(Vec::with_capacity(Self::MAX))
     }
 
-    /// A box holding `session`: a spare one when there is one.
-    pub fn boxed(&mut self, session: HttpSession) -> Box<HttpSession> {
+    /// A session reading its first head, in a spare box when there is one
+    /// (its buffers and scratch space are already empty: only the state is
+    /// written, nothing is moved).
+    pub fn start(&mut self, now: Instant) -> Box<HttpSession> {
         match self.0.pop() {
             Some(mut spare) => {
-                *spare = session;
+                spare.restart(now);
                 spare
             }
-            None => Box::new(session),
+            None => Box::new(HttpSession::start(now)),
         }
+    }
+
+    /// A parked session's `keep` resumed in a spare box, or in a new one.
+    pub fn resume(&mut self, keep: Keep, now: Instant) -> Box<HttpSession> {
+        let mut session = self.start(now);
+        session.resume(keep, now);
+        session
     }
 
     /// Keeps an emptied box for later, or frees it.
@@ -191,9 +200,7 @@ impl Session {
             else {
                 return Flow::Done;
             };
-            let mut session = ctx.spares.boxed(HttpSession::start(ctx.now));
-            session.resume(keep, ctx.now);
-            self.kind = Kind::Http(session);
+            self.kind = Kind::Http(ctx.spares.resume(keep, ctx.now));
         }
         let flow = match &mut self.kind {
             Kind::Tunnel(t) => return t.drive(&mut self.client, &self.service, ctx),

@@ -357,6 +357,15 @@ impl HttpSession {
         }
     }
 
+    /// Starts this emptied session over on a newly accepted connection.
+    pub fn restart(&mut self, now: Instant) {
+        self.state = State::Reading {
+            since: now,
+            first_byte: Some(now),
+            keep: Keep::Nothing,
+        };
+    }
+
     /// Resumes a parked session (what it kept) in this emptied box, its
     /// client having sent something.
     pub fn resume(&mut self, keep: Keep, now: Instant) {
@@ -385,9 +394,12 @@ impl HttpSession {
         if !parkable {
             return None;
         }
-        let State::Reading { keep, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+        // Only the kept part moves out (the state enum is far larger).
+        let State::Reading { keep, .. } = &mut self.state else {
             return None;
         };
+        let keep = std::mem::take(keep);
+        self.state = State::Closed;
         self.io.up.clear();
         self.io.down.clear();
         Some(keep)

@@ -137,10 +137,11 @@ impl HttpSession {
         };
         service.load().add_request();
         let req = self.request(&service, peer, info, head);
-        let keep = match std::mem::replace(&mut self.state, State::Closed) {
-            State::Reading { keep, .. } => keep,
+        let keep = match &mut self.state {
+            State::Reading { keep, .. } => std::mem::take(keep),
             _ => Keep::Nothing,
         };
+        self.state = State::Closed;
         let per_connection = service.dispatch() != Dispatch::EachRequest;
         match keep {
             // A per-connection route decided on the first request is kept.
