@@ -3,7 +3,9 @@
 //! decided again without it; a pooled connection the server closed is
 //! replaced for an idempotent request without the client noticing; a
 //! request with a body is never silently replayed; an idle pooled
-//! connection is closed once `keepalive_timeout` passes.
+//! connection is closed once `keepalive_timeout` passes; and a client that
+//! closes after a clean exchange leaves its backend connection to the next
+//! client instead of closing it.
 
 mod support;
 
@@ -258,6 +260,42 @@ fn a_request_with_a_body_is_not_replayed_on_a_dead_kept_connection() {
         c.send(body);
         let r = c.read_response(false).unwrap();
         assert_eq!(r.text(), "r1 /form 11", "{scheduler}");
+    }
+}
+
+/// A client that says `Connection: close` ends its own connection, not the
+/// real server's: an exchange that ended cleanly (whole request sent, whole
+/// response framed, the server keeping its connection) leaves the backend
+/// connection to the worker's pool, so clients that each open a connection
+/// for one request share one backend connection (the benchmark's scenario
+/// 2). Each client still gets `Connection: close` and then an end of file.
+#[test]
+fn a_closing_client_leaves_its_clean_backend_connection_to_the_next() {
+    for scheduler in ["http", "phttp"] {
+        let backend = support::backend::HttpBackend::start("r1");
+        let control = control();
+        add_service(&control, "web", scheduler, ServiceSpec::default());
+        add_server(&control, "web", backend.addr());
+        start(&control, "web");
+        // One worker: each worker pools its own backend connections.
+        let engine = run_workers(control, 1);
+        for i in 0..5 {
+            let mut c = Client::connect(engine.addr("web"));
+            c.send(
+                format!("GET /n{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+            );
+            let r = c.read_response(false).unwrap();
+            assert_eq!(r.status, 200, "{scheduler}");
+            assert_eq!(r.text(), format!("r1 /n{i}"), "{scheduler}");
+            assert_eq!(r.header("connection"), Some("close"), "{scheduler}");
+            assert!(c.read_to_close().unwrap().is_empty(), "{scheduler}");
+        }
+        assert_eq!(backend.requests(), 5, "{scheduler}");
+        let connections = backend.seen.connections.load(Ordering::SeqCst);
+        assert_eq!(
+            connections, 1,
+            "{scheduler}: one backend connection for five clients"
+        );
     }
 }
 

@@ -125,7 +125,16 @@ impl Drop for Running {
 
 /// Starts an engine with two workers over `control`.
 pub fn run(control: Control) -> Running {
-    let handle = Engine::builder(control.clone()).workers(2).start().unwrap();
+    run_workers(control, 2)
+}
+
+/// Starts an engine with `workers` workers over `control` (one, where a
+/// test counts what a worker's own pools hold).
+pub fn run_workers(control: Control, workers: usize) -> Running {
+    let handle = Engine::builder(control.clone())
+        .workers(workers)
+        .start()
+        .unwrap();
     Running {
         control,
         handle: Some(handle),
