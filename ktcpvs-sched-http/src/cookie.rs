@@ -14,12 +14,16 @@
 //! been sent to without the key, and every ktcpvs instance configured with
 //! the same key (option `cookie_key`) issues and honours the same values.
 //! Nothing grows with the number of clients: all per-server values and
-//! header lines are computed in [`Scheduler::build`], and validating a
-//! cookie compares it with every server's value in constant time.
+//! header lines are computed in [`Scheduler::build`]. Validating a cookie
+//! looks its value up by a hash keyed with a per-picker random key and
+//! compares it with the value found in constant time, so its cost does not
+//! grow with the number of servers and its timing says nothing about the
+//! valid values.
 //!
 //! The original (`tcp_vs_chttp.c`) kept a global table of sessions keyed by
 //! a guessable counter, shared between services and reset on reload.
 
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 
 use hmac::{Hmac, Mac};
@@ -144,8 +148,10 @@ impl Scheduler for Chttp {
 }
 
 /// The picker built by [`Chttp`]: the cookie name and insertion mode, and
-/// every server's cookie value and `Set-Cookie` line, precomputed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// every server's cookie value and `Set-Cookie` line, precomputed. Two
+/// pickers are equal when they issue and honour the same cookies (the
+/// random key of their lookup table does not count).
+#[derive(Debug, Clone)]
 pub struct ChttpPicker {
     cookie_name: Box<str>,
     insert: CookieInsert,
@@ -154,7 +160,25 @@ pub struct ChttpPicker {
     values: Vec<[u8; 16]>,
     /// `lines[i]` is the complete `Set-Cookie` header line for server `i`.
     lines: Vec<Box<[u8]>>,
+    /// The lookup key: SipHash with random keys, drawn for this picker.
+    tag_key: RandomState,
+    /// `(tag of values[i], i)` for every server, sorted by tag.
+    by_tag: Box<[(u64, usize)]>,
 }
+
+impl PartialEq for ChttpPicker {
+    fn eq(&self, other: &ChttpPicker) -> bool {
+        (&self.cookie_name, self.insert, &self.values, &self.lines)
+            == (
+                &other.cookie_name,
+                other.insert,
+                &other.values,
+                &other.lines,
+            )
+    }
+}
+
+impl Eq for ChttpPicker {}
 
 impl ChttpPicker {
     /// Reads the options of `service` and precomputes every server's
@@ -208,11 +232,21 @@ impl ChttpPicker {
                 "two servers have the same cookie value (the same address?)".to_string(),
             ));
         }
+        let values: Vec<[u8; 16]> = values.iter().map(|v| v.to_be_bytes()).collect();
+        let tag_key = RandomState::new();
+        let mut by_tag: Box<[(u64, usize)]> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (tag_key.hash_one(v), i))
+            .collect();
+        by_tag.sort_unstable();
         Ok(ChttpPicker {
             cookie_name: cookie_name.into(),
             insert,
-            values: values.iter().map(|v| v.to_be_bytes()).collect(),
+            values,
             lines,
+            tag_key,
+            by_tag,
         })
     }
 
@@ -234,19 +268,19 @@ impl ChttpPicker {
     /// The server a cookie value names, or `None` for a malformed,
     /// forged or stale value. Allocates nothing.
     ///
-    /// A well-formed value is compared with every server's in constant
-    /// time (`subtle`), all of them every time, so how long the check
-    /// takes tells a client nothing about how close a guess came. (Whether
-    /// a value is well-formed, 32 lowercase hex digits, is no secret.)
+    /// A well-formed value is looked up by its tag, a SipHash under this
+    /// picker's random key, in the table of the servers' tags (a binary
+    /// search); the values whose tag is equal, almost always none or one,
+    /// are then compared with it in constant time (`subtle`). Where the
+    /// search stops depends only on tags, which without the key say
+    /// nothing about the valid values, so how long a check takes tells a
+    /// client nothing about how close a guess came; and it costs
+    /// logarithmically in the number of servers, not linearly. (Whether a
+    /// value is well-formed, 32 lowercase hex digits, is no secret.)
     pub fn server_for(&self, value: &str) -> Option<usize> {
         let value = parse_value(value)?.to_be_bytes();
-        let mut found = 0u64;
-        for (i, v) in self.values.iter().enumerate() {
-            // Indices are below the server count, far below u64::MAX.
-            let candidate = i as u64 + 1;
-            found = u64::conditional_select(&found, &candidate, v.ct_eq(&value));
-        }
-        usize::try_from(found).ok()?.checked_sub(1)
+        let tag = self.tag_key.hash_one(value);
+        find_by_tag(&self.by_tag, &self.values, tag, &value)
     }
 }
 
@@ -286,6 +320,25 @@ impl Picker for ChttpPicker {
         }
         self.cookie_line(selection.server)
     }
+}
+
+/// The server whose value is `value`, among the entries of `by_tag` (sorted
+/// by tag) whose tag is `tag`; each of those is compared in constant time.
+fn find_by_tag(
+    by_tag: &[(u64, usize)],
+    values: &[[u8; 16]],
+    tag: u64,
+    value: &[u8; 16],
+) -> Option<usize> {
+    let start = by_tag.partition_point(|&(t, _)| t < tag);
+    let mut found = 0u64;
+    for &(_, i) in by_tag[start..].iter().take_while(|&&(t, _)| t == tag) {
+        let Some(v) = values.get(i) else { continue };
+        // Indices are below the server count, far below u64::MAX.
+        let candidate = i as u64 + 1;
+        found = u64::conditional_select(&found, &candidate, v.ct_eq(value));
+    }
+    usize::try_from(found).ok()?.checked_sub(1)
 }
 
 /// The key used when the service sets no `cookie_key`: SHA-256 of a fixed
@@ -334,4 +387,27 @@ fn is_cookie_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_by_tag;
+
+    /// Tags that collide (64-bit SipHash outputs rarely do, but may) are
+    /// all compared: the value decides, wherever it sits in the run.
+    #[test]
+    fn every_entry_of_a_colliding_tag_is_compared() {
+        let values = [[1u8; 16], [2; 16], [3; 16], [4; 16]];
+        let by_tag = [(5, 0), (7, 1), (7, 2), (7, 3)];
+        assert_eq!(find_by_tag(&by_tag, &values, 5, &[1; 16]), Some(0));
+        for i in 1..4 {
+            assert_eq!(find_by_tag(&by_tag, &values, 7, &values[i]), Some(i));
+        }
+        // The right value under the wrong tag, a tag no server has, a
+        // tag past the end: nothing.
+        assert_eq!(find_by_tag(&by_tag, &values, 5, &[2; 16]), None);
+        assert_eq!(find_by_tag(&by_tag, &values, 6, &[2; 16]), None);
+        assert_eq!(find_by_tag(&by_tag, &values, 9, &[4; 16]), None);
+        assert_eq!(find_by_tag(&[], &[], 0, &[0; 16]), None);
+    }
 }

@@ -260,6 +260,26 @@ fn cookie_values_are_the_same_in_every_version() {
     assert_eq!(format!("{v6:032x}"), "50c663d7ec91a753498b58a0dc8e84bb");
 }
 
+/// With many servers (the lookup is a search over keyed-hash tags, not a
+/// scan), every server is still found by its own value and only by it,
+/// and two pickers of one service agree although their lookup keys differ.
+#[test]
+fn every_one_of_three_hundred_servers_is_found_by_its_value() {
+    let servers: Vec<(u32, u64)> = (0..300).map(|_| (1, 0)).collect();
+    let all: Vec<usize> = (0..300).collect();
+    let s = TestService::with_servers(&servers).rule(".*", None, &all);
+    let (a, b) = (ChttpPicker::new(&s).unwrap(), ChttpPicker::new(&s).unwrap());
+    assert_eq!(a, b);
+    for i in 0..300 {
+        let value = value_of("web", i);
+        assert_eq!(a.server_for(&value), Some(i));
+        assert_eq!(b.server_for(&value), Some(i));
+        let mut near = value.into_bytes();
+        near[31] = if near[31] == b'0' { b'1' } else { b'0' };
+        assert_eq!(a.server_for(std::str::from_utf8(&near).unwrap()), None);
+    }
+}
+
 #[test]
 fn every_server_is_found_by_its_value_and_no_near_miss_is() {
     let s = service();
