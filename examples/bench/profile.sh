@@ -25,7 +25,10 @@ HZ=$(getconf CLK_TCK)
 for t in valgrind callgrind_control callgrind_annotate nginx wrk; do
   command -v "$t" >/dev/null || { echo "profile.sh needs $t (Debian: valgrind nginx wrk)" >&2; exit 2; }
 done
-if [ -z "${BUILD:-}" ]; then
+WHAT="ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+if [ -n "${BUILD:-}" ]; then
+  WHAT="the build in $BUILD"
+else
   BUILD=${CARGO_TARGET_DIR:-$REPO/target}
   (cd "$REPO" && cargo build --release --quiet --example ktcpvsd --example tcpvsadm) >&2
 fi
@@ -67,7 +70,7 @@ requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 out=$(ls -t "$WORK"/callgrind.out* | head -1)
 callgrind_annotate --inclusive=yes "$out" >"$WORK/annotate.txt" 2>/dev/null
 ir=$(awk '/PROGRAM TOTALS/ && !done {gsub(",","",$1); print $1; done=1}' "$WORK/annotate.txt")
-echo "# ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') from $BUILD, scheduler $SCHED, $(date -u +%FT%TZ)"
+echo "# $WHAT, scheduler $SCHED, $(date -u +%FT%TZ)"
 echo "# wrk -t1 -c16 -d${DURATION}s $url: $requests requests"
 echo "Ir per request: $((ir / requests)) ($ir Ir / $requests requests, user space only)"
 echo
