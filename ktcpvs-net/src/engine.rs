@@ -1,7 +1,7 @@
 //! The engine: builder, handle, and the coordination of listeners with the
 //! configuration.
 //!
-//! [`EngineBuilder::start`] creates one [`Worker`] per thread and registers
+//! [`EngineBuilder::start`] creates one worker per thread and registers
 //! a watcher on the [`Control`]: after every published change the watcher
 //! compares the running services with the listeners it has opened (by the
 //! stable [`ServiceId`]) and opens, moves or closes listeners. Sockets are
