@@ -10,6 +10,7 @@
 //! applies them) import them without importing each other.
 
 use crate::endpoint::Endpoint;
+use crate::tls::CertificateFiles;
 
 /// Fields of a service to set. `None` leaves a field as it is (on edit) or
 /// takes the default (on add).
@@ -49,6 +50,12 @@ pub struct ServiceSpec {
     pub upgrades: Option<Vec<String>>,
     /// Scheduler options to set (`Some(value)`) or remove (`None`).
     pub options: Vec<(String, Option<String>)>,
+    /// The certificates the listener serves, the default first (replacing
+    /// the list; empty: TLS off).
+    pub certificates: Option<Vec<CertificateFiles>>,
+    /// Whether a request's `Host` must agree with the TLS server name
+    /// (SNI); only for a service with certificates.
+    pub host_check: Option<bool>,
 }
 
 /// One control operation. Each is atomic: it applies whole or not at all.
@@ -132,6 +139,10 @@ pub enum Command {
         /// The service, or every service.
         service: Option<String>,
     },
+    /// Read every TLS service's certificate files again; new handshakes
+    /// use them, connections in flight keep theirs. Refused, changing
+    /// nothing, when any file is bad.
+    ReloadCertificates,
     /// Set a runtime setting (`tcpvsadm --sysctl NAME=VALUE`).
     Set {
         /// The setting's name.

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::tls::TlsError;
+
 /// An address that could not be parsed or resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AddrError {
@@ -144,6 +146,19 @@ pub enum ControlError {
     /// The balancer was unloaded; it accepts no further changes.
     #[error("ktcpvs is unloading: no further changes are accepted")]
     Unloaded,
+    /// A certificate file of a TLS service could not be used; nothing was
+    /// applied.
+    #[error("service '{service}': {error}")]
+    Certificate {
+        /// The service.
+        service: String,
+        /// The file and what is wrong with it.
+        error: TlsError,
+    },
+    /// A service asks for TLS, but the host registered no TLS
+    /// implementation ([`Control::set_tls_loader`](crate::Control::set_tls_loader)).
+    #[error("service '{0}' has certificates, but this program has no TLS support")]
+    NoTls(String),
 }
 
 /// Where in a configuration text an error was found.

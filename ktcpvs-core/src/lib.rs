@@ -20,6 +20,7 @@
 //! | [`command`] | the control verbs ([`Command`], [`ServiceSpec`]) that files, sockets and host programs all build |
 //! | [`control`] | the [`Control`] handle: every operation, atomic |
 //! | [`config`] | the configuration language: parser and printer |
+//! | [`tls`] | TLS on a listener: the certificate files ([`TlsConfig`]) and the [`TlsLoader`] contract a host's TLS implementation fulfils |
 //! | [`testkit`] | in-memory services and a conformance check for scheduler authors |
 //!
 //! Scheduler authors start with `docs/plugins.md`; host programs use the
@@ -38,6 +39,7 @@ pub mod scheduler;
 pub mod settings;
 pub mod snapshot;
 pub mod testkit;
+pub mod tls;
 pub mod view;
 
 pub use command::{Command, ServiceSpec};
@@ -51,6 +53,7 @@ pub use scheduler::{
 };
 pub use settings::Settings;
 pub use snapshot::{ServiceSnapshot, Snapshot};
+pub use tls::{CertificateFiles, TlsConfig, TlsError, TlsLoader, TlsMaterial};
 pub use view::{RealServer, Rule, VirtualService};
 
 /// The scheduler author's guide (`docs/plugins.md`), compiled here so its

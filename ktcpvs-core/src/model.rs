@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::error::ControlError;
+use crate::tls::TlsConfig;
 
 /// Longest accepted service name, in bytes.
 ///
@@ -243,6 +244,8 @@ pub struct ServiceConfig {
     /// Scheduler options (`option NAME = "VALUE"`), for instance the cookie
     /// name and key of `chttp`. Unknown options are kept and listed.
     pub options: BTreeMap<String, String>,
+    /// TLS on the listener: the certificates it serves. `None`: plain TCP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl ServiceConfig {
@@ -263,6 +266,7 @@ impl ServiceConfig {
             forward_for: false,
             upgrades: DEFAULT_UPGRADES.iter().map(|p| p.to_string()).collect(),
             options: BTreeMap::new(),
+            tls: None,
         }
     }
 
@@ -308,6 +312,9 @@ impl ServiceConfig {
                 value: self.upgrades.join(","),
                 reason: "protocol names are stored in lower case".to_string(),
             });
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         Ok(())
     }

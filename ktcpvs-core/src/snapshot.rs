@@ -18,6 +18,7 @@ use crate::live::{Lease, ServerLoad, ServiceLoad};
 use crate::model::{Config, ServerConfig, ServiceConfig, ServiceDef};
 use crate::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use crate::settings::Settings;
+use crate::tls::TlsMaterial;
 use crate::view::{RealServer, Rule, VirtualService};
 
 /// A stable identifier of a service: it stays the same across every
@@ -73,6 +74,9 @@ pub struct ServiceSnapshot {
     load: Arc<ServiceLoad>,
     dispatch: Dispatch,
     picker: Box<dyn Picker>,
+    /// What the host's TLS loader made of the certificates, and the
+    /// reload epoch it was made at.
+    tls: Option<(TlsMaterial, u64)>,
 }
 
 impl fmt::Debug for ServiceSnapshot {
@@ -140,6 +144,7 @@ impl ServiceSnapshot {
             load: service_load,
             dispatch: scheduler.dispatch(),
             picker: Box::new(Unbuilt),
+            tls: None,
         };
         snapshot.picker = scheduler.build(&snapshot)?;
         Ok(snapshot)
@@ -164,6 +169,20 @@ impl ServiceSnapshot {
     /// When its scheduler decides.
     pub fn dispatch(&self) -> Dispatch {
         self.dispatch
+    }
+    /// What the host's [`TlsLoader`](crate::TlsLoader) made of the
+    /// service's certificates; `None` for a plain service.
+    pub fn tls(&self) -> Option<&TlsMaterial> {
+        self.tls.as_ref().map(|(material, _)| material)
+    }
+    /// Gives the service its TLS material, loaded at certificate reload
+    /// `epoch` (control path).
+    pub(crate) fn set_tls(&mut self, material: TlsMaterial, epoch: u64) {
+        self.tls = Some((material, epoch));
+    }
+    /// The TLS material with the reload epoch it was loaded at.
+    pub(crate) fn tls_loaded(&self) -> Option<(&TlsMaterial, u64)> {
+        self.tls.as_ref().map(|(material, epoch)| (material, *epoch))
     }
     /// The picker built for this version.
     pub fn picker(&self) -> &dyn Picker {
@@ -235,6 +254,9 @@ impl VirtualService for ServiceSnapshot {
     }
     fn option(&self, name: &str) -> Option<&str> {
         self.def.config.options.get(name).map(String::as_str)
+    }
+    fn is_tls(&self) -> bool {
+        self.def.config.tls.is_some()
     }
 }
 

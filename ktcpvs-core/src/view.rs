@@ -56,6 +56,13 @@ pub trait VirtualService {
 
     /// A scheduler option (`option NAME = "VALUE"` in the configuration).
     fn option(&self, name: &str) -> Option<&str>;
+
+    /// Whether clients reach the service over TLS (so that, for instance,
+    /// a cookie the picker stamps can be marked `Secure`). `false` unless
+    /// implemented.
+    fn is_tls(&self) -> bool {
+        false
+    }
 }
 
 /// A compiled content rule: a pattern, an optional capture group, and the

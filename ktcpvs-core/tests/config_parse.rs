@@ -374,6 +374,10 @@ const BAD: &[Bad] = &[
     Bad { name: "unquoted option value", text: "Virtual web {\n  option cookie = a\n}", line: 2, column: 19, message: "parsing option error: expected a quoted value but found 'a'" },
     Bad { name: "quote in option value", text: "Virtual web {\n  option cookie = \"a\\\"b\"\n}", line: 2, column: 19, message: "parsing option error: an option value must not contain quotes or line breaks" },
     Bad { name: "bad option name", text: "Virtual web {\n  option a.b = \"x\"\n}", line: 2, column: 10, message: "option name 'a.b' must be ASCII letters" },
+    Bad { name: "certificate without key", text: "Virtual web {\n  certificate = \"a.pem\"\n}", line: 3, column: 1, message: "parsing certificate error: expected the keyword 'key' but found '}'" },
+    Bad { name: "certificate with an empty name", text: "Virtual web {\n  certificate = \"\" key \"k.pem\"\n}", line: 2, column: 17, message: "parsing certificate error: expected the certificate chain's file name but found string \"\"" },
+    Bad { name: "certificate key missing", text: "Virtual web {\n  certificate = a.pem key\n}", line: 3, column: 1, message: "parsing certificate error: expected the private key's file name but found '}'" },
+    Bad { name: "sni_host_check not on or off", text: "Virtual web {\n  sni_host_check = yes\n}", line: 2, column: 20, message: "parsing sni_host_check error: expected 'on' or 'off' but found 'yes'" },
 ];
 
 #[test]
@@ -418,6 +422,7 @@ const BAD_SEMANTICS: &[Bad] = &[
     Bad { name: "duplicate server", text: "Virtual web {\n  server = 10.0.0.1:80\n  server = 10.0.0.1:http 2\n}", line: 3, column: 3, message: "Destination already exists: 10.0.0.1:80 in service 'web'" },
     Bad { name: "duplicate service", text: "Virtual web {\n}\n\nVirtual web {\n}", line: 4, column: 1, message: "Service already exists: 'web'" },
     Bad { name: "unresolvable host", text: "Virtual web {\n  server = no-such-host.invalid:80\n}", line: 2, column: 3, message: "cannot resolve host 'no-such-host.invalid'" },
+    Bad { name: "host check without certificates", text: "Virtual web {\n  sni_host_check = off\n}", line: 1, column: 1, message: "invalid sni_host_check 'off': only a service with certificates has a TLS server name to check" },
     Bad { name: "same rule twice", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"/a\" use server 10.0.0.1:80\n  rule = pattern \"/a\" use server 10.0.0.1:80\n}", line: 4, column: 3, message: "Rule already exists" },
 ];
 
@@ -597,4 +602,84 @@ fn config_errors_say_which_kind_of_problem_they_are() {
     assert_eq!(unread.problem, ConfigProblem::Unreadable);
     assert_eq!(unread.to_string(), unread.message);
     assert!(unread.message.contains("opening error"), "{unread}");
+}
+
+/// A directory of its own for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ktcpvs-core-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+
+/// `certificate` statements: relative names are the configuration file's
+/// directory's, the first certificate is the default, the files are read
+/// by the host's loader when the file loads, and a file the loader refuses
+/// is named (file and reason) at its statement, changing nothing.
+#[test]
+fn certificates_load_from_the_files_directory_and_a_bad_one_changes_nothing() {
+    let dir = TempDir::new("tls");
+    for name in ["a.pem", "a.key", "b.pem", "b.key"] {
+        std::fs::write(dir.0.join(name), PEM).unwrap();
+    }
+    std::fs::write(dir.0.join("empty.key"), "").unwrap();
+    let conf = dir.0.join("tls.conf");
+    std::fs::write(
+        &conf,
+        "Virtual site {\n  listen = 127.0.0.1:8443\n  certificate = a.pem key \"a.key\"\n  \
+         certificate = \"b.pem\" key b.key\n  sni_host_check = off\n}\n",
+    )
+    .unwrap();
+    let control = ktcpvs_core::Control::new(support::registry());
+    let loader = std::sync::Arc::new(support::PemFiles::default());
+    control.set_tls_loader(loader.clone());
+    control.load_file(&conf).unwrap();
+    let tls = control.config().service("site").unwrap().config.tls.clone().unwrap();
+    assert_eq!(tls.certificates.len(), 2);
+    assert_eq!(tls.certificates[0].chain, dir.0.join("a.pem"));
+    assert_eq!(tls.certificates[1].key, dir.0.join("b.key"));
+    assert!(!tls.host_check);
+    assert!(control.snapshot().service("site").unwrap().tls().is_some());
+    assert_eq!(loader.loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // An empty key file: refused at its statement, naming it; nothing changes.
+    let before = control.config();
+    let generation = control.snapshot().generation();
+    std::fs::write(
+        &conf,
+        "Virtual site {\n  listen = 127.0.0.1:8443\n  certificate = a.pem key empty.key\n}\n",
+    )
+    .unwrap();
+    let Err(ControlError::Config(err)) = control.load_file(&conf) else {
+        panic!("an empty key file was not refused");
+    };
+    assert_eq!((err.location.line, err.location.column), (1, 1), "{err}");
+    let named = dir.0.join("empty.key").display().to_string();
+    assert!(err.message.contains(&named) && err.message.contains("no PEM block"), "{err}");
+    assert_eq!(control.config(), before);
+    assert_eq!(control.snapshot().generation(), generation);
+}
+
+/// Without a TLS loader a service with certificates is refused: the host
+/// cannot serve it.
+#[test]
+fn certificates_without_tls_support_are_refused() {
+    let control = ktcpvs_core::Control::new(support::registry());
+    let err = control
+        .load_config("Virtual site {\n  certificate = /a.pem key /a.key\n}\n", None)
+        .unwrap_err();
+    assert!(err.to_string().contains("has no TLS support"), "{err}");
+    assert!(control.config().services.is_empty());
 }

@@ -9,7 +9,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ktcpvs_core::config::{self, PrintOptions};
-use ktcpvs_core::{Command, Config, Control, Endpoint, ServiceSpec};
+use ktcpvs_core::{CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
 use proptest::prelude::*;
 
 /// One service as the generator describes it.
@@ -69,6 +69,13 @@ fn option_value() -> impl Strategy<Value = String> {
     "[ -!#-~\té\\\\]{0,12}"
 }
 
+/// Absolute file names (a relative one would be taken from the printed
+/// file's directory), with the characters that need quoting: blanks,
+/// quotes, backslashes and `#`.
+fn file_name() -> impl Strategy<Value = String> {
+    "(/[a-z0-9 ._#\"\\\\-]{1,8}){1,3}"
+}
+
 fn spec() -> impl Strategy<Value = ServiceSpec> {
     let timeout = || prop::option::of(1u32..=86_400);
     (
@@ -92,6 +99,10 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             )),
         ),
         prop::collection::btree_map("[A-Za-z0-9_-]{1,10}", option_value(), 0..3),
+        (
+            prop::option::of(prop::collection::vec((file_name(), file_name()), 0..3)),
+            prop::option::of(any::<bool>()),
+        ),
     )
         .prop_map(
             |(
@@ -99,6 +110,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 (ct, rt, kt, ht, rst),
                 (ff, upgrades),
                 opts,
+                (certificates, host_check),
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
@@ -117,6 +129,15 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                     forward_for: ff,
                     upgrades: upgrades.map(|u| u.into_iter().map(str::to_string).collect()),
                     options: opts.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                    certificates: certificates.map(|c| {
+                        c.into_iter()
+                            .map(|(chain, key)| CertificateFiles {
+                                chain: chain.into(),
+                                key: key.into(),
+                            })
+                            .collect()
+                    }),
+                    host_check,
                 }
             },
         )

@@ -770,3 +770,86 @@ fn refused_activation_rolls_the_change_back() {
         .execute(add_server("web", "10.0.0.1:80", Some(2)))
         .unwrap();
 }
+
+/// Certificate material is loaded when a service's certificate list is
+/// set or changed and on `ReloadCertificates`, never on unrelated changes;
+/// a reload that meets a bad file is refused whole and the material in use
+/// stays; removing the certificates turns TLS off.
+#[test]
+fn certificates_are_loaded_on_change_and_reload_only_and_a_bad_reload_keeps_the_old() {
+    use std::sync::atomic::Ordering;
+    let dir = std::env::temp_dir().join(format!("ktcpvs-core-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+    let (chain, key) = (dir.join("site.pem"), dir.join("site.key"));
+    std::fs::write(&chain, pem).unwrap();
+    std::fs::write(&key, pem).unwrap();
+    let control = Control::new(support::registry());
+    let loader = Arc::new(support::PemFiles::default());
+    control.set_tls_loader(loader.clone());
+    let loads = || loader.loads.load(Ordering::SeqCst);
+    let files = vec![ktcpvs_core::CertificateFiles {
+        chain: chain.clone(),
+        key: key.clone(),
+    }];
+    let spec = ServiceSpec {
+        certificates: Some(files.clone()),
+        ..ServiceSpec::default()
+    };
+    control
+        .execute(Command::AddService {
+            name: "site".into(),
+            spec,
+        })
+        .unwrap();
+    let material = |c: &Control| Arc::clone(c.snapshot().service("site").unwrap().tls().unwrap());
+    let first = material(&control);
+    assert_eq!(loads(), 1);
+    assert!(control.snapshot().service("site").unwrap().config().tls.as_ref().unwrap().host_check);
+
+    // Unrelated changes reuse the material.
+    control.execute(add_server("site", "10.0.0.1:80", None)).unwrap();
+    control
+        .execute(Command::EditService {
+            name: "site".into(),
+            spec: ServiceSpec {
+                host_check: Some(false),
+                ..ServiceSpec::default()
+            },
+        })
+        .unwrap();
+    assert_eq!(loads(), 1);
+    assert!(Arc::ptr_eq(&first, &material(&control)));
+
+    // A reload reads the files again.
+    control.execute(Command::ReloadCertificates).unwrap();
+    assert_eq!(loads(), 2);
+    let second = material(&control);
+    assert!(!Arc::ptr_eq(&first, &second));
+
+    // A reload meeting a bad file is refused whole.
+    std::fs::write(&key, "garbage").unwrap();
+    let generation = control.snapshot().generation();
+    let err = control.execute(Command::ReloadCertificates).unwrap_err();
+    assert!(
+        matches!(&err, ControlError::Certificate { service, error } if service == "site" && error.file == key),
+        "{err}"
+    );
+    assert_eq!(control.snapshot().generation(), generation);
+    assert!(Arc::ptr_eq(&second, &material(&control)));
+
+    // An empty list turns TLS off.
+    control
+        .execute(Command::EditService {
+            name: "site".into(),
+            spec: ServiceSpec {
+                certificates: Some(Vec::new()),
+                ..ServiceSpec::default()
+            },
+        })
+        .unwrap();
+    let snapshot = control.snapshot();
+    let site = snapshot.service("site").unwrap();
+    assert!(site.tls().is_none() && site.config().tls.is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -154,6 +154,7 @@ impl Dispatcher {
             Request::Stop { service } => Command::Stop {
                 service: service.clone(),
             },
+            Request::ReloadCertificates => Command::ReloadCertificates,
             Request::List { .. }
             | Request::Stats { .. }
             | Request::Sysctl(_)

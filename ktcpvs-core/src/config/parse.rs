@@ -16,13 +16,14 @@
 //! at the statement's location.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::lexer::{tokenize, Token, TokenKind};
 use super::Located;
 use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
+use crate::tls::CertificateFiles;
 use crate::model::{
     parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
     MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS, MAX_WEIGHT,
@@ -48,10 +49,12 @@ enum Keyword {
     ForwardFor,
     Upgrade,
     Option,
+    Certificate,
+    SniHostCheck,
 }
 
 impl Keyword {
-    const ALL: [Keyword; 17] = [
+    const ALL: [Keyword; 19] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -69,6 +72,8 @@ impl Keyword {
         Keyword::ForwardFor,
         Keyword::Upgrade,
         Keyword::Option,
+        Keyword::Certificate,
+        Keyword::SniHostCheck,
     ];
 
     /// The keyword as written in a file (lower case).
@@ -91,6 +96,8 @@ impl Keyword {
             Keyword::ForwardFor => "forwardfor",
             Keyword::Upgrade => "upgrade",
             Keyword::Option => "option",
+            Keyword::Certificate => "certificate",
+            Keyword::SniHostCheck => "sni_host_check",
         }
     }
 
@@ -113,7 +120,10 @@ impl Keyword {
 
     /// Whether the keyword may appear more than once in a block.
     fn repeats(self) -> bool {
-        matches!(self, Keyword::Server | Keyword::Rule | Keyword::Option)
+        matches!(
+            self,
+            Keyword::Server | Keyword::Rule | Keyword::Option | Keyword::Certificate
+        )
     }
 
     /// The accepted range of a numeric setting.
@@ -437,6 +447,14 @@ impl<'a> Parser<'a> {
                 let name = option_name.unwrap_or_default();
                 block.spec.options.push((name, Some(value)));
             }
+            Keyword::Certificate => {
+                let files = self.certificate(context)?;
+                block
+                    .spec
+                    .certificates
+                    .get_or_insert_with(Vec::new)
+                    .push(files);
+            }
             _ => self.setting(keyword, context, &mut block.spec)?,
         }
         if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
@@ -518,21 +536,10 @@ impl<'a> Parser<'a> {
                 let (_, name) = self.expect_word(context, "a scheduler name")?;
                 spec.scheduler = Some(name);
             }
-            Keyword::ForwardFor => {
-                let (t, w) = self.expect_word(context, "'on' or 'off'")?;
-                spec.forward_for = Some(if w.eq_ignore_ascii_case("on") {
-                    true
-                } else if w.eq_ignore_ascii_case("off") {
-                    false
-                } else {
-                    return Err(self.error_at(
-                        &t,
-                        format!("{context}: expected 'on' or 'off' but found '{w}'"),
-                    ));
-                });
-            }
+            Keyword::ForwardFor => spec.forward_for = Some(self.on_off(context)?),
+            Keyword::SniHostCheck => spec.host_check = Some(self.on_off(context)?),
             Keyword::Upgrade => spec.upgrades = Some(self.upgrade_list(context)?),
-            Keyword::Server | Keyword::Rule | Keyword::Option => {}
+            Keyword::Server | Keyword::Rule | Keyword::Option | Keyword::Certificate => {}
             _ => {
                 let (lo, hi) = keyword.range();
                 let what = if lo == 0 {
@@ -556,6 +563,57 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(())
+    }
+
+    /// `on` or `off`.
+    fn on_off(&mut self, context: &str) -> Result<bool, ConfigError> {
+        let (t, w) = self.expect_word(context, "'on' or 'off'")?;
+        if w.eq_ignore_ascii_case("on") {
+            Ok(true)
+        } else if w.eq_ignore_ascii_case("off") {
+            Ok(false)
+        } else {
+            Err(self.error_at(
+                &t,
+                format!("{context}: expected 'on' or 'off' but found '{w}'"),
+            ))
+        }
+    }
+
+    /// The part of a certificate statement after `certificate =`:
+    /// `"CHAIN" key "KEY"`. A relative file name is taken from the
+    /// directory of the configuration file.
+    fn certificate(&mut self, context: &str) -> Result<CertificateFiles, ConfigError> {
+        let chain = self.file_name(context, "the certificate chain's file name")?;
+        self.expect_keyword(context, "key")?;
+        let key = self.file_name(context, "the private key's file name")?;
+        Ok(CertificateFiles { chain, key })
+    }
+
+    /// A file name (quoted or a bare word), relative to the configuration
+    /// file's directory.
+    fn file_name(&mut self, context: &str, what: &str) -> Result<PathBuf, ConfigError> {
+        let t = self.expect_any(context, what)?;
+        let name = match &t.kind {
+            TokenKind::Str(s) | TokenKind::Word(s) if !s.is_empty() => s.clone(),
+            other => {
+                return Err(self.error_at(
+                    &t,
+                    format!("{context}: expected {what} but found {other}"),
+                ))
+            }
+        };
+        if name.chars().any(char::is_control) {
+            return Err(self.error_at(
+                &t,
+                format!("{context}: a file name must hold no control character"),
+            ));
+        }
+        let path = PathBuf::from(name);
+        Ok(match self.file.and_then(Path::parent) {
+            Some(dir) if path.is_relative() && !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path,
+        })
     }
 
     /// The value of `upgrade =`: `none` or protocol names, checked.

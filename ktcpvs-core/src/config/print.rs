@@ -92,6 +92,19 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     for (key, value) in &c.options {
         let _ = writeln!(out, "    option {key} = {}", quote(value));
     }
+    if let Some(tls) = &c.tls {
+        for files in &tls.certificates {
+            let _ = writeln!(
+                out,
+                "    certificate = {} key {}",
+                quote(&files.chain.to_string_lossy()),
+                quote(&files.key.to_string_lossy())
+            );
+        }
+        if !tls.host_check {
+            let _ = writeln!(out, "    sni_host_check = off");
+        }
+    }
     for s in &def.servers {
         let _ = writeln!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
     }

@@ -14,6 +14,7 @@ use crate::model::{
     validate_service_name, validate_upgrades, validate_weight, RuleConfig, ServerConfig,
     ServiceConfig, ServiceDef,
 };
+use crate::tls::TlsConfig;
 use crate::view::Rule;
 
 /// Applies one command to `state`.
@@ -51,6 +52,10 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
         } => delete_rule(state, service, pattern, server),
         Command::Start { service } => start_stop(state, service.as_deref(), true),
         Command::Stop { service } => start_stop(state, service.as_deref(), false),
+        Command::ReloadCertificates => {
+            state.certificate_epoch += 1;
+            Ok(())
+        }
         Command::Set { name, value } => {
             state.settings.set(name, value)?;
             if name == "unload" && state.settings.unload() != 0 {
@@ -154,7 +159,37 @@ fn apply_spec(
             }
         }
     }
+    apply_tls(config, spec)?;
     config.validate()
+}
+
+/// The certificate list replaces the old one (empty: TLS off); the
+/// `Host`/SNI check is kept unless given, and exists only with TLS.
+fn apply_tls(config: &mut ServiceConfig, spec: &ServiceSpec) -> Result<(), ControlError> {
+    if let Some(certificates) = &spec.certificates {
+        config.tls = match (certificates.is_empty(), config.tls.take()) {
+            (true, _) => None,
+            (false, Some(mut tls)) => {
+                tls.certificates = certificates.clone();
+                Some(tls)
+            }
+            (false, None) => Some(TlsConfig::new(certificates.clone())),
+        };
+    }
+    if let Some(check) = spec.host_check {
+        match &mut config.tls {
+            Some(tls) => tls.host_check = check,
+            None => {
+                return Err(ControlError::Invalid {
+                    what: "sni_host_check",
+                    value: if check { "on" } else { "off" }.to_string(),
+                    reason: "only a service with certificates has a TLS server name to check"
+                        .to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn add_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), ControlError> {

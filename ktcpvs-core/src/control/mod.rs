@@ -24,10 +24,11 @@ pub use crate::command::{Command, ServiceSpec};
 use crate::config::{self, PrintOptions};
 use crate::error::{ConfigError, ConfigProblem, ControlError};
 use crate::live::{ServerLoad, ServiceLoad};
-use crate::model::Config;
+use crate::model::{Config, ServiceDef};
 use crate::scheduler::SchedulerRegistry;
 use crate::settings::Settings;
 use crate::snapshot::{ServiceId, ServiceSnapshot, Snapshot};
+use crate::tls::{TlsLoader, TlsMaterial};
 
 /// The index of the command to blame for a failure to build `service`: the
 /// command that added it, else the last one that named it, else the last.
@@ -44,7 +45,7 @@ fn blame(commands: &[Command], service: &str) -> usize {
         Command::Start { service: s } | Command::Stop { service: s } => {
             s.as_deref() == Some(service)
         }
-        Command::Flush | Command::Set { .. } => false,
+        Command::Flush | Command::Set { .. } | Command::ReloadCertificates => false,
     };
     commands
         .iter()
@@ -72,6 +73,9 @@ struct State {
     running: BTreeSet<String>,
     settings: Settings,
     unloading: bool,
+    /// Bumped by [`Command::ReloadCertificates`]: a service whose TLS
+    /// material was loaded at an older epoch loads it again.
+    certificate_epoch: u64,
 }
 
 /// Live state and identities that outlive configurations.
@@ -85,6 +89,7 @@ struct Registry {
 
 struct Inner {
     schedulers: Arc<SchedulerRegistry>,
+    tls_loader: Mutex<Option<Arc<dyn TlsLoader>>>,
     state: Mutex<(State, Registry)>,
     current: ArcSwap<Snapshot>,
     watchers: Mutex<Vec<Watcher>>,
@@ -149,8 +154,17 @@ impl Control {
                 current: ArcSwap::from_pointee(Snapshot::default()),
                 watchers: Mutex::new(Vec::new()),
                 activators: Mutex::new(Vec::new()),
+                tls_loader: Mutex::new(None),
             }),
         }
+    }
+
+    /// Registers the host's TLS implementation: from now on a service with
+    /// certificates has them loaded by `loader` whenever its certificate
+    /// list changes or [`Command::ReloadCertificates`] is applied. Without
+    /// a loader such a service is refused ([`ControlError::NoTls`]).
+    pub fn set_tls_loader(&self, loader: Arc<dyn TlsLoader>) {
+        *self.inner.tls_loader.lock() = Some(loader);
     }
 
     /// The scheduler registry.
@@ -354,8 +368,17 @@ impl Control {
                     ServiceId(registry.next_id)
                 }
             };
-            if let Some(old) = previous.service(name) {
-                if old.id() == id && old.def() == def && old.is_running() == running {
+            let old = previous.service(name).filter(|old| old.id() == id);
+            let material = self
+                .tls_material(def, old, next.certificate_epoch)
+                .map_err(|e| (name.clone(), e))?;
+            if let Some(old) = old {
+                let same_tls = match (&material, old.tls()) {
+                    (None, None) => true,
+                    (Some(new), Some(kept)) => Arc::ptr_eq(new, kept),
+                    _ => false,
+                };
+                if old.def() == def && old.is_running() == running && same_tls {
                     services.push(Arc::clone(old));
                     continue;
                 }
@@ -385,6 +408,10 @@ impl Control {
                 },
             )
             .map_err(|e| (name.clone(), e))?;
+            let mut built = built;
+            if let Some(material) = material {
+                built.set_tls(material, next.certificate_epoch);
+            }
             services.push(Arc::new(built));
         }
         Ok(Snapshot::new(
@@ -393,6 +420,38 @@ impl Control {
             next.settings.clone(),
             next.unloading,
         ))
+    }
+
+    /// The TLS material of service `def`: `old`'s when it was loaded from
+    /// the same files at the current reload `epoch`, else freshly loaded by
+    /// the registered loader; `None` for a plain service.
+    fn tls_material(
+        &self,
+        def: &ServiceDef,
+        old: Option<&Arc<ServiceSnapshot>>,
+        epoch: u64,
+    ) -> Result<Option<TlsMaterial>, ControlError> {
+        let Some(tls) = &def.config.tls else {
+            return Ok(None);
+        };
+        if let Some((material, loaded_at)) = old.and_then(|o| o.tls_loaded()) {
+            let same_files = old
+                .and_then(|o| o.config().tls.as_ref())
+                .is_some_and(|t| t.certificates == tls.certificates);
+            if same_files && loaded_at == epoch {
+                return Ok(Some(Arc::clone(material)));
+            }
+        }
+        let name = &def.config.name;
+        let loader = self.inner.tls_loader.lock().clone();
+        let loader = loader.ok_or_else(|| ControlError::NoTls(name.clone()))?;
+        loader
+            .load(name, tls)
+            .map(Some)
+            .map_err(|error| ControlError::Certificate {
+                service: name.clone(),
+                error,
+            })
     }
 
     fn publish(

@@ -12,8 +12,9 @@ use ktcpvs_core::scheduler::least_connection;
 use ktcpvs_core::view::first_matching_rule;
 use ktcpvs_core::{
     Control, Dispatch, PickRequest, Picker, Scheduler, SchedulerError, SchedulerRegistry,
-    Selection, VirtualService,
+    Selection, TlsConfig, TlsError, TlsLoader, TlsMaterial, VirtualService,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The names the test scheduler is registered under.
 pub const SCHEDULER_NAMES: [&str; 5] = ["http", "hhttp", "chttp", "wlc", "phttp"];
@@ -108,7 +109,52 @@ pub fn registry() -> Arc<SchedulerRegistry> {
     registry
 }
 
-/// A control handle over [`registry`].
+/// A control handle over [`registry`], with [`NamesOnly`] as its TLS
+/// loader.
 pub fn control() -> Control {
-    Control::new(registry())
+    let control = Control::new(registry());
+    control.set_tls_loader(Arc::new(NamesOnly));
+    control
+}
+
+/// A TLS loader that reads no file: its material is the list of file
+/// names. For tests of the language and the model, where the files are
+/// fictitious.
+pub struct NamesOnly;
+
+impl TlsLoader for NamesOnly {
+    fn load(&self, _service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError> {
+        Ok(Arc::new(config.certificates.clone()))
+    }
+}
+
+/// A TLS loader that reads every file and refuses one that is missing or
+/// holds no PEM block; its material is the text of the files. Counts its
+/// loads.
+#[derive(Default)]
+pub struct PemFiles {
+    pub loads: AtomicUsize,
+}
+
+impl TlsLoader for PemFiles {
+    fn load(&self, _service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        let mut text = String::new();
+        for files in &config.certificates {
+            for file in [&files.chain, &files.key] {
+                let content = std::fs::read_to_string(file).map_err(|e| TlsError {
+                    file: file.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !content.contains("-----BEGIN ") {
+                    return Err(TlsError {
+                        file: file.clone(),
+                        reason: "no PEM block".to_string(),
+                    });
+                }
+                text.push_str(&content);
+            }
+        }
+        Ok(Arc::new(text))
+    }
 }

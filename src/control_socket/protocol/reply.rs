@@ -47,6 +47,8 @@ pub enum ErrorKind {
     /// The peer may not use this daemon: it runs as another user than
     /// the daemon's, and not as root.
     Permission,
+    /// A certificate file could not be used, or this daemon has no TLS.
+    Certificate,
     /// A kind this version does not know.
     Other(String),
 }
@@ -54,7 +56,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind this version knows, so that [`as_str`](Self::as_str) is
     /// the only table of tokens.
-    const KNOWN: [ErrorKind; 16] = [
+    const KNOWN: [ErrorKind; 17] = [
         ErrorKind::Usage,
         ErrorKind::UnknownVerb,
         ErrorKind::TooLong,
@@ -71,6 +73,7 @@ impl ErrorKind {
         ErrorKind::Unavailable,
         ErrorKind::Activation,
         ErrorKind::Permission,
+        ErrorKind::Certificate,
     ];
 
     /// The token on the wire.
@@ -92,6 +95,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Activation => "activation",
             ErrorKind::Permission => "permission",
+            ErrorKind::Certificate => "certificate",
             ErrorKind::Other(s) => s,
         }
     }
@@ -125,6 +129,7 @@ impl ErrorKind {
             ControlError::UnknownSetting(..) => ErrorKind::NoSuchSetting,
             ControlError::Unloaded => ErrorKind::Unloading,
             ControlError::Activation(_) => ErrorKind::Activation,
+            ControlError::Certificate { .. } | ControlError::NoTls(_) => ErrorKind::Certificate,
         }
     }
 
@@ -277,6 +282,8 @@ mod tests {
             ErrorKind::Unloading,
             ErrorKind::Unavailable,
             ErrorKind::Activation,
+            ErrorKind::Permission,
+            ErrorKind::Certificate,
         ] {
             assert_eq!(ErrorKind::from_token(kind.as_str()), kind);
         }

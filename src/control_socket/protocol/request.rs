@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 
 use ktcpvs_core::control::ServiceSpec;
 use ktcpvs_core::endpoint::Endpoint;
+use ktcpvs_core::CertificateFiles;
 use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
@@ -132,6 +133,9 @@ pub enum Request {
         /// The file name, for error messages only.
         file: Option<String>,
     },
+    /// `reload-certificates`: read every TLS service's certificate files
+    /// again (all or nothing).
+    ReloadCertificates,
     /// `ping`: answers `OK`.
     Ping,
     /// `help`: the list of verbs.
@@ -142,7 +146,7 @@ pub enum Request {
 
 /// Every verb, with its synopsis, in the order `help` lists them.
 pub const VERBS: &[(&str, &str)] = &[
-    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [option.NAME=VALUE]"),
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [option.NAME=VALUE]"),
     ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
     ("delete-service", "delete-service NAME"),
     ("flush", "flush"),
@@ -157,6 +161,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("stats", "stats [SERVICE]"),
     ("sysctl", "sysctl [NAME[=VALUE]]"),
     ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
+    ("reload-certificates", "reload-certificates"),
     ("ping", "ping"),
     ("help", "help"),
     ("quit", "quit"),
@@ -219,6 +224,7 @@ impl Request {
             "load" => Request::Load {
                 file: a.take("file"),
             },
+            "reload-certificates" => Request::ReloadCertificates,
             "ping" => Request::Ping,
             "help" => Request::Help,
             "quit" => Request::Quit,
@@ -247,6 +253,7 @@ impl Request {
             Request::Stats { .. } => "stats",
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
+            Request::ReloadCertificates => "reload-certificates",
             Request::Ping => "ping",
             Request::Help => "help",
             Request::Quit => "quit",
@@ -374,20 +381,14 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
     spec.header_timeout = a.take_parsed("header_timeout")?;
     spec.response_timeout = a.take_parsed("response_timeout")?;
     if let Some(text) = a.take("forwardfor") {
-        spec.forward_for = Some(match text.as_str() {
-            "on" => true,
-            "off" => false,
-            _ => {
-                return Err(ProtocolError::BadValue {
-                    key: "forwardfor".into(),
-                    value: text,
-                    reason: "must be on or off".into(),
-                })
-            }
-        });
+        spec.forward_for = Some(on_off("forwardfor", text)?);
     }
     if let Some(text) = a.take("upgrade") {
         spec.upgrades = Some(parse_upgrade_list(&text));
+    }
+    spec.certificates = certificates(a)?;
+    if let Some(text) = a.take("sni_host_check") {
+        spec.host_check = Some(on_off("sni_host_check", text)?);
     }
     let mut i = 0;
     while i < a.pairs.len() {
@@ -401,6 +402,57 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
         }
     }
     Ok(ServiceArgs { spec, port })
+}
+
+fn on_off(key: &str, text: String) -> Result<bool, ProtocolError> {
+    match text.as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(ProtocolError::BadValue {
+            key: key.into(),
+            value: text,
+            reason: "must be on or off".into(),
+        }),
+    }
+}
+
+/// The certificate list: `certificate=none` (TLS off), or
+/// `certificate.N=CHAIN certificate_key.N=KEY` for N = 1, 2, … without a
+/// gap, the first the default; `None` when none of these keys is given.
+fn certificates(a: &mut Args) -> Result<Option<Vec<CertificateFiles>>, ProtocolError> {
+    if let Some(text) = a.take("certificate") {
+        if text != "none" {
+            return Err(ProtocolError::BadValue {
+                key: "certificate".into(),
+                value: text,
+                reason: "must be none; name files with certificate.N= and certificate_key.N="
+                    .into(),
+            });
+        }
+        return Ok(Some(Vec::new()));
+    }
+    let mut list = Vec::new();
+    for n in 1.. {
+        let (chain_key, key_key) = (format!("certificate.{n}"), format!("certificate_key.{n}"));
+        match (a.take(&chain_key), a.take(&key_key)) {
+            (Some(chain), Some(key)) => list.push(CertificateFiles {
+                chain: chain.into(),
+                key: key.into(),
+            }),
+            (None, None) => break,
+            (Some(_), None) => return Err(missing_pair(&key_key, &chain_key)),
+            (None, Some(_)) => return Err(missing_pair(&chain_key, &key_key)),
+        }
+    }
+    Ok((!list.is_empty()).then_some(list))
+}
+
+fn missing_pair(missing: &str, given: &str) -> ProtocolError {
+    ProtocolError::BadValue {
+        key: given.into(),
+        value: String::new(),
+        reason: format!("{missing}= must be given with it"),
+    }
 }
 
 fn push_pair(out: &mut String, key: &str, value: &str) {
@@ -450,6 +502,28 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     if let Some(upgrades) = &s.upgrades {
         push_pair(out, "upgrade", &format_upgrade_list(upgrades));
     }
+    match &s.certificates {
+        Some(list) if list.is_empty() => push_pair(out, "certificate", "none"),
+        Some(list) => {
+            for (n, files) in list.iter().enumerate() {
+                let n = n + 1;
+                push_pair(
+                    out,
+                    &format!("certificate.{n}"),
+                    &files.chain.to_string_lossy(),
+                );
+                push_pair(
+                    out,
+                    &format!("certificate_key.{n}"),
+                    &files.key.to_string_lossy(),
+                );
+            }
+        }
+        None => {}
+    }
+    if let Some(check) = s.host_check {
+        push_pair(out, "sni_host_check", if check { "on" } else { "off" });
+    }
     for (name, value) in &s.options {
         push_pair(
             out,
@@ -474,7 +548,11 @@ impl fmt::Display for Request {
                 push_service_args(&mut out, args);
             }
             Request::DeleteService { name: n } => name(&mut out, n),
-            Request::Flush | Request::Ping | Request::Help | Request::Quit => {}
+            Request::Flush
+            | Request::ReloadCertificates
+            | Request::Ping
+            | Request::Help
+            | Request::Quit => {}
             Request::AddServer {
                 service,
                 server,
@@ -618,6 +696,13 @@ mod tests {
         round_trip("add-service w redirect=localhost:www forwardfor=off");
         round_trip("add-service w upgrade=websocket,my-proto");
         round_trip("edit-service w upgrade=none");
+        round_trip(
+            "add-service w certificate.1=/etc/a.pem certificate_key.1=/etc/a.key \
+             certificate.2=\"/etc/b c.pem\" certificate_key.2=/etc/b.key sni_host_check=off",
+        );
+        round_trip("edit-service w certificate=none");
+        round_trip("edit-service w sni_host_check=on");
+        round_trip("reload-certificates");
         round_trip("add-server web server=10.0.0.1:80 weight=0");
         round_trip("edit-server web server=r2 weight=65535");
         round_trip("delete-server web server=r2:http");
@@ -692,6 +777,25 @@ mod tests {
             }),
             ("add-service web forwardfor=maybe", |e| {
                 matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("add-service web certificate.1=/a.pem", |e| {
+                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate.1")
+            }),
+            ("add-service web certificate_key.1=/a.key", |e| {
+                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate_key.1")
+            }),
+            ("add-service web certificate=/a.pem", |e| {
+                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate")
+            }),
+            // A gap: certificate.2 without certificate.1 is not read.
+            ("add-service web certificate.2=/a certificate_key.2=/b", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
+            }),
+            ("add-service web sni_host_check=yes", |e| {
+                matches!(e, ProtocolError::BadValue { .. })
+            }),
+            ("reload-certificates now", |e| {
+                matches!(e, ProtocolError::UnexpectedWord { .. })
             }),
             ("flush now", |e| {
                 matches!(e, ProtocolError::UnexpectedWord { .. })
