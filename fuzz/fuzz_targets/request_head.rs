@@ -50,19 +50,22 @@ fuzz_target!(|data: &[u8]| {
     }
     let opts = ForwardOptions {
         forwarded_for: (flags & 1 != 0).then(|| "192.0.2.7:4000".parse().unwrap()),
+        client_tls: flags & 16 != 0,
         close: flags & 2 != 0,
         keep_alive: flags & 4 != 0,
         extra: (flags & 8 != 0).then_some(&b"X-Stamp: 1"[..]),
     };
     let mut out = Vec::new();
     write_request_head(&head, &info, &opts, &mut out);
-    // The rewrite may add up to four fields and their bytes.
+    // The rewrite may add up to six fields (Host, X-Forwarded-For,
+    // Forwarded, X-Forwarded-Proto, Connection, the extra line) and their
+    // bytes.
     let roomy = Limits {
         max_request_line: limits.max_request_line,
         max_header_size: limits.max_header_size + 1024,
-        max_headers: SLOTS + 4,
+        max_headers: SLOTS + 6,
     };
-    let mut slots = [httparse::EMPTY_HEADER; SLOTS + 4];
+    let mut slots = [httparse::EMPTY_HEADER; SLOTS + 6];
     let (again, head2) = match parse_request(&out, &mut slots, &roomy) {
         Ok(Some(parsed)) => parsed,
         other => panic!(

@@ -209,6 +209,7 @@ pub struct ServiceLoad {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     errors: AtomicU64,
+    tls_failures: AtomicU64,
 }
 
 /// A copy of a service's counters.
@@ -226,6 +227,9 @@ pub struct ServiceStats {
     pub bytes_out: u64,
     /// Requests answered with an error by the proxy itself.
     pub errors: u64,
+    /// Client connections of a TLS service that failed at the TLS level
+    /// (a failed handshake, a bad record).
+    pub tls_failures: u64,
 }
 
 impl ServiceLoad {
@@ -265,6 +269,10 @@ impl ServiceLoad {
     pub fn add_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts a client connection that failed at the TLS level.
+    pub fn add_tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
     /// A copy of the counters.
     pub fn stats(&self) -> ServiceStats {
         ServiceStats {
@@ -274,6 +282,7 @@ impl ServiceLoad {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            tls_failures: self.tls_failures.load(Ordering::Relaxed),
         }
     }
 }

@@ -127,6 +127,11 @@ pub struct PickRequest<'a> {
     /// Servers (indices) already tried for this request that failed: a
     /// retry must not pick them again.
     pub exclude: &'a [usize],
+    /// The server name the client sent in its TLS handshake (SNI), lower
+    /// or mixed case as sent; `None` on a plain listener or when the
+    /// client sent none. A picker may route on it (one listener, several
+    /// sites).
+    pub server_name: Option<&'a str>,
 }
 
 impl PickRequest<'_> {

@@ -182,7 +182,9 @@ impl ServiceSnapshot {
     }
     /// The TLS material with the reload epoch it was loaded at.
     pub(crate) fn tls_loaded(&self) -> Option<(&TlsMaterial, u64)> {
-        self.tls.as_ref().map(|(material, epoch)| (material, *epoch))
+        self.tls
+            .as_ref()
+            .map(|(material, epoch)| (material, *epoch))
     }
     /// The picker built for this version.
     pub fn picker(&self) -> &dyn Picker {

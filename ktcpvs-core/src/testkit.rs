@@ -85,6 +85,8 @@ pub struct TestService {
     pub rules: Vec<Rule>,
     /// Its scheduler options.
     pub options: BTreeMap<String, String>,
+    /// Whether clients reach it over TLS.
+    pub tls: bool,
 }
 
 impl TestService {
@@ -130,6 +132,12 @@ impl TestService {
         self
     }
 
+    /// Makes it a service clients reach over TLS.
+    pub fn over_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Sets a scheduler option.
     pub fn option(mut self, name: &str, value: &str) -> Self {
         self.options.insert(name.to_string(), value.to_string());
@@ -169,6 +177,7 @@ impl TestService {
             client: SocketAddr::from(([192, 0, 2, 1], 40000)),
             head,
             exclude,
+            server_name: None,
         }
     }
 }
@@ -205,6 +214,9 @@ impl VirtualService for TestService {
     }
     fn option(&self, name: &str) -> Option<&str> {
         self.options.get(name).map(String::as_str)
+    }
+    fn is_tls(&self) -> bool {
+        self.tls
     }
 }
 

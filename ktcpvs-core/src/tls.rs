@@ -144,7 +144,9 @@ mod tests {
 
     #[test]
     fn a_tls_configuration_needs_one_to_sixty_four_sane_file_pairs() {
-        assert!(TlsConfig::new(vec![files("a.pem", "a.key")]).validate().is_ok());
+        assert!(TlsConfig::new(vec![files("a.pem", "a.key")])
+            .validate()
+            .is_ok());
         assert!(TlsConfig::new(vec![]).validate().is_err());
         let many = vec![files("a.pem", "a.key"); MAX_CERTIFICATES + 1];
         assert!(TlsConfig::new(many).validate().is_err());

@@ -646,7 +646,14 @@ fn certificates_load_from_the_files_directory_and_a_bad_one_changes_nothing() {
     let loader = std::sync::Arc::new(support::PemFiles::default());
     control.set_tls_loader(loader.clone());
     control.load_file(&conf).unwrap();
-    let tls = control.config().service("site").unwrap().config.tls.clone().unwrap();
+    let tls = control
+        .config()
+        .service("site")
+        .unwrap()
+        .config
+        .tls
+        .clone()
+        .unwrap();
     assert_eq!(tls.certificates.len(), 2);
     assert_eq!(tls.certificates[0].chain, dir.0.join("a.pem"));
     assert_eq!(tls.certificates[1].key, dir.0.join("b.key"));
@@ -667,7 +674,10 @@ fn certificates_load_from_the_files_directory_and_a_bad_one_changes_nothing() {
     };
     assert_eq!((err.location.line, err.location.column), (1, 1), "{err}");
     let named = dir.0.join("empty.key").display().to_string();
-    assert!(err.message.contains(&named) && err.message.contains("no PEM block"), "{err}");
+    assert!(
+        err.message.contains(&named) && err.message.contains("no PEM block"),
+        "{err}"
+    );
     assert_eq!(control.config(), before);
     assert_eq!(control.snapshot().generation(), generation);
 }
@@ -678,7 +688,10 @@ fn certificates_load_from_the_files_directory_and_a_bad_one_changes_nothing() {
 fn certificates_without_tls_support_are_refused() {
     let control = ktcpvs_core::Control::new(support::registry());
     let err = control
-        .load_config("Virtual site {\n  certificate = /a.pem key /a.key\n}\n", None)
+        .load_config(
+            "Virtual site {\n  certificate = /a.pem key /a.key\n}\n",
+            None,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("has no TLS support"), "{err}");
     assert!(control.config().services.is_empty());

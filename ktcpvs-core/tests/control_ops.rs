@@ -805,10 +805,22 @@ fn certificates_are_loaded_on_change_and_reload_only_and_a_bad_reload_keeps_the_
     let material = |c: &Control| Arc::clone(c.snapshot().service("site").unwrap().tls().unwrap());
     let first = material(&control);
     assert_eq!(loads(), 1);
-    assert!(control.snapshot().service("site").unwrap().config().tls.as_ref().unwrap().host_check);
+    assert!(
+        control
+            .snapshot()
+            .service("site")
+            .unwrap()
+            .config()
+            .tls
+            .as_ref()
+            .unwrap()
+            .host_check
+    );
 
     // Unrelated changes reuse the material.
-    control.execute(add_server("site", "10.0.0.1:80", None)).unwrap();
+    control
+        .execute(add_server("site", "10.0.0.1:80", None))
+        .unwrap();
     control
         .execute(Command::EditService {
             name: "site".into(),

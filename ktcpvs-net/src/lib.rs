@@ -9,15 +9,18 @@
 //! A host program needs [`Engine`] (start it over a
 //! [`Control`](ktcpvs_core::Control)), [`EngineHandle`] (stop it, find a
 //! service's bound address) and [`EngineError`]; [`http`] is the sans-I/O
-//! HTTP/1.x framing the engine is built on, usable on its own; and
-//! [`raise_open_file_limit`] is what a host should call at start.
+//! HTTP/1.x framing the engine is built on, usable on its own;
+//! [`tls::RustlsLoader`] is what a host registers so that services with
+//! certificates terminate TLS; and [`raise_open_file_limit`] is what a host
+//! should call at start.
 //!
 //! Inside, the layers import one way only, from the socket up:
 //!
 //! | layer | modules | what lives there |
 //! |---|---|---|
 //! | framing | [`http`] | parse, validate and rewrite heads; body framing (no I/O) |
-//! | I/O | `token`, `io::conn`, `io::buffer`, `io::splice`, `timer` | poller tokens; a socket with its readiness and byte counts; pooled buffers; kernel pipes; deadlines |
+//! | certificates | [`tls`] | certificate files to rustls server configurations (control path) |
+//! | I/O | `token`, `throttle`, `io::conn`, `io::buffer`, `io::splice`, `io::tls`, `timer` | poller tokens; a socket with its readiness and byte counts; pooled buffers; kernel pipes; TLS under a client socket; deadlines |
 //! | upstream | `upstream::pool`, `upstream::connect` | backend connections and their idle pools; choosing, connecting, passive health |
 //! | session | `session`, `session::tunnel`, `session::http` | one client connection: the layer-4 tunnel and the HTTP/1.x session |
 //! | worker | `worker`, `listener`, `resource` | one thread's event loop; listening sockets and `maxclients`; local exhaustion |
@@ -38,7 +41,9 @@ pub(crate) mod io;
 pub(crate) mod listener;
 pub(crate) mod resource;
 pub(crate) mod session;
+pub(crate) mod throttle;
 pub(crate) mod timer;
+pub mod tls;
 pub(crate) mod token;
 pub(crate) mod upstream;
 pub(crate) mod worker;

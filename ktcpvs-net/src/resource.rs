@@ -15,9 +15,9 @@
 //! limit cannot also fill the disk.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::throttle::Throttle;
 
 /// The shortest interval between two exhaustion warnings.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -32,34 +32,16 @@ pub(crate) fn is_local_exhaustion(error: &io::Error) -> bool {
     )
 }
 
-/// Occurrences since the last warning, and when it was written (in
-/// milliseconds since the first call, plus one; 0: never).
-static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+/// The exhaustion warnings.
+static EXHAUSTION: Throttle = Throttle::new(LOG_EVERY);
 
 /// Reports an exhaustion `error` met while doing `what`, at most once per
 /// [`LOG_EVERY`] across the process; the warning counts the occurrences
 /// it stands for.
 pub(crate) fn warn_exhaustion(what: &str, error: &io::Error) {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let now = u64::try_from(epoch.elapsed().as_millis())
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    let count = SUPPRESSED.fetch_add(1, Ordering::Relaxed) + 1;
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    let every = u64::try_from(LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
-    if last != 0 && now.saturating_sub(last) < every {
+    let Some(count) = EXHAUSTION.admit() else {
         return;
-    }
-    // One thread wins the right to write this interval's warning.
-    if LAST_LOGGED
-        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-        .is_err()
-    {
-        return;
-    }
-    SUPPRESSED.fetch_sub(count, Ordering::Relaxed);
+    };
     log::warn!(
         "local resources exhausted while {what}: {error} ({count} time(s) since the last report); \
          servers are not blamed, requests get 503. Raise the descriptor limit (ulimit -n) or lower maxclients"

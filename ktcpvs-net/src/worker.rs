@@ -25,11 +25,10 @@ use parking_lot::Mutex;
 use slab::Slab;
 
 use crate::io::buffer::{BufferPool, BUFFER_SIZE};
-use crate::io::conn::Conn;
 use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
-use crate::session::{Ctx, Flow, Kind, Peer, Session, Spares};
+use crate::session::{self, Ctx, Flow, Kind, Peer, Session, Spares};
 use crate::timer::{Due, Timers};
 use crate::token;
 use crate::upstream::pool::Backends;
@@ -346,7 +345,7 @@ impl Loop {
                     token::Kind::Listener(key) => self.accept(key, now),
                     token::Kind::Client(key) => {
                         if let Some(s) = self.sessions.get_mut(key) {
-                            s.client.ready.absorb(event);
+                            s.client.absorb(event);
                             self.drive(key, now);
                         }
                     }
@@ -502,6 +501,10 @@ impl Loop {
         gate: Arc<ClientGate>,
         now: Instant,
     ) {
+        let Some(client) = session::client_conn(stream, &service) else {
+            gate.leave();
+            return;
+        };
         service.load().connection_opened();
         let entry = self.sessions.vacant_entry();
         let skey = entry.key();
@@ -520,7 +523,7 @@ impl Loop {
             return;
         };
         entry.insert(Session {
-            client: Conn::new(stream, true),
+            client,
             peer: Peer::of(peer),
             service,
             gate,

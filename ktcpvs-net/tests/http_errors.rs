@@ -157,9 +157,7 @@ fn slowloris_gets_408_while_others_are_served() {
         let mut c = Client::connect(engine.addr("web"));
         assert_eq!(c.get("/").unwrap().status, 200);
     }
-    let mut c = Client {
-        reader: std::io::BufReader::new(slow),
-    };
+    let mut c = Client::over(slow);
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 408);
 }

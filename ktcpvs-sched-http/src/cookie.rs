@@ -2,7 +2,8 @@
 //!
 //! A client without a valid persistence cookie is scheduled by the rules
 //! with weighted least-connection, and its response is stamped with
-//! `Set-Cookie: KTCPVS_SID=<value>; Path=/; HttpOnly; SameSite=Lax`. The
+//! `Set-Cookie: KTCPVS_SID=<value>; Path=/; HttpOnly; SameSite=Lax` (and
+//! `; Secure` on a TLS listener). The
 //! value is the first 128 bits, in lowercase hex, of
 //!
 //! ```text
@@ -54,8 +55,13 @@ pub const OPTION_COOKIE_INSERT: &str = "cookie_insert";
 
 /// The attributes of the persistence cookie: the whole site, not readable
 /// by scripts (`HttpOnly`), and not sent on cross-site subrequests
-/// (`SameSite=Lax`). Listeners are plain HTTP, so there is no `Secure`.
+/// (`SameSite=Lax`). On a TLS listener [`SECURE_ATTRIBUTE`] follows.
 pub const COOKIE_ATTRIBUTES: &str = "Path=/; HttpOnly; SameSite=Lax";
+
+/// Added to [`COOKIE_ATTRIBUTES`] on a service clients reach over TLS
+/// ([`VirtualService::is_tls`]): the browser never sends the cookie over
+/// plain HTTP.
+pub const SECURE_ATTRIBUTE: &str = "; Secure";
 
 /// The length of a cookie value: 128 bits in lowercase hex.
 pub const COOKIE_VALUE_LEN: usize = 32;
@@ -217,10 +223,15 @@ impl ChttpPicker {
         let values: Vec<u128> = (0..service.server_count())
             .map(|i| cookie_value(&key, service.server(i).addr()))
             .collect();
+        let secure = if service.is_tls() {
+            SECURE_ATTRIBUTE
+        } else {
+            ""
+        };
         let lines = values
             .iter()
             .map(|v| {
-                format!("Set-Cookie: {cookie_name}={v:032x}; {COOKIE_ATTRIBUTES}\r\n")
+                format!("Set-Cookie: {cookie_name}={v:032x}; {COOKIE_ATTRIBUTES}{secure}\r\n")
                     .into_bytes()
                     .into_boxed_slice()
             })

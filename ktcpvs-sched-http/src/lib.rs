@@ -43,7 +43,7 @@
 //! let picker = registry.get("http")?.build(&service)?;
 //!
 //! let head = RequestHead { method: "GET", target: "/index.html", host: None, version: 1, headers: &[] };
-//! let request = PickRequest { client: ([192, 0, 2, 1], 4000).into(), head: Some(&head), exclude: &[] };
+//! let request = PickRequest { client: ([192, 0, 2, 1], 4000).into(), head: Some(&head), exclude: &[], server_name: None };
 //! // The catch-all matches; of its servers, the third is less loaded.
 //! let selection = picker.pick(&service, &request).map(|s| (s.server, s.rule));
 //! assert_eq!(selection, Some((2, Some(1))));
@@ -65,6 +65,7 @@ use ktcpvs_core::scheduler::SchedulerRegistry;
 pub use cookie::{
     cookie_value, default_key, Chttp, ChttpPicker, CookieInsert, COOKIE_VALUE_LEN,
     DEFAULT_COOKIE_NAME, OPTION_COOKIE_INSERT, OPTION_COOKIE_KEY, OPTION_COOKIE_NAME,
+    SECURE_ATTRIBUTE,
 };
 pub use hash::{rendezvous, server_seed, Hhttp, HhttpPicker};
 pub use http::{Http, Phttp, RulesPicker};

@@ -299,3 +299,26 @@ fn every_server_is_found_by_its_value_and_no_near_miss_is() {
         assert_eq!(p.server_for(bad), None, "{bad}");
     }
 }
+
+/// On a service clients reach over TLS the cookie is `Secure`: a browser
+/// never sends it over plain HTTP, where it could be read on the way.
+#[test]
+fn the_cookie_is_secure_on_a_tls_service_only() {
+    let plain = Chttp.build(&service()).unwrap();
+    let tls = Chttp.build(&service().over_tls()).unwrap();
+    let sel = Selection {
+        server: 0,
+        rule: Some(0),
+        stamp: true,
+    };
+    let plain_line = plain.response_header(&sel, false).unwrap();
+    let tls_line = tls.response_header(&sel, false).unwrap();
+    assert!(plain_line.ends_with(b"; Path=/; HttpOnly; SameSite=Lax\r\n"));
+    assert!(tls_line.ends_with(b"; Path=/; HttpOnly; SameSite=Lax; Secure\r\n"));
+    assert_eq!(
+        &tls_line[..tls_line.len() - 2],
+        [&plain_line[..plain_line.len() - 2], b"; Secure"]
+            .concat()
+            .as_slice()
+    );
+}

@@ -139,6 +139,7 @@ fn a_request_without_a_head_gets_no_server() {
         client: ([192, 0, 2, 1], 1).into(),
         head: None,
         exclude: &[],
+        server_name: None,
     };
     assert_eq!(p.pick(&service, &req), None);
 }

@@ -37,7 +37,7 @@
 //! // 6/3 = 2 against 3/1 = 3: the first server is less loaded.
 //! let service = Service(vec![Server(3, 6), Server(1, 3)]);
 //! let picker = wlc.build(&service)?;
-//! let request = PickRequest { client: ([192, 0, 2, 1], 4000).into(), head: None, exclude: &[] };
+//! let request = PickRequest { client: ([192, 0, 2, 1], 4000).into(), head: None, exclude: &[], server_name: None };
 //! let selection = picker.pick(&service, &request).map(|s| s.server);
 //! assert_eq!(selection, Some(0));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

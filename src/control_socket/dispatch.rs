@@ -214,6 +214,9 @@ impl Dispatcher {
                 " active={} connections={} requests={} bytes_in={} bytes_out={} errors={}",
                 s.active, s.connections, s.requests, s.bytes_in, s.bytes_out, s.errors
             );
+            if c.tls.is_some() {
+                let _ = write!(line, " tls_failures={}", s.tls_failures);
+            }
             body.push(line);
             for entry in service.server_entries() {
                 let t = entry.load().stats();

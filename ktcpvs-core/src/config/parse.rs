@@ -23,11 +23,11 @@ use super::Located;
 use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
-use crate::tls::CertificateFiles;
 use crate::model::{
     parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
     MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
+use crate::tls::CertificateFiles;
 
 /// The statements allowed inside a `Virtual` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -597,10 +597,9 @@ impl<'a> Parser<'a> {
         let name = match &t.kind {
             TokenKind::Str(s) | TokenKind::Word(s) if !s.is_empty() => s.clone(),
             other => {
-                return Err(self.error_at(
-                    &t,
-                    format!("{context}: expected {what} but found {other}"),
-                ))
+                return Err(
+                    self.error_at(&t, format!("{context}: expected {what} but found {other}"))
+                )
             }
         };
         if name.chars().any(char::is_control) {

@@ -28,6 +28,11 @@ pub struct ForwardOptions<'a> {
     /// values of any received `X-Forwarded-For`, merged into one field) and
     /// `Forwarded: for=<ip>` (likewise). Requests only.
     pub forwarded_for: Option<SocketAddr>,
+    /// The client's connection runs TLS. With `forwarded_for`, the
+    /// request says so: `X-Forwarded-Proto: https` (`http` otherwise) in
+    /// place of any received one, and `proto=https` in its `Forwarded`
+    /// element.
+    pub client_tls: bool,
     /// Send `Connection: close`.
     pub close: bool,
     /// Send `Connection: keep-alive`: what an HTTP/1.0 peer needs to keep
@@ -170,7 +175,10 @@ pub fn plan_response_head(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Res
 ///   are, even when `Connection` names them: the proxy framed and routed
 ///   the request by them ([`is_framing_or_routing`](super::headers::is_framing_or_routing)).
 /// * With `opts.forwarded_for`, received `X-Forwarded-For` and `Forwarded`
-///   fields are merged, each into one field ending with the client.
+///   fields are merged, each into one field ending with the client (and,
+///   in `Forwarded`, the protocol it used); `X-Forwarded-Proto` says
+///   `https` or `http` (`opts.client_tls`), replacing any received one: a
+///   client cannot claim a protocol it did not use.
 /// * `Connection: close` with `opts.close` (combined with `upgrade`), else
 ///   `Connection: keep-alive` with `opts.keep_alive` (an HTTP/1.0 request
 ///   whose connection to the real server should stay open).
@@ -184,7 +192,7 @@ pub fn plan_response_head(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> Res
 /// let mut out = Vec::new();
 /// let opts = ForwardOptions { forwarded_for: Some("10.0.0.7:5000".parse().unwrap()), ..Default::default() };
 /// write_request_head(&head, &info, &opts, &mut out);
-/// assert_eq!(out, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.7\r\nForwarded: for=10.0.0.7\r\n\r\n");
+/// assert_eq!(out, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.7\r\nForwarded: for=10.0.0.7;proto=http\r\nX-Forwarded-Proto: http\r\n\r\n");
 /// ```
 pub fn write_request_head(
     head: &RequestHead<'_>,
@@ -221,14 +229,16 @@ pub fn write_request_head(
             // Writing into a Vec cannot fail.
             let _ = write!(out, "{ip}");
         });
+        let proto = if opts.client_tls { "https" } else { "http" };
         write_merged(out, "Forwarded", head.headers, |out| match ip {
             IpAddr::V4(v4) => {
-                let _ = write!(out, "for={v4}");
+                let _ = write!(out, "for={v4};proto={proto}");
             }
             IpAddr::V6(v6) => {
-                let _ = write!(out, "for=\"[{v6}]\"");
+                let _ = write!(out, "for=\"[{v6}]\";proto={proto}");
             }
         });
+        write_field(out, b"X-Forwarded-Proto", proto.as_bytes());
     }
     write_connection(out, info.upgrade, opts.close, opts.keep_alive);
     finish(out, opts.extra);
@@ -286,6 +296,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -333,7 +344,9 @@ fn keeps(name: &str, headers: &[Header<'_>], upgrade: bool) -> bool {
 }
 
 fn is_forwarding_field(name: &str) -> bool {
-    name.eq_ignore_ascii_case("x-forwarded-for") || name.eq_ignore_ascii_case("forwarded")
+    name.eq_ignore_ascii_case("x-forwarded-for")
+        || name.eq_ignore_ascii_case("forwarded")
+        || name.eq_ignore_ascii_case("x-forwarded-proto")
 }
 
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -1331,7 +1331,7 @@ fn request_rewrite_appends_to_forwarding_fields() {
     let out = rewrite_request(buf, &opts);
     assert_eq!(
         out,
-        &b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 2001:db8::1\r\nForwarded: for=1.1.1.1, for=\"[2001:db8::1]\"\r\nX-Via: ktcpvs\r\n\r\n"[..]
+        &b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 2001:db8::1\r\nForwarded: for=1.1.1.1, for=\"[2001:db8::1]\";proto=http\r\nX-Forwarded-Proto: http\r\nX-Via: ktcpvs\r\n\r\n"[..]
     );
     complete(&out);
 }
@@ -1550,6 +1550,7 @@ mod properties {
             };
             let opts = ForwardOptions {
                 forwarded_for: forwarded.then(|| "192.0.2.1:9".parse().unwrap()),
+                client_tls: close,
                 close,
                 keep_alive,
                 extra: None,

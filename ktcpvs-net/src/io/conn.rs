@@ -37,6 +37,10 @@
 //!
 //! What the poller reported (readiness) is kept apart from what a session
 //! wants (its state enums): a state decides which flags it acts on.
+//!
+//! A client connection of a TLS service carries a [`TlsLayer`]: `fill` and
+//! the sends then move plaintext, and the readiness flags are the plaintext
+//! view the layer keeps (see [`super::tls`]).
 
 use std::io::{self, IoSlice, Read, Write};
 
@@ -44,6 +48,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 
 use super::buffer::Buffer;
+use super::tls::TlsLayer;
 
 /// What the poller last reported about one socket, cleared on `WouldBlock`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +101,13 @@ impl Traffic {
 pub(crate) struct Conn {
     /// The socket.
     pub stream: TcpStream,
-    /// What the poller reported.
+    /// What the poller reported (through TLS: the plaintext view).
     pub ready: Ready,
     /// Bytes moved and not yet flushed to the shared counters.
     pub traffic: Traffic,
+    /// TLS between the socket and the relays, on a TLS service's client
+    /// connections.
+    tls: Option<Box<TlsLayer>>,
 }
 
 /// The result of one read into a buffer.
@@ -127,9 +135,85 @@ impl Conn {
                 hup: false,
             },
             traffic: Traffic::default(),
+            tls: None,
         }
     }
 
+    /// Wraps an accepted socket of a TLS service, its handshake not begun.
+    pub fn with_tls(stream: TcpStream, tls: rustls::ServerConnection) -> Self {
+        let mut conn = Conn::new(stream, true);
+        let layer = TlsLayer::new(tls, conn.ready);
+        conn.ready = layer.view();
+        conn.tls = Some(Box::new(layer));
+        conn
+    }
+
+    /// Records a readiness event (on the socket; through TLS, the view
+    /// follows).
+    pub fn absorb(&mut self, event: &Event) {
+        match &mut self.tls {
+            None => self.ready.absorb(event),
+            Some(tls) => {
+                tls.socket.absorb(event);
+                self.ready = tls.view();
+            }
+        }
+    }
+
+    /// Whether the connection runs TLS (its bytes cannot be spliced).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The server name the client sent in its TLS handshake, if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(|t| t.conn.server_name())
+    }
+
+    /// Whether a TLS handshake is still under way (the header timeout
+    /// bounds it).
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.conn.is_handshaking())
+    }
+
+    /// Why the connection failed at the TLS level, if it did.
+    pub fn tls_failure(&self) -> Option<&rustls::Error> {
+        self.tls.as_ref().and_then(|t| t.failure())
+    }
+
+    /// Whether bytes a send accepted still wait to be written (TLS
+    /// records, or a `close_notify` and the shutdown after it).
+    pub fn wants_write(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Writes what waits (see [`wants_write`](Self::wants_write)) as far
+    /// as the socket takes it; `Ok(true)` when nothing waits any more.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(true);
+        };
+        let flushed = tls.flush(&mut self.stream);
+        self.ready = tls.view();
+        flushed
+    }
+
+    /// Shuts the write side: at once on a plain socket; through TLS after
+    /// a `close_notify`, once every record before it left (`Ok(false)`:
+    /// not yet, [`flush`](Self::flush) finishes it).
+    pub fn shutdown_write(&mut self) -> io::Result<bool> {
+        match &mut self.tls {
+            None => self
+                .stream
+                .shutdown(std::net::Shutdown::Write)
+                .map(|()| true),
+            Some(tls) => {
+                let done = tls.shutdown_write(&mut self.stream);
+                self.ready = tls.view();
+                done
+            }
+        }
+    }
     /// Takes the bytes counted since the last call.
     pub fn take_traffic(&mut self) -> Traffic {
         std::mem::take(&mut self.traffic)
@@ -138,6 +222,11 @@ impl Conn {
     /// One read into the free space of `buf`. A short read clears the
     /// readable flag (see the module documentation: it drained the socket).
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Fill> {
+        if let Some(tls) = &mut self.tls {
+            let filled = tls.fill(&mut self.stream, buf, &mut self.traffic);
+            self.ready = tls.view();
+            return filled;
+        }
         if !self.ready.readable {
             return Ok(Fill::WouldBlock);
         }
@@ -169,6 +258,16 @@ impl Conn {
 
     /// Writes as much of `bytes` as the socket takes; returns how much.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.tls.is_some() {
+            let mut done = 0;
+            while done < bytes.len() && self.ready.writable {
+                match self.send_vectored(&[IoSlice::new(&bytes[done..])])? {
+                    0 => break,
+                    n => done += n,
+                }
+            }
+            return Ok(done);
+        }
         let mut done = 0;
         while done < bytes.len() && self.ready.writable {
             match self.stream.write(&bytes[done..]) {
@@ -193,6 +292,11 @@ impl Conn {
     /// takes; returns how many bytes went. A short write clears the
     /// writable flag, as in [`send`](Self::send).
     pub fn send_vectored(&mut self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(tls) = &mut self.tls {
+            let sent = tls.send(&mut self.stream, parts, &mut self.traffic);
+            self.ready = tls.view();
+            return sent;
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total == 0 || !self.ready.writable {
             return Ok(0);

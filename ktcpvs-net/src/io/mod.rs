@@ -7,7 +7,9 @@
 //! | [`conn`] | `Conn`: a socket, what the poller reported about it, the bytes it moved |
 //! | [`buffer`] | `Buffer` and the bounded per-worker `BufferPool` it returns to when dropped |
 //! | [`splice`] | `KernelPipe`: socket → pipe → socket without copying to user space |
+//! | [`tls`] | `TlsLayer`: rustls between a client socket and the relays |
 
 pub(crate) mod buffer;
 pub(crate) mod conn;
 pub(crate) mod splice;
+pub(crate) mod tls;

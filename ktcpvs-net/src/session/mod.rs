@@ -22,13 +22,16 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::Snapshot;
+use mio::net::TcpStream;
 use mio::Registry;
 
 use self::http::{HttpFlow, HttpSession, Keep};
 use crate::io::buffer::BufferPool;
 use crate::io::conn::Conn;
 use crate::listener::ClientGate;
+use crate::throttle::Throttle;
 use crate::timer::Deadline;
+use crate::tls::ServerTls;
 use crate::upstream::connect::Dialer;
 use crate::upstream::pool::Backends;
 
@@ -155,6 +158,28 @@ impl Peer {
     }
 }
 
+/// The client side of a connection just accepted for `service`: the bare
+/// socket, or for a TLS service the socket under a rustls server connection
+/// made from the service's material. `None` (logged) when that cannot be
+/// made: the connection is then closed.
+pub(crate) fn client_conn(stream: TcpStream, service: &ServiceSnapshot) -> Option<Conn> {
+    let Some(material) = service.tls() else {
+        return Some(Conn::new(stream, true));
+    };
+    let name = &service.config().name;
+    let Some(tls) = ServerTls::of(material) else {
+        log::error!("[{name}] its TLS material was not made by this engine's loader");
+        return None;
+    };
+    match rustls::ServerConnection::new(Arc::clone(tls.config(service.dispatch()))) {
+        Ok(conn) => Some(Conn::with_tls(stream, conn)),
+        Err(e) => {
+            log::error!("[{name}] cannot start a TLS connection: {e}");
+            None
+        }
+    }
+}
+
 /// One client connection.
 pub(crate) struct Session {
     /// The client socket.
@@ -189,11 +214,37 @@ pub(crate) enum Kind {
     /// An HTTP/1.x keep-alive connection waiting for its next request with
     /// nothing buffered.
     Parked(Keep),
+    /// Done, but TLS records (the last response's, the `close_notify`)
+    /// still wait for the client's socket: written as it drains, until the
+    /// deadline.
+    Closing {
+        /// When to give up on the client.
+        until: Instant,
+    },
 }
+
+/// How long a closing TLS connection may take to drain its last records.
+const CLOSING: Duration = Duration::from_secs(5);
+
+/// Reports of client connections that failed at the TLS level: anyone can
+/// cause them, so at most one per ten seconds.
+static TLS_FAILURES: Throttle = Throttle::new(Duration::from_secs(10));
 
 impl Session {
     /// Does all the I/O the session can.
     pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Flow {
+        // TLS records a send accepted wait for the socket; any event may
+        // be the one that lets them go.
+        if self.client.wants_write() && self.client.flush().is_err() {
+            return Flow::Done;
+        }
+        if let Kind::Closing { until } = self.kind {
+            return if self.client.wants_write() {
+                Flow::Open(Some(until))
+            } else {
+                Flow::Done
+            };
+        }
         if let Kind::Parked(_) = self.kind {
             // Its client sent something (or closed): resume in a box.
             let Kind::Parked(keep) = std::mem::replace(&mut self.kind, Kind::Parked(Keep::Nothing))
@@ -203,11 +254,52 @@ impl Session {
             self.kind = Kind::Http(ctx.spares.resume(keep, ctx.now));
         }
         let flow = match &mut self.kind {
-            Kind::Tunnel(t) => return t.drive(&mut self.client, &self.service, ctx),
+            Kind::Tunnel(t) => {
+                let flow = t.drive(&mut self.client, &self.service, ctx);
+                return self.close_tls(flow, ctx);
+            }
             Kind::Http(h) => h.drive(&mut self.client, self.peer.addr(), &self.service, ctx),
-            Kind::Parked(_) => return Flow::Done,
+            Kind::Parked(_) | Kind::Closing { .. } => return Flow::Done,
         };
-        self.settle(flow, ctx)
+        let flow = self.settle(flow, ctx);
+        self.close_tls(flow, ctx)
+    }
+
+    /// A TLS session that is done says `close_notify`; when that or earlier
+    /// records cannot all leave now, the session releases everything but
+    /// its client socket and lingers as [`Kind::Closing`] until they have.
+    /// One whose handshake failed or never finished is just closed.
+    fn close_tls(&mut self, flow: Flow, ctx: &mut Ctx<'_>) -> Flow {
+        let client = &self.client;
+        if flow != Flow::Done
+            || !client.is_tls()
+            || client.is_handshaking()
+            || client.tls_failure().is_some()
+        {
+            return flow;
+        }
+        match self.client.shutdown_write() {
+            Ok(false) => {
+                let until = ctx.now + CLOSING;
+                self.release_kind(Kind::Closing { until }, ctx);
+                Flow::Open(Some(until))
+            }
+            Ok(true) | Err(_) => Flow::Done,
+        }
+    }
+
+    /// Replaces the session's kind with `kind`, releasing what the old one
+    /// held.
+    fn release_kind(&mut self, kind: Kind, ctx: &mut Ctx<'_>) {
+        match std::mem::replace(&mut self.kind, kind) {
+            Kind::Tunnel(t) => t.close(ctx),
+            Kind::Http(mut h) => {
+                h.close(ctx);
+                ctx.spares.keep(h);
+            }
+            Kind::Parked(keep) => keep.release(ctx),
+            Kind::Closing { .. } => {}
+        }
     }
 
     /// The session's deadline passed.
@@ -215,8 +307,9 @@ impl Session {
         let flow = match &mut self.kind {
             Kind::Tunnel(t) => return t.on_timeout(&mut self.client, &self.service, ctx),
             Kind::Http(h) => h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx),
-            // A parked connection's keep-alive time is up.
-            Kind::Parked(_) => return Flow::Done,
+            // A parked connection's keep-alive time is up; a closing one
+            // had its time to drain.
+            Kind::Parked(_) | Kind::Closing { .. } => return Flow::Done,
         };
         self.settle(flow, ctx)
     }
@@ -254,8 +347,8 @@ impl Session {
     /// waits only for its backend).
     pub fn needs_client_events(&self) -> bool {
         match &self.kind {
-            Kind::Tunnel(_) | Kind::Parked(_) => true,
-            Kind::Http(h) => h.needs_client_events(),
+            Kind::Tunnel(_) | Kind::Parked(_) | Kind::Closing { .. } => true,
+            Kind::Http(h) => h.needs_client_events() || self.client.wants_write(),
         }
     }
 
@@ -265,7 +358,7 @@ impl Session {
         match &self.kind {
             Kind::Tunnel(_) => false,
             Kind::Http(h) => h.is_idle(),
-            Kind::Parked(_) => true,
+            Kind::Parked(_) | Kind::Closing { .. } => true,
         }
     }
 
@@ -276,14 +369,17 @@ impl Session {
         if !rest.is_empty() {
             self.service.load().add_bytes(rest.read, rest.written);
         }
-        match self.kind {
-            Kind::Tunnel(t) => t.close(ctx),
-            Kind::Http(mut h) => {
-                h.close(ctx);
-                ctx.spares.keep(h);
+        if let Some(failure) = self.client.tls_failure() {
+            self.service.load().add_tls_failure();
+            if let Some(count) = TLS_FAILURES.admit() {
+                log::info!(
+                    "[{}] TLS failed with {}: {failure} ({count} TLS failure(s) since the last report)",
+                    self.service.config().name,
+                    self.peer.addr()
+                );
             }
-            Kind::Parked(keep) => keep.release(ctx),
         }
+        self.release_kind(Kind::Closing { until: ctx.now }, ctx);
         self.gate.leave();
         self.service.load().connection_closed();
     }

@@ -108,6 +108,8 @@ impl Direction {
         pool: &mut BufferPool,
         zerocopy: bool,
     ) -> Result<Progress, RelayError> {
+        // TLS records are made and read in user space: nothing to splice.
+        let zerocopy = zerocopy && !src.is_tls() && !dst.is_tls();
         loop {
             if let Some(progress) = self.splice(src, dst, body, zerocopy)? {
                 return Ok(progress);

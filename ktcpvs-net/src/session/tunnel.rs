@@ -15,7 +15,7 @@
 //! becomes a tunnel over that backend connection ([`Tunnel::relaying`]).
 
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
@@ -66,8 +66,8 @@ impl Pipe {
         let mut stream = BodyState::CloseDelimited;
         match self.dir.relay(src, dst, &mut stream, pool, zerocopy) {
             Ok(Progress::Eof) => {
-                match dst.stream.shutdown(Shutdown::Write) {
-                    Ok(()) => {}
+                match dst.shutdown_write() {
+                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
                     Err(e) => return Err(e),
                 }
@@ -311,7 +311,8 @@ fn connect_next(
     excluded: &mut Excluded,
     ctx: &mut Ctx<'_>,
 ) -> Option<Connecting> {
-    let mut chooser = Chooser::new(service, client, None);
+    // A layer-4 service picks as it accepts, before any TLS handshake.
+    let mut chooser = Chooser::new(service, client, None, None);
     let mut pick = |exclude: &[usize]| chooser.pick(exclude);
     match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
         Ok(c) => Some(c),

@@ -211,6 +211,7 @@ pub(crate) struct Chooser<'a> {
     service: &'a ServiceSnapshot,
     client: SocketAddr,
     head: Option<&'a RequestHead<'a>>,
+    server_name: Option<&'a str>,
     /// A server already picked, taken by the next pick.
     ahead: Option<usize>,
     /// The last selection the scheduler made.
@@ -218,16 +219,19 @@ pub(crate) struct Chooser<'a> {
 }
 
 impl<'a> Chooser<'a> {
-    /// A decision for `client`'s request `head` (`None` at layer 4).
+    /// A decision for `client`'s request `head` (`None` at layer 4), on a
+    /// connection whose TLS handshake named `server_name`.
     pub fn new(
         service: &'a ServiceSnapshot,
         client: SocketAddr,
         head: Option<&'a RequestHead<'a>>,
+        server_name: Option<&'a str>,
     ) -> Self {
         Chooser {
             service,
             client,
             head,
+            server_name,
             ahead: None,
             chosen: None,
         }
@@ -242,6 +246,7 @@ impl<'a> Chooser<'a> {
             client: self.client,
             head: self.head,
             exclude,
+            server_name: self.server_name,
         });
         self.chosen = selection;
         selection.map(|s| s.server)

@@ -36,22 +36,38 @@ impl Response {
     }
 }
 
-/// One client connection.
-pub struct Client {
-    pub reader: BufReader<TcpStream>,
+/// One client connection, over a plain socket unless `S` says otherwise
+/// (a TLS stream).
+pub struct Client<S = TcpStream> {
+    pub reader: BufReader<S>,
+    /// The `Host` that [`get`](Self::get) sends.
+    pub host: String,
+}
+
+/// A connected socket with 5-second read and write timeouts.
+pub fn connect_timed(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        Client::over(connect_timed(addr))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client over an established stream.
+    pub fn over(stream: S) -> Client<S> {
         Client {
-            reader: BufReader::new(s),
+            reader: BufReader::new(stream),
+            host: "test".to_string(),
         }
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut S {
         self.reader.get_mut()
     }
 
@@ -61,7 +77,7 @@ impl Client {
 
     /// Sends `GET target` (keep-alive) and reads the response.
     pub fn get(&mut self, target: &str) -> io::Result<Response> {
-        let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
+        let req = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
         self.stream().write_all(req.as_bytes())?;
         self.read_response(false)
     }

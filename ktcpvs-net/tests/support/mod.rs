@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod schedulers;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

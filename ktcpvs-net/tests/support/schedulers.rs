@@ -1,7 +1,7 @@
 //! Test schedulers implemented through the core traits only: a layer-4
 //! weighted least-connection (`wlc`) and a rules + least-connection HTTP
 //! scheduler registered twice, per connection (`http`) and per request
-//! (`phttp`).
+//! (`phttp`), and `sni`, which routes on the TLS server name.
 
 use std::sync::Arc;
 
@@ -85,10 +85,41 @@ impl Scheduler for RulesLc {
     }
 }
 
-/// A registry with `wlc`, `http` and `phttp`.
+/// Routes on the TLS server name, per request: server 0 when the client's
+/// handshake named the service option `sni`, server 1 otherwise.
+pub struct BySni;
+
+struct BySniPicker {
+    name: Option<String>,
+}
+
+impl Picker for BySniPicker {
+    fn pick(&self, s: &dyn VirtualService, r: &PickRequest<'_>) -> Option<Selection> {
+        let first = r.server_name.is_some() && r.server_name == self.name.as_deref();
+        let server = if first { 0 } else { 1 };
+        (server < s.server_count()).then(|| Selection::server(server))
+    }
+}
+
+impl Scheduler for BySni {
+    fn name(&self) -> &str {
+        "sni"
+    }
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::EachRequest
+    }
+    fn build(&self, s: &dyn VirtualService) -> Result<Box<dyn Picker>, SchedulerError> {
+        Ok(Box::new(BySniPicker {
+            name: s.option("sni").map(str::to_string),
+        }))
+    }
+}
+
+/// A registry with `wlc`, `http`, `phttp` and `sni`.
 pub fn registry() -> SchedulerRegistry {
     let r = SchedulerRegistry::new();
     r.register(Arc::new(Wlc)).unwrap();
+    r.register(Arc::new(BySni)).unwrap();
     r.register(Arc::new(RulesLc {
         name: "http",
         dispatch: Dispatch::FirstRequest,

@@ -7,8 +7,8 @@ use std::fmt::{self, Write as _};
 
 use ktcpvs_core::control::ServiceSpec;
 use ktcpvs_core::endpoint::Endpoint;
-use ktcpvs_core::CertificateFiles;
 use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
+use ktcpvs_core::CertificateFiles;
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
 use super::ProtocolError;
@@ -778,19 +778,23 @@ mod tests {
             ("add-service web forwardfor=maybe", |e| {
                 matches!(e, ProtocolError::BadValue { .. })
             }),
-            ("add-service web certificate.1=/a.pem", |e| {
-                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate.1")
-            }),
-            ("add-service web certificate_key.1=/a.key", |e| {
-                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate_key.1")
-            }),
-            ("add-service web certificate=/a.pem", |e| {
-                matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate")
-            }),
+            (
+                "add-service web certificate.1=/a.pem",
+                |e| matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate.1"),
+            ),
+            (
+                "add-service web certificate_key.1=/a.key",
+                |e| matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate_key.1"),
+            ),
+            (
+                "add-service web certificate=/a.pem",
+                |e| matches!(e, ProtocolError::BadValue { key, .. } if key == "certificate"),
+            ),
             // A gap: certificate.2 without certificate.1 is not read.
-            ("add-service web certificate.2=/a certificate_key.2=/b", |e| {
-                matches!(e, ProtocolError::UnexpectedWord { .. })
-            }),
+            (
+                "add-service web certificate.2=/a certificate_key.2=/b",
+                |e| matches!(e, ProtocolError::UnexpectedWord { .. }),
+            ),
             ("add-service web sni_host_check=yes", |e| {
                 matches!(e, ProtocolError::BadValue { .. })
             }),

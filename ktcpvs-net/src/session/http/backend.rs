@@ -4,14 +4,14 @@
 //! connection back to the pool (or closing it) with its byte counts.
 
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{RequestHead, Selection};
 
 use super::exchange::{Exchange, Origin};
-use super::{HttpSession, Request, Route, State, Step, HEADER_SLOTS};
+use super::{ClientId, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
 use crate::http::{parse_request_uninit, Limits};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
@@ -71,7 +71,7 @@ impl HttpSession {
 
     /// Checks the connect in progress: exchange on success, another server
     /// on failure.
-    pub(super) fn connecting(&mut self, peer: SocketAddr, ctx: &mut Ctx<'_>) -> Step {
+    pub(super) fn connecting(&mut self, from: ClientId<'_>, ctx: &mut Ctx<'_>) -> Step {
         let State::Connecting {
             route,
             backend,
@@ -104,7 +104,7 @@ impl HttpSession {
                 self.begin_exchange(route, backend, Origin::Fresh, req, ctx)
             }
             ConnectCheck::Failed(e) => {
-                self.retry_connect(&e, peer, ctx);
+                self.retry_connect(&e, from, ctx);
                 Step::Again
             }
         }
@@ -115,7 +115,7 @@ impl HttpSession {
     pub(super) fn retry_connect(
         &mut self,
         error: &std::io::Error,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         ctx: &mut Ctx<'_>,
     ) {
         let State::Connecting {
@@ -146,7 +146,7 @@ impl HttpSession {
         let n = limits.max_headers.min(HEADER_SLOTS);
         let next = match self.io.up.buf.as_ref() {
             Some(buf) => match parse_request_uninit(buf.filled(), &mut slots[..n], &limits) {
-                Ok(Some((_, head))) => connect_again(&service, &head, peer, &mut excluded, ctx),
+                Ok(Some((_, head))) => connect_again(&service, &head, from, &mut excluded, ctx),
                 _ => Err(NoBackend::AllFailed),
             },
             None => Err(NoBackend::AllFailed),
@@ -225,11 +225,11 @@ impl HttpSession {
 pub(super) fn connect_again(
     service: &ServiceSnapshot,
     head: &RequestHead<'_>,
-    client: SocketAddr,
+    from: ClientId<'_>,
     excluded: &mut Excluded,
     ctx: &mut Ctx<'_>,
 ) -> Result<(Connecting, Option<Selection>), NoBackend> {
-    let mut chooser = Chooser::new(service, client, Some(head));
+    let mut chooser = Chooser::new(service, from.addr, Some(head), from.server_name);
     let mut pick = |exclude: &[usize]| chooser.pick(exclude);
     match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
         Ok(connecting) if connecting.target != Target::Redirect => Ok((connecting, chooser.chosen)),

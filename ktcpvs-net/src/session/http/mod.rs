@@ -35,7 +35,7 @@
 //! | `exchange/` | one request/response exchange: the coordinator, the request side, the response side |
 //! | `pace.rs` | the minimum transfer rate a client must keep while a body waits on it |
 
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,30 @@ const SCRATCH_HEAD: usize = 512;
 /// How long a connection that got an error response may keep sending
 /// before it is closed (so that the error is read, not reset away).
 const LINGER: Duration = Duration::from_secs(2);
+
+/// Who sends a session's requests: the client's address and, over TLS,
+/// the server name its handshake asked for (SNI), which schedulers see and
+/// `Host` is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientId<'a> {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether the client connection runs TLS.
+    pub tls: bool,
+    /// The server name of its TLS handshake.
+    pub server_name: Option<&'a str>,
+}
+
+impl<'a> ClientId<'a> {
+    /// The client of connection `client`, from `addr`.
+    pub fn of(client: &'a Conn, addr: SocketAddr) -> ClientId<'a> {
+        ClientId {
+            addr,
+            tls: client.is_tls(),
+            server_name: client.server_name(),
+        }
+    }
+}
 
 /// What driving an HTTP session produced.
 pub(crate) enum HttpFlow {
@@ -436,7 +460,7 @@ impl HttpSession {
         loop {
             let step = match &self.state {
                 State::Reading { .. } => self.read_head(client, peer, service, ctx),
-                State::Connecting { .. } => self.connecting(peer, ctx),
+                State::Connecting { .. } => self.connecting(ClientId::of(client, peer), ctx),
                 State::Exchange(_) => self.exchange(client, ctx),
                 State::Error { .. } => self.send_error(client, ctx),
                 State::Linger { until } => {
@@ -470,6 +494,11 @@ impl HttpSession {
         ctx: &mut Ctx<'_>,
     ) -> HttpFlow {
         match &self.state {
+            // A TLS handshake that did not finish in time: nothing to
+            // answer in.
+            State::Reading { .. } if client.is_handshaking() => {
+                return HttpFlow::Flow(Flow::Done);
+            }
             State::Reading {
                 first_byte: Some(_),
                 ..
@@ -485,7 +514,7 @@ impl HttpSession {
             }
             State::Connecting { .. } => {
                 let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-                self.retry_connect(&e, peer, ctx);
+                self.retry_connect(&e, ClientId::of(client, peer), ctx);
             }
             State::Exchange(ex) if ex.waits_for_response() => {
                 log::warn!(
@@ -546,7 +575,7 @@ impl HttpSession {
         if *sent < self.io.scratch.len() {
             return Step::Wait(Some(ctx.now + LINGER));
         }
-        let _ = client.stream.shutdown(Shutdown::Write);
+        let _ = client.shutdown_write();
         self.state = State::Linger {
             until: ctx.now + LINGER,
         };

@@ -13,8 +13,8 @@ use ktcpvs_core::{Dispatch, RequestHead};
 use super::backend::connect_again;
 use super::exchange::{Exchange, Origin};
 use super::{
-    Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step, Version, HEADER_SLOTS,
-    SCRATCH_HEAD,
+    ClientId, Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step, Version,
+    HEADER_SLOTS, SCRATCH_HEAD,
 };
 use crate::http::headers::upgrade_allowed;
 use crate::http::{
@@ -49,7 +49,7 @@ impl HttpSession {
         let settings = settings.settings();
         let limits = Limits::from_settings(settings);
         loop {
-            if let Some(step) = self.parse_head(peer, service, ctx, &limits) {
+            if let Some(step) = self.parse_head(ClientId::of(client, peer), service, ctx, &limits) {
                 return step;
             }
             if ctx.draining && !self.io.up.holds_bytes() {
@@ -59,6 +59,10 @@ impl HttpSession {
                 release_if_empty(&mut self.io.up.buf);
                 let at = match first_byte {
                     Some(t) => t + service.timeout(TimeoutKind::Header, settings),
+                    // A TLS handshake has the header timeout from accept.
+                    None if client.is_handshaking() => {
+                        since + service.timeout(TimeoutKind::Header, settings)
+                    }
                     None => since + service.timeout(TimeoutKind::Keepalive, settings),
                 };
                 return Step::Wait(Some(at));
@@ -94,7 +98,7 @@ impl HttpSession {
     /// refused or routed, `None` when more bytes are needed.
     fn parse_head(
         &mut self,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
         limits: &Limits,
@@ -106,11 +110,15 @@ impl HttpSession {
         let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], limits);
         let step = match parsed {
             Err(e) => {
-                log::debug!("[{}] {peer}: bad request: {e}", service.config().name);
+                log::debug!(
+                    "[{}] {}: bad request: {e}",
+                    service.config().name,
+                    from.addr
+                );
                 self.fail(e.status(), service, ctx);
                 Some(Step::Again)
             }
-            Ok(Some((info, head))) => Some(self.route_request(peer, service, ctx, &info, &head)),
+            Ok(Some((info, head))) => Some(self.route_request(from, service, ctx, &info, &head)),
             Ok(None) if buf.is_exhausted() => {
                 self.fail(431, service, ctx);
                 Some(Step::Again)
@@ -124,7 +132,7 @@ impl HttpSession {
     /// A complete head: decide where it goes and start the exchange.
     fn route_request(
         &mut self,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         accepted: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
         info: &RequestInfo,
@@ -136,7 +144,11 @@ impl HttpSession {
             return Step::Again;
         };
         service.load().add_request();
-        let req = self.request(&service, peer, info, head);
+        if misdirected(&service, from, head) {
+            self.fail(421, &service, ctx);
+            return Step::Again;
+        }
+        let req = self.request(&service, from, info, head);
         let keep = match &mut self.state {
             State::Reading { keep, .. } => std::mem::take(keep),
             _ => Keep::Nothing,
@@ -146,12 +158,12 @@ impl HttpSession {
         match keep {
             // A per-connection route decided on the first request is kept.
             Keep::Connection { route, backend } if per_connection => {
-                self.route_kept(route, backend.map(|b| b as usize), req, head, peer, ctx)
+                self.route_kept(route, backend.map(|b| b as usize), req, head, from, ctx)
             }
-            Keep::Pooled(id) => self.decide(service, Some(id), req, head, peer, ctx),
+            Keep::Pooled(id) => self.decide(service, Some(id), req, head, from, ctx),
             other => {
                 other.release(ctx);
-                self.decide(service, None, req, head, peer, ctx)
+                self.decide(service, None, req, head, from, ctx)
             }
         }
     }
@@ -164,14 +176,15 @@ impl HttpSession {
     fn request(
         &mut self,
         service: &ServiceSnapshot,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         info: &RequestInfo,
         head: &RequestHead<'_>,
     ) -> Request {
         let upgrade = info.upgrade && upgrade_allowed(head.headers, &service.config().upgrades);
         let info = &RequestInfo { upgrade, ..*info };
         let opts = ForwardOptions {
-            forwarded_for: service.config().forward_for.then_some(peer),
+            forwarded_for: service.config().forward_for.then_some(from.addr),
+            client_tls: from.tls,
             close: false,
             // An HTTP/1.0 request says it, so that the real server keeps
             // the connection for the pool.
@@ -213,7 +226,7 @@ impl HttpSession {
         backend: Option<usize>,
         req: Request,
         head: &RequestHead<'_>,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Step {
         if let Some(b) = backend {
@@ -242,7 +255,7 @@ impl HttpSession {
                     backoff,
                 );
                 drop(route);
-                let next = connect_again(&service, head, peer, &mut excluded, ctx);
+                let next = connect_again(&service, head, from, &mut excluded, ctx);
                 self.connect_or_fail(next, service, req, excluded, ctx);
                 Step::Again
             }
@@ -259,10 +272,10 @@ impl HttpSession {
         pooled: Option<usize>,
         req: Request,
         head: &RequestHead<'_>,
-        peer: SocketAddr,
+        from: ClientId<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Step {
-        let mut chooser = Chooser::new(&service, peer, Some(head));
+        let mut chooser = Chooser::new(&service, from.addr, Some(head), from.server_name);
         if let Some(index) = chooser.pick_ahead() {
             if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
                 let route = Route {
@@ -355,5 +368,46 @@ impl HttpSession {
         }
         self.state = State::Exchange(Exchange::new(route, backend, origin, req, ctx.now));
         Step::Again
+    }
+}
+
+/// Whether a request on a TLS connection names, in `Host`, another site
+/// than the one its handshake asked for (SNI), where the service checks
+/// that: one TLS connection, set up under one site's name and
+/// certificate, must not reach another site. A request without `Host`, or
+/// a handshake without a name, is not checked.
+fn misdirected(service: &ServiceSnapshot, from: ClientId<'_>, head: &RequestHead<'_>) -> bool {
+    let (Some(sni), Some(host)) = (from.server_name, head.host) else {
+        return false;
+    };
+    if !service.config().tls.as_ref().is_some_and(|t| t.host_check) {
+        return false;
+    }
+    !host_name(host).eq_ignore_ascii_case(sni)
+}
+
+/// The name part of a `Host` value: without its port, and for an IPv6
+/// literal without its brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn the_host_name_drops_port_and_brackets() {
+        assert_eq!(host_name("a.test"), "a.test");
+        assert_eq!(host_name("a.test:8443"), "a.test");
+        assert_eq!(host_name("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(host_name("[2001:db8::1]"), "2001:db8::1");
+        assert_eq!(host_name("a.test:"), "a.test");
     }
 }

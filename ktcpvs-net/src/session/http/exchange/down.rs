@@ -214,6 +214,7 @@ impl Exchange {
         };
         let opts = ForwardOptions {
             forwarded_for: None,
+            client_tls: false,
             close: !client_keep && !info.interim,
             keep_alive: client_keep && http10 && !info.interim,
             extra,

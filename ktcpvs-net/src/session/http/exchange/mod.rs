@@ -274,7 +274,7 @@ impl HttpSession {
             if client_done && !self.io.up.holds_bytes() {
                 return Step::Close;
             }
-            let _ = client.stream.shutdown(std::net::Shutdown::Write);
+            let _ = client.shutdown_write();
             self.state = State::Linger {
                 until: ctx.now + LINGER,
             };

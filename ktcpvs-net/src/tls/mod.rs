@@ -1,0 +1,170 @@
+//! TLS termination with rustls: [`RustlsLoader`], the
+//! [`TlsLoader`](ktcpvs_core::TlsLoader) a host registers on its
+//! [`Control`](ktcpvs_core::Control) so that services with certificates
+//! load, and [`ServerTls`], what it makes of a service's certificates (the
+//! material the engine hands each accepted connection).
+//!
+//! * Crypto: rustls's aws-lc-rs provider; TLS 1.3 and 1.2 with its default
+//!   suites (AES-GCM and ChaCha20-Poly1305, ECDHE only), the server's order
+//!   preferred.
+//! * Certificates: PEM chains and keys (RSA, ECDSA, Ed25519), several per
+//!   listener chosen by SNI (see `resolve`); a file that is unreadable,
+//!   malformed, expired, not yet valid, without a DNS name, or whose key
+//!   does not belong to its certificate is refused naming the file.
+//! * Resumption: session tickets (TLS 1.3 and 1.2) and a session cache,
+//!   one of each per service, kept across certificate reloads so that
+//!   clients resume after a reload.
+//! * ALPN: `http/1.1` on HTTP services (room for `h2` later); none on
+//!   layer-4 services, whose protocol the proxy does not know.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ktcpvs_core::{Control, SchedulerRegistry};
+//!
+//! let control = Control::new(Arc::new(SchedulerRegistry::new()));
+//! control.set_tls_loader(Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
+//! ```
+
+mod certificate;
+mod resolve;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ktcpvs_core::{Dispatch, TlsConfig, TlsError, TlsLoader, TlsMaterial};
+use parking_lot::Mutex;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::ServerConfig;
+
+use self::resolve::ByName;
+
+/// Sessions one service's cache remembers (for clients that do not take
+/// tickets).
+const SESSION_CACHE: usize = 4096;
+
+/// What [`RustlsLoader`] makes of one service's certificates: a rustls
+/// server configuration for HTTP services (ALPN `http/1.1`) and one for
+/// layer-4 services (no ALPN), sharing certificates, tickets and cache.
+#[derive(Debug)]
+pub struct ServerTls {
+    http: Arc<ServerConfig>,
+    stream: Arc<ServerConfig>,
+}
+
+impl ServerTls {
+    /// The configuration for a service that dispatches as `dispatch`.
+    pub fn config(&self, dispatch: Dispatch) -> &Arc<ServerConfig> {
+        match dispatch {
+            Dispatch::Connection => &self.stream,
+            Dispatch::FirstRequest | Dispatch::EachRequest => &self.http,
+        }
+    }
+
+    /// The material of a service, if it is this loader's.
+    pub(crate) fn of(material: &TlsMaterial) -> Option<&ServerTls> {
+        material.downcast_ref::<ServerTls>()
+    }
+}
+
+/// Resumption state one service keeps across reloads.
+#[derive(Clone)]
+struct Resumption {
+    tickets: Arc<dyn ProducesTickets>,
+    cache: Arc<dyn StoresServerSessions>,
+}
+
+/// The rustls [`TlsLoader`]: reads and checks certificate files and builds
+/// [`ServerTls`] (see the module documentation).
+pub struct RustlsLoader {
+    provider: Arc<CryptoProvider>,
+    resumption: Mutex<HashMap<String, Resumption>>,
+}
+
+impl Default for RustlsLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for RustlsLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RustlsLoader").finish_non_exhaustive()
+    }
+}
+
+impl RustlsLoader {
+    /// A loader over the aws-lc-rs provider.
+    pub fn new() -> RustlsLoader {
+        RustlsLoader {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            resumption: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The ticket key and session cache of `service`, made on first use.
+    fn resumption(&self, service: &str) -> Result<Resumption, String> {
+        let mut all = self.resumption.lock();
+        if let Some(r) = all.get(service) {
+            return Ok(r.clone());
+        }
+        let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
+            .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
+        let cache: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
+        let resumption = Resumption { tickets, cache };
+        all.insert(service.to_string(), resumption.clone());
+        Ok(resumption)
+    }
+
+    /// One server configuration over `resolver`.
+    fn server_config(
+        &self,
+        resolver: &Arc<ByName>,
+        resumption: &Resumption,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, String> {
+        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(resolver) as Arc<_>);
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config.ignore_client_order = true;
+        config.ticketer = Arc::clone(&resumption.tickets);
+        config.session_storage = Arc::clone(&resumption.cache);
+        Ok(Arc::new(config))
+    }
+}
+
+impl TlsLoader for RustlsLoader {
+    fn load(&self, service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError> {
+        let mut loaded = Vec::with_capacity(config.certificates.len());
+        for files in &config.certificates {
+            loaded.push(certificate::load(service, files, &self.provider)?);
+        }
+        // The configuration was validated: at least one certificate.
+        let first = config.certificates.first();
+        let internal = |reason: String| TlsError {
+            file: first.map(|f| f.chain.clone()).unwrap_or_default(),
+            reason,
+        };
+        let Some(default) = loaded.first() else {
+            return Err(internal("no certificate".to_string()));
+        };
+        let mut resolver = ByName::new(Arc::clone(&default.key));
+        for l in &loaded {
+            for name in &l.names {
+                resolver.add(name, &l.key);
+            }
+        }
+        let resolver = Arc::new(resolver);
+        let resumption = self.resumption(service).map_err(internal)?;
+        let http = self
+            .server_config(&resolver, &resumption, &[b"http/1.1"])
+            .map_err(internal)?;
+        let stream = self
+            .server_config(&resolver, &resumption, &[])
+            .map_err(internal)?;
+        Ok(Arc::new(ServerTls { http, stream }))
+    }
+}

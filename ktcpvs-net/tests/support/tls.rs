@@ -1,0 +1,184 @@
+//! A test PKI made at run time: a CA, server certificates issued by it
+//! written as PEM files into a directory of the test's own (removed when
+//! dropped), and rustls clients that trust the CA. No key is checked in.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ktcpvs_core::CertificateFiles;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::client::{connect_timed, Client};
+
+/// A TLS stream to the proxy.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A CA and the directory its certificates are written to.
+pub struct Pki {
+    pub dir: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    /// A fresh CA; `tag` names the directory.
+    pub fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("ktcpvs-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ktcpvs test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Pki { dir, ca }
+    }
+
+    /// Issues a certificate for `names` (ECDSA P-256), written to
+    /// `STEM.pem` and `STEM.key`.
+    pub fn issue(&self, stem: &str, names: &[&str]) -> CertificateFiles {
+        self.issue_with(stem, names, |_| {})
+    }
+
+    /// Like [`issue`](Self::issue), with the parameters changed by `edit`
+    /// (validity dates, say).
+    pub fn issue_with(
+        &self,
+        stem: &str,
+        names: &[&str],
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> CertificateFiles {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        edit(&mut params);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let files = CertificateFiles {
+            chain: self.dir.join(format!("{stem}.pem")),
+            key: self.dir.join(format!("{stem}.key")),
+        };
+        std::fs::write(&files.chain, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// The DER of the certificate in `files`.
+    pub fn der_of(files: &CertificateFiles) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_file(&files.chain)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// A client configuration trusting the CA and offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        let ca: &rcgen::Certificate = self.ca.as_ref();
+        roots.add(ca.der().clone()).unwrap();
+        let mut config = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// A TLS client to `addr` naming `server_name`, handshake done.
+    pub fn connect(
+        config: &Arc<ClientConfig>,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> std::io::Result<Client<TlsStream>> {
+        let name = ServerName::try_from(server_name.to_string()).unwrap();
+        let conn = ClientConnection::new(Arc::clone(config), name).unwrap();
+        let mut stream = StreamOwned::new(conn, connect_timed(addr));
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        let mut client = Client::over(stream);
+        client.host = server_name.to_string();
+        Ok(client)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A verifier that accepts any certificate: only to see which certificate
+/// the proxy chose when no name of it is asked for.
+#[derive(Debug)]
+struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The certificate (DER) the proxy at `addr` presents to a client naming
+/// `server_name` (`None`: no SNI at all), whatever it is.
+pub fn presented(addr: SocketAddr, server_name: Option<&str>) -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+        .with_no_client_auth();
+    config.enable_sni = server_name.is_some();
+    let name = ServerName::try_from(server_name.unwrap_or("no-sni.test").to_string()).unwrap();
+    let mut tls = ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = connect_timed(addr);
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock).unwrap();
+    }
+    tls.peer_certificates().unwrap()[0].to_vec()
+}
