@@ -63,9 +63,9 @@ use ktcpvs_core::error::ControlError;
 use ktcpvs_core::scheduler::SchedulerRegistry;
 
 pub use cookie::{
-    cookie_value, default_key, Chttp, ChttpPicker, CookieInsert, COOKIE_VALUE_LEN,
-    DEFAULT_COOKIE_NAME, OPTION_COOKIE_INSERT, OPTION_COOKIE_KEY, OPTION_COOKIE_NAME,
-    SECURE_ATTRIBUTE,
+    cookie_value, default_key, Chttp, ChttpPicker, CookieInsert, COOKIE_ATTRIBUTES,
+    COOKIE_VALUE_LEN, DEFAULT_COOKIE_NAME, OPTION_COOKIE_INSERT, OPTION_COOKIE_KEY,
+    OPTION_COOKIE_NAME, SECURE_ATTRIBUTE,
 };
 pub use hash::{rendezvous, server_seed, Hhttp, HhttpPicker};
 pub use http::{Http, Phttp, RulesPicker};
