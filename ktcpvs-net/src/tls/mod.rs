@@ -1,5 +1,5 @@
 //! TLS termination with rustls: [`RustlsLoader`], the
-//! [`TlsLoader`](ktcpvs_core::TlsLoader) a host registers on its
+//! [`TlsLoader`] a host registers on its
 //! [`Control`](ktcpvs_core::Control) so that services with certificates
 //! load, and [`ServerTls`], what it makes of a service's certificates (the
 //! material the engine hands each accepted connection).
