@@ -75,8 +75,8 @@ pub use ktcpvs_sched_wlc as sched_wlc;
 pub use ktcpvs_net::{Engine, EngineError, EngineHandle};
 
 pub use ktcpvs_core::{
-    Command, Config, Control, ControlError, Endpoint, Scheduler, SchedulerRegistry, ServiceSpec,
-    Settings, Snapshot,
+    CertificateFiles, Command, Config, Control, ControlError, Endpoint, Scheduler,
+    SchedulerRegistry, ServiceSpec, Settings, Snapshot, TlsConfig,
 };
 
 /// The names [`builtin_schedulers`] registers.
@@ -95,6 +95,26 @@ pub const BUILTIN_SCHEDULERS: &[&str] = &["wlc", "http", "hhttp", "phttp", "chtt
 /// }
 /// ```
 pub fn builtin_schedulers() -> Arc<SchedulerRegistry> {
+    builtin_registry()
+}
+
+/// A control handle ready for a host program: every built-in scheduler
+/// ([`builtin_schedulers`]) and TLS termination through rustls
+/// ([`net::tls::RustlsLoader`]), so that services with certificates load.
+///
+/// ```
+/// use ktcpvs::{Command, ServiceSpec};
+/// let control = ktcpvs::new_control();
+/// control.execute(Command::AddService { name: "web".into(), spec: ServiceSpec::default() })?;
+/// # Ok::<(), ktcpvs::ControlError>(())
+/// ```
+pub fn new_control() -> Control {
+    let control = Control::new(builtin_schedulers());
+    control.set_tls_loader(Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
+    control
+}
+
+fn builtin_registry() -> Arc<SchedulerRegistry> {
     let registry = SchedulerRegistry::new();
     // Registering distinct built-in names into a fresh registry cannot
     // collide; a failure here is a bug in a scheduler crate.

@@ -6,7 +6,7 @@
 //! * SIGTERM and SIGINT stop gracefully; `tcpvsadm --sysctl unload=1`
 //!   drains and exits 0;
 //! * SIGHUP reloads the `-f` file as one transaction (a bad file changes
-//!   nothing);
+//!   nothing), then the certificate files of every TLS service;
 //! * `--demo` starts three demo real servers and the README's example;
 //! * the soft limit on open files is raised to the hard limit at start.
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::Parser;
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
 use ktcpvs::net::{Engine, EngineHandle};
-use ktcpvs::{builtin_schedulers, Command, Control};
+use ktcpvs::{Command, Control};
 use log::LevelFilter;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -63,7 +63,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let options = Options::parse();
     init_logging();
-    let control = Control::new(builtin_schedulers());
+    let control = ktcpvs::new_control();
     let (events, wake) = mpsc::channel::<Event>();
     follow_settings(&control, events.clone());
     let demo = match configure(&options, &control) {
@@ -162,9 +162,7 @@ fn configure(options: &Options, control: &Control) -> Result<Option<demo::Demo>,
             .map_err(|e| e.to_string())?;
     }
     let demo = if options.demo {
-        let servers = demo::start_servers(control)
-            .map_err(|e| format!("cannot start the demo real servers: {e}"))?;
-        Some(servers)
+        Some(demo::start_servers(control, options.tls)?)
     } else {
         None
     };
@@ -224,6 +222,29 @@ fn forward_signals(
     Ok((handle, thread))
 }
 
+/// SIGHUP: the `-f` file again as one transaction (a bad file changes
+/// nothing), then every TLS service's certificate files (a bad one changes
+/// nothing either; the certificates in use stay).
+fn reload(options: &Options, control: &Control) {
+    if let Some(path) = &options.config {
+        match control.load_file(path) {
+            Ok(()) => log::warn!("reloaded {}", path.display()),
+            Err(e) => log::error!("reload of {} refused, nothing changed: {e}", path.display()),
+        }
+    }
+    let tls = control
+        .config()
+        .services
+        .iter()
+        .any(|s| s.config.tls.is_some());
+    if tls {
+        match control.execute(Command::ReloadCertificates) {
+            Ok(()) => log::warn!("reloaded the certificates"),
+            Err(e) => log::error!("certificate reload refused, those in use stay: {e}"),
+        }
+    }
+}
+
 /// Serves until stopped: SIGHUP reloads the `-f` file as one transaction,
 /// SIGTERM/SIGINT drain gracefully, `unload` drains and exits.
 fn run_until_stopped(
@@ -234,15 +255,7 @@ fn run_until_stopped(
 ) {
     loop {
         match wake.recv() {
-            Ok(Event::Reload) => match &options.config {
-                Some(path) => match control.load_file(path) {
-                    Ok(()) => log::warn!("reloaded {}", path.display()),
-                    Err(e) => {
-                        log::error!("reload of {} refused, nothing changed: {e}", path.display())
-                    }
-                },
-                None => log::warn!("SIGHUP ignored: no -f configuration file to reload"),
-            },
+            Ok(Event::Reload) => reload(options, control),
             Ok(Event::Stop) => {
                 log::warn!("stopping: draining connections (up to {STOP_GRACE:?})");
                 engine.shutdown(STOP_GRACE);

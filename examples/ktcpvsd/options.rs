@@ -47,7 +47,7 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     name = "ktcpvsd",
     version,
     about = "The ktcpvs host program: runs the Layer-7 load balancer in the foreground and serves its control socket",
-    after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the -f file as one transaction.\n\
+    after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the -f file as one transaction, then the certificate files.\n\
         `tcpvsadm --sysctl unload=1` drains and stops the daemon.\n\
         Try it: cargo run --release --example ktcpvsd -- --demo"
 )]
@@ -70,6 +70,9 @@ pub struct Options {
     /// Start three demo real servers and the README's example service, then print what to try.
     #[arg(long)]
     pub demo: bool,
+    /// With --demo: serve the example over HTTPS, with a self-signed certificate made at start.
+    #[arg(long, requires = "demo")]
+    pub tls: bool,
 }
 
 impl Options {

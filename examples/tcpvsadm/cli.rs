@@ -9,7 +9,7 @@ use clap::{ArgGroup, Parser};
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
 use ktcpvs::core::model::{MAX_MATCH_GROUP, MAX_WEIGHT};
-use ktcpvs::ServiceSpec;
+use ktcpvs::{CertificateFiles, ServiceSpec};
 
 fn parse_weight(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
@@ -33,6 +33,14 @@ fn parse_port(text: &str) -> Result<u16, String> {
     match ktcpvs::core::endpoint::parse_port(text) {
         Some(p) if p != 0 => Ok(p),
         _ => Err(format!("illegal server port specified: '{text}'")),
+    }
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}' is not on or off")),
     }
 }
 
@@ -115,6 +123,9 @@ pub struct Cli {
         default_missing_value = ""
     )]
     sysctl: Option<String>,
+    /// Read every TLS service's certificate files again (all or nothing).
+    #[arg(long = "reload-certificates", group = "command")]
+    reload_certificates: bool,
 
     /// Service name.
     #[arg(short = 'i', long = "ident", value_name = "NAME")]
@@ -151,6 +162,18 @@ pub struct Cli {
     /// Add live counters to the listing.
     #[arg(long = "stats")]
     stats: bool,
+    /// TLS certificate chain (PEM) the service serves, paired in order with --key; repeatable, the first is the default (-A, -E).
+    #[arg(long = "certificate", value_name = "FILE")]
+    certificate: Vec<PathBuf>,
+    /// The private key (PEM) of the --certificate at the same position.
+    #[arg(long = "key", value_name = "FILE")]
+    key: Vec<PathBuf>,
+    /// Turn TLS off: the service serves no certificate any more (-E).
+    #[arg(long = "no-certificates", conflicts_with = "certificate")]
+    no_certificates: bool,
+    /// Whether a request's Host must agree with the TLS server name (-A, -E).
+    #[arg(long = "sni-host-check", value_name = "on|off", value_parser = parse_on_off)]
+    sni_host_check: Option<bool>,
     /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock].
     #[arg(long = "socket", value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -197,6 +220,17 @@ pub enum UsageError {
     /// A `--sysctl` argument that is not `NAME` or `NAME=VALUE`.
     #[error("illegal setting specified: '{0}' (use NAME or NAME=VALUE)")]
     Setting(String),
+    /// `--certificate` and `--key` given a different number of times.
+    #[error("each --certificate needs its --key: {certificates} certificate(s), {keys} key(s)")]
+    Unpaired {
+        /// How many `--certificate`.
+        certificates: usize,
+        /// How many `--key`.
+        keys: usize,
+    },
+    /// A file name that cannot be made absolute.
+    #[error("illegal file name '{0}'")]
+    File(String),
 }
 
 /// The command a [`Cli`] names.
@@ -215,6 +249,7 @@ enum Verb {
     Stop,
     Load,
     Sysctl,
+    ReloadCertificates,
     List,
 }
 
@@ -231,8 +266,23 @@ impl Verb {
     /// allows.
     fn rule(self) -> CommandRule {
         let (name, required, allowed): (_, &'static [_], &'static [_]) = match self {
-            Verb::AddService => ("-A", &["-i"], &["-s", "-P", "-l"]),
-            Verb::EditService => ("-E", &["-i"], &["-s", "-P", "-l"]),
+            Verb::AddService => (
+                "-A",
+                &["-i"],
+                &["-s", "-P", "-l", "--certificate", "--sni-host-check"],
+            ),
+            Verb::EditService => (
+                "-E",
+                &["-i"],
+                &[
+                    "-s",
+                    "-P",
+                    "-l",
+                    "--certificate",
+                    "--no-certificates",
+                    "--sni-host-check",
+                ],
+            ),
             Verb::DeleteService => ("-D", &["-i"], &[]),
             Verb::Flush => ("-F", &[], &[]),
             Verb::AddServer => ("-a", &["-i", "-r"], &["-w"]),
@@ -244,6 +294,7 @@ impl Verb {
             Verb::Stop => ("--stop", &[], &["-i"]),
             Verb::Load => ("-f", &[], &[]),
             Verb::Sysctl => ("--sysctl", &[], &[]),
+            Verb::ReloadCertificates => ("--reload-certificates", &[], &[]),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats"]),
         };
         CommandRule {
@@ -289,6 +340,8 @@ impl Cli {
             Verb::Load
         } else if self.sysctl.is_some() {
             Verb::Sysctl
+        } else if self.reload_certificates {
+            Verb::ReloadCertificates
         } else {
             // -L, or no command at all: list.
             Verb::List
@@ -309,6 +362,12 @@ impl Cli {
             (self.match_group.is_some(), "-m"),
             (self.numeric, "-n"),
             (self.stats, "--stats"),
+            (
+                !self.certificate.is_empty() || !self.key.is_empty(),
+                "--certificate",
+            ),
+            (self.no_certificates, "--no-certificates"),
+            (self.sni_host_check.is_some(), "--sni-host-check"),
         ] {
             if set {
                 given.push(name);
@@ -368,10 +427,13 @@ impl Cli {
             })
         };
         let pattern = || self.pattern.clone().unwrap_or_default();
+        let certificates = self.certificates()?;
         let service_args = || ServiceArgs {
             spec: ServiceSpec {
                 listen: self.listen.clone(),
                 scheduler: self.scheduler.clone(),
+                certificates: certificates.clone(),
+                host_check: self.sni_host_check,
                 ..Default::default()
             },
             port: self.port,
@@ -419,8 +481,38 @@ impl Cli {
                 service: self.ident.clone(),
             },
             Verb::Sysctl => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
+            Verb::ReloadCertificates => Request::ReloadCertificates,
             Verb::Load | Verb::List => return Ok(None),
         }))
+    }
+
+    /// The certificate list of `-A`/`-E`: `--certificate` and `--key`
+    /// paired in order, made absolute here (ktcpvsd runs elsewhere);
+    /// `Some(empty)` for `--no-certificates`; `None` when not given.
+    fn certificates(&self) -> Result<Option<Vec<CertificateFiles>>, UsageError> {
+        if self.no_certificates {
+            return Ok(Some(Vec::new()));
+        }
+        if self.certificate.len() != self.key.len() {
+            return Err(UsageError::Unpaired {
+                certificates: self.certificate.len(),
+                keys: self.key.len(),
+            });
+        }
+        if self.certificate.is_empty() {
+            return Ok(None);
+        }
+        let absolute = |p: &PathBuf| {
+            std::path::absolute(p).map_err(|_| UsageError::File(p.display().to_string()))
+        };
+        let mut list = Vec::with_capacity(self.certificate.len());
+        for (chain, key) in self.certificate.iter().zip(&self.key) {
+            list.push(CertificateFiles {
+                chain: absolute(chain)?,
+                key: absolute(key)?,
+            });
+        }
+        Ok(Some(list))
     }
 }
 
