@@ -81,7 +81,7 @@ pick_port() {            # pick_port VAR: store a free port in VAR
 wait_http() {            # wait_http NAME PGID URL: until it answers 200 (10 s)
   local i code
   for i in $(seq 100); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$3" || true)
+    code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$3" || true)
     [ "$code" = 200 ] && return 0
     if ! group_alive "$2"; then echo "$1 died; log:" >&2; tail -20 "$WORK/$1.log" >&2; return 1; fi
     sleep 0.1
@@ -92,7 +92,7 @@ check_routing() {        # check_routing BASEURL -> "ok" or what went where
   local path want got out="" bad=0
   for path in /images/index.html:r1 /html/index.html:r2 /index.html:r3; do
     want=${path#*:}; path=${path%%:*}
-    got=$(curl -s -D - -o /dev/null --max-time 2 "$1$path" | tr -d '\r' |
+    got=$(curl -sk -D - -o /dev/null --max-time 2 "$1$path" | tr -d '\r' |
           awk -F': ' 'tolower($1)=="x-backend" {print $2}')
     [ "$got" = "$want" ] || bad=1
     out+="$path->${got:-none} "

@@ -12,12 +12,14 @@
 # request and the functions that take the most (inclusive). Knobs: SCHED,
 # BUILD (a target directory holding release/examples/ktcpvsd and tcpvsadm;
 # default this repository's, built first), DURATION (5), TOP (25),
+# TLS=1 (scenario 7's load: the same over TLS, the benchmark's certificate),
 # KEEP=1 (keep the scratch directory with the callgrind output).
 set -euo pipefail
 
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_SRC/../.." && pwd)
 SCHED=${SCHED:-http}
+PROFILE_TLS=${TLS:-0}
 DURATION=${DURATION:-5}
 TOP=${TOP:-25}
 PIN=0
@@ -47,6 +49,9 @@ trap 'exit 130' INT TERM
 . "$BENCH_SRC/targets.sh"
 
 start_backend
+if [ "${PROFILE_TLS:-0}" = 1 ]; then
+  make_certificate; TLS=1; SCHEME=https
+fi
 # ktcpvsd under callgrind, with the benchmark's configuration.
 KTCPVSD_REAL=$KTCPVSD
 KTCPVSD="$WORK/ktcpvsd-under-callgrind"
@@ -56,9 +61,9 @@ exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$WORK/cal
 EOF
 chmod +x "$KTCPVSD"
 launch_ktcpvs "ktcpvs-$SCHED" "$SCHED"
-url="http://127.0.0.1:$TPORT/html/index.html"
-for _ in $(seq 300); do curl -fs -o /dev/null "$url" && break; sleep 0.1; done
-curl -fs -o /dev/null "$url" || { echo "ktcpvsd did not answer under callgrind" >&2; cat "$WORK/ktcpvs-$SCHED.log" >&2; exit 1; }
+url="$SCHEME://127.0.0.1:$TPORT/html/index.html"
+for _ in $(seq 300); do curl -fsk -o /dev/null "$url" && break; sleep 0.1; done
+curl -fsk -o /dev/null "$url" || { echo "ktcpvsd did not answer under callgrind" >&2; cat "$WORK/ktcpvs-$SCHED.log" >&2; exit 1; }
 pid=$(pgrep -f "callgrind-out-file=$WORK/callgrind.out" | head -1)
 callgrind_control -z "$pid" >/dev/null 2>&1
 callgrind_control -i on "$pid" >/dev/null 2>&1

@@ -15,11 +15,11 @@
 # Everything runs under a `mktemp -d` directory and is killed at exit.
 #
 # Knobs (environment):
-#   SCENARIOS=1,2,3,4,5,6   which scenarios to run
+#   SCENARIOS=1,...,9       which scenarios to run (7-9: over TLS)
 #   ROUNDS=3                alternating rounds per scenario; tables show medians
 #   DURATION=5 WARMUP=1     seconds per wrk run and per warm-up run
-#   CONNS=64                wrk connections (scenarios 1, 2, 5, 6)
-#   LARGE_CONNS=4           wrk connections for scenario 3
+#   CONNS=64                wrk connections (scenarios 1, 2, 5, 6, 7)
+#   LARGE_CONNS=4           wrk connections for scenarios 3 and 9
 #   IDLE_CONNS=10000        idle connections for scenario 4
 #   RECONF_OPS=1000         control-socket changes for scenario 5
 #   SCHEDULERS="http phttp" ktcpvs schedulers, one row each (ktcpvs-http, ktcpvs-phttp):
@@ -45,7 +45,7 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_SRC/../.." && pwd)
 
-SCENARIOS=${SCENARIOS:-1,2,3,4,5,6}
+SCENARIOS=${SCENARIOS:-1,2,3,4,5,6,7,8,9}
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}; LARGE_CONNS=${LARGE_CONNS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10000}; RECONF_OPS=${RECONF_OPS:-1000}
@@ -78,7 +78,7 @@ esac
 # ---------- what the benchmark needs ----------
 install_missing() {
   local pkgs=() t
-  for t in haproxy:haproxy nginx:nginx wrk:wrk curl:curl python3:python3 ss:iproute2 \
+  for t in haproxy:haproxy nginx:nginx wrk:wrk curl:curl python3:python3 ss:iproute2 openssl:openssl \
            taskset:util-linux setsid:util-linux column:bsdextrautils; do
     command -v "${t%%:*}" >/dev/null || pkgs+=("${t#*:}")
   done
@@ -130,8 +130,8 @@ echo "# rows: ${PEERS// /, }, ${SUT_LIST// /, }${FLOOR:+, floor (1:1 relay, no p
 start_backend
 for s in ${SCENARIOS//,/ }; do
   case $s in
-    [1-6]) "scenario_$s" ;;
-    *) echo "unknown scenario '$s' (1-6)" >&2; exit 2 ;;
+    [1-9]) "scenario_$s" ;;
+    *) echo "unknown scenario '$s' (1-9)" >&2; exit 2 ;;
   esac
 done
 echo

@@ -1,4 +1,5 @@
-# scenarios.sh - the six measurements of the benchmark (sourced by run.sh).
+# scenarios.sh - the measurements of the benchmark (sourced by run.sh): six
+# over plain HTTP, three over TLS (7-9).
 #
 # Each scenario_N runs ROUNDS alternating rounds (every target once per round,
 # restarted each time: A B A B ...), records into the results store (lib.sh)
@@ -15,7 +16,7 @@ run_wrk() {
   local scen=$1 target=$2 path=$3; shift 3
   if up "$target"; then
     local g=$LAST
-    measure "$scen" "$target" "http://127.0.0.1:$TPORT$path" "$g" "$@"
+    measure "$scen" "$target" "$SCHEME://127.0.0.1:$TPORT$path" "$g" "$@"
     stop_group "$g"
   else
     record "$scen" "$target" errors FAILED
@@ -182,3 +183,71 @@ scenario_6() {
     echo "    $t: req/s with 2 workers ÷ 1 worker: $(ratio "$(median_of s6 "$t-2w" req_s)" "$(median_of s6 "$t-1w" req_s)")"
   done
 }
+
+# ---------- TLS: HAProxy (OpenSSL), nginx (OpenSSL) and ktcpvs (rustls) ----------
+# TLS_TARGETS: the rows of the TLS scenarios (no floor relay: it has no TLS).
+tls_targets() { echo "haproxy nginx $(sut_targets "$1")"; }
+with_tls() { make_certificate; TLS=1; SCHEME=https; "$@"; TLS=0; SCHEME=http; }
+
+scenario_7() { with_tls scenario_7_tls; }
+scenario_7_tls() {
+  local t
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in $(tls_targets 7); do run_wrk s7 "$t" "$SMALL" -c"$CONNS"; done
+  done
+  print_table s7 "7. keep-alive small requests over TLS (wrk -c$CONNS, https; cpu_us = proxy CPU µs per request$(sut_note 7))" \
+    cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
+}
+
+# Scenario 8: a new TLS connection per request, with a full TLS 1.3
+# handshake (openssl s_time -new) and resumed (s_time -reuse); hs_core =
+# handshakes per second per proxy core (higher is better).
+scenario_8() { with_tls scenario_8_tls; }
+scenario_8_tls() {
+  local t mode
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in $(tls_targets 8); do
+      for mode in new reuse; do
+        s_time_run "$t" "$mode"
+      done
+    done
+  done
+  for mode in new reuse; do
+    print_table "s8-$mode" "8. a TLS connection per request, $([ $mode = new ] && echo "full TLS 1.3 handshake" || echo "resumed session") (openssl s_time -$mode, GET $SMALL; cpu_us = proxy CPU µs per connection; hs_core = connections per second per core$(sut_note 8))" \
+      hs_core "hs_core cpu_us conn_s core" haproxy
+  done
+}
+s_time_run() {           # s_time_run TARGET new|reuse
+  local t=$1 mode=$2 f="$WORK/stime-$1-$2-$ROUND.txt"
+  if ! up "$t"; then record "s8-$mode" "$t" conn_s FAILED; return; fi
+  local g=$LAST p0 p1 n secs
+  wrk_pin
+  "${WRK_PIN[@]}" openssl s_time -connect "127.0.0.1:$TPORT" -www "$SMALL" -"$mode" -time "$WARMUP" >/dev/null 2>&1 || true
+  p0=$(cpu_ticks "$g")
+  "${WRK_PIN[@]}" openssl s_time -connect "127.0.0.1:$TPORT" -www "$SMALL" -"$mode" -time "$DURATION" >"$f" 2>&1 || true
+  p1=$(cpu_ticks "$g")
+  stop_group "$g"
+  # "N connections in T real seconds, ..."
+  n=$(awk '/connections in .* real seconds/ {print $1; exit}' "$f")
+  secs=$(awk '/connections in .* real seconds/ {print $4; exit}' "$f")
+  if [ -z "$n" ] || [ "$n" = 0 ]; then
+    echo "warning: s8 $t $mode: s_time printed no count:" >&2; tail -3 "$f" >&2
+    record "s8-$mode" "$t" conn_s FAILED; return
+  fi
+  record "s8-$mode" "$t" conn_s "$(awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f", n/s}')"
+  record "s8-$mode" "$t" cpu_us "$(awk -v t=$((p1 - p0)) -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.1f", t/hz*1e6/n}')"
+  record "s8-$mode" "$t" hs_core "$(awk -v t=$((p1 - p0)) -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.0f", (t > 0) ? n/(t/hz) : 0}')"
+  record "s8-$mode" "$t" core "$(awk -v t=$((p1 - p0)) -v hz="$HZ" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*t/hz/d}')"
+}
+
+scenario_9() { with_tls scenario_9_tls; }
+scenario_9_tls() {
+  local t large=(-c"$LARGE_CONNS" --timeout 60s)
+  for ROUND in $(seq "$ROUNDS"); do
+    SCHEME=http measure s9 direct "http://127.0.0.1:$P3/64m.bin" "" "${large[@]}"
+    for t in $(tls_targets 9); do run_wrk s9 "$t" "/64m.bin" "${large[@]}"; done
+  done
+  print_table s9 "9. 64 MiB responses over TLS (wrk -c$LARGE_CONNS, https; direct = plain HTTP to the backend; cpu_ms_GiB = proxy CPU ms per GiB$(sut_note 9))" \
+    MiB_s "MiB_s cpu_ms_GiB errors core" haproxy direct
+}
+

@@ -17,6 +17,21 @@
 
 pick_port P1; pick_port P2; pick_port P3; pick_port P2B; pick_port PSTAT
 
+# ---------- TLS (scenarios 7-9) ----------
+# With TLS=1 every launcher serves HTTPS with the same ECDSA P-256
+# certificate for `localhost` (made once per run with openssl), and SCHEME
+# says so to the scenarios.
+TLS=0
+SCHEME=http
+make_certificate() {
+  [ -f "$WORK/tls/site.pem" ] && return
+  mkdir -p "$WORK/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$WORK/tls/site.key" -out "$WORK/tls/site.pem" 2>/dev/null
+  cat "$WORK/tls/site.pem" "$WORK/tls/site.key" >"$WORK/tls/combined.pem"   # HAProxy's crt
+}
+
 # ---------- backend nginx ----------
 USERLINE=""; [ "$(id -u)" = 0 ] && USERLINE="user root root;"   # workers must read the 0700 temp dir
 TEMPS="client_body_temp_path $WORK/tmp/body; proxy_temp_path $WORK/tmp/proxy;
@@ -84,7 +99,7 @@ defaults
     http-reuse always               # share idle backend connections across clients, like nginx
 $splice
 frontend fe
-    bind 127.0.0.1:$1
+    bind 127.0.0.1:$1$([ "$TLS" = 1 ] && echo " ssl crt $WORK/tls/combined.pem alpn http/1.1")
     acl p_images path_reg ^/images/
     acl p_html   path_reg ^/html/
     use_backend r1 if p_images
@@ -129,7 +144,9 @@ http {
   upstream r2 { least_conn; server 127.0.0.1:$P2; keepalive 128; keepalive_requests 1000000; }
   upstream r3 { least_conn; server 127.0.0.1:$P3; keepalive 128; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$PNG;
+    listen 127.0.0.1:$PNG$([ "$TLS" = 1 ] && echo " ssl");
+    $([ "$TLS" = 1 ] && echo "ssl_certificate $WORK/tls/site.pem; ssl_certificate_key $WORK/tls/site.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;")
     proxy_http_version 1.1;          # both needed for upstream keep-alive
     proxy_set_header Connection "";
     location ~ ^/images/ { proxy_pass http://r1; }
@@ -247,6 +264,7 @@ Virtual http {
     rule = pattern "^/images/" use server 127.0.0.1:$P1
     rule = pattern "^/html/" use server 127.0.0.1:$P2
     rule = pattern ".*" use server 127.0.0.1:$P3
+$([ "$TLS" = 1 ] && echo "    certificate = \"$WORK/tls/site.pem\" key \"$WORK/tls/site.key\"")
 }
 EOF
   start "$name" "$PROXY_CPU" "$ktcpvsd" --socket "$CTL" -f "$WORK/$name.conf" \
@@ -273,8 +291,8 @@ launch() {
 # up TARGET: launch and wait until it serves; 1 if it failed (row recorded as failed)
 up() {
   launch "$1" || return 1
-  if wait_http "$1" "$LAST" "http://127.0.0.1:$TPORT/html/index.html"; then
-    ROUTE=$(check_routing "http://127.0.0.1:$TPORT")
+  if wait_http "$1" "$LAST" "$SCHEME://127.0.0.1:$TPORT/html/index.html"; then
+    ROUTE=$(check_routing "$SCHEME://127.0.0.1:$TPORT")
     [ "$ROUTE" = ok ] || [ "$1" = floor ] || echo "warning: $1 routing $ROUTE" >&2
     return 0
   fi
