@@ -478,3 +478,45 @@ fn a_handshake_that_does_not_finish_is_closed_at_the_header_timeout() {
         "closed after {waited:?}"
     );
 }
+
+/// A layer-4 service with certificates terminates TLS and relays the
+/// plaintext both ways; the client's `close_notify` and FIN reach the
+/// server as a FIN, and the server's answer after it still comes back,
+/// then a clean TLS end.
+#[test]
+fn a_layer4_service_terminates_tls_and_relays_with_half_close() {
+    let pki = Pki::new("l4");
+    let cert = pki.issue("site", &["site.test"]);
+    let echo = support::backend::EchoBackend::start();
+    let control = control();
+    control.set_tls_loader(Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
+    add_service(
+        &control,
+        "tcp",
+        "wlc",
+        ServiceSpec {
+            certificates: Some(vec![cert]),
+            ..ServiceSpec::default()
+        },
+    );
+    add_server(&control, "tcp", echo.addr());
+    start(&control, "tcp");
+    let engine = run(control);
+    let config = pki.client_config(&[]);
+    let c = Pki::connect(&config, engine.addr("tcp"), "site.test").unwrap();
+    let mut stream = c.reader.into_inner();
+    assert_eq!(stream.conn.alpn_protocol(), None);
+    let data = support::pattern(1 << 20);
+    for chunk in data.chunks(64 * 1024) {
+        stream.write_all(chunk).unwrap();
+        let mut back = vec![0u8; chunk.len()];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(back, chunk);
+    }
+    stream.conn.send_close_notify();
+    stream.flush().unwrap();
+    stream.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"END");
+}

@@ -99,7 +99,9 @@ impl RustlsLoader {
     /// where the CPU has AES instructions).
     pub fn new() -> RustlsLoader {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        provider.cipher_suites.sort_by_key(|s| suite_rank(s.suite()));
+        provider
+            .cipher_suites
+            .sort_by_key(|s| suite_rank(s.suite()));
         RustlsLoader {
             provider: Arc::new(provider),
             resumption: Mutex::new(HashMap::new()),
