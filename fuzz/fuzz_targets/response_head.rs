@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let opts = ForwardOptions {
         forwarded_for: None,
+        client_tls: false,
         close: flags & 2 != 0,
         keep_alive: flags & 4 != 0,
         extra: (flags & 8 != 0).then_some(&b"Set-Cookie: SID=1; Path=/"[..]),
