@@ -75,7 +75,7 @@ pub use ktcpvs_sched_wlc as sched_wlc;
 pub use ktcpvs_net::{Engine, EngineError, EngineHandle};
 
 pub use ktcpvs_core::{
-    CertificateFiles, Command, Config, Control, ControlError, Endpoint, Scheduler,
+    BackendTls, CertificateFiles, Command, Config, Control, ControlError, Endpoint, Scheduler,
     SchedulerRegistry, ServiceSpec, Settings, Snapshot, TlsConfig,
 };
 

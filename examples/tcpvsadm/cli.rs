@@ -9,7 +9,7 @@ use clap::{ArgGroup, Parser};
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
 use ktcpvs::core::model::{MAX_MATCH_GROUP, MAX_WEIGHT};
-use ktcpvs::{CertificateFiles, ServiceSpec};
+use ktcpvs::{BackendTls, CertificateFiles, ServiceSpec};
 
 fn parse_weight(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
@@ -126,6 +126,9 @@ pub struct Cli {
     /// Read every TLS service's certificate files again (all or nothing).
     #[arg(long = "reload-certificates", group = "command")]
     reload_certificates: bool,
+    /// Reach a real server over TLS (needs -i, -r; takes --tls-name, --tls-ca, --client-certificate, --client-key, --tls-off).
+    #[arg(long = "server-tls", group = "command")]
+    server_tls: bool,
 
     /// Service name.
     #[arg(short = 'i', long = "ident", value_name = "NAME")]
@@ -171,6 +174,21 @@ pub struct Cli {
     /// Turn TLS off: the service serves no certificate any more (-E).
     #[arg(long = "no-certificates", conflicts_with = "certificate")]
     no_certificates: bool,
+    /// With --server-tls: the name the server's certificate must carry, sent as SNI [default: check its IP address, no SNI].
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_name: Option<String>,
+    /// With --server-tls: PEM file of the CAs to trust [default: the system's roots].
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// With --server-tls: a client certificate (PEM) to present when the server asks, with --client-key.
+    #[arg(long = "client-certificate", value_name = "FILE")]
+    client_certificate: Option<PathBuf>,
+    /// With --server-tls: the key of --client-certificate.
+    #[arg(long = "client-key", value_name = "FILE")]
+    client_key: Option<PathBuf>,
+    /// With --server-tls: reach the server over plain TCP again.
+    #[arg(long = "tls-off", conflicts_with_all = ["tls_name", "tls_ca", "client_certificate", "client_key"])]
+    tls_off: bool,
     /// Whether a request's Host must agree with the TLS server name (-A, -E).
     #[arg(long = "sni-host-check", value_name = "on|off", value_parser = parse_on_off)]
     sni_host_check: Option<bool>,
@@ -221,7 +239,7 @@ pub enum UsageError {
     #[error("illegal setting specified: '{0}' (use NAME or NAME=VALUE)")]
     Setting(String),
     /// `--certificate` and `--key` given a different number of times.
-    #[error("each --certificate needs its --key: {certificates} certificate(s), {keys} key(s)")]
+    #[error("each certificate needs its key: {certificates} certificate(s), {keys} key(s)")]
     Unpaired {
         /// How many `--certificate`.
         certificates: usize,
@@ -250,6 +268,7 @@ enum Verb {
     Load,
     Sysctl,
     ReloadCertificates,
+    ServerTls,
     List,
 }
 
@@ -295,6 +314,16 @@ impl Verb {
             Verb::Load => ("-f", &[], &[]),
             Verb::Sysctl => ("--sysctl", &[], &[]),
             Verb::ReloadCertificates => ("--reload-certificates", &[], &[]),
+            Verb::ServerTls => (
+                "--server-tls",
+                &["-i", "-r"],
+                &[
+                    "--tls-name",
+                    "--tls-ca",
+                    "--client-certificate",
+                    "--tls-off",
+                ],
+            ),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats"]),
         };
         CommandRule {
@@ -342,6 +371,8 @@ impl Cli {
             Verb::Sysctl
         } else if self.reload_certificates {
             Verb::ReloadCertificates
+        } else if self.server_tls {
+            Verb::ServerTls
         } else {
             // -L, or no command at all: list.
             Verb::List
@@ -368,6 +399,13 @@ impl Cli {
             ),
             (self.no_certificates, "--no-certificates"),
             (self.sni_host_check.is_some(), "--sni-host-check"),
+            (self.tls_name.is_some(), "--tls-name"),
+            (self.tls_ca.is_some(), "--tls-ca"),
+            (
+                self.client_certificate.is_some() || self.client_key.is_some(),
+                "--client-certificate",
+            ),
+            (self.tls_off, "--tls-off"),
         ] {
             if set {
                 given.push(name);
@@ -482,7 +520,41 @@ impl Cli {
             },
             Verb::Sysctl => Request::Sysctl(sysctl_request(self.sysctl.as_deref().unwrap_or(""))?),
             Verb::ReloadCertificates => Request::ReloadCertificates,
+            Verb::ServerTls => Request::SetServerTls {
+                service: ident(),
+                server: server(),
+                tls: self.backend_tls()?,
+            },
             Verb::Load | Verb::List => return Ok(None),
+        }))
+    }
+
+    /// The TLS settings of `--server-tls`: `None` with `--tls-off`; files
+    /// made absolute here.
+    fn backend_tls(&self) -> Result<Option<BackendTls>, UsageError> {
+        if self.tls_off {
+            return Ok(None);
+        }
+        let absolute = |p: &PathBuf| {
+            std::path::absolute(p).map_err(|_| UsageError::File(p.display().to_string()))
+        };
+        let certificate = match (&self.client_certificate, &self.client_key) {
+            (Some(chain), Some(key)) => Some(CertificateFiles {
+                chain: absolute(chain)?,
+                key: absolute(key)?,
+            }),
+            (None, None) => None,
+            (chain, key) => {
+                return Err(UsageError::Unpaired {
+                    certificates: usize::from(chain.is_some()),
+                    keys: usize::from(key.is_some()),
+                })
+            }
+        };
+        Ok(Some(BackendTls {
+            name: self.tls_name.clone(),
+            ca: self.tls_ca.as_ref().map(absolute).transpose()?,
+            certificate,
         }))
     }
 

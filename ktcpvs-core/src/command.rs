@@ -10,7 +10,7 @@
 //! applies them) import them without importing each other.
 
 use crate::endpoint::Endpoint;
-use crate::tls::CertificateFiles;
+use crate::tls::{BackendTls, CertificateFiles};
 
 /// Fields of a service to set. `None` leaves a field as it is (on edit) or
 /// takes the default (on add).
@@ -138,6 +138,16 @@ pub enum Command {
     Stop {
         /// The service, or every service.
         service: Option<String>,
+    },
+    /// Reach a real server over TLS with `tls`, or over plain TCP again
+    /// with `None` (`tcpvsadm -e --server-tls`).
+    SetServerTls {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// How to reach it over TLS.
+        tls: Option<BackendTls>,
     },
     /// Read every TLS service's certificate files again; new handshakes
     /// use them, connections in flight keep theirs. Refused, changing

@@ -157,7 +157,7 @@ pub enum ControlError {
     },
     /// A service asks for TLS, but the host registered no TLS
     /// implementation ([`Control::set_tls_loader`](crate::Control::set_tls_loader)).
-    #[error("service '{0}' has certificates, but this program has no TLS support")]
+    #[error("service '{0}' uses TLS, but this program has no TLS support")]
     NoTls(String),
 }
 

@@ -53,7 +53,7 @@ pub use scheduler::{
 };
 pub use settings::Settings;
 pub use snapshot::{ServiceSnapshot, Snapshot};
-pub use tls::{CertificateFiles, TlsConfig, TlsError, TlsLoader, TlsMaterial};
+pub use tls::{BackendTls, CertificateFiles, TlsConfig, TlsError, TlsLoader, TlsMaterial};
 pub use view::{RealServer, Rule, VirtualService};
 
 /// The scheduler author's guide (`docs/plugins.md`), compiled here so its

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::error::ControlError;
-use crate::tls::TlsConfig;
+use crate::tls::{BackendTls, TlsConfig};
 
 /// Longest accepted service name, in bytes.
 ///
@@ -321,12 +321,14 @@ impl ServiceConfig {
 }
 
 /// A real server ("destination") of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Its address; unique within the service.
     pub addr: SocketAddr,
     /// Its weight, 0..=65535; 0 means quiesced: no new work.
     pub weight: u32,
+    /// TLS to the server; `None`: plain TCP.
+    pub tls: Option<BackendTls>,
 }
 
 /// A content rule: requests whose target matches `pattern` go to `servers`.

@@ -27,17 +27,35 @@ use crate::view::{RealServer, Rule, VirtualService};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceId(pub u64);
 
-/// One real server inside a snapshot: its configuration and its live state.
+/// One real server inside a snapshot: its configuration, its live state,
+/// and for a server reached over TLS what the host's loader made of its
+/// settings.
 #[derive(Debug)]
 pub struct ServerEntry {
     config: ServerConfig,
     load: Arc<ServerLoad>,
+    tls: Option<(TlsMaterial, u64)>,
 }
 
 impl ServerEntry {
     /// A server entry over existing live state.
     pub fn new(config: ServerConfig, load: Arc<ServerLoad>) -> Self {
-        ServerEntry { config, load }
+        ServerEntry {
+            config,
+            load,
+            tls: None,
+        }
+    }
+    /// What the host's [`TlsLoader`](crate::TlsLoader) made of the
+    /// server's TLS settings; `None` for a server reached over plain TCP.
+    pub fn tls(&self) -> Option<&TlsMaterial> {
+        self.tls.as_ref().map(|(material, _)| material)
+    }
+    /// The TLS material with the reload epoch it was loaded at.
+    pub(crate) fn tls_loaded(&self) -> Option<(&TlsMaterial, u64)> {
+        self.tls
+            .as_ref()
+            .map(|(material, epoch)| (material, *epoch))
     }
     /// Its configuration.
     pub fn config(&self) -> &ServerConfig {
@@ -117,7 +135,7 @@ impl ServiceSnapshot {
         let servers: Vec<ServerEntry> = def
             .servers
             .iter()
-            .map(|s| ServerEntry::new(*s, load_of(s.addr)))
+            .map(|s| ServerEntry::new(s.clone(), load_of(s.addr)))
             .collect();
         let mut rules = Vec::with_capacity(def.rules.len());
         for r in &def.rules {
@@ -185,6 +203,23 @@ impl ServiceSnapshot {
         self.tls
             .as_ref()
             .map(|(material, epoch)| (material, *epoch))
+    }
+    /// Gives server `index` its TLS material, loaded at `epoch` (control
+    /// path).
+    pub(crate) fn set_server_tls(&mut self, index: usize, material: TlsMaterial, epoch: u64) {
+        if let Some(entry) = self.servers.get_mut(index) {
+            entry.tls = Some((material, epoch));
+        }
+    }
+    /// Whether every TLS material of this version (the listener's and the
+    /// servers') was loaded at reload `epoch`.
+    pub(crate) fn tls_loaded_at(&self, epoch: u64) -> bool {
+        let current = |t: Option<u64>| t.map_or(true, |e| e == epoch);
+        current(self.tls.as_ref().map(|(_, e)| *e))
+            && self
+                .servers
+                .iter()
+                .all(|s| current(s.tls.as_ref().map(|(_, e)| *e)))
     }
     /// The picker built for this version.
     pub fn picker(&self) -> &dyn Picker {

@@ -1,5 +1,6 @@
-//! TLS on a virtual service's listener, as the model sees it: which
-//! certificate files a service serves ([`TlsConfig`]), and the contract
+//! TLS as the model sees it: which certificate files a service's listener
+//! serves ([`TlsConfig`]), how a real server is reached over TLS
+//! ([`BackendTls`]), and the contract
 //! ([`TlsLoader`]) through which the host's TLS implementation turns those
 //! files into what its engine hands each handshake ([`TlsMaterial`]).
 //!
@@ -16,6 +17,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -96,6 +98,61 @@ impl TlsConfig {
     }
 }
 
+/// How the proxy reaches one real server over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct BackendTls {
+    /// The name the server's certificate must carry, sent as SNI too.
+    /// `None`: the certificate must name the server's IP address, and no
+    /// SNI is sent.
+    pub name: Option<String>,
+    /// A PEM file of the certificate authorities to trust; `None`: the
+    /// system's trusted roots.
+    pub ca: Option<PathBuf>,
+    /// A client certificate to present when the server asks for one.
+    pub certificate: Option<CertificateFiles>,
+}
+
+impl BackendTls {
+    /// Checks the shape of the settings (not the files): `name` a DNS name
+    /// of at most 253 bytes, file names non-empty and free of control
+    /// characters.
+    pub fn validate(&self) -> Result<(), ControlError> {
+        if let Some(name) = &self.name {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+                return Err(ControlError::Invalid {
+                    what: "server TLS name",
+                    value: name.clone(),
+                    reason: "must be a DNS name (letters, digits, '-' and '.')".to_string(),
+                });
+            }
+        }
+        let mut files: Vec<&PathBuf> = self.ca.iter().collect();
+        if let Some(c) = &self.certificate {
+            files.push(&c.chain);
+            files.push(&c.key);
+        }
+        for path in files {
+            let text = path.to_string_lossy();
+            if text.is_empty() || text.chars().any(char::is_control) {
+                return Err(ControlError::Invalid {
+                    what: "server TLS file",
+                    value: text.escape_debug().to_string(),
+                    reason: "a file name must be non-empty and hold no control character"
+                        .to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a [`TlsLoader`] made of a service's certificates, as its engine
 /// will use it (for instance a TLS library's server configuration). The
 /// core only stores it; the engine that registered the loader downcasts it
@@ -123,6 +180,22 @@ pub struct TlsError {
 pub trait TlsLoader: Send + Sync {
     /// Loads the certificates of `service`.
     fn load(&self, service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError>;
+
+    /// Loads what connecting to real server `server` of `service` over TLS
+    /// needs (the trusted roots, the client certificate). A loader without
+    /// TLS to real servers refuses, which is the default.
+    fn load_backend(
+        &self,
+        service: &str,
+        server: SocketAddr,
+        tls: &BackendTls,
+    ) -> Result<TlsMaterial, TlsError> {
+        let _ = service;
+        Err(TlsError {
+            file: tls.ca.clone().unwrap_or_default(),
+            reason: format!("this program has no TLS to real servers (server {server})"),
+        })
+    }
 }
 
 impl fmt::Debug for dyn TlsLoader {

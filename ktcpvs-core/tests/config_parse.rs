@@ -77,7 +77,8 @@ fn first_example_loads_field_by_field() {
         web.servers,
         vec![ServerConfig {
             addr: addr("192.168.0.12:80"),
-            weight: 1
+            weight: 1,
+            tls: None,
         }]
     );
     assert_eq!(
@@ -122,7 +123,8 @@ fn second_example_loads_field_by_field() {
         web1.servers,
         vec![ServerConfig {
             addr: local,
-            weight: 100
+            weight: 100,
+            tls: None,
         }]
     );
     assert_eq!(web1.rules.len(), 1);
@@ -377,6 +379,10 @@ const BAD: &[Bad] = &[
     Bad { name: "certificate without key", text: "Virtual web {\n  certificate = \"a.pem\"\n}", line: 3, column: 1, message: "parsing certificate error: expected the keyword 'key' but found '}'" },
     Bad { name: "certificate with an empty name", text: "Virtual web {\n  certificate = \"\" key \"k.pem\"\n}", line: 2, column: 17, message: "parsing certificate error: expected the certificate chain's file name but found string \"\"" },
     Bad { name: "certificate key missing", text: "Virtual web {\n  certificate = a.pem key\n}", line: 3, column: 1, message: "parsing certificate error: expected the private key's file name but found '}'" },
+    Bad { name: "server tls name missing", text: "Virtual web {\n  server = 10.0.0.1:443 tls name\n}", line: 3, column: 1, message: "parsing server error: expected the server's TLS name but found '}'" },
+    Bad { name: "server tls bad name", text: "Virtual web {\n  server = 10.0.0.1:443 tls name a_b\n}", line: 2, column: 34, message: "parsing server error: invalid server TLS name 'a_b'" },
+    Bad { name: "server tls ca twice", text: "Virtual web {\n  server = 10.0.0.1:443 tls ca a.pem ca b.pem\n}", line: 2, column: 38, message: "parsing server error: 'ca' given twice" },
+    Bad { name: "server client certificate without key", text: "Virtual web {\n  server = 10.0.0.1:443 tls client_certificate c.pem\n}", line: 3, column: 1, message: "parsing server error: expected the keyword 'key' but found '}'" },
     Bad { name: "sni_host_check not on or off", text: "Virtual web {\n  sni_host_check = yes\n}", line: 2, column: 20, message: "parsing sni_host_check error: expected 'on' or 'off' but found 'yes'" },
 ];
 
@@ -695,4 +701,47 @@ fn certificates_without_tls_support_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("has no TLS support"), "{err}");
     assert!(control.config().services.is_empty());
+}
+
+/// `server = ADDR W tls …`: the server is reached over TLS with the name,
+/// CA file and client certificate given (files relative to the
+/// configuration file); printed back the same; `tls` alone trusts the
+/// system's roots and checks the server's IP address.
+#[test]
+fn servers_reached_over_tls_load_and_print_back() {
+    let dir = TempDir::new("servertls");
+    let conf = dir.0.join("s.conf");
+    std::fs::write(
+        &conf,
+        "Virtual web {\n  server = 10.0.0.1:443 2 tls name api.internal ca ca.pem \
+         client_certificate \"c.pem\" key c.key\n  server = 10.0.0.2:443 tls\n  \
+         server = 10.0.0.3:80\n}\n",
+    )
+    .unwrap();
+    let control = support::control();
+    control.load_file(&conf).unwrap();
+    let config = control.config();
+    let web = config.service("web").unwrap();
+    let tls = web.servers[0].tls.clone().unwrap();
+    assert_eq!(web.servers[0].weight, 2);
+    assert_eq!(tls.name.as_deref(), Some("api.internal"));
+    assert_eq!(tls.ca, Some(dir.0.join("ca.pem")));
+    let client = tls.certificate.unwrap();
+    assert_eq!(
+        (client.chain, client.key),
+        (dir.0.join("c.pem"), dir.0.join("c.key"))
+    );
+    assert_eq!(web.servers[1].tls, Some(ktcpvs_core::BackendTls::default()));
+    assert_eq!(web.servers[2].tls, None);
+    let snapshot = control.snapshot();
+    let entries = snapshot.service("web").unwrap().server_entries();
+    assert!(entries[0].tls().is_some() && entries[1].tls().is_some() && entries[2].tls().is_none());
+    let printed = ktcpvs_core::config::print(&config, &Default::default());
+    assert!(
+        printed.contains(" tls name api.internal ca \""),
+        "{printed}"
+    );
+    let again = support::control();
+    again.load_config(&printed, None).unwrap();
+    assert_eq!(again.config(), config);
 }

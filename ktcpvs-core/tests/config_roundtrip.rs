@@ -9,7 +9,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ktcpvs_core::config::{self, PrintOptions};
-use ktcpvs_core::{CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
+use ktcpvs_core::{BackendTls, CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
 use proptest::prelude::*;
 
 /// One service as the generator describes it.
@@ -17,7 +17,7 @@ use proptest::prelude::*;
 struct ServiceGen {
     name: String,
     spec: ServiceSpec,
-    servers: Vec<(SocketAddr, Option<u32>)>,
+    servers: Vec<(SocketAddr, Option<u32>, Option<BackendTls>)>,
     /// (pattern, match group, index into `servers`)
     rules: Vec<(String, Option<u32>, usize)>,
 }
@@ -74,6 +74,24 @@ fn option_value() -> impl Strategy<Value = String> {
 /// quotes, backslashes and `#`.
 fn file_name() -> impl Strategy<Value = String> {
     "(/[a-z0-9 ._#\"\\\\-]{1,8}){1,3}"
+}
+
+/// TLS settings of a real server: any mix of a name, a CA file and a
+/// client certificate.
+fn backend_tls() -> impl Strategy<Value = BackendTls> {
+    (
+        prop::option::of("[a-z0-9]{1,8}(\\.[a-z0-9-]{0,6}[a-z0-9]){0,2}"),
+        prop::option::of(file_name()),
+        prop::option::of((file_name(), file_name())),
+    )
+        .prop_map(|(name, ca, certificate)| BackendTls {
+            name,
+            ca: ca.map(Into::into),
+            certificate: certificate.map(|(chain, key)| CertificateFiles {
+                chain: chain.into(),
+                key: key.into(),
+            }),
+        })
 }
 
 fn spec() -> impl Strategy<Value = ServiceSpec> {
@@ -147,7 +165,14 @@ fn service() -> impl Strategy<Value = ServiceGen> {
     (
         service_name(),
         spec(),
-        prop::collection::vec((socket_addr(), prop::option::of(0u32..=65_535)), 0..5),
+        prop::collection::vec(
+            (
+                socket_addr(),
+                prop::option::of(0u32..=65_535),
+                prop::option::of(backend_tls()),
+            ),
+            0..5,
+        ),
         prop::collection::vec(
             (
                 pattern(),
@@ -188,12 +213,19 @@ fn build(services: &[ServiceGen]) -> Control {
         if added.is_err() {
             continue;
         }
-        for (addr, weight) in &s.servers {
+        for (addr, weight, tls) in &s.servers {
             let _ = control.execute(Command::AddServer {
                 service: s.name.clone(),
                 server: Endpoint::from_addr(*addr),
                 weight: *weight,
             });
+            if let Some(tls) = tls {
+                let _ = control.execute(Command::SetServerTls {
+                    service: s.name.clone(),
+                    server: Endpoint::from_addr(*addr),
+                    tls: Some(tls.clone()),
+                });
+            }
         }
         for (pattern, match_group, server) in &s.rules {
             let _ = control.execute(Command::AddRule {
@@ -243,8 +275,16 @@ fn tricky_names_ports_and_patterns_round_trip() {
             ..Default::default()
         },
         servers: vec![
-            ("[::]:80".parse().unwrap(), Some(0)),
-            ("10.0.0.1:0".parse().unwrap(), None),
+            ("[::]:80".parse().unwrap(), Some(0), None),
+            (
+                "10.0.0.1:0".parse().unwrap(),
+                None,
+                Some(BackendTls {
+                    name: Some("a-b.c".into()),
+                    ca: Some("/a \"b\" #c".into()),
+                    certificate: None,
+                }),
+            ),
         ],
         rules: vec![
             ("^/.*".into(), None, 0),

@@ -155,6 +155,15 @@ impl Dispatcher {
                 service: service.clone(),
             },
             Request::ReloadCertificates => Command::ReloadCertificates,
+            Request::SetServerTls {
+                service,
+                server,
+                tls,
+            } => Command::SetServerTls {
+                service: service.clone(),
+                server: server.clone(),
+                tls: tls.clone(),
+            },
             Request::List { .. }
             | Request::Stats { .. }
             | Request::Sysctl(_)

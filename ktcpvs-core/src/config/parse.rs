@@ -27,7 +27,7 @@ use crate::model::{
     parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
     MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
-use crate::tls::CertificateFiles;
+use crate::tls::{BackendTls, CertificateFiles};
 
 /// The statements allowed inside a `Virtual` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -429,11 +429,17 @@ impl<'a> Parser<'a> {
         self.expect_punct(context, TokenKind::Equals, &format!("'{}'", keyword.name()))?;
         match keyword {
             Keyword::Server => {
-                let server = self.server(context, &block.name)?;
+                let (server, tls) = self.server(context, &block.name)?;
                 block.servers.push(Located {
-                    location,
+                    location: location.clone(),
                     value: server,
                 });
+                if let Some(tls) = tls {
+                    block.servers.push(Located {
+                        location,
+                        value: tls,
+                    });
+                }
             }
             Keyword::Rule => {
                 let rule = self.rule(context, &block.name)?;
@@ -503,8 +509,14 @@ impl<'a> Parser<'a> {
         Ok(value.clone())
     }
 
-    /// The part of a server statement after `server =`: `ADDR[:PORT] [WEIGHT]`.
-    fn server(&mut self, context: &str, service: &str) -> Result<Command, ConfigError> {
+    /// The part of a server statement after `server =`:
+    /// `ADDR[:PORT] [WEIGHT] [tls [name NAME] [ca FILE] [client_certificate
+    /// FILE key FILE]]`: the server, and how to reach it over TLS if so.
+    fn server(
+        &mut self,
+        context: &str,
+        service: &str,
+    ) -> Result<(Command, Option<Command>), ConfigError> {
         let server = self.expect_endpoint(context)?;
         let weight = match self.peek() {
             Some(Token {
@@ -515,11 +527,68 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         };
-        Ok(Command::AddServer {
+        let tls = match self.peek() {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) if w.eq_ignore_ascii_case("tls") => {
+                self.pos += 1;
+                Some(Command::SetServerTls {
+                    service: service.to_string(),
+                    server: server.clone(),
+                    tls: Some(self.server_tls(context)?),
+                })
+            }
+            _ => None,
+        };
+        let add = Command::AddServer {
             service: service.to_string(),
             server,
             weight,
-        })
+        };
+        Ok((add, tls))
+    }
+
+    /// The settings after `tls` in a server statement, in any order, each
+    /// at most once.
+    fn server_tls(&mut self, context: &str) -> Result<BackendTls, ConfigError> {
+        let mut tls = BackendTls::default();
+        while let Some(Token {
+            kind: TokenKind::Word(w),
+            ..
+        }) = self.peek()
+        {
+            let word = w.to_ascii_lowercase();
+            if !matches!(word.as_str(), "name" | "ca" | "client_certificate") {
+                break;
+            }
+            let token = self.expect_any(context, "a server TLS setting")?;
+            let twice = |p: &Self| p.error_at(&token, format!("{context}: '{word}' given twice"));
+            match word.as_str() {
+                "name" if tls.name.is_none() => {
+                    let (_, name) = self.expect_word(context, "the server's TLS name")?;
+                    tls.name = Some(name);
+                }
+                "ca" if tls.ca.is_none() => {
+                    tls.ca = Some(self.file_name(context, "a CA file name")?);
+                }
+                "client_certificate" if tls.certificate.is_none() => {
+                    tls.certificate = Some(self.certificate(context)?);
+                }
+                _ => return Err(twice(self)),
+            }
+        }
+        tls.validate()
+            .map_err(|e| self.error_at_end_of_last(format!("{context}: {e}")))?;
+        Ok(tls)
+    }
+
+    /// An error located at the last token read.
+    fn error_at_end_of_last(&self, message: String) -> ConfigError {
+        match self.pos.checked_sub(1).and_then(|i| self.tokens.get(i)) {
+            Some(t) => self.error_at(t, message),
+            None => self.error_at_end(message),
+        }
     }
 
     /// The value of a single-valued service setting, into `spec`.

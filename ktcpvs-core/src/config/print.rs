@@ -106,7 +106,25 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         }
     }
     for s in &def.servers {
-        let _ = writeln!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
+        let _ = write!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
+        if let Some(tls) = &s.tls {
+            out.push_str(" tls");
+            if let Some(name) = &tls.name {
+                let _ = write!(out, " name {name}");
+            }
+            if let Some(ca) = &tls.ca {
+                let _ = write!(out, " ca {}", quote(&ca.to_string_lossy()));
+            }
+            if let Some(c) = &tls.certificate {
+                let _ = write!(
+                    out,
+                    " client_certificate {} key {}",
+                    quote(&c.chain.to_string_lossy()),
+                    quote(&c.key.to_string_lossy())
+                );
+            }
+        }
+        out.push('\n');
     }
     for r in &def.rules {
         for addr in &r.servers {

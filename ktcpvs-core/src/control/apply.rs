@@ -14,7 +14,7 @@ use crate::model::{
     validate_service_name, validate_upgrades, validate_weight, RuleConfig, ServerConfig,
     ServiceConfig, ServiceDef,
 };
-use crate::tls::TlsConfig;
+use crate::tls::{BackendTls, TlsConfig};
 use crate::view::Rule;
 
 /// Applies one command to `state`.
@@ -39,6 +39,11 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
             weight,
         } => edit_server(state, service, server, *weight),
         Command::DeleteServer { service, server } => delete_server(state, service, server),
+        Command::SetServerTls {
+            service,
+            server,
+            tls,
+        } => set_server_tls(state, service, server, tls.as_ref()),
         Command::AddRule {
             service,
             pattern,
@@ -249,7 +254,34 @@ fn add_server(
             server: addr,
         });
     }
-    def.servers.push(ServerConfig { addr, weight });
+    def.servers.push(ServerConfig {
+        addr,
+        weight,
+        tls: None,
+    });
+    Ok(())
+}
+
+fn set_server_tls(
+    state: &mut State,
+    service: &str,
+    server: &Endpoint,
+    tls: Option<&BackendTls>,
+) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
+    let def = service_mut(state, service)?;
+    let entry = def
+        .servers
+        .iter_mut()
+        .find(|s| s.addr == addr)
+        .ok_or_else(|| ControlError::NoSuchDestination {
+            service: service.to_string(),
+            server: addr,
+        })?;
+    if let Some(tls) = tls {
+        tls.validate()?;
+    }
+    entry.tls = tls.cloned();
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use crate::model::{Config, ServiceDef};
 use crate::scheduler::SchedulerRegistry;
 use crate::settings::Settings;
 use crate::snapshot::{ServiceId, ServiceSnapshot, Snapshot};
-use crate::tls::{TlsLoader, TlsMaterial};
+use crate::tls::{BackendTls, TlsLoader, TlsMaterial};
 
 /// The index of the command to blame for a failure to build `service`: the
 /// command that added it, else the last one that named it, else the last.
@@ -40,6 +40,7 @@ fn blame(commands: &[Command], service: &str) -> usize {
         Command::AddServer { service: s, .. }
         | Command::EditServer { service: s, .. }
         | Command::DeleteServer { service: s, .. }
+        | Command::SetServerTls { service: s, .. }
         | Command::AddRule { service: s, .. }
         | Command::DeleteRule { service: s, .. } => s == service,
         Command::Start { service: s } | Command::Stop { service: s } => {
@@ -378,7 +379,11 @@ impl Control {
                     (Some(new), Some(kept)) => Arc::ptr_eq(new, kept),
                     _ => false,
                 };
-                if old.def() == def && old.is_running() == running && same_tls {
+                if old.def() == def
+                    && old.is_running() == running
+                    && same_tls
+                    && old.tls_loaded_at(next.certificate_epoch)
+                {
                     services.push(Arc::clone(old));
                     continue;
                 }
@@ -412,6 +417,8 @@ impl Control {
             if let Some(material) = material {
                 built.set_tls(material, next.certificate_epoch);
             }
+            self.load_server_tls(&mut built, old, next.certificate_epoch)
+                .map_err(|e| (name.clone(), e))?;
             services.push(Arc::new(built));
         }
         Ok(Snapshot::new(
@@ -452,6 +459,47 @@ impl Control {
                 service: name.clone(),
                 error,
             })
+    }
+
+    /// Gives every server of `built` reached over TLS its material: `old`'s
+    /// for the same server when loaded from the same settings at the
+    /// current reload `epoch`, else freshly loaded.
+    fn load_server_tls(
+        &self,
+        built: &mut ServiceSnapshot,
+        old: Option<&Arc<ServiceSnapshot>>,
+        epoch: u64,
+    ) -> Result<(), ControlError> {
+        let name = built.config().name.clone();
+        let wanted: Vec<(usize, SocketAddr, BackendTls)> = built
+            .server_entries()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.config().tls.clone().map(|t| (i, e.config().addr, t)))
+            .collect();
+        for (index, addr, tls) in wanted {
+            let kept = old
+                .and_then(|o| o.server_entries().iter().find(|e| e.config().addr == addr))
+                .filter(|e| e.config().tls.as_ref() == Some(&tls))
+                .and_then(|e| e.tls_loaded())
+                .filter(|(_, at)| *at == epoch)
+                .map(|(m, _)| Arc::clone(m));
+            let material = match kept {
+                Some(m) => m,
+                None => {
+                    let loader = self.inner.tls_loader.lock().clone();
+                    let loader = loader.ok_or_else(|| ControlError::NoTls(name.clone()))?;
+                    loader.load_backend(&name, addr, &tls).map_err(|error| {
+                        ControlError::Certificate {
+                            service: name.clone(),
+                            error,
+                        }
+                    })?
+                }
+            };
+            built.set_server_tls(index, material, epoch);
+        }
+        Ok(())
     }
 
     fn publish(

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use ktcpvs_core::scheduler::least_connection;
 use ktcpvs_core::view::first_matching_rule;
 use ktcpvs_core::{
-    Control, Dispatch, PickRequest, Picker, Scheduler, SchedulerError, SchedulerRegistry,
-    Selection, TlsConfig, TlsError, TlsLoader, TlsMaterial, VirtualService,
+    BackendTls, Control, Dispatch, PickRequest, Picker, Scheduler, SchedulerError,
+    SchedulerRegistry, Selection, TlsConfig, TlsError, TlsLoader, TlsMaterial, VirtualService,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -125,6 +125,15 @@ pub struct NamesOnly;
 impl TlsLoader for NamesOnly {
     fn load(&self, _service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError> {
         Ok(Arc::new(config.certificates.clone()))
+    }
+
+    fn load_backend(
+        &self,
+        _service: &str,
+        _server: std::net::SocketAddr,
+        tls: &BackendTls,
+    ) -> Result<TlsMaterial, TlsError> {
+        Ok(Arc::new(tls.clone()))
     }
 }
 

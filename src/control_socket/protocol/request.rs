@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use ktcpvs_core::control::ServiceSpec;
 use ktcpvs_core::endpoint::Endpoint;
 use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
-use ktcpvs_core::CertificateFiles;
+use ktcpvs_core::{BackendTls, CertificateFiles};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
 use super::ProtocolError;
@@ -133,6 +133,17 @@ pub enum Request {
         /// The file name, for error messages only.
         file: Option<String>,
     },
+    /// `server-tls SERVICE server=ADDR [name=NAME] [ca=FILE]
+    /// [client_certificate=FILE client_key=FILE]` or `… tls=off`: how the
+    /// proxy reaches one real server over TLS, or plain TCP again.
+    SetServerTls {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// Its TLS settings; `None`: plain TCP.
+        tls: Option<BackendTls>,
+    },
     /// `reload-certificates`: read every TLS service's certificate files
     /// again (all or nothing).
     ReloadCertificates,
@@ -161,6 +172,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("stats", "stats [SERVICE]"),
     ("sysctl", "sysctl [NAME[=VALUE]]"),
     ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
+    ("server-tls", "server-tls SERVICE server=HOST[:PORT] [name=NAME] [ca=FILE] [client_certificate=FILE client_key=FILE] | tls=off"),
     ("reload-certificates", "reload-certificates"),
     ("ping", "ping"),
     ("help", "help"),
@@ -224,6 +236,7 @@ impl Request {
             "load" => Request::Load {
                 file: a.take("file"),
             },
+            "server-tls" => server_tls_request(&mut a)?,
             "reload-certificates" => Request::ReloadCertificates,
             "ping" => Request::Ping,
             "help" => Request::Help,
@@ -253,6 +266,7 @@ impl Request {
             Request::Stats { .. } => "stats",
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
+            Request::SetServerTls { .. } => "server-tls",
             Request::ReloadCertificates => "reload-certificates",
             Request::Ping => "ping",
             Request::Help => "help",
@@ -404,6 +418,44 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
     Ok(ServiceArgs { spec, port })
 }
 
+/// `server-tls SERVICE server=ADDR …`.
+fn server_tls_request(a: &mut Args) -> Result<Request, ProtocolError> {
+    let service = a.name("a service name")?;
+    let server = a.endpoint("server")?;
+    if let Some(text) = a.take("tls") {
+        if text != "off" {
+            return Err(ProtocolError::BadValue {
+                key: "tls".into(),
+                value: text,
+                reason: "must be off (give name=, ca=, client_certificate= to turn it on)".into(),
+            });
+        }
+        return Ok(Request::SetServerTls {
+            service,
+            server,
+            tls: None,
+        });
+    }
+    let certificate = match (a.take("client_certificate"), a.take("client_key")) {
+        (Some(chain), Some(key)) => Some(CertificateFiles {
+            chain: chain.into(),
+            key: key.into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(missing_pair("client_key", "client_certificate")),
+        (None, Some(_)) => return Err(missing_pair("client_certificate", "client_key")),
+    };
+    Ok(Request::SetServerTls {
+        service,
+        server,
+        tls: Some(BackendTls {
+            name: a.take("name"),
+            ca: a.take("ca").map(Into::into),
+            certificate,
+        }),
+    })
+}
+
 fn on_off(key: &str, text: String) -> Result<bool, ProtocolError> {
     match text.as_str() {
         "on" => Ok(true),
@@ -548,6 +600,29 @@ impl fmt::Display for Request {
                 push_service_args(&mut out, args);
             }
             Request::DeleteService { name: n } => name(&mut out, n),
+            Request::SetServerTls {
+                service,
+                server,
+                tls,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "server", &server.to_string());
+                match tls {
+                    None => push_pair(&mut out, "tls", "off"),
+                    Some(t) => {
+                        if let Some(n) = &t.name {
+                            push_pair(&mut out, "name", n);
+                        }
+                        if let Some(ca) = &t.ca {
+                            push_pair(&mut out, "ca", &ca.to_string_lossy());
+                        }
+                        if let Some(c) = &t.certificate {
+                            push_pair(&mut out, "client_certificate", &c.chain.to_string_lossy());
+                            push_pair(&mut out, "client_key", &c.key.to_string_lossy());
+                        }
+                    }
+                }
+            }
             Request::Flush
             | Request::ReloadCertificates
             | Request::Ping
@@ -703,6 +778,12 @@ mod tests {
         round_trip("edit-service w certificate=none");
         round_trip("edit-service w sni_host_check=on");
         round_trip("reload-certificates");
+        round_trip(
+            "server-tls web server=10.0.0.1:443 name=api.internal ca=\"/etc/ca dir/ca.pem\" \
+             client_certificate=/etc/c.pem client_key=/etc/c.key",
+        );
+        round_trip("server-tls web server=r1:443");
+        round_trip("server-tls web server=r1:443 tls=off");
         round_trip("add-server web server=10.0.0.1:80 weight=0");
         round_trip("edit-server web server=r2 weight=65535");
         round_trip("delete-server web server=r2:http");
@@ -797,6 +878,17 @@ mod tests {
             ),
             ("add-service web sni_host_check=yes", |e| {
                 matches!(e, ProtocolError::BadValue { .. })
+            }),
+            (
+                "server-tls web server=r1 tls=on",
+                |e| matches!(e, ProtocolError::BadValue { key, .. } if key == "tls"),
+            ),
+            (
+                "server-tls web server=r1 client_certificate=/c.pem",
+                |e| matches!(e, ProtocolError::BadValue { key, .. } if key == "client_certificate"),
+            ),
+            ("server-tls web", |e| {
+                matches!(e, ProtocolError::Missing { .. })
             }),
             ("reload-certificates now", |e| {
                 matches!(e, ProtocolError::UnexpectedWord { .. })
