@@ -352,7 +352,7 @@ impl Loop {
                     token::Kind::Backend(key) => {
                         let owner = match self.res.backends.get_mut(key) {
                             Some(b) => {
-                                b.conn.ready.absorb(event);
+                                b.conn.absorb(event);
                                 b.owner()
                             }
                             None => continue,

@@ -520,3 +520,165 @@ fn a_layer4_service_terminates_tls_and_relays_with_half_close() {
     stream.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"END");
 }
+
+/// A service "web" (phttp, one worker so that its pool is one) over one real
+/// server reached over TLS with `tls`.
+fn service_over_tls_backend(
+    backend: std::net::SocketAddr,
+    tls: ktcpvs_core::BackendTls,
+) -> Result<Running, ControlError> {
+    let control = control();
+    control.set_tls_loader(Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
+    add_service(&control, "web", "phttp", ServiceSpec::default());
+    add_server(&control, "web", backend);
+    control.execute(Command::SetServerTls {
+        service: "web".into(),
+        server: ep(backend),
+        tls: Some(tls),
+    })?;
+    start(&control, "web");
+    Ok(run_workers(control, 1))
+}
+
+#[test]
+fn a_real_server_over_tls_is_verified_named_and_pooled() {
+    let pki = Pki::new("backend");
+    let cert = pki.issue("backend", &["backend.test", "127.0.0.1"]);
+    let backend = support::tls::TlsBackend::start(&pki, &cert, "r1", false);
+    let ca = Some(pki.ca_file());
+    // By name (sent as SNI), then by the server's IP address (no SNI).
+    for name in [Some("backend.test".to_string()), None] {
+        let before = backend.connections();
+        let tls = ktcpvs_core::BackendTls {
+            name: name.clone(),
+            ca: ca.clone(),
+            certificate: None,
+        };
+        let engine = service_over_tls_backend(backend.addr, tls).unwrap();
+        let mut c = support::client::Client::connect(engine.addr("web"));
+        for i in 0..5 {
+            assert_eq!(
+                c.get(&format!("/p{i}")).unwrap().text(),
+                format!("r1 /p{i}")
+            );
+        }
+        // Another client reuses the pooled TLS connection.
+        let mut c2 = support::client::Client::connect(engine.addr("web"));
+        assert_eq!(c2.get("/again").unwrap().text(), "r1 /again");
+        assert_eq!(
+            backend.connections() - before,
+            1,
+            "{name:?}: one TLS connection"
+        );
+        assert_eq!(
+            backend.seen.names.lock().unwrap().last().cloned().flatten(),
+            name
+        );
+    }
+}
+
+#[test]
+fn a_real_server_the_ca_does_not_vouch_for_gets_502_and_leaves_rotation() {
+    let pki = Pki::new("badca");
+    let other = Pki::new("otherca");
+    let cert = pki.issue("backend", &["backend.test"]);
+    let backend = support::tls::TlsBackend::start(&pki, &cert, "r1", false);
+    let tls = ktcpvs_core::BackendTls {
+        name: Some("backend.test".into()),
+        ca: Some(other.ca_file()),
+        certificate: None,
+    };
+    let engine = service_over_tls_backend(backend.addr, tls).unwrap();
+    let mut c = support::client::Client::connect(engine.addr("web"));
+    let r = c.get("/").unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(backend.connections(), 0);
+    let snapshot = engine.control.snapshot();
+    let entry = &snapshot.service("web").unwrap().server_entries()[0];
+    assert!(!entry.load().is_healthy(), "the server left rotation");
+    // The wrong name fails the same way.
+    let tls = ktcpvs_core::BackendTls {
+        name: Some("other.test".into()),
+        ca: Some(pki.ca_file()),
+        certificate: None,
+    };
+    let engine = service_over_tls_backend(backend.addr, tls).unwrap();
+    let mut c = support::client::Client::connect(engine.addr("web"));
+    assert_eq!(c.get("/").unwrap().status, 502);
+    assert_eq!(backend.connections(), 0);
+}
+
+#[test]
+fn a_client_certificate_is_presented_to_a_server_that_asks() {
+    let pki = Pki::new("clientcert");
+    let cert = pki.issue("backend", &["backend.test"]);
+    let client = pki.issue("proxy", &["proxy.test"]);
+    let backend = support::tls::TlsBackend::start(&pki, &cert, "r1", true);
+    let ca = Some(pki.ca_file());
+    let with = ktcpvs_core::BackendTls {
+        name: Some("backend.test".into()),
+        ca: ca.clone(),
+        certificate: Some(client),
+    };
+    let engine = service_over_tls_backend(backend.addr, with).unwrap();
+    let mut c = support::client::Client::connect(engine.addr("web"));
+    assert_eq!(c.get("/").unwrap().text(), "r1 /");
+    assert_eq!(*backend.seen.client_certs.lock().unwrap(), [true]);
+    drop(engine);
+    // Without one, the server refuses the handshake: 502.
+    let without = ktcpvs_core::BackendTls {
+        name: Some("backend.test".into()),
+        ca,
+        certificate: None,
+    };
+    let engine = service_over_tls_backend(backend.addr, without).unwrap();
+    let mut c = support::client::Client::connect(engine.addr("web"));
+    assert_eq!(c.get("/").unwrap().status, 502);
+}
+
+#[test]
+fn bad_server_tls_files_are_refused_naming_them() {
+    let pki = Pki::new("badservertls");
+    std::fs::write(pki.dir.join("empty.pem"), "").unwrap();
+    let cert = pki.issue("backend", &["backend.test"]);
+    let other = pki.issue("other", &["other.test"]);
+    let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let cases = [
+        (
+            ktcpvs_core::BackendTls {
+                name: None,
+                ca: Some(pki.dir.join("empty.pem")),
+                certificate: None,
+            },
+            pki.dir.join("empty.pem"),
+        ),
+        (
+            ktcpvs_core::BackendTls {
+                name: None,
+                ca: Some(pki.dir.join("missing.pem")),
+                certificate: None,
+            },
+            pki.dir.join("missing.pem"),
+        ),
+        (
+            ktcpvs_core::BackendTls {
+                name: None,
+                ca: Some(pki.ca_file()),
+                certificate: Some(CertificateFiles {
+                    chain: cert.chain.clone(),
+                    key: other.key.clone(),
+                }),
+            },
+            other.key.clone(),
+        ),
+    ];
+    for (tls, blamed) in cases {
+        let Err(err) = service_over_tls_backend(addr, tls) else {
+            panic!("accepted");
+        };
+        assert!(
+            matches!(&err, ControlError::Certificate { error, .. } if error.file == blamed),
+            "{err}"
+        );
+    }
+}

@@ -141,11 +141,32 @@ impl Conn {
 
     /// Wraps an accepted socket of a TLS service, its handshake not begun.
     pub fn with_tls(stream: TcpStream, tls: rustls::ServerConnection) -> Self {
-        let mut conn = Conn::new(stream, true);
+        Conn::over_tls(Conn::new(stream, true), tls.into())
+    }
+
+    /// Wraps a socket connecting to a real server reached over TLS; the
+    /// handshake is driven by [`handshake`](Self::handshake) once the
+    /// connect completed.
+    pub fn with_client_tls(stream: TcpStream, tls: rustls::ClientConnection) -> Self {
+        Conn::over_tls(Conn::new(stream, false), tls.into())
+    }
+
+    fn over_tls(mut conn: Conn, tls: rustls::Connection) -> Conn {
         let layer = TlsLayer::new(tls, conn.ready);
         conn.ready = layer.view();
         conn.tls = Some(Box::new(layer));
         conn
+    }
+
+    /// Moves the TLS handshake of a connection to a real server on;
+    /// `Ok(true)` once it is done (at once on a plain connection).
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(true);
+        };
+        let done = tls.advance_handshake(&mut self.stream);
+        self.ready = tls.view();
+        done
     }
 
     /// Records a readiness event (on the socket; through TLS, the view
@@ -160,6 +181,23 @@ impl Conn {
         }
     }
 
+    /// Sets what the socket is assumed ready for where no event says it
+    /// (a connect just confirmed, a pooled connection just proved quiet):
+    /// through TLS, the socket's flags, the view following.
+    pub fn assume_ready(&mut self, readable: bool, writable: bool) {
+        match &mut self.tls {
+            None => {
+                self.ready.readable = readable;
+                self.ready.writable = writable;
+            }
+            Some(tls) => {
+                tls.socket.readable = readable;
+                tls.socket.writable = writable;
+                self.ready = tls.view();
+            }
+        }
+    }
+
     /// Whether the connection runs TLS (its bytes cannot be spliced).
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -167,7 +205,7 @@ impl Conn {
 
     /// The server name the client sent in its TLS handshake, if any.
     pub fn server_name(&self) -> Option<&str> {
-        self.tls.as_ref().and_then(|t| t.conn.server_name())
+        self.tls.as_ref().and_then(|t| t.server_name())
     }
 
     /// Whether a TLS handshake is still under way (the header timeout

@@ -25,7 +25,7 @@
 use std::io::{self, IoSlice, Read, Write};
 
 use mio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::Connection;
 
 use super::buffer::Buffer;
 use super::conn::{Fill, Ready, Traffic};
@@ -34,10 +34,11 @@ use super::conn::{Fill, Ready, Traffic};
 /// ciphertext a slow client leaves waiting in rustls.
 pub(crate) const SEND_LIMIT: usize = 64 * 1024;
 
-/// The TLS state of one client connection.
+/// The TLS state of one connection: a client's (the proxy is the TLS
+/// server) or a real server's (the proxy is the TLS client).
 pub(crate) struct TlsLayer {
-    /// The rustls server connection.
-    pub conn: ServerConnection,
+    /// The rustls connection.
+    pub conn: Connection,
     /// The socket's readiness, as the poller reported it.
     pub socket: Ready,
     /// Decrypted bytes waiting in rustls.
@@ -63,7 +64,7 @@ impl std::fmt::Debug for TlsLayer {
 
 impl TlsLayer {
     /// A layer over a connection that has not started its handshake.
-    pub fn new(mut conn: ServerConnection, socket: Ready) -> TlsLayer {
+    pub fn new(mut conn: Connection, socket: Ready) -> TlsLayer {
         conn.set_buffer_limit(Some(SEND_LIMIT));
         TlsLayer {
             conn,
@@ -150,10 +151,13 @@ impl TlsLayer {
             }
             Err(e) => {
                 self.failure = Some(e.clone());
-                // The alert rustls queued for the client, if the socket
-                // takes it now; the connection is closed either way.
+                // The alert rustls queued for the peer, if the socket takes
+                // it now; the connection is closed either way.
                 let _ = self.flush(stream);
-                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("TLS: {e}"),
+                ))
             }
         }
     }
@@ -204,6 +208,35 @@ impl TlsLayer {
         traffic.written += taken as u64;
         self.flush(stream)?;
         Ok(taken)
+    }
+
+    /// The server name the client asked for, on a client's connection.
+    pub fn server_name(&self) -> Option<&str> {
+        match &self.conn {
+            Connection::Server(s) => s.server_name(),
+            Connection::Client(_) => None,
+        }
+    }
+
+    /// Moves a handshake the proxy began as TLS client as far as the
+    /// socket allows: `Ok(true)` once it is done.
+    pub fn advance_handshake(&mut self, stream: &mut TcpStream) -> io::Result<bool> {
+        loop {
+            self.flush(stream)?;
+            if !self.conn.is_handshaking() {
+                return Ok(true);
+            }
+            if !self.socket.readable {
+                return Ok(false);
+            }
+            match self.conn.read_tls(stream) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(_) => self.process(stream)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends `close_notify` and shuts the socket's write side once every

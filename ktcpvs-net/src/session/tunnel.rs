@@ -177,6 +177,10 @@ impl Tunnel {
         if link.resume_source(ctx.registry, backend).is_err() {
             return Flow::Done;
         }
+        // TLS records to the server a send accepted earlier go first.
+        if link.conn.wants_write() && link.conn.flush().is_err() {
+            return Flow::Done;
+        }
         let zerocopy = ctx.snapshots.load().settings().zerocopy_send() == 1;
         let up = self.up.pump(client, &mut link.conn, ctx.pool, zerocopy);
         let down = self.down.pump(&mut link.conn, client, ctx.pool, zerocopy);

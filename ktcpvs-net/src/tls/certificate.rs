@@ -101,6 +101,27 @@ pub(crate) fn load(
     })
 }
 
+/// The PEM certificates of `file` (a CA bundle), at least one.
+pub(crate) fn read_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let found = CertificateDer::pem_slice_iter(&read(file)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refuse(file, format!("not a PEM certificate file: {e}")))?;
+    if found.is_empty() {
+        return Err(refuse(file, "holds no certificate"));
+    }
+    Ok(found)
+}
+
+/// A client certificate chain and its key, read from `files`.
+pub(crate) fn load_client(
+    files: &CertificateFiles,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = read_certificates(&files.chain)?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
+        .map_err(|e| refuse(&files.key, format!("holds no PEM private key: {e}")))?;
+    Ok((chain, key))
+}
+
 /// Refuses a certificate that is expired or not valid yet; warns about
 /// one that expires within [`EXPIRY_WARNING`].
 fn check_validity(service: &str, file: &Path, cert: &X509Certificate<'_>) -> Result<(), TlsError> {

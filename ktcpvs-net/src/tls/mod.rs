@@ -16,6 +16,10 @@
 //!   clients resume after a reload.
 //! * ALPN: `http/1.1` on HTTP services (room for `h2` later); none on
 //!   layer-4 services, whose protocol the proxy does not know.
+//! * Real servers reached over TLS ([`ClientTls`]): their certificate is
+//!   verified against a CA file or the system's roots, for the name given
+//!   (sent as SNI) or else the server's IP address; a client certificate is
+//!   presented when given; sessions resume.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -29,13 +33,16 @@ mod certificate;
 mod resolve;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use ktcpvs_core::{Dispatch, TlsConfig, TlsError, TlsLoader, TlsMaterial};
+use ktcpvs_core::{BackendTls, Dispatch, TlsConfig, TlsError, TlsLoader, TlsMaterial};
 use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
-use rustls::ServerConfig;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
 
 use self::resolve::ByName;
 
@@ -64,6 +71,27 @@ impl ServerTls {
     /// The material of a service, if it is this loader's.
     pub(crate) fn of(material: &TlsMaterial) -> Option<&ServerTls> {
         material.downcast_ref::<ServerTls>()
+    }
+}
+
+/// What [`RustlsLoader`] makes of one real server's TLS settings: the
+/// client configuration (trusted roots, client certificate, session
+/// resumption) and the name the server's certificate is checked against.
+#[derive(Debug)]
+pub struct ClientTls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl ClientTls {
+    /// The material of a real server, if it is this loader's.
+    pub(crate) fn of(material: &TlsMaterial) -> Option<&ClientTls> {
+        material.downcast_ref::<ClientTls>()
+    }
+
+    /// A new client connection to the server, its handshake not begun.
+    pub(crate) fn connection(&self) -> Result<ClientConnection, rustls::Error> {
+        ClientConnection::new(Arc::clone(&self.config), self.name.clone())
     }
 }
 
@@ -153,6 +181,49 @@ fn suite_rank(suite: rustls::CipherSuite) -> u8 {
     }
 }
 
+impl RustlsLoader {
+    /// The roots a real server's certificate is checked against: the PEM
+    /// certificates of `ca`, or the system's trusted roots.
+    fn roots(&self, ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
+        let mut roots = RootCertStore::empty();
+        match ca {
+            Some(file) => {
+                let found = certificate::read_certificates(file)?;
+                let (added, _) = roots.add_parsable_certificates(found);
+                if added == 0 {
+                    return Err(TlsError {
+                        file: file.to_path_buf(),
+                        reason: "holds no usable CA certificate".to_string(),
+                    });
+                }
+            }
+            None => {
+                let (added, _) = roots.add_parsable_certificates(system_roots().iter().cloned());
+                if added == 0 {
+                    return Err(TlsError {
+                        file: PathBuf::new(),
+                        reason: "the system has no trusted root certificates (give a ca file)"
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Ok(roots)
+    }
+}
+
+/// The system's trusted roots, read once per process.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in found.errors.iter().take(3) {
+            log::warn!("reading the system's root certificates: {e}");
+        }
+        found.certs
+    })
+}
+
 impl TlsLoader for RustlsLoader {
     fn load(&self, service: &str, config: &TlsConfig) -> Result<TlsMaterial, TlsError> {
         let mut loaded = Vec::with_capacity(config.certificates.len());
@@ -183,5 +254,44 @@ impl TlsLoader for RustlsLoader {
             .server_config(&resolver, &resumption, &[])
             .map_err(internal)?;
         Ok(Arc::new(ServerTls { http, stream }))
+    }
+
+    fn load_backend(
+        &self,
+        _service: &str,
+        server: SocketAddr,
+        tls: &BackendTls,
+    ) -> Result<TlsMaterial, TlsError> {
+        let name = match &tls.name {
+            Some(n) => ServerName::try_from(n.clone()).map_err(|e| TlsError {
+                file: PathBuf::new(),
+                reason: format!("'{n}' is not a server name: {e}"),
+            })?,
+            None => ServerName::IpAddress(server.ip().into()),
+        };
+        let roots = self.roots(tls.ca.as_deref())?;
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError {
+                file: PathBuf::new(),
+                reason: e.to_string(),
+            })?
+            .with_root_certificates(roots);
+        let config = match &tls.certificate {
+            None => builder.with_no_client_auth(),
+            Some(files) => {
+                let (chain, key) = certificate::load_client(files)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| TlsError {
+                        file: files.key.clone(),
+                        reason: format!("does not fit its certificate: {e}"),
+                    })?
+            }
+        };
+        Ok(Arc::new(ClientTls {
+            config: Arc::new(config),
+            name,
+        }))
     }
 }

@@ -13,8 +13,9 @@ use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, PickRequest, RequestHead, Selection};
 use mio::Registry;
 
-use super::pool::{Backends, ConnectCheck};
+use super::pool::{Backends, ConnectCheck, Destination};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
+use crate::tls::ClientTls;
 
 /// What starting a connect needs from the worker: its poller, its backend
 /// connections, the session that will own the connection, and how long a
@@ -32,20 +33,64 @@ pub(crate) struct Dialer<'a> {
 }
 
 impl Dialer<'_> {
-    /// Starts a non-blocking connect to `addr` for the owner.
-    pub fn connect(&mut self, addr: SocketAddr) -> io::Result<usize> {
-        self.backends.connect(self.registry, addr, self.owner)
+    /// Starts a non-blocking connect to `to` for the owner.
+    pub fn connect(&mut self, to: Destination<'_>) -> io::Result<usize> {
+        self.backends.connect(self.registry, to, self.owner)
     }
 }
 
-/// Logs a change of a server's health.
-pub(crate) fn log_health(service: &str, server: SocketAddr, change: HealthChange) {
+/// Where `target` of `service` leads: its address and, for a server
+/// reached over TLS, its client configuration. An error when that
+/// configuration was not made by this engine's loader.
+pub(crate) fn destination(
+    service: &ServiceSnapshot,
+    target: Target,
+) -> io::Result<Destination<'_>> {
+    match target {
+        Target::Server(index) => {
+            let entry = service
+                .server_entries()
+                .get(index)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            let tls = match entry.tls() {
+                None => None,
+                Some(material) => Some(ClientTls::of(material).ok_or_else(|| {
+                    io::Error::other("the server's TLS material was not made by this engine")
+                })?),
+            };
+            Ok(Destination {
+                addr: entry.config().addr,
+                tls,
+            })
+        }
+        Target::Redirect => service
+            .config()
+            .redirect
+            .map(Destination::plain)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound)),
+    }
+}
+
+/// Logs a change of a server's health; `why` says what failed when it
+/// went down.
+pub(crate) fn log_health(
+    service: &str,
+    server: SocketAddr,
+    change: HealthChange,
+    why: Option<&io::Error>,
+) {
     match change {
         HealthChange::Unchanged => {}
-        HealthChange::WentDown { backoff } => log::warn!(
-            "[{service}] real server {server} failed; out of rotation for {}s",
-            backoff.as_secs()
-        ),
+        HealthChange::WentDown { backoff } => match why {
+            Some(e) => log::warn!(
+                "[{service}] real server {server} failed ({e}); out of rotation for {}s",
+                backoff.as_secs()
+            ),
+            None => log::warn!(
+                "[{service}] real server {server} failed; out of rotation for {}s",
+                backoff.as_secs()
+            ),
+        },
         HealthChange::CameBack => {
             log::info!("[{service}] real server {server} is back in rotation")
         }
@@ -127,7 +172,7 @@ pub(crate) fn start_connect(
             Target::Server(index) => Some(service.lease(index)),
             Target::Redirect => None,
         };
-        match dialer.connect(addr) {
+        match destination(service, target).and_then(|to| dialer.connect(to)) {
             Ok(conn) => {
                 log::debug!("[{}] connecting to {addr}", service.config().name);
                 return Ok(Connecting {
@@ -176,7 +221,7 @@ pub(crate) fn fail_target(
             let change = service.server_entries()[index]
                 .load()
                 .report_failure(backoff);
-            log_health(name, addr, change);
+            log_health(name, addr, change, Some(error));
             excluded.servers.push(index);
         }
         Target::Redirect => {
@@ -198,7 +243,7 @@ pub(crate) fn poll_connect(
     let check = backends.check_connect(id);
     if let (ConnectCheck::Connected, Target::Server(index)) = (&check, target) {
         let change = service.server_entries()[index].load().report_success();
-        log_health(&service.config().name, addr, change);
+        log_health(&service.config().name, addr, change, None);
     }
     check
 }

@@ -9,7 +9,8 @@
 //! non-blocking `peek` first, and expired ones (`keepalive_timeout`) are
 //! swept. The pool holds at most `pool_max_idle` connections per server.
 //!
-//! Each server address gets its idle list once, at the first connect to it;
+//! Each destination (an address, and for a server reached over TLS its
+//! client configuration) gets its idle list once, at the first connect to it;
 //! a connection remembers its list and its place in it, so putting it back
 //! and taking it again by id (a per-request session reusing the connection
 //! it just returned) cost no hashing and no search.
@@ -24,6 +25,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::io::conn::Conn;
+use crate::tls::ClientTls;
 use crate::token;
 
 /// What a backend connection is used for: one state, carrying what only
@@ -32,6 +34,12 @@ use crate::token;
 pub(crate) enum Use {
     /// A non-blocking connect in progress for session `owner`.
     Connecting {
+        /// The session it is for.
+        owner: usize,
+    },
+    /// Connected, its TLS handshake (the proxy as client) under way, for
+    /// session `owner`: not usable before it is done.
+    Handshaking {
         /// The session it is for.
         owner: usize,
     },
@@ -71,7 +79,9 @@ impl BackendConn {
     /// The session using it, or `None` while it idles in the pool.
     pub fn owner(&self) -> Option<usize> {
         match self.use_ {
-            Use::Connecting { owner } | Use::Owned { owner } => Some(owner),
+            Use::Connecting { owner } | Use::Handshaking { owner } | Use::Owned { owner } => {
+                Some(owner)
+            }
             Use::Idle { .. } => None,
         }
     }
@@ -98,7 +108,8 @@ impl BackendConn {
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             self.source_paused = false;
-            self.conn.ready.readable = true;
+            let writable = self.conn.ready.writable;
+            self.conn.assume_ready(true, writable);
         }
         Ok(())
     }
@@ -115,10 +126,38 @@ pub enum ConnectCheck {
     Failed(io::Error),
 }
 
-/// The idle connections to one server address, most recently pooled last.
+/// Where a backend connection leads, as the pool tells connections apart:
+/// the address and, for a server reached over TLS, its client
+/// configuration (by identity), so that a connection is only ever lent to
+/// the destination it was made and verified for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Destination<'a> {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// How it is reached over TLS; `None`: plain TCP.
+    pub tls: Option<&'a ClientTls>,
+}
+
+/// A [`Destination`] as a key: the address and the identity of the TLS
+/// configuration (0: plain TCP).
+type PoolKey = (SocketAddr, usize);
+
+impl Destination<'_> {
+    /// A plain TCP destination.
+    pub fn plain(addr: SocketAddr) -> Destination<'static> {
+        Destination { addr, tls: None }
+    }
+
+    fn key(&self) -> PoolKey {
+        let tls = self.tls.map_or(0, |t| std::ptr::from_ref(t) as usize);
+        (self.addr, tls)
+    }
+}
+
+/// The idle connections to one destination, most recently pooled last.
 #[derive(Debug)]
 struct IdleList {
-    addr: SocketAddr,
+    key: PoolKey,
     ids: Vec<usize>,
 }
 
@@ -126,8 +165,8 @@ struct IdleList {
 #[derive(Debug)]
 pub(crate) struct Backends {
     conns: Slab<BackendConn>,
-    /// Server address → index of its idle list in `lists`.
-    idle: HashMap<SocketAddr, u32>,
+    /// Destination → index of its idle list in `lists`.
+    idle: HashMap<PoolKey, u32>,
     /// Idle connection ids per server.
     lists: Vec<IdleList>,
     idle_count: usize,
@@ -153,18 +192,28 @@ impl Backends {
         }
     }
 
-    /// Starts a non-blocking connect to `addr` for session `owner`.
+    /// Starts a non-blocking connect to `to` for session `owner` (over TLS
+    /// when `to` says so: the handshake follows the connect, see
+    /// [`check_connect`](Self::check_connect)).
     pub fn connect(
         &mut self,
         registry: &Registry,
-        addr: SocketAddr,
+        to: Destination<'_>,
         owner: usize,
     ) -> io::Result<usize> {
-        let mut stream = TcpStream::connect(addr)?;
+        let tls = match to.tls {
+            Some(t) => Some(
+                t.connection()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
+        let mut stream = TcpStream::connect(to.addr)?;
         let lists = &mut self.lists;
-        let list = *self.idle.entry(addr).or_insert_with(|| {
+        let key = to.key();
+        let list = *self.idle.entry(key).or_insert_with(|| {
             lists.push(IdleList {
-                addr,
+                key,
                 ids: Vec::new(),
             });
             // Far fewer servers than 2^32.
@@ -177,8 +226,12 @@ impl Backends {
             token::backend(id),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        let conn = match tls {
+            Some(tls) => Conn::with_client_tls(stream, tls),
+            None => Conn::new(stream, false),
+        };
         entry.insert(BackendConn {
-            conn: Conn::new(stream, false),
+            conn,
             use_: Use::Connecting { owner },
             list,
             source_paused: false,
@@ -186,47 +239,61 @@ impl Backends {
         Ok(id)
     }
 
-    /// Checks a connect in progress after an event (or a timeout).
+    /// Checks a connect in progress after an event (or a timeout): the TCP
+    /// connect, then, for a server reached over TLS, the handshake.
     pub fn check_connect(&mut self, id: usize) -> ConnectCheck {
         let Some(b) = self.conns.get_mut(id) else {
             return ConnectCheck::Failed(io::Error::from(io::ErrorKind::NotConnected));
         };
-        let Use::Connecting { owner } = b.use_ else {
-            return ConnectCheck::Connected;
-        };
-        match b.conn.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
-            Ok(None) => {}
-        }
-        match b.conn.stream.peer_addr() {
-            Ok(_) => {
+        let owner = match b.use_ {
+            Use::Connecting { owner } => {
+                match b.conn.stream.take_error() {
+                    Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+                    Ok(None) => {}
+                }
+                match b.conn.stream.peer_addr() {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        return ConnectCheck::Pending
+                    }
+                    Err(e) => return ConnectCheck::Failed(e),
+                }
                 let _ = b.conn.stream.set_nodelay(true);
-                b.use_ = Use::Owned { owner };
                 // A fresh connection is writable; whether the server already
                 // sent something is what the poller reported (an event sets
                 // `readable`), so no read is wasted on an empty socket.
-                b.conn.ready.writable = true;
+                let readable = b.conn.ready.readable;
+                b.conn.assume_ready(readable, true);
+                b.use_ = Use::Handshaking { owner };
+                owner
+            }
+            Use::Handshaking { owner } => owner,
+            Use::Owned { .. } | Use::Idle { .. } => return ConnectCheck::Connected,
+        };
+        match b.conn.handshake() {
+            Ok(true) => {
+                b.use_ = Use::Owned { owner };
                 ConnectCheck::Connected
             }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectCheck::Pending,
+            Ok(false) => ConnectCheck::Pending,
             Err(e) => ConnectCheck::Failed(e),
         }
     }
 
-    /// Takes a live idle connection to `addr` for session `owner`, if the
+    /// Takes a live idle connection to `to` for session `owner`, if the
     /// pool has one. Dead or expired ones met on the way are dropped; with
     /// `probe`, each is first checked with a non-blocking `peek` (a caller
     /// that can replay its request on a fresh connection may skip it: a dead
     /// connection then shows at the first read or write).
     pub fn take_idle(
         &mut self,
-        addr: SocketAddr,
+        to: Destination<'_>,
         owner: usize,
         now: Instant,
         keepalive: Duration,
         probe: bool,
     ) -> Option<usize> {
-        let &list = self.idle.get(&addr)?;
+        let &list = self.idle.get(&to.key())?;
         while let Some(id) = self.lists[list as usize].ids.pop() {
             self.idle_count -= 1;
             if let Some(id) = self.claim(id, owner, now, keepalive, probe) {
@@ -237,13 +304,13 @@ impl Backends {
     }
 
     /// Takes idle connection `id` back for session `owner` when it is still
-    /// in the pool, leads to `addr` and is alive (see [`Backends::take_idle`]
+    /// in the pool, leads to `to` and is alive (see [`Backends::take_idle`]
     /// for `probe`): a per-request session reusing the connection it pooled
     /// after its last request, without hashing or searching the pool.
     pub fn take_idle_by_id(
         &mut self,
         id: usize,
-        addr: SocketAddr,
+        to: Destination<'_>,
         owner: usize,
         now: Instant,
         keepalive: Duration,
@@ -253,7 +320,7 @@ impl Backends {
         let Use::Idle { slot, .. } = b.use_ else {
             return None;
         };
-        if self.lists[b.list as usize].addr != addr {
+        if self.lists[b.list as usize].key != to.key() {
             return None;
         }
         self.unlist(id, b.list, slot);
@@ -281,8 +348,7 @@ impl Backends {
                 // Nothing to read: the peek just returned `WouldBlock`, or
                 // (unprobed) no event reported data, and the next byte
                 // brings one.
-                b.conn.ready.readable = false;
-                b.conn.ready.writable = true;
+                b.conn.assume_ready(false, true);
                 return Some(id);
             }
         }
@@ -325,7 +391,8 @@ impl Backends {
             return false;
         };
         let ids = &mut self.lists[b.list as usize].ids;
-        if ids.len() >= max_idle || !matches!(b.use_, Use::Owned { .. }) || b.source_paused {
+        let doubtful = b.source_paused || b.conn.wants_write();
+        if ids.len() >= max_idle || !matches!(b.use_, Use::Owned { .. }) || doubtful {
             self.conns.remove(id);
             return false;
         }

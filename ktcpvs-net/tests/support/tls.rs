@@ -19,7 +19,7 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 /// A CA and the directory its certificates are written to.
 pub struct Pki {
     pub dir: PathBuf,
-    ca: CertifiedIssuer<'static, KeyPair>,
+    pub ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -71,6 +71,14 @@ impl Pki {
         CertificateDer::from_pem_file(&files.chain)
             .unwrap()
             .to_vec()
+    }
+
+    /// The CA certificate as a PEM file in the PKI's directory.
+    pub fn ca_file(&self) -> PathBuf {
+        let path = self.dir.join("ca.pem");
+        let ca: &rcgen::Certificate = self.ca.as_ref();
+        std::fs::write(&path, ca.pem()).unwrap();
+        path
     }
 
     /// A client configuration trusting the CA and offering `alpn`.
@@ -181,4 +189,146 @@ pub fn presented(addr: SocketAddr, server_name: Option<&str>) -> Vec<u8> {
         tls.complete_io(&mut sock).unwrap();
     }
     tls.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// What the TLS backend saw.
+#[derive(Default)]
+pub struct TlsSeen {
+    /// TLS connections whose handshake completed.
+    pub connections: std::sync::atomic::AtomicUsize,
+    /// Failed handshakes.
+    pub failed: std::sync::atomic::AtomicUsize,
+    /// The SNI of each connection.
+    pub names: std::sync::Mutex<Vec<Option<String>>>,
+    /// Whether each connection presented a client certificate.
+    pub client_certs: std::sync::Mutex<Vec<bool>>,
+}
+
+/// An HTTP/1.1 server over TLS (rustls), keep-alive, answering every
+/// request `NAME TARGET` with a length; it records what each handshake
+/// carried. With `require_client` it asks for a client certificate issued
+/// by the PKI's CA.
+pub struct TlsBackend {
+    pub addr: SocketAddr,
+    pub seen: Arc<TlsSeen>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsBackend {
+    pub fn start(
+        pki: &Pki,
+        files: &CertificateFiles,
+        name: &str,
+        require_client: bool,
+    ) -> TlsBackend {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::PrivateKeyDer;
+        use std::sync::atomic::Ordering;
+        let chain = vec![CertificateDer::from_pem_file(&files.chain).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client {
+            let mut roots = RootCertStore::empty();
+            let ca: &rcgen::Certificate = pki.ca.as_ref();
+            roots.add(ca.der().clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = Arc::new(builder.with_single_cert(chain, key).unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(TlsSeen::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2, name) = (Arc::clone(&seen), Arc::clone(&stop), name.to_string());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let (config, seen, name) = (Arc::clone(&config), Arc::clone(&seen2), name.clone());
+                std::thread::spawn(move || serve_tls(stream, config, &seen, &name));
+            }
+        });
+        TlsBackend {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.seen
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = TcpStream::connect(self.addr);
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: &TlsSeen, name: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let mut tls = StreamOwned::new(rustls::ServerConnection::new(config).unwrap(), stream);
+    while tls.conn.is_handshaking() {
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            seen.failed.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    }
+    seen.connections.fetch_add(1, Ordering::SeqCst);
+    seen.names
+        .lock()
+        .unwrap()
+        .push(tls.conn.server_name().map(str::to_string));
+    seen.client_certs
+        .lock()
+        .unwrap()
+        .push(tls.conn.peer_certificates().is_some());
+    let mut r = BufReader::new(tls);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let target = line.split(' ').nth(1).unwrap_or("").to_string();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let body = format!("{name} {target}");
+        let out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if r.get_mut().write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
 }

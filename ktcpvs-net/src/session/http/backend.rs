@@ -17,7 +17,8 @@ use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
 use crate::session::Ctx;
 use crate::upstream::connect::{
-    fail_target, poll_connect, start_connect, Chooser, Connecting, Excluded, NoBackend, Target,
+    destination, fail_target, poll_connect, start_connect, Chooser, Connecting, Excluded,
+    NoBackend, Target,
 };
 use crate::upstream::pool::ConnectCheck;
 
@@ -197,7 +198,8 @@ impl HttpSession {
         else {
             return Step::Close;
         };
-        match ctx.dialer().connect(route.addr()) {
+        let service = Arc::clone(&route.service);
+        match destination(&service, route.target()).and_then(|to| ctx.dialer().connect(to)) {
             Ok(conn) => {
                 self.connect_to(route, conn, req, Excluded::default(), ctx);
                 Step::Again

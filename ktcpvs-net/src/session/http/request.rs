@@ -25,7 +25,9 @@ use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::Ctx;
-use crate::upstream::connect::{fail_target, start_connect, Chooser, Excluded, NoBackend, Target};
+use crate::upstream::connect::{
+    destination, fail_target, start_connect, Chooser, Excluded, NoBackend, Target,
+};
 
 impl HttpSession {
     /// Reads from the client until a complete head is parsed (then routes
@@ -233,7 +235,7 @@ impl HttpSession {
             return self.begin_exchange(route, b, Origin::Reused, req, ctx);
         }
         let service = Arc::clone(&route.service);
-        match ctx.dialer().connect(route.addr()) {
+        match destination(&service, route.target()).and_then(|to| ctx.dialer().connect(to)) {
             Ok(conn) => {
                 self.connect_to(route, conn, req, Excluded::default(), ctx);
                 Step::Again
@@ -314,7 +316,7 @@ impl HttpSession {
         req: &Request,
         ctx: &mut Ctx<'_>,
     ) -> Option<usize> {
-        let addr = service.server_entries()[index].config().addr;
+        let to = destination(service, Target::Server(index)).ok()?;
         let keepalive = service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings());
         // A request that can be replayed on a fresh connection skips the
         // `peek` that proves a pooled connection alive: a dead one shows at
@@ -324,9 +326,9 @@ impl HttpSession {
         pooled
             .and_then(|b| {
                 ctx.backends
-                    .take_idle_by_id(b, addr, key, now, keepalive, probe)
+                    .take_idle_by_id(b, to, key, now, keepalive, probe)
             })
-            .or_else(|| ctx.backends.take_idle(addr, key, now, keepalive, probe))
+            .or_else(|| ctx.backends.take_idle(to, key, now, keepalive, probe))
     }
 
     /// Waits for connect `backend` of `route` for `req`.

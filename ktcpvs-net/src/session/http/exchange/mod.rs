@@ -143,6 +143,12 @@ impl HttpSession {
         let Some(link) = ctx.backends.get_mut(ex.backend) else {
             return Step::Close;
         };
+        // TLS records to the server a send accepted earlier go first.
+        if link.conn.wants_write() {
+            if let Err(e) = link.conn.flush() {
+                return self.end_exchange(End::BackendFailed(e), client, ctx);
+            }
+        }
         let bytes_before = moved_bytes(client, link);
         let mut wire = Wire {
             client: &mut *client,
