@@ -145,6 +145,30 @@ fn certificates_from_a_file_reload_live_and_bad_ones_change_nothing() {
     assert!(curl(&ca_file, "site.test", port, "/x")
         .unwrap()
         .starts_with("r1"));
+    // chttp stamps its cookie Secure on a TLS listener.
+    let head = Process::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "--cacert",
+        ])
+        .arg(&ca_file)
+        .arg("--resolve")
+        .arg(format!("site.test:{port}:127.0.0.1"))
+        .arg(format!("https://site.test:{port}/"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(
+        head.lines()
+            .any(|l| l.starts_with("set-cookie: ktcpvs_sid=") && l.trim_end().ends_with("; secure")),
+        "{head}"
+    );
     let served = || served_start_date(&ca_file, "site.test", port);
     let first = served();
 

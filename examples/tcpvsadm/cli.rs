@@ -724,4 +724,42 @@ mod tests {
             Request::Sysctl(SysctlRequest::Set("debug_level".into(), "2".into()))
         );
     }
+
+    #[test]
+    fn server_tls_forms() {
+        match request(&[
+            "--server-tls",
+            "-i",
+            "web",
+            "-r",
+            "10.0.0.1:443",
+            "--tls-name",
+            "api.internal",
+            "--tls-ca",
+            "/etc/ca.pem",
+        ]) {
+            Request::SetServerTls { tls: Some(t), .. } => {
+                assert_eq!(t.name.as_deref(), Some("api.internal"));
+                assert_eq!(t.ca, Some("/etc/ca.pem".into()));
+                assert!(t.certificate.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            request(&["--server-tls", "-i", "web", "-r", "r1:443", "--tls-off"]),
+            Request::SetServerTls { tls: None, .. }
+        ));
+        let unpaired = action(&[
+            "--server-tls",
+            "-i",
+            "web",
+            "-r",
+            "r1:443",
+            "--client-certificate",
+            "c.pem",
+        ]);
+        assert!(unpaired.unwrap_err().contains("needs its key"));
+        assert!(action(&["--server-tls", "-i", "web"]).is_err());
+        assert!(action(&["-a", "-i", "web", "-r", "r1", "--tls-name", "x"]).is_err());
+    }
 }

@@ -87,6 +87,22 @@ fn sni_picks_the_certificate_exact_then_wildcard_then_the_first() {
     );
 }
 
+/// RSA and ECDSA certificates side by side: each name gets its own.
+#[test]
+fn rsa_and_ecdsa_certificates_are_served() {
+    let pki = Pki::new("rsa");
+    let rsa = pki.issue_rsa("rsa", &["rsa.test"]);
+    let ec = pki.issue("ec", &["ec.test"]);
+    let backend = HttpBackend::start("r1");
+    let engine = tls_service("phttp", vec![rsa.clone(), ec.clone()], backend.addr());
+    let config = pki.client_config(&[]);
+    for (name, files) in [("rsa.test", &rsa), ("ec.test", &ec)] {
+        let mut c = Pki::connect(&config, engine.addr("web"), name).unwrap();
+        assert_eq!(peer_certificate(&c), Pki::der_of(files), "{name}");
+        assert_eq!(c.get("/").unwrap().status, 200, "{name}");
+    }
+}
+
 #[test]
 fn requests_cross_tls_whole_keep_alive_pipelined_and_large() {
     let pki = Pki::new("relay");

@@ -51,10 +51,26 @@ impl Pki {
         names: &[&str],
         edit: impl FnOnce(&mut CertificateParams),
     ) -> CertificateFiles {
+        self.issue_keyed(stem, names, KeyPair::generate().unwrap(), edit)
+    }
+
+    /// Issues a certificate for `names` with an RSA 2048 key.
+    pub fn issue_rsa(&self, stem: &str, names: &[&str]) -> CertificateFiles {
+        let key =
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
+        self.issue_keyed(stem, names, key, |_| {})
+    }
+
+    fn issue_keyed(
+        &self,
+        stem: &str,
+        names: &[&str],
+        key: KeyPair,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> CertificateFiles {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         edit(&mut params);
-        let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         let files = CertificateFiles {
             chain: self.dir.join(format!("{stem}.pem")),
