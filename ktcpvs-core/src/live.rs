@@ -21,6 +21,27 @@ pub fn monotonic_millis() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// Microseconds since the first call in this process, from a monotonic
+/// clock (the response-time average's sample times).
+fn monotonic_micros() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How fast the response-time average forgets: the weight of a sample
+/// falls to 1/e after this long (Finagle's peak EWMA uses 10 s too).
+const RESPONSE_TIME_DECAY_US: f64 = 10_000_000.0;
+
+/// A response time of `us` recorded at `at`, decayed towards zero until
+/// `now` (both in `monotonic_micros()`).
+fn decayed(us: u64, at: u64, now: u64) -> u64 {
+    if us == 0 {
+        return 0;
+    }
+    let w = (-(now.saturating_sub(at) as f64) / RESPONSE_TIME_DECAY_US).exp();
+    (us as f64 * w) as u64
+}
+
 /// Most doublings of the back-off after repeated failures (64 × base).
 const MAX_BACKOFF_SHIFT: u32 = 6;
 
@@ -46,6 +67,10 @@ pub struct ServerLoad {
     down_until: AtomicU64,
     /// Whether the last recorded state was "down" (for logging transitions).
     down: AtomicBool,
+    /// Peak-EWMA time to a response head, microseconds; 0: no sample yet.
+    response_us: AtomicU64,
+    /// `monotonic_micros()` of the last response-time sample.
+    response_at: AtomicU64,
 }
 
 /// What a health report changed, so the caller can log transitions once.
@@ -145,6 +170,41 @@ impl ServerLoad {
     /// response cut short).
     pub fn add_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records how long the server took to start a response (its head
+    /// after the request was sent). The average is a peak EWMA: a slower
+    /// sample is taken at once, faster ones pull it down over about ten
+    /// seconds, so a server that slows down loses traffic at once and wins
+    /// it back gradually. Concurrent samples may overwrite each other; the
+    /// average stays a sample-weighted estimate.
+    pub fn record_response_time(&self, sample: Duration) {
+        let now = monotonic_micros();
+        let sample = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
+        let last = self.response_at.swap(now, Ordering::Relaxed);
+        let prev = decayed(self.response_us.load(Ordering::Relaxed), last, now);
+        let next = if prev == 0 || sample >= prev {
+            sample
+        } else {
+            let w = (-(now.saturating_sub(last) as f64) / RESPONSE_TIME_DECAY_US).exp();
+            (prev as f64 * w + sample as f64 * (1.0 - w)) as u64
+        };
+        self.response_us.store(next.max(1), Ordering::Relaxed);
+    }
+
+    /// The server's response time (see
+    /// [`record_response_time`](Self::record_response_time)), decayed by
+    /// the time since its last sample, so that a server avoided for being
+    /// slow is tried again after a while; `None` before any sample.
+    pub fn response_time(&self) -> Option<Duration> {
+        let us = self.response_us.load(Ordering::Relaxed);
+        if us == 0 {
+            return None;
+        }
+        let at = self.response_at.load(Ordering::Relaxed);
+        Some(Duration::from_micros(
+            decayed(us, at, monotonic_micros()).max(1),
+        ))
     }
 
     /// A consistent-enough copy of the counters for listings.
@@ -290,6 +350,30 @@ impl ServiceLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_time_takes_peaks_at_once_and_forgets_them_slowly() {
+        let load = ServerLoad::new();
+        assert_eq!(load.response_time(), None);
+        load.record_response_time(Duration::from_millis(2));
+        let first = load.response_time().unwrap();
+        assert!(first <= Duration::from_millis(2) && first > Duration::from_micros(1990));
+        load.record_response_time(Duration::from_millis(20));
+        assert!(
+            load.response_time().unwrap() > Duration::from_micros(19_900),
+            "a peak at once"
+        );
+        load.record_response_time(Duration::from_millis(1));
+        assert!(
+            load.response_time().unwrap() > Duration::from_millis(19),
+            "one fast sample right after does not undo the peak"
+        );
+        // Ten seconds without a sample take a value to about 37 %, thirty
+        // to about 5 %.
+        assert_eq!(decayed(1_000_000, 0, 10_000_000), 367_879);
+        assert!(decayed(1_000_000, 0, 30_000_000) < 50_000);
+        assert_eq!(decayed(0, 0, 5), 0);
+    }
 
     #[test]
     fn lease_counts_exactly_on_every_path() {

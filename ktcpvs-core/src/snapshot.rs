@@ -80,6 +80,9 @@ impl RealServer for ServerEntry {
     fn is_healthy(&self) -> bool {
         self.load.is_healthy()
     }
+    fn response_time(&self) -> Option<Duration> {
+        self.load.response_time()
+    }
 }
 
 /// One version of one service, with its compiled rules and its picker.

@@ -45,6 +45,9 @@ pub struct TestServer {
     pub active: AtomicU64,
     /// Health, as the scheduler will read it.
     pub healthy: AtomicBool,
+    /// Response time in microseconds (0: unknown), as the scheduler will
+    /// read it.
+    pub response_us: AtomicU64,
 }
 
 impl TestServer {
@@ -55,6 +58,7 @@ impl TestServer {
             weight: AtomicU32::new(weight),
             active: AtomicU64::new(active),
             healthy: AtomicBool::new(true),
+            response_us: AtomicU64::new(0),
         }
     }
 }
@@ -71,6 +75,12 @@ impl RealServer for TestServer {
     }
     fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+    fn response_time(&self) -> Option<std::time::Duration> {
+        match self.response_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 }
 
@@ -142,6 +152,17 @@ impl TestService {
     pub fn option(mut self, name: &str, value: &str) -> Self {
         self.options.insert(name.to_string(), value.to_string());
         self
+    }
+
+    /// Sets the response time of server `index` (`None`: unknown).
+    ///
+    /// # Panics
+    /// Panics when `index` is out of range (test input).
+    pub fn set_response_time(&self, index: usize, time: Option<std::time::Duration>) {
+        let us = time.map_or(0, |t| {
+            u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1)
+        });
+        self.servers[index].response_us.store(us, Ordering::Relaxed);
     }
 
     /// Sets the active-connection count of server `index`.

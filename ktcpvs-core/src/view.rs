@@ -35,6 +35,13 @@ pub trait RealServer {
     fn is_available(&self) -> bool {
         self.weight() > 0 && self.is_healthy()
     }
+
+    /// How long it has recently taken to start a response (a peak moving
+    /// average, see [`ServerLoad::record_response_time`](crate::ServerLoad::record_response_time));
+    /// `None` when unknown (no response yet, or a view without it).
+    fn response_time(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What a scheduler may know about one virtual service.

@@ -188,6 +188,16 @@ impl Route {
         addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Records how long the server the route leads to took to start its
+    /// response (response-time schedulers read it).
+    fn record_response_time(&self, took: std::time::Duration) {
+        if let Target::Server(i) = self.target() {
+            if let Some(entry) = self.service.server_entries().get(i) {
+                entry.load().record_response_time(took);
+            }
+        }
+    }
+
     /// Counts an error against the server the route leads to.
     fn server_error(&self) {
         if let Target::Server(i) = self.target() {

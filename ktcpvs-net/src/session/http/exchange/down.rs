@@ -150,6 +150,10 @@ impl Exchange {
                     return Err(End::Respond(502));
                 }
                 Ok(Some((info, head))) => {
+                    if !info.interim {
+                        let took = w.now.saturating_duration_since(self.started);
+                        self.route.record_response_time(took);
+                    }
                     let out = self.plan_head(&info, &head, &mut io.rscratch, w)?;
                     self.start_response(info, out, io, w)?;
                     return Ok(HeadRead::Decided);

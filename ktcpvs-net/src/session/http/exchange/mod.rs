@@ -45,6 +45,8 @@ pub(super) struct Exchange {
     pub down: Down,
     /// When a byte last moved either way (the inactivity timeout).
     pub since: Instant,
+    /// When the exchange began: the server's response time runs from here.
+    pub started: Instant,
     /// The client's progress over the current rate window.
     pub pace: Pace,
 }
@@ -60,6 +62,7 @@ impl Exchange {
             up: Up::Head { sent: 0 },
             down: Down::Head,
             since: now,
+            started: now,
             pace: Pace::new(now, 0),
         }
     }
