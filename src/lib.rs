@@ -80,13 +80,16 @@ pub use ktcpvs_core::{
 };
 
 /// The names [`builtin_schedulers`] registers.
-pub const BUILTIN_SCHEDULERS: &[&str] = &["wlc", "http", "hhttp", "phttp", "chttp"];
+pub const BUILTIN_SCHEDULERS: &[&str] = &[
+    "wlc", "http", "hhttp", "phttp", "chttp", "rr", "wrr", "p2c", "lrt",
+];
 
 /// A scheduler registry holding every built-in scheduler: `wlc` (layer 4
 /// weighted least-connection), `http` (content rules on the first request),
 /// `hhttp` (hash of a captured part of the request), `phttp` (per-request
-/// switching over kept-alive server connections) and `chttp` (cookie
-/// persistence).
+/// switching over kept-alive server connections), `chttp` (cookie
+/// persistence), `rr` and `wrr` (round-robin, plain and smooth weighted),
+/// `p2c` (power of two random choices) and `lrt` (least response time).
 ///
 /// ```
 /// let registry = ktcpvs::builtin_schedulers();

@@ -133,7 +133,7 @@ pub struct Cli {
     /// Service name.
     #[arg(short = 'i', long = "ident", value_name = "NAME")]
     ident: Option<String>,
-    /// Scheduler: wlc, http, hhttp, phttp or chttp.
+    /// Scheduler: wlc, http, hhttp, phttp, chttp, rr, wrr, p2c or lrt.
     #[arg(short = 's', long = "scheduler", value_name = "NAME")]
     scheduler: Option<String>,
     /// Listen port (number or service name).

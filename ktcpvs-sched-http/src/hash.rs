@@ -29,7 +29,7 @@ use ktcpvs_core::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection
 use ktcpvs_core::view::VirtualService;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::rules::{check_rules, matching_rule};
+use crate::rules::{check_rules, matching_rule, refuse};
 
 /// `hhttp`: hash a capture group of the first matching rule onto the
 /// servers of that rule, one decision per client connection.
@@ -68,7 +68,23 @@ impl Scheduler for Hhttp {
         let seeds = (0..service.server_count())
             .map(|i| server_seed(service.server(i).addr()))
             .collect();
-        Ok(Box::new(HhttpPicker { seeds }))
+        let balance = match service.option(OPTION_HASH_BALANCE_FACTOR) {
+            None => None,
+            Some(text) => match text.parse::<u32>() {
+                Ok(f) if (100..=10_000).contains(&f) => Some(f),
+                _ => {
+                    return Err(refuse(
+                        Self::NAME,
+                        service,
+                        format!(
+                            "option {OPTION_HASH_BALANCE_FACTOR} = \"{text}\": a percentage of \
+                             the average load, 100..=10000 (125: at most 1.25x)"
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(Box::new(HhttpPicker { seeds, balance }))
     }
 
     fn description(&self) -> &str {
@@ -84,7 +100,18 @@ impl Scheduler for Hhttp {
 pub struct HhttpPicker {
     /// `seeds[i]` is [`server_seed`] of server `i`'s address.
     seeds: Vec<u64>,
+    /// [`OPTION_HASH_BALANCE_FACTOR`], when set: no server takes more than
+    /// this percentage of its weight's share of the load.
+    balance: Option<u32>,
 }
+
+/// Service option bounding `hhttp`'s load per server (consistent hashing
+/// with bounded loads, Mirrokni, Thorup and Zadimoghaddam, 2018): a
+/// percentage of the average, weighted (`"125"`: no server holds more than
+/// 1.25 times its weight's share of the requests in flight). A key whose
+/// server is at its bound goes to the next server of its rendezvous order
+/// that is not; unset, keys never move for load.
+pub const OPTION_HASH_BALANCE_FACTOR: &str = "hash_balance_factor";
 
 impl Picker for HhttpPicker {
     fn pick(&self, service: &dyn VirtualService, request: &PickRequest<'_>) -> Option<Selection> {
@@ -92,16 +119,38 @@ impl Picker for HhttpPicker {
         let target = request.head?.target;
         let key = rule.capture(target, rule.match_group().unwrap_or(0))?;
         let count = service.server_count().min(self.seeds.len());
-        let candidates = rule.servers().iter().filter(|&&i| i < count).map(|&i| {
-            let server = service.server(i);
-            let available = server.is_available() && !request.is_excluded(i);
-            (
-                i,
-                self.seeds[i],
-                if available { server.weight() } else { 0 },
-            )
+        let candidates = || {
+            rule.servers().iter().filter(|&&i| i < count).map(|&i| {
+                let server = service.server(i);
+                let available = server.is_available() && !request.is_excluded(i);
+                (
+                    i,
+                    self.seeds[i],
+                    if available { server.weight() } else { 0 },
+                )
+            })
+        };
+        let bounded = self.balance.and_then(|factor| {
+            let (mut active, mut weight) = (0u128, 0u128);
+            for (i, _, w) in candidates().filter(|c| c.2 > 0) {
+                active += u128::from(service.server(i).active_connections());
+                weight += u128::from(w);
+            }
+            // Server i may take this request while its load stays within
+            // its bound, ceil(factor/100 × (active + 1) × w_i / W): at least
+            // 1, so an idle server always may.
+            let within = candidates().map(|(i, seed, w)| {
+                let load = u128::from(service.server(i).active_connections()) + 1;
+                let scaled = u128::from(factor) * (active + 1) * u128::from(w);
+                let allowed = scaled.div_ceil(100 * weight.max(1));
+                (i, seed, if load <= allowed { w } else { 0 })
+            });
+            rendezvous(key.as_bytes(), within)
         });
-        let server = rendezvous(key.as_bytes(), candidates)?;
+        let server = match bounded {
+            Some(s) => s,
+            None => rendezvous(key.as_bytes(), candidates())?,
+        };
         Some(Selection {
             server,
             rule: Some(position),

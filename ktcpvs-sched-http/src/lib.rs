@@ -52,9 +52,13 @@
 
 #![warn(missing_docs)]
 
+mod balance;
 mod cookie;
 mod hash;
 mod http;
+mod lrt;
+mod p2c;
+mod rr;
 mod rules;
 
 use std::sync::Arc;
@@ -67,10 +71,14 @@ pub use cookie::{
     COOKIE_VALUE_LEN, DEFAULT_COOKIE_NAME, OPTION_COOKIE_INSERT, OPTION_COOKIE_KEY,
     OPTION_COOKIE_NAME, SECURE_ATTRIBUTE,
 };
-pub use hash::{rendezvous, server_seed, Hhttp, HhttpPicker};
+pub use hash::{rendezvous, server_seed, Hhttp, HhttpPicker, OPTION_HASH_BALANCE_FACTOR};
 pub use http::{Http, Phttp, RulesPicker};
+pub use lrt::{Lrt, LrtPicker};
+pub use p2c::{P2c, P2cPicker};
+pub use rr::{smooth_order, RoundRobinPicker, Rr, Wrr, MAX_SEQUENCE};
 
-/// Registers `http`, `phttp`, `hhttp` and `chttp` in `registry`.
+/// Registers `http`, `phttp`, `hhttp`, `chttp`, `rr`, `wrr`, `p2c` and
+/// `lrt` in `registry`.
 ///
 /// # Errors
 /// Fails, at the first clash, when a scheduler of one of these names is
@@ -79,5 +87,9 @@ pub fn register(registry: &SchedulerRegistry) -> Result<(), ControlError> {
     registry.register(Arc::new(Http))?;
     registry.register(Arc::new(Phttp))?;
     registry.register(Arc::new(Hhttp))?;
-    registry.register(Arc::new(Chttp))
+    registry.register(Arc::new(Chttp))?;
+    registry.register(Arc::new(Rr))?;
+    registry.register(Arc::new(Wrr))?;
+    registry.register(Arc::new(P2c))?;
+    registry.register(Arc::new(Lrt))
 }

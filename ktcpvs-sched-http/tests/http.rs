@@ -28,10 +28,10 @@ fn two_rule_service() -> TestService {
 }
 
 #[test]
-fn register_adds_all_four_names() {
+fn register_adds_all_eight_names() {
     let registry = SchedulerRegistry::new();
     ktcpvs_sched_http::register(&registry).unwrap();
-    assert_eq!(registry.names(), ["chttp", "hhttp", "http", "phttp"]);
+    assert_eq!(registry.names(), ["chttp", "hhttp", "http", "lrt", "p2c", "phttp", "rr", "wrr"]);
     assert!(ktcpvs_sched_http::register(&registry).is_err());
 }
 

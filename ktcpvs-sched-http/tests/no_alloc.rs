@@ -9,7 +9,7 @@
 use ktcpvs_core::scheduler::{Header, PickRequest, Picker, RequestHead, Scheduler};
 use ktcpvs_core::testkit::{addr, allocations_during, head, TestService};
 use ktcpvs_core::view::Rule;
-use ktcpvs_sched_http::{cookie_value, default_key, Chttp, Hhttp, Http, Phttp};
+use ktcpvs_sched_http::{cookie_value, default_key, Chttp, Hhttp, Http, Lrt, P2c, Phttp, Rr, Wrr};
 
 #[global_allocator]
 static GLOBAL: ktcpvs_core::testkit::CountingAllocator = ktcpvs_core::testkit::CountingAllocator;
@@ -29,6 +29,11 @@ fn service() -> TestService {
         })
         .collect();
     service
+}
+
+/// [`service`] with one scheduler option set.
+fn service_with_option(name: &str, value: &str) -> TestService {
+    service().option(name, value)
 }
 
 /// Picks `rounds` times over `requests` on this thread after one warm-up
@@ -86,9 +91,21 @@ fn every_scheduler_picks_without_allocating_on_any_thread() {
         head("no-slash", &[]),
     ];
     let excluded = [4usize, 29];
-    let schedulers: [&dyn Scheduler; 4] = [&Http, &Phttp, &Hhttp, &Chttp];
-    for scheduler in schedulers {
-        let picker = scheduler.build(&service).unwrap();
+    service.set_response_time(3, Some(std::time::Duration::from_millis(3)));
+    let bounded = service_with_option("hash_balance_factor", "125");
+    let schedulers: [(&dyn Scheduler, &TestService); 9] = [
+        (&Http, &service),
+        (&Phttp, &service),
+        (&Hhttp, &service),
+        (&Hhttp, &bounded),
+        (&Chttp, &service),
+        (&Rr, &service),
+        (&Wrr, &service),
+        (&P2c, &service),
+        (&Lrt, &service),
+    ];
+    for (scheduler, service) in schedulers {
+        let picker = scheduler.build(service).unwrap();
         std::thread::scope(|scope| {
             for _ in 0..2 {
                 scope.spawn(|| {
@@ -101,7 +118,7 @@ fn every_scheduler_picks_without_allocating_on_any_thread() {
                             .iter()
                             .map(|h| TestService::request(Some(h), &excluded)),
                     );
-                    let n = allocations_of_picks(&*picker, &service, &requests);
+                    let n = allocations_of_picks(&*picker, service, &requests);
                     assert_eq!(n, 0, "{} pick allocated {n} times", scheduler.name());
                 });
             }
