@@ -129,6 +129,9 @@ pub struct Cli {
     /// Reach a real server over TLS (needs -i, -r; takes --tls-name, --tls-ca, --client-certificate, --client-key, --tls-off).
     #[arg(long = "server-tls", group = "command")]
     server_tls: bool,
+    /// Limit a real server's connections or requests in flight (needs -i, -r, -x).
+    #[arg(long = "server-limit", group = "command")]
+    server_limit: bool,
 
     /// Service name.
     #[arg(short = 'i', long = "ident", value_name = "NAME")]
@@ -159,6 +162,12 @@ pub struct Cli {
     /// Capture group the hashing schedulers key on, 0..10.
     #[arg(short = 'm', long = "match", value_name = "N", value_parser = parse_match)]
     match_group: Option<u32>,
+    /// With --server-limit: most connections or requests in flight at once, 0..1000000 (0: no limit).
+    #[arg(short = 'x', long = "max-connections", value_name = "N")]
+    max_connections: Option<u32>,
+    /// A health, ejection, slow-start, queue or retry-budget setting, KEY=VALUE (repeatable; -A, -E; docs/configuration.md lists the keys).
+    #[arg(long = "health", value_name = "KEY=VALUE")]
+    health: Vec<String>,
     /// Numeric ports in listings.
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
@@ -249,6 +258,9 @@ pub enum UsageError {
     /// A file name that cannot be made absolute.
     #[error("illegal file name '{0}'")]
     File(String),
+    /// A `--health` setting that does not parse.
+    #[error("--health {0}")]
+    Health(String),
 }
 
 /// The command a [`Cli`] names.
@@ -269,6 +281,7 @@ enum Verb {
     Sysctl,
     ReloadCertificates,
     ServerTls,
+    ServerLimit,
     List,
 }
 
@@ -288,7 +301,14 @@ impl Verb {
             Verb::AddService => (
                 "-A",
                 &["-i"],
-                &["-s", "-P", "-l", "--certificate", "--sni-host-check"],
+                &[
+                    "-s",
+                    "-P",
+                    "-l",
+                    "--certificate",
+                    "--sni-host-check",
+                    "--health",
+                ],
             ),
             Verb::EditService => (
                 "-E",
@@ -300,6 +320,7 @@ impl Verb {
                     "--certificate",
                     "--no-certificates",
                     "--sni-host-check",
+                    "--health",
                 ],
             ),
             Verb::DeleteService => ("-D", &["-i"], &[]),
@@ -324,6 +345,7 @@ impl Verb {
                     "--tls-off",
                 ],
             ),
+            Verb::ServerLimit => ("--server-limit", &["-i", "-r", "-x"], &[]),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats"]),
         };
         CommandRule {
@@ -373,6 +395,8 @@ impl Cli {
             Verb::ReloadCertificates
         } else if self.server_tls {
             Verb::ServerTls
+        } else if self.server_limit {
+            Verb::ServerLimit
         } else {
             // -L, or no command at all: list.
             Verb::List
@@ -406,6 +430,8 @@ impl Cli {
                 "--client-certificate",
             ),
             (self.tls_off, "--tls-off"),
+            (self.max_connections.is_some(), "-x"),
+            (!self.health.is_empty(), "--health"),
         ] {
             if set {
                 given.push(name);
@@ -466,12 +492,14 @@ impl Cli {
         };
         let pattern = || self.pattern.clone().unwrap_or_default();
         let certificates = self.certificates()?;
+        let health = self.health_settings()?;
         let service_args = || ServiceArgs {
             spec: ServiceSpec {
                 listen: self.listen.clone(),
                 scheduler: self.scheduler.clone(),
                 certificates: certificates.clone(),
                 host_check: self.sni_host_check,
+                health: health.clone(),
                 ..Default::default()
             },
             port: self.port,
@@ -525,8 +553,30 @@ impl Cli {
                 server: server(),
                 tls: self.backend_tls()?,
             },
+            Verb::ServerLimit => Request::SetServerLimit {
+                service: ident(),
+                server: server(),
+                maxconn: self.max_connections.unwrap_or(0),
+            },
             Verb::Load | Verb::List => return Ok(None),
         }))
+    }
+
+    /// The `--health KEY=VALUE` settings, each checked here so a typo is a
+    /// usage error before anything is sent.
+    fn health_settings(&self) -> Result<Vec<(String, String)>, UsageError> {
+        self.health
+            .iter()
+            .map(|text| {
+                let (key, value) = text
+                    .split_once('=')
+                    .ok_or_else(|| UsageError::Health(format!("{text}: expected KEY=VALUE")))?;
+                ktcpvs::core::health::HealthConfig::default()
+                    .set(key, value)
+                    .map_err(|e| UsageError::Health(e.to_string()))?;
+                Ok((key.to_string(), value.to_string()))
+            })
+            .collect()
     }
 
     /// The TLS settings of `--server-tls`: `None` with `--tls-off`; files

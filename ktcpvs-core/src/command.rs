@@ -56,6 +56,10 @@ pub struct ServiceSpec {
     /// Whether a request's `Host` must agree with the TLS server name
     /// (SNI); only for a service with certificates.
     pub host_check: Option<bool>,
+    /// Health and overload settings to set, `(key, value)` as
+    /// [`HealthConfig::set`](crate::health::HealthConfig::set) reads them,
+    /// applied in order.
+    pub health: Vec<(String, String)>,
 }
 
 /// One control operation. Each is atomic: it applies whole or not at all.
@@ -148,6 +152,16 @@ pub enum Command {
         server: Endpoint,
         /// How to reach it over TLS.
         tls: Option<BackendTls>,
+    },
+    /// Limit the connections or requests in flight of a real server
+    /// (`tcpvsadm -a/-e -x N`); 0 removes the limit.
+    SetServerLimit {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// Most in flight at once; 0: no limit.
+        maxconn: u32,
     },
     /// Read every TLS service's certificate files again; new handshakes
     /// use them, connections in flight keep theirs. Refused, changing

@@ -14,6 +14,7 @@
 //! | [`endpoint`] | `HOST[:PORT]` addresses with service-name ports (`www`, `webcache`) |
 //! | [`view`] | [`VirtualService`] and [`RealServer`], the read-only views a scheduler sees, and compiled [`Rule`]s |
 //! | [`scheduler`] | the [`Scheduler`]/[`Picker`] plug-in contract and the [`SchedulerRegistry`] |
+//! | [`health`] | health checks, ejection, slow start, queue and retry budget settings ([`HealthConfig`]) |
 //! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
 //! | [`settings`] | the runtime settings (the original's sysctls) |
 //! | [`snapshot`] | the immutable [`Snapshot`] workers read through `arc-swap` |
@@ -33,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod endpoint;
 pub mod error;
+pub mod health;
 pub mod live;
 pub mod model;
 pub mod scheduler;
@@ -46,6 +48,7 @@ pub use command::{Command, ServiceSpec};
 pub use control::Control;
 pub use endpoint::Endpoint;
 pub use error::{AddrError, ConfigError, ConfigProblem, ControlError, Location, SchedulerError};
+pub use health::HealthConfig;
 pub use live::{Lease, ServerLoad, ServiceLoad};
 pub use model::{Config, RuleConfig, ServerConfig, ServiceConfig, ServiceDef};
 pub use scheduler::{

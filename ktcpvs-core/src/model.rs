@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::error::ControlError;
+use crate::health::HealthConfig;
 use crate::tls::{BackendTls, TlsConfig};
 
 /// Longest accepted service name, in bytes.
@@ -246,6 +247,8 @@ pub struct ServiceConfig {
     pub options: BTreeMap<String, String>,
     /// TLS on the listener: the certificates it serves. `None`: plain TCP.
     pub tls: Option<TlsConfig>,
+    /// Health checks, ejection, slow start, queue and retry budget.
+    pub health: HealthConfig,
 }
 
 impl ServiceConfig {
@@ -267,6 +270,7 @@ impl ServiceConfig {
             upgrades: DEFAULT_UPGRADES.iter().map(|p| p.to_string()).collect(),
             options: BTreeMap::new(),
             tls: None,
+            health: HealthConfig::default(),
         }
     }
 
@@ -329,7 +333,14 @@ pub struct ServerConfig {
     pub weight: u32,
     /// TLS to the server; `None`: plain TCP.
     pub tls: Option<BackendTls>,
+    /// Most connections (layer 4) or requests in flight (HTTP) at once;
+    /// 0: no limit. Excess work goes to another server or waits in the
+    /// service's queue.
+    pub maxconn: u32,
 }
+
+/// Largest accepted per-server `maxconn`.
+pub const MAX_SERVER_CONNECTIONS: u32 = 1_000_000;
 
 /// A content rule: requests whose target matches `pattern` go to `servers`.
 #[derive(Debug, Clone, PartialEq, Eq)]

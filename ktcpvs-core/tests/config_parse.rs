@@ -79,6 +79,7 @@ fn first_example_loads_field_by_field() {
             addr: addr("192.168.0.12:80"),
             weight: 1,
             tls: None,
+            maxconn: 0,
         }]
     );
     assert_eq!(
@@ -125,6 +126,7 @@ fn second_example_loads_field_by_field() {
             addr: local,
             weight: 100,
             tls: None,
+            maxconn: 0,
         }]
     );
     assert_eq!(web1.rules.len(), 1);
@@ -744,4 +746,21 @@ fn servers_reached_over_tls_load_and_print_back() {
     let again = support::control();
     again.load_config(&printed, None).unwrap();
     assert_eq!(again.config(), config);
+}
+
+#[test]
+fn health_settings_and_server_limits_parse_print_and_point_at_bad_values() {
+    let text = "Virtual web {\n    listen = 127.0.0.1:8080\n    check = http\n    check_path = \"/healthz\"\n    check_interval = 500ms\n    check_body = \"all good\"\n    all_down = open\n    queue = 10\n    server = 127.0.0.1:9000 2 maxconn 5\n}\n";
+    let commands = ktcpvs_core::config::parse(text, None).unwrap();
+    assert!(commands.iter().any(|c| matches!(
+        &c.value,
+        ktcpvs_core::Command::SetServerLimit { maxconn: 5, .. }
+    )));
+    let bad = "Virtual web {\n    check_interval = 2\n}\n";
+    let e = ktcpvs_core::config::parse(bad, None).unwrap_err();
+    assert_eq!(e.location.line, 2, "{e}");
+    assert!(e.to_string().contains("check_interval"), "{e}");
+    let dup = "Virtual web {\n    queue = 1\n    queue = 2\n}\n";
+    let e = ktcpvs_core::config::parse(dup, None).unwrap_err();
+    assert_eq!(e.location.line, 3, "{e}");
 }

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 struct ServiceGen {
     name: String,
     spec: ServiceSpec,
-    servers: Vec<(SocketAddr, Option<u32>, Option<BackendTls>)>,
+    servers: Vec<(SocketAddr, Option<u32>, Option<BackendTls>, u32)>,
     /// (pattern, match group, index into `servers`)
     rules: Vec<(String, Option<u32>, usize)>,
 }
@@ -121,6 +121,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             prop::option::of(prop::collection::vec((file_name(), file_name()), 0..3)),
             prop::option::of(any::<bool>()),
         ),
+        prop::sample::subsequence(HEALTH_VALUES.to_vec(), 0..6),
     )
         .prop_map(
             |(
@@ -129,6 +130,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 (ff, upgrades),
                 opts,
                 (certificates, host_check),
+                health,
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
@@ -156,10 +158,31 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                             .collect()
                     }),
                     host_check,
+                    health: health
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 }
             },
         )
 }
+
+/// Health settings the generator draws from: one value per key, texts
+/// with blanks, quotes and `#` among them.
+const HEALTH_VALUES: [(&str, &str); 12] = [
+    ("check", "http"),
+    ("check_path", "/health#x?a=\"b\""),
+    ("check_host", "h.example"),
+    ("check_body", "all \"good\" # here"),
+    ("check_status", "200-204"),
+    ("check_interval", "1500ms"),
+    ("check_fall", "4"),
+    ("all_down", "open"),
+    ("eject_5xx", "3"),
+    ("slow_start", "30s"),
+    ("queue", "64"),
+    ("retry_budget", "5"),
+];
 
 fn service() -> impl Strategy<Value = ServiceGen> {
     (
@@ -170,6 +193,7 @@ fn service() -> impl Strategy<Value = ServiceGen> {
                 socket_addr(),
                 prop::option::of(0u32..=65_535),
                 prop::option::of(backend_tls()),
+                0u32..3,
             ),
             0..5,
         ),
@@ -213,11 +237,16 @@ fn build(services: &[ServiceGen]) -> Control {
         if added.is_err() {
             continue;
         }
-        for (addr, weight, tls) in &s.servers {
+        for (addr, weight, tls, maxconn) in &s.servers {
             let _ = control.execute(Command::AddServer {
                 service: s.name.clone(),
                 server: Endpoint::from_addr(*addr),
                 weight: *weight,
+            });
+            let _ = control.execute(Command::SetServerLimit {
+                service: s.name.clone(),
+                server: Endpoint::from_addr(*addr),
+                maxconn: *maxconn,
             });
             if let Some(tls) = tls {
                 let _ = control.execute(Command::SetServerTls {
@@ -275,7 +304,7 @@ fn tricky_names_ports_and_patterns_round_trip() {
             ..Default::default()
         },
         servers: vec![
-            ("[::]:80".parse().unwrap(), Some(0), None),
+            ("[::]:80".parse().unwrap(), Some(0), None, 0),
             (
                 "10.0.0.1:0".parse().unwrap(),
                 None,
@@ -284,6 +313,7 @@ fn tricky_names_ports_and_patterns_round_trip() {
                     ca: Some("/a \"b\" #c".into()),
                     certificate: None,
                 }),
+                7,
             ),
         ],
         rules: vec![

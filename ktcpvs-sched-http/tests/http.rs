@@ -31,7 +31,10 @@ fn two_rule_service() -> TestService {
 fn register_adds_all_eight_names() {
     let registry = SchedulerRegistry::new();
     ktcpvs_sched_http::register(&registry).unwrap();
-    assert_eq!(registry.names(), ["chttp", "hhttp", "http", "lrt", "p2c", "phttp", "rr", "wrr"]);
+    assert_eq!(
+        registry.names(),
+        ["chttp", "hhttp", "http", "lrt", "p2c", "phttp", "rr", "wrr"]
+    );
     assert!(ktcpvs_sched_http::register(&registry).is_err());
 }
 

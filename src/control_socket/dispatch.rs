@@ -164,6 +164,15 @@ impl Dispatcher {
                 server: server.clone(),
                 tls: tls.clone(),
             },
+            Request::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            } => Command::SetServerLimit {
+                service: service.clone(),
+                server: server.clone(),
+                maxconn: *maxconn,
+            },
             Request::List { .. }
             | Request::Stats { .. }
             | Request::Sysctl(_)

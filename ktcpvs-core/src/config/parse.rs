@@ -23,9 +23,10 @@ use super::Located;
 use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
+use crate::health::{is_health_key, HealthConfig};
 use crate::model::{
     parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
-    MAX_MATCH_GROUP, MAX_PREFORK, MAX_TIMEOUT_SECS, MAX_WEIGHT,
+    MAX_MATCH_GROUP, MAX_PREFORK, MAX_SERVER_CONNECTIONS, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
 use crate::tls::{BackendTls, CertificateFiles};
 
@@ -149,6 +150,8 @@ struct Block {
     seen: BTreeMap<Keyword, usize>,
     /// First line of each `option NAME` seen.
     options_seen: BTreeMap<String, usize>,
+    /// First line of each health setting seen.
+    health_seen: BTreeMap<String, usize>,
     servers: Vec<Located<Command>>,
     rules: Vec<Located<Command>>,
 }
@@ -343,6 +346,7 @@ impl<'a> Parser<'a> {
             spec: ServiceSpec::default(),
             seen: BTreeMap::new(),
             options_seen: BTreeMap::new(),
+            health_seen: BTreeMap::new(),
             servers: Vec::new(),
             rules: Vec::new(),
         };
@@ -358,6 +362,9 @@ impl<'a> Parser<'a> {
                 TokenKind::Semicolon => continue,
                 TokenKind::Word(w) => match Keyword::from_word(w) {
                     Some(keyword) => self.statement(keyword, &token, &mut block)?,
+                    None if is_health_key(&w.to_ascii_lowercase()) => {
+                        self.health_setting(&token, &w.to_ascii_lowercase(), &mut block)?
+                    }
                     None if w.eq_ignore_ascii_case("virtual") => {
                         return Err(self.error_at(
                             &token,
@@ -429,15 +436,15 @@ impl<'a> Parser<'a> {
         self.expect_punct(context, TokenKind::Equals, &format!("'{}'", keyword.name()))?;
         match keyword {
             Keyword::Server => {
-                let (server, tls) = self.server(context, &block.name)?;
+                let (server, settings) = self.server(context, &block.name)?;
                 block.servers.push(Located {
                     location: location.clone(),
                     value: server,
                 });
-                if let Some(tls) = tls {
+                for value in settings {
                     block.servers.push(Located {
-                        location,
-                        value: tls,
+                        location: location.clone(),
+                        value,
                     });
                 }
             }
@@ -463,6 +470,46 @@ impl<'a> Parser<'a> {
             }
             _ => self.setting(keyword, context, &mut block.spec)?,
         }
+        if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
+            self.pos += 1;
+        }
+        Ok(())
+    }
+
+    /// A health setting `KEY = VALUE` whose key token was consumed: the
+    /// value is a bare word or a quoted string, checked at once so an error
+    /// points at it.
+    fn health_setting(
+        &mut self,
+        token: &Token,
+        key: &str,
+        block: &mut Block,
+    ) -> Result<(), ConfigError> {
+        let context = format!("parsing {key} error");
+        let context = context.as_str();
+        if let Some(first) = block.health_seen.insert(key.to_string(), token.line) {
+            return Err(self.error_at(
+                token,
+                format!(
+                    "{context}: duplicate keyword '{key}' in service '{}' (first given at line {first})",
+                    block.name
+                ),
+            ));
+        }
+        self.expect_punct(context, TokenKind::Equals, &format!("'{key}'"))?;
+        let t = self.expect_any(context, "a value")?;
+        let value = match &t.kind {
+            TokenKind::Word(w) | TokenKind::Str(w) => w.clone(),
+            other => {
+                return Err(
+                    self.error_at(&t, format!("{context}: expected a value but found {other}"))
+                )
+            }
+        };
+        HealthConfig::default()
+            .set(key, &value)
+            .map_err(|e| self.error_at(&t, format!("{context}: {e}")))?;
+        block.spec.health.push((key.to_string(), value));
         if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
             self.pos += 1;
         }
@@ -516,7 +563,7 @@ impl<'a> Parser<'a> {
         &mut self,
         context: &str,
         service: &str,
-    ) -> Result<(Command, Option<Command>), ConfigError> {
+    ) -> Result<(Command, Vec<Command>), ConfigError> {
         let server = self.expect_endpoint(context)?;
         let weight = match self.peek() {
             Some(Token {
@@ -524,6 +571,22 @@ impl<'a> Parser<'a> {
                 ..
             }) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
                 Some(self.expect_number(context, "a weight", 0, MAX_WEIGHT)?)
+            }
+            _ => None,
+        };
+        let limit = match self.peek() {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) if w.eq_ignore_ascii_case("maxconn") => {
+                self.pos += 1;
+                let maxconn =
+                    self.expect_number(context, "a connection limit", 0, MAX_SERVER_CONNECTIONS)?;
+                Some(Command::SetServerLimit {
+                    service: service.to_string(),
+                    server: server.clone(),
+                    maxconn,
+                })
             }
             _ => None,
         };
@@ -546,7 +609,7 @@ impl<'a> Parser<'a> {
             server,
             weight,
         };
-        Ok((add, tls))
+        Ok((add, limit.into_iter().chain(tls).collect()))
     }
 
     /// The settings after `tls` in a server statement, in any order, each

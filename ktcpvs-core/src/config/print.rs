@@ -92,6 +92,14 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     for (key, value) in &c.options {
         let _ = writeln!(out, "    option {key} = {}", quote(value));
     }
+    for (key, value) in c.health.entries() {
+        let bare = !value.is_empty()
+            && !value
+                .chars()
+                .any(|c| c.is_whitespace() || "={};\"#\\".contains(c));
+        let value = if bare { value } else { quote(&value) };
+        let _ = writeln!(out, "    {key} = {value}");
+    }
     if let Some(tls) = &c.tls {
         for files in &tls.certificates {
             let _ = writeln!(
@@ -107,6 +115,9 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     }
     for s in &def.servers {
         let _ = write!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
+        if s.maxconn != 0 {
+            let _ = write!(out, " maxconn {}", s.maxconn);
+        }
         if let Some(tls) = &s.tls {
             out.push_str(" tls");
             if let Some(name) = &tls.name {

@@ -12,7 +12,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
     validate_service_name, validate_upgrades, validate_weight, RuleConfig, ServerConfig,
-    ServiceConfig, ServiceDef,
+    ServiceConfig, ServiceDef, MAX_SERVER_CONNECTIONS,
 };
 use crate::tls::{BackendTls, TlsConfig};
 use crate::view::Rule;
@@ -44,6 +44,11 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
             server,
             tls,
         } => set_server_tls(state, service, server, tls.as_ref()),
+        Command::SetServerLimit {
+            service,
+            server,
+            maxconn,
+        } => set_server_limit(state, service, server, *maxconn),
         Command::AddRule {
             service,
             pattern,
@@ -135,6 +140,9 @@ fn apply_spec(
     }
     if let Some(upgrades) = &spec.upgrades {
         config.upgrades = validate_upgrades(upgrades)?;
+    }
+    for (key, value) in &spec.health {
+        config.health.set(key, value)?;
     }
     for (key, value) in &spec.options {
         if key.is_empty()
@@ -258,6 +266,7 @@ fn add_server(
         addr,
         weight,
         tls: None,
+        maxconn: 0,
     });
     Ok(())
 }
@@ -282,6 +291,33 @@ fn set_server_tls(
         tls.validate()?;
     }
     entry.tls = tls.cloned();
+    Ok(())
+}
+
+fn set_server_limit(
+    state: &mut State,
+    service: &str,
+    server: &Endpoint,
+    maxconn: u32,
+) -> Result<(), ControlError> {
+    let addr = server_addr(state, service, server)?;
+    let def = service_mut(state, service)?;
+    let entry = def
+        .servers
+        .iter_mut()
+        .find(|s| s.addr == addr)
+        .ok_or_else(|| ControlError::NoSuchDestination {
+            service: service.to_string(),
+            server: addr,
+        })?;
+    if maxconn > MAX_SERVER_CONNECTIONS {
+        return Err(ControlError::Invalid {
+            what: "maxconn",
+            value: maxconn.to_string(),
+            reason: format!("must be 0..={MAX_SERVER_CONNECTIONS}"),
+        });
+    }
+    entry.maxconn = maxconn;
     Ok(())
 }
 

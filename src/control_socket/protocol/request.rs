@@ -144,6 +144,16 @@ pub enum Request {
         /// Its TLS settings; `None`: plain TCP.
         tls: Option<BackendTls>,
     },
+    /// `server-limit SERVICE server=ADDR maxconn=N`: the most connections
+    /// or requests in flight one real server takes (0: no limit).
+    SetServerLimit {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// The limit; 0 removes it.
+        maxconn: u32,
+    },
     /// `reload-certificates`: read every TLS service's certificate files
     /// again (all or nothing).
     ReloadCertificates,
@@ -157,7 +167,7 @@ pub enum Request {
 
 /// Every verb, with its synopsis, in the order `help` lists them.
 pub const VERBS: &[(&str, &str)] = &[
-    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [option.NAME=VALUE]"),
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [option.NAME=VALUE] [health.KEY=VALUE]"),
     ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
     ("delete-service", "delete-service NAME"),
     ("flush", "flush"),
@@ -173,6 +183,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("sysctl", "sysctl [NAME[=VALUE]]"),
     ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
     ("server-tls", "server-tls SERVICE server=HOST[:PORT] [name=NAME] [ca=FILE] [client_certificate=FILE client_key=FILE] | tls=off"),
+    ("server-limit", "server-limit SERVICE server=HOST[:PORT] maxconn=N (0: no limit)"),
     ("reload-certificates", "reload-certificates"),
     ("ping", "ping"),
     ("help", "help"),
@@ -237,6 +248,11 @@ impl Request {
                 file: a.take("file"),
             },
             "server-tls" => server_tls_request(&mut a)?,
+            "server-limit" => Request::SetServerLimit {
+                service: a.name("a service name")?,
+                server: a.endpoint("server")?,
+                maxconn: parse_value("maxconn", a.require("maxconn")?)?,
+            },
             "reload-certificates" => Request::ReloadCertificates,
             "ping" => Request::Ping,
             "help" => Request::Help,
@@ -267,6 +283,7 @@ impl Request {
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
             Request::SetServerTls { .. } => "server-tls",
+            Request::SetServerLimit { .. } => "server-limit",
             Request::ReloadCertificates => "reload-certificates",
             Request::Ping => "ping",
             Request::Help => "help",
@@ -411,6 +428,10 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
             let (_, value) = a.pairs.remove(i);
             spec.options
                 .push((name, (value != "none").then_some(value)));
+        } else if let Some(key) = a.pairs[i].0.strip_prefix("health.") {
+            let key = key.to_string();
+            let (_, value) = a.pairs.remove(i);
+            spec.health.push((key, value));
         } else {
             i += 1;
         }
@@ -583,6 +604,9 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
             value.as_deref().unwrap_or("none"),
         );
     }
+    for (key, value) in &s.health {
+        push_pair(out, &format!("health.{key}"), value);
+    }
 }
 
 impl fmt::Display for Request {
@@ -622,6 +646,15 @@ impl fmt::Display for Request {
                         }
                     }
                 }
+            }
+            Request::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "server", &server.to_string());
+                push_pair(&mut out, "maxconn", &maxconn.to_string());
             }
             Request::Flush
             | Request::ReloadCertificates
@@ -784,6 +817,8 @@ mod tests {
         );
         round_trip("server-tls web server=r1:443");
         round_trip("server-tls web server=r1:443 tls=off");
+        round_trip("server-limit web server=r1:80 maxconn=10");
+        round_trip("edit-service web health.check=http health.check_path=/healthz health.check_interval=500ms");
         round_trip("add-server web server=10.0.0.1:80 weight=0");
         round_trip("edit-server web server=r2 weight=65535");
         round_trip("delete-server web server=r2:http");
