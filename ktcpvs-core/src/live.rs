@@ -9,9 +9,11 @@
 //! Active connections are counted through a [`Lease`]: taking one increments
 //! the gauge and dropping it decrements, so no error path can leak a count.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// Milliseconds since the first call in this process, from a monotonic clock.
 ///
@@ -71,6 +73,24 @@ pub struct ServerLoad {
     response_us: AtomicU64,
     /// `monotonic_micros()` of the last response-time sample.
     response_at: AtomicU64,
+    /// Whether the active checks say the server is down.
+    check_down: AtomicBool,
+    /// Whether a down server is let in anyway, because every server of a
+    /// pool it belongs to is down and the service fails open.
+    admitted: AtomicBool,
+    /// Consecutive 5xx responses; 0 after any other.
+    consecutive_5xx: AtomicU32,
+    /// `monotonic_millis()` when a slow-start ramp began; 0: none.
+    ramp_start: AtomicU64,
+    /// Health state changes (active checks and ejections), ever.
+    transitions: AtomicU64,
+    /// Times the server was ejected by passive health.
+    ejections: AtomicU64,
+    /// `monotonic_millis()` of the last state change; 0: none yet.
+    last_change: AtomicU64,
+    /// Why the server last failed (a probe or an ejection), for listings.
+    /// Written on state changes only; never read on the request path.
+    reason: Mutex<String>,
 }
 
 /// What a health report changed, so the caller can log transitions once.
@@ -108,28 +128,180 @@ impl ServerLoad {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Whether the server is in rotation now: not inside a failure back-off.
-    /// When a back-off has passed the server is offered again (one trial);
-    /// a success brings it back, another failure doubles the back-off.
+    /// Whether the server is in rotation now: not inside a failure back-off
+    /// (passive health), and not down by its active checks unless let in
+    /// by a service failing open. When a back-off has passed the server is
+    /// offered again (one trial); a success brings it back, another
+    /// failure doubles the back-off.
     pub fn is_healthy(&self) -> bool {
-        let until = self.down_until.load(Ordering::Relaxed);
-        until == 0 || monotonic_millis() >= until
+        (!self.check_down.load(Ordering::Relaxed) || self.admitted.load(Ordering::Relaxed))
+            && !self.is_ejected()
     }
 
-    /// Records a failure (refused or timed-out connect, reset, garbage) and
-    /// takes the server out of rotation for `base` × 2^(failures-1), capped.
-    pub fn report_failure(&self, base: Duration) -> HealthChange {
+    /// Whether passive health has the server out of rotation now.
+    pub fn is_ejected(&self) -> bool {
+        let until = self.down_until.load(Ordering::Relaxed);
+        until != 0 && monotonic_millis() < until
+    }
+
+    /// Whether the active checks say the server is down.
+    pub fn is_check_down(&self) -> bool {
+        self.check_down.load(Ordering::Relaxed)
+    }
+
+    /// Records the active checks' verdict; `true` when it changed (then the
+    /// change is counted and timed, `reason` kept when it went down, and a
+    /// server coming up starts its slow-start ramp).
+    pub fn set_check_down(&self, down: bool, reason: &str) -> bool {
+        if self.check_down.swap(down, Ordering::Relaxed) == down {
+            return false;
+        }
+        self.note_change(down.then_some(reason));
+        if !down {
+            self.start_ramp();
+        }
+        true
+    }
+
+    /// Lets a down server in (or stops letting it in) while every server of
+    /// a pool is down and the service fails open.
+    pub fn set_admitted(&self, admitted: bool) {
+        if self.admitted.load(Ordering::Relaxed) != admitted {
+            self.admitted.store(admitted, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the server is let in although down (see
+    /// [`set_admitted`](Self::set_admitted)).
+    pub fn is_admitted(&self) -> bool {
+        self.admitted.load(Ordering::Relaxed)
+    }
+
+    /// Counts and times a state change; `reason` is why it went down.
+    fn note_change(&self, reason: Option<&str>) {
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        self.last_change
+            .store(monotonic_millis().max(1), Ordering::Relaxed);
+        if let Some(reason) = reason {
+            let mut kept = self.reason.lock();
+            kept.clear();
+            kept.push_str(reason);
+        }
+    }
+
+    /// Starts the slow-start ramp now (a server added, re-weighted from 0,
+    /// or healthy again).
+    pub fn start_ramp(&self) {
+        self.ramp_start
+            .store(monotonic_millis().max(1), Ordering::Relaxed);
+    }
+
+    /// Where the slow-start ramp is, in thousandths of the full weight
+    /// (from 100 to 999), or `None` when the server is not ramping (the
+    /// ramp ends `window` after it started). One atomic load when not
+    /// ramping.
+    pub fn ramp_permille(&self, window: Duration) -> Option<u64> {
+        let start = self.ramp_start.load(Ordering::Relaxed);
+        if start == 0 {
+            return None;
+        }
+        let window = window.as_millis() as u64;
+        let elapsed = monotonic_millis().saturating_sub(start);
+        if window == 0 || elapsed >= window {
+            let _ =
+                self.ramp_start
+                    .compare_exchange(start, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return None;
+        }
+        Some(100 + 900 * elapsed / window)
+    }
+
+    /// Takes one lease unless `max` are out already (`max` 0: no limit).
+    /// Exact under concurrency: the count never goes past `max`.
+    pub fn try_lease(self: &Arc<Self>, max: u32) -> Option<Lease> {
+        if max == 0 {
+            return Some(self.lease());
+        }
+        let mut current = self.active.load(Ordering::Relaxed);
+        loop {
+            if current >= u64::from(max) {
+                return None;
+            }
+            match self.active.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            load: Arc::clone(self),
+        })
+    }
+
+    /// Counts a response status for outlier detection: the number of 5xx
+    /// in a row including this one (0 after any other status).
+    pub fn observe_status(&self, status: u16) -> u32 {
+        if status >= 500 {
+            self.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
+                self.consecutive_5xx.store(0, Ordering::Relaxed);
+            }
+            0
+        }
+    }
+
+    /// Counts a failure (refused or timed-out connect, reset, garbage)
+    /// without taking the server out: the consecutive failures so far.
+    pub fn count_failure(&self) -> u32 {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let shift = (n - 1).min(MAX_BACKOFF_SHIFT);
-        let backoff = base.saturating_mul(1 << shift);
+        self.failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Takes the server out of rotation for `base` × 2^`shift` (the shift
+    /// capped at 6), for `reason`.
+    pub fn eject(&self, base: Duration, shift: u32, reason: &str) -> HealthChange {
+        let backoff = base.saturating_mul(1 << shift.min(MAX_BACKOFF_SHIFT));
         let until = monotonic_millis() + backoff.as_millis() as u64;
         self.down_until.store(until.max(1), Ordering::Relaxed);
+        self.consecutive_5xx.store(0, Ordering::Relaxed);
         if self.down.swap(true, Ordering::Relaxed) {
             HealthChange::Unchanged
         } else {
+            self.ejections.fetch_add(1, Ordering::Relaxed);
+            self.note_change(Some(reason));
             HealthChange::WentDown { backoff }
         }
+    }
+
+    /// The health figures of listings.
+    pub fn health(&self) -> HealthStats {
+        let last = self.last_change.load(Ordering::Relaxed);
+        HealthStats {
+            check_down: self.is_check_down(),
+            admitted: self.is_admitted(),
+            ejected: self.is_ejected(),
+            ramping: self.ramp_start.load(Ordering::Relaxed) != 0,
+            transitions: self.transitions.load(Ordering::Relaxed),
+            ejections: self.ejections.load(Ordering::Relaxed),
+            since_change: (last != 0)
+                .then(|| Duration::from_millis(monotonic_millis().saturating_sub(last))),
+            reason: self.reason.lock().clone(),
+        }
+    }
+
+    /// Records a failure (refused or timed-out connect, reset, garbage) and
+    /// takes the server out of rotation for `base` × 2^(failures-1), capped
+    /// (the service-level rules, thresholds and the ejection cap, are
+    /// [`ServiceSnapshot::report_failure`](crate::ServiceSnapshot::report_failure)).
+    pub fn report_failure(&self, base: Duration) -> HealthChange {
+        let n = self.count_failure();
+        self.eject(base, n - 1, "connect failed")
     }
 
     /// Records a success (a completed connect or response): the server is in
@@ -142,6 +314,8 @@ impl ServerLoad {
             self.down_until.store(0, Ordering::Relaxed);
         }
         if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
+            self.note_change(None);
+            self.start_ramp();
             HealthChange::CameBack
         } else {
             HealthChange::Unchanged
@@ -240,6 +414,27 @@ pub struct ServerStats {
     pub healthy: bool,
 }
 
+/// The health of a server, for listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthStats {
+    /// Down by its active checks.
+    pub check_down: bool,
+    /// Let in although down, its service failing open.
+    pub admitted: bool,
+    /// Out of rotation by passive health (an ejection's back-off).
+    pub ejected: bool,
+    /// Ramping up its weight (slow start).
+    pub ramping: bool,
+    /// State changes ever.
+    pub transitions: u64,
+    /// Ejections ever.
+    pub ejections: u64,
+    /// Time since the last state change; `None`: none yet.
+    pub since_change: Option<Duration>,
+    /// Why it last failed (empty: never).
+    pub reason: String,
+}
+
 /// One active connection to a server. Dropping it decrements the server's
 /// active gauge, so counts stay exact on every path.
 #[derive(Debug)]
@@ -261,7 +456,7 @@ impl Drop for Lease {
 }
 
 /// Counters of one virtual service, shared by all workers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServiceLoad {
     active: AtomicU64,
     connections: AtomicU64,
@@ -270,6 +465,72 @@ pub struct ServiceLoad {
     bytes_out: AtomicU64,
     errors: AtomicU64,
     tls_failures: AtomicU64,
+    /// Requests waiting in the queue now.
+    queued: AtomicU64,
+    /// Requests that ever waited.
+    queued_total: AtomicU64,
+    /// Queued requests answered 503 at the queue timeout (or refused with
+    /// the queue full).
+    queue_timeouts: AtomicU64,
+    /// Total time queued requests waited, microseconds.
+    queue_wait_us: AtomicU64,
+    /// Retries the budget still allows, in thousandths.
+    retry_tokens: AtomicI64,
+    /// `monotonic_millis()` the floor of the budget was last added at.
+    retry_refilled: AtomicU64,
+    /// Retries made.
+    retries: AtomicU64,
+    /// Retries the budget refused.
+    retries_refused: AtomicU64,
+}
+
+impl Default for ServiceLoad {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Most retries a budget holds at once (its bucket's size).
+const RETRY_BUCKET: i64 = 100 * 1000;
+
+/// Retries a budget allows per second whatever the request rate, in
+/// thousandths per millisecond (ten a second).
+const RETRY_FLOOR_PER_MS: i64 = 10;
+
+/// A request's place in its service's queue: the queue counts it until
+/// this is dropped.
+#[derive(Debug)]
+pub struct QueueSlot {
+    load: Arc<ServiceLoad>,
+    since: Instant,
+}
+
+impl QueueSlot {
+    /// When the request began to wait.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+    /// The request left the queue for a server, at `now`.
+    pub fn served(self, now: Instant) {
+        let waited = now.saturating_duration_since(self.since).as_micros();
+        self.load
+            .queue_wait_us
+            .fetch_add(u64::try_from(waited).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    /// The request waited past the queue timeout, at `now`.
+    pub fn timed_out(self, now: Instant) {
+        self.load.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+        let load = Arc::clone(&self.load);
+        let waited = now.saturating_duration_since(self.since).as_micros();
+        load.queue_wait_us
+            .fetch_add(u64::try_from(waited).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.load.queued.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A copy of a service's counters.
@@ -290,12 +551,40 @@ pub struct ServiceStats {
     /// Client connections of a TLS service that failed at the TLS level
     /// (a failed handshake, a bad record).
     pub tls_failures: u64,
+    /// Requests waiting in the queue now.
+    pub queued: u64,
+    /// Requests that ever waited in the queue.
+    pub queued_total: u64,
+    /// Requests answered 503 by the queue (timed out, or the queue full).
+    pub queue_timeouts: u64,
+    /// Total time queued requests waited.
+    pub queue_wait: Duration,
+    /// Retries made.
+    pub retries: u64,
+    /// Retries the budget refused.
+    pub retries_refused: u64,
 }
 
 impl ServiceLoad {
-    /// Zeroed counters.
+    /// Zeroed counters, and a retry budget holding ten retries.
     pub fn new() -> Self {
-        Self::default()
+        ServiceLoad {
+            active: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            tls_failures: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            queued_total: AtomicU64::new(0),
+            queue_timeouts: AtomicU64::new(0),
+            queue_wait_us: AtomicU64::new(0),
+            retry_tokens: AtomicI64::new(10 * 1000),
+            retry_refilled: AtomicU64::new(monotonic_millis()),
+            retries: AtomicU64::new(0),
+            retries_refused: AtomicU64::new(0),
+        }
     }
     /// Counts an accepted client connection.
     pub fn connection_opened(&self) {
@@ -333,6 +622,80 @@ impl ServiceLoad {
     pub fn add_tls_failure(&self) {
         self.tls_failures.fetch_add(1, Ordering::Relaxed);
     }
+    /// A place in the queue for a request that found every server at its
+    /// limit, unless `max` requests wait already (then the refusal is
+    /// counted with the timeouts).
+    pub fn try_enqueue(self: &Arc<Self>, max: u32, now: Instant) -> Option<QueueSlot> {
+        let mut current = self.queued.load(Ordering::Relaxed);
+        loop {
+            if current >= u64::from(max) {
+                self.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            match self.queued.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        self.queued_total.fetch_add(1, Ordering::Relaxed);
+        Some(QueueSlot {
+            load: Arc::clone(self),
+            since: now,
+        })
+    }
+    /// Adds one request's share to the retry budget: `percent` hundredths
+    /// of a retry.
+    pub fn deposit_retry(&self, percent: u32) {
+        if percent == 0 {
+            return;
+        }
+        let after = self
+            .retry_tokens
+            .fetch_add(i64::from(percent) * 10, Ordering::Relaxed);
+        if after > RETRY_BUCKET {
+            self.retry_tokens.store(RETRY_BUCKET, Ordering::Relaxed);
+        }
+    }
+    /// Spends one retry from the budget: `false` (counted) when it is
+    /// spent. The budget is what requests deposited plus a floor of ten
+    /// retries a second, at most a hundred held.
+    pub fn try_retry(&self) -> bool {
+        let now = monotonic_millis();
+        let last = self.retry_refilled.swap(now, Ordering::Relaxed);
+        let floor = i64::try_from(now.saturating_sub(last))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(RETRY_FLOOR_PER_MS)
+            .min(RETRY_BUCKET);
+        if floor > 0 {
+            let after = self.retry_tokens.fetch_add(floor, Ordering::Relaxed) + floor;
+            if after > RETRY_BUCKET {
+                self.retry_tokens.store(RETRY_BUCKET, Ordering::Relaxed);
+            }
+        }
+        let mut tokens = self.retry_tokens.load(Ordering::Relaxed);
+        loop {
+            if tokens < 1000 {
+                self.retries_refused.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            match self.retry_tokens.compare_exchange_weak(
+                tokens,
+                tokens - 1000,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => tokens = now,
+            }
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        true
+    }
     /// A copy of the counters.
     pub fn stats(&self) -> ServiceStats {
         ServiceStats {
@@ -343,6 +706,12 @@ impl ServiceLoad {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             tls_failures: self.tls_failures.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            queued_total: self.queued_total.load(Ordering::Relaxed),
+            queue_timeouts: self.queue_timeouts.load(Ordering::Relaxed),
+            queue_wait: Duration::from_micros(self.queue_wait_us.load(Ordering::Relaxed)),
+            retries: self.retries.load(Ordering::Relaxed),
+            retries_refused: self.retries_refused.load(Ordering::Relaxed),
         }
     }
 }

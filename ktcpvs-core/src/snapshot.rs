@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ControlError;
-use crate::live::{Lease, ServerLoad, ServiceLoad};
+use crate::live::{HealthChange, Lease, ServerLoad, ServiceLoad};
 use crate::model::{Config, ServerConfig, ServiceConfig, ServiceDef};
 use crate::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use crate::settings::Settings;
@@ -35,6 +35,8 @@ pub struct ServerEntry {
     config: ServerConfig,
     load: Arc<ServerLoad>,
     tls: Option<(TlsMaterial, u64)>,
+    /// The service's slow-start window (zero: off).
+    slow_start: Duration,
 }
 
 impl ServerEntry {
@@ -44,6 +46,7 @@ impl ServerEntry {
             config,
             load,
             tls: None,
+            slow_start: Duration::ZERO,
         }
     }
     /// What the host's [`TlsLoader`](crate::TlsLoader) made of the
@@ -71,14 +74,29 @@ impl RealServer for ServerEntry {
     fn addr(&self) -> SocketAddr {
         self.config.addr
     }
+    /// The configured weight, scaled down while the server ramps up after
+    /// coming back (slow start: from a tenth to all of it, never below 1).
     fn weight(&self) -> u32 {
-        self.config.weight
+        let weight = self.config.weight;
+        if self.slow_start.is_zero() || weight == 0 {
+            return weight;
+        }
+        match self.load.ramp_permille(self.slow_start) {
+            None => weight,
+            Some(permille) => ((u64::from(weight) * permille / 1000) as u32).max(1),
+        }
     }
     fn active_connections(&self) -> u64 {
         self.load.active()
     }
     fn is_healthy(&self) -> bool {
         self.load.is_healthy()
+    }
+    /// Weight above zero, healthy, and below its `maxconn` when it has one.
+    fn is_available(&self) -> bool {
+        self.config.weight > 0
+            && self.load.is_healthy()
+            && (self.config.maxconn == 0 || self.load.active() < u64::from(self.config.maxconn))
     }
     fn response_time(&self) -> Option<Duration> {
         self.load.response_time()
@@ -138,7 +156,10 @@ impl ServiceSnapshot {
         let servers: Vec<ServerEntry> = def
             .servers
             .iter()
-            .map(|s| ServerEntry::new(s.clone(), load_of(s.addr)))
+            .map(|s| ServerEntry {
+                slow_start: def.config.health.slow_start,
+                ..ServerEntry::new(s.clone(), load_of(s.addr))
+            })
             .collect();
         let mut rules = Vec::with_capacity(def.rules.len());
         for r in &def.rules {
@@ -248,6 +269,60 @@ impl ServiceSnapshot {
     /// Panics when `index` is out of range (indices come from [`pick`](Self::pick)).
     pub fn lease(&self, index: usize) -> Lease {
         self.servers[index].load.lease()
+    }
+    /// Leases a connection to server `index` unless it is at its
+    /// `maxconn` (exact: concurrent callers never take it past).
+    ///
+    /// # Panics
+    /// Panics when `index` is out of range (indices come from [`pick`](Self::pick)).
+    pub fn try_lease(&self, index: usize) -> Option<Lease> {
+        let entry = &self.servers[index];
+        entry.load.try_lease(entry.config.maxconn)
+    }
+    /// Records a failed connect, reset or response timeout of server
+    /// `index` for `reason`: after `eject_failures` in a row the server is
+    /// ejected for `base` × 2^(failures beyond), unless that would take
+    /// the ejected share of the service past `max_ejection_percent` (one
+    /// server may always be ejected). Out of range: nothing.
+    pub fn report_failure(&self, index: usize, base: Duration, reason: &str) -> HealthChange {
+        let Some(entry) = self.servers.get(index) else {
+            return HealthChange::Unchanged;
+        };
+        let n = entry.load.count_failure();
+        let threshold = self.def.config.health.eject_failures.max(1);
+        if n < threshold || !self.may_eject(index) {
+            return HealthChange::Unchanged;
+        }
+        entry.load.eject(base, n - threshold, reason)
+    }
+    /// Records the status of a response from server `index`: with
+    /// `eject_5xx` set, that many 5xx in a row eject it (within the cap,
+    /// as [`report_failure`](Self::report_failure)).
+    pub fn observe_status(&self, index: usize, status: u16, base: Duration) -> HealthChange {
+        let threshold = self.def.config.health.eject_5xx;
+        if threshold == 0 {
+            return HealthChange::Unchanged;
+        }
+        let Some(entry) = self.servers.get(index) else {
+            return HealthChange::Unchanged;
+        };
+        if entry.load.observe_status(status) < threshold || !self.may_eject(index) {
+            return HealthChange::Unchanged;
+        }
+        entry
+            .load
+            .eject(base, 0, &format!("{threshold} responses 5xx in a row"))
+    }
+    /// Whether server `index` may be ejected now: it already is, or one
+    /// more ejected server keeps the service within
+    /// `max_ejection_percent` (or none is ejected yet).
+    fn may_eject(&self, index: usize) -> bool {
+        if self.servers[index].load.is_ejected() {
+            return true;
+        }
+        let ejected = self.servers.iter().filter(|s| s.load.is_ejected()).count();
+        let cap = u64::from(self.def.config.health.max_ejection_percent);
+        ejected == 0 || (ejected as u64 + 1) * 100 <= cap * self.servers.len() as u64
     }
     /// A timeout of this service: its own override or the global setting.
     pub fn timeout(&self, kind: TimeoutKind, settings: &Settings) -> Duration {

@@ -39,6 +39,9 @@ const MAX_BUFFERS: usize = 16 * 1024;
 /// How often a paused listener, a starved session or a drain is looked at.
 const TICK: Duration = Duration::from_millis(20);
 
+/// How often requests waiting in a service's queue look for a free slot.
+const QUEUE_TICK: Duration = Duration::from_millis(1);
+
 /// How often idle pooled backend connections are swept for expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -241,6 +244,9 @@ struct Loop {
     timers: Timers,
     starved: Vec<usize>,
     retry_starved: Vec<usize>,
+    /// Sessions whose request waits in its service's queue, oldest first.
+    queued: Vec<usize>,
+    retry_queued: Vec<usize>,
     last_sweep: Instant,
 }
 
@@ -314,6 +320,8 @@ impl Worker {
             timers: Timers::new(),
             starved: Vec::with_capacity(64),
             retry_starved: Vec::with_capacity(64),
+            queued: Vec::new(),
+            retry_queued: Vec::new(),
             last_sweep: Instant::now(),
         }
         .run()
@@ -372,6 +380,7 @@ impl Loop {
             }
             self.fire_timers(now);
             self.retry_starved(now);
+            self.retry_queued(now);
             self.resume_listeners(now);
             self.sweep_pool(now);
             if let Some(deadline) = self.res.drain {
@@ -411,6 +420,10 @@ impl Loop {
                 Accepting::Open | Accepting::Full => None,
             })
             .min();
+        if !self.queued.is_empty() {
+            // A slot may free on any worker at any time: look often.
+            return Some(QUEUE_TICK);
+        }
         let tick = if self.res.drain.is_some()
             || !self.starved.is_empty()
             || self
@@ -561,6 +574,15 @@ impl Loop {
                 }
                 self.starved.push(key);
             }
+            Flow::Queued(at) => {
+                if let Some(s) = self.sessions.get_mut(key) {
+                    self.timers.set(key, &mut s.deadline, Some(at));
+                }
+                // Driven by an event while queued: it keeps its place.
+                if !self.queued.contains(&key) {
+                    self.queued.push(key);
+                }
+            }
             Flow::Done => self.finish(key, now),
         }
     }
@@ -626,6 +648,21 @@ impl Loop {
             self.drive(key, now);
         }
         self.retry_starved = keys;
+    }
+
+    /// Drives every queued session again, oldest first, so each request
+    /// takes a slot a server freed in the order it arrived; those still
+    /// waiting queue again in the same order.
+    fn retry_queued(&mut self, now: Instant) {
+        if self.queued.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut self.queued, &mut self.retry_queued);
+        let mut keys = std::mem::take(&mut self.retry_queued);
+        for key in keys.drain(..) {
+            self.drive(key, now);
+        }
+        self.retry_queued = keys;
     }
 
     fn resume_listeners(&mut self, now: Instant) {

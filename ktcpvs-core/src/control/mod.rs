@@ -415,6 +415,16 @@ impl Control {
             )
             .map_err(|e| (name.clone(), e))?;
             let mut built = built;
+            if let Some(old) = old.filter(|_| !def.config.health.slow_start.is_zero()) {
+                // A server added to a running service, or re-weighted from
+                // 0, ramps up (slow start).
+                for entry in built.server_entries() {
+                    let before = old.def().server(entry.config().addr);
+                    if before.map_or(true, |b| b.weight == 0) && entry.config().weight > 0 {
+                        entry.load().start_ramp();
+                    }
+                }
+            }
             if let Some(material) = material {
                 built.set_tls(material, next.certificate_epoch);
             }

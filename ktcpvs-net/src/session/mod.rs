@@ -43,6 +43,10 @@ pub(crate) enum Flow {
     /// Keep going, but I could not get a buffer: drive me again when one
     /// is given back.
     Starved(Option<Instant>),
+    /// My request waits in its service's queue for a server below its
+    /// `maxconn`: drive me again soon (every server may free a slot at any
+    /// time, from any worker); my queue timeout is this deadline.
+    Queued(Instant),
     /// Close the session.
     Done,
 }

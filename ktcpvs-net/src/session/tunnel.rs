@@ -332,7 +332,17 @@ fn connect_next(
             service.load().add_error();
             None
         }
-        Err(NoBackend::LocalExhaustion) => {
+        Err(NoBackend::LocalExhaustion | NoBackend::NoRetry) => {
+            service.load().add_error();
+            None
+        }
+        Err(NoBackend::Full) => {
+            // Layer-4 connections do not queue: at every server's maxconn
+            // the connection is closed, as with no server.
+            log::debug!(
+                "[{}] every server at its maxconn for {client}",
+                service.config().name
+            );
             service.load().add_error();
             None
         }

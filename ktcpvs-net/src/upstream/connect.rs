@@ -120,12 +120,18 @@ pub(crate) struct Connecting {
     pub addr: SocketAddr,
 }
 
-/// Servers that failed for the current decision (indices of the snapshot
-/// that picked them); allocates only when a connect fails.
+/// Servers that failed for the current decision, or were at their
+/// `maxconn` (indices of the snapshot that picked them); allocates only
+/// when a connect fails or a server is full.
 #[derive(Debug, Default)]
 pub(crate) struct Excluded {
-    /// Failed server indices.
+    /// Failed or full server indices.
     pub servers: Vec<usize>,
+    /// How many of them failed (the others were full): each further
+    /// attempt is a retry, paid from the service's retry budget.
+    pub failed: u32,
+    /// Whether a picked server was at its `maxconn`.
+    pub full: bool,
     /// Whether the redirect address was tried.
     pub redirect_tried: bool,
 }
@@ -141,6 +147,11 @@ pub(crate) enum NoBackend {
     /// ports) before a connect could start: no server was blamed, the
     /// request is answered 503 (see [`crate::resource`]).
     LocalExhaustion,
+    /// Every server the scheduler could pick is at its `maxconn`: the
+    /// request may wait in the service's queue.
+    Full,
+    /// A connect failed and the service's retry budget allows no retry now.
+    NoRetry,
 }
 
 /// Picks a server (or falls back to the redirect address) and starts a
@@ -152,11 +163,15 @@ pub(crate) fn start_connect(
     dialer: &mut Dialer<'_>,
 ) -> Result<Connecting, NoBackend> {
     loop {
+        if excluded.failed > 0 && !service.load().try_retry() {
+            return Err(NoBackend::NoRetry);
+        }
         let (target, addr) = match pick(&excluded.servers) {
             Some(index) => (
                 Target::Server(index),
                 service.server_entries()[index].config().addr,
             ),
+            None if excluded.full => return Err(NoBackend::Full),
             None => match service.config().redirect {
                 Some(addr) if !excluded.redirect_tried => (Target::Redirect, addr),
                 _ => {
@@ -169,7 +184,16 @@ pub(crate) fn start_connect(
             },
         };
         let lease = match target {
-            Target::Server(index) => Some(service.lease(index)),
+            Target::Server(index) => match service.try_lease(index) {
+                Some(lease) => Some(lease),
+                None => {
+                    // At its maxconn (another worker took the last slot
+                    // since the pick): not a failure, try another.
+                    excluded.servers.push(index);
+                    excluded.full = true;
+                    continue;
+                }
+            },
             Target::Redirect => None,
         };
         match destination(service, target).and_then(|to| dialer.connect(to)) {
@@ -218,11 +242,10 @@ pub(crate) fn fail_target(
     }
     match target {
         Target::Server(index) => {
-            let change = service.server_entries()[index]
-                .load()
-                .report_failure(backoff);
+            let change = service.report_failure(index, backoff, &format!("connect: {error}"));
             log_health(name, addr, change, Some(error));
             excluded.servers.push(index);
+            excluded.failed += 1;
         }
         Target::Redirect => {
             log::warn!("[{name}] redirect address {addr} failed: {error}");

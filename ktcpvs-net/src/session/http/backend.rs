@@ -171,8 +171,10 @@ impl HttpSession {
                 let route = Route::new(service, selection, &mut connecting);
                 self.connect_to(route, connecting.conn, req, excluded, ctx);
             }
-            Err(NoBackend::LocalExhaustion) => self.fail(503, &service, ctx),
-            Err(NoBackend::NoServer | NoBackend::AllFailed) => self.fail(502, &service, ctx),
+            Err(NoBackend::LocalExhaustion | NoBackend::Full) => self.fail(503, &service, ctx),
+            Err(NoBackend::NoServer | NoBackend::AllFailed | NoBackend::NoRetry) => {
+                self.fail(502, &service, ctx)
+            }
         }
     }
 
@@ -187,7 +189,10 @@ impl HttpSession {
             ex.route.service.config().name,
             ex.route.addr()
         );
-        if ex.origin != Origin::Reused || !ex.req.replayable() {
+        if ex.origin != Origin::Reused
+            || !ex.req.replayable()
+            || !ex.route.service.load().try_retry()
+        {
             ex.route.server_error();
             return self.respond_error(502, ctx);
         }

@@ -39,6 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, Selection};
 
@@ -198,6 +199,36 @@ impl Route {
         }
     }
 
+    /// Records a response timeout against the server the route leads to
+    /// (passive health: enough in a row eject it).
+    fn report_timeout(&self, backoff: Duration) {
+        if let Target::Server(i) = self.target() {
+            let change = self
+                .service
+                .report_failure(i, backoff, "no response in time");
+            crate::upstream::connect::log_health(
+                &self.service.config().name,
+                self.addr(),
+                change,
+                None,
+            );
+        }
+    }
+
+    /// Records the status of a final response from the server the route
+    /// leads to (outlier detection on consecutive 5xx).
+    fn observe_status(&self, status: u16, backoff: Duration) {
+        if let Target::Server(i) = self.target() {
+            let change = self.service.observe_status(i, status, backoff);
+            crate::upstream::connect::log_health(
+                &self.service.config().name,
+                self.addr(),
+                change,
+                None,
+            );
+        }
+    }
+
     /// Counts an error against the server the route leads to.
     fn server_error(&self) {
         if let Target::Server(i) = self.target() {
@@ -344,6 +375,15 @@ enum State {
         /// Servers of this decision whose connect failed.
         excluded: Excluded,
     },
+    /// Every server `req` could go to is at its `maxconn`: the request
+    /// waits in the service's queue (its place is `slot`) until one frees
+    /// a slot or `deadline` passes (503).
+    Queued {
+        service: Arc<ServiceSnapshot>,
+        req: Request,
+        slot: QueueSlot,
+        deadline: Instant,
+    },
     /// A request in flight.
     Exchange(Exchange),
     /// Sending the error response in the scratch buffer.
@@ -369,6 +409,8 @@ enum Step {
     Wait(Option<Instant>),
     /// Same, but a buffer was missing.
     Starved(Option<Instant>),
+    /// Waiting in the queue until this deadline.
+    Queued(Instant),
     /// Close the connection.
     Close,
     /// Become a tunnel.
@@ -448,7 +490,7 @@ impl HttpSession {
     /// without registering it with the poller.
     pub fn needs_client_events(&self) -> bool {
         match &self.state {
-            State::Connecting { .. } => false,
+            State::Connecting { .. } | State::Queued { .. } => false,
             State::Exchange(ex) => !ex.waits_on_server_only(),
             _ => true,
         }
@@ -471,6 +513,7 @@ impl HttpSession {
             let step = match &self.state {
                 State::Reading { .. } => self.read_head(client, peer, service, ctx),
                 State::Connecting { .. } => self.connecting(ClientId::of(client, peer), ctx),
+                State::Queued { .. } => self.leave_queue(ClientId::of(client, peer), ctx),
                 State::Exchange(_) => self.exchange(client, ctx),
                 State::Error { .. } => self.send_error(client, ctx),
                 State::Linger { until } => {
@@ -483,6 +526,7 @@ impl HttpSession {
                 Step::Again => continue,
                 Step::Wait(at) => return HttpFlow::Flow(Flow::Open(at)),
                 Step::Starved(at) => return HttpFlow::Flow(Flow::Starved(at)),
+                Step::Queued(at) => return HttpFlow::Flow(Flow::Queued(at)),
                 Step::Close => {
                     self.release_backend(ctx);
                     return HttpFlow::Flow(Flow::Done);
@@ -526,12 +570,15 @@ impl HttpSession {
                 let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
                 self.retry_connect(&e, ClientId::of(client, peer), ctx);
             }
+            State::Queued { deadline, .. } if ctx.now >= *deadline => self.queue_timed_out(ctx),
+            State::Queued { .. } => {}
             State::Exchange(ex) if ex.waits_for_response() => {
                 log::warn!(
                     "[{}] {} did not answer in time",
                     ex.route.service.config().name,
                     ex.route.addr()
                 );
+                ex.route.report_timeout(ctx.backoff());
                 self.drop_backend(ctx);
                 self.fail(504, service, ctx);
             }

@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{Dispatch, RequestHead};
 
@@ -146,6 +147,9 @@ impl HttpSession {
             return Step::Again;
         };
         service.load().add_request();
+        service
+            .load()
+            .deposit_retry(service.config().health.retry_budget);
         if misdirected(&service, from, head) {
             self.fail(421, &service, ctx);
             return Step::Again;
@@ -162,10 +166,10 @@ impl HttpSession {
             Keep::Connection { route, backend } if per_connection => {
                 self.route_kept(route, backend.map(|b| b as usize), req, head, from, ctx)
             }
-            Keep::Pooled(id) => self.decide(service, Some(id), req, head, from, ctx),
+            Keep::Pooled(id) => self.decide(service, Some(id), req, head, from, ctx, None),
             other => {
                 other.release(ctx);
-                self.decide(service, None, req, head, from, ctx)
+                self.decide(service, None, req, head, from, ctx, None)
             }
         }
     }
@@ -264,11 +268,12 @@ impl HttpSession {
         }
     }
 
-    /// A fresh decision: the scheduler picks, a pooled connection to that
-    /// server is taken (the one this session pooled last, `pooled`, first),
-    /// else a connect starts (retried on other servers of the decision, the
-    /// redirect address last).
-    fn decide(
+    /// A fresh decision (see [`try_decide`](Self::try_decide)); when every
+    /// server the request could go to is at its `maxconn`, the request
+    /// waits in the service's queue (keeping its place, `waiting`, when it
+    /// was queued already), or gets 503 when the queue is off or full.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn decide(
         &mut self,
         service: Arc<ServiceSnapshot>,
         pooled: Option<usize>,
@@ -276,16 +281,124 @@ impl HttpSession {
         head: &RequestHead<'_>,
         from: ClientId<'_>,
         ctx: &mut Ctx<'_>,
+        waiting: Option<QueueSlot>,
     ) -> Step {
+        match self.try_decide(service, pooled, req, head, from, ctx) {
+            Ok(step) => {
+                if let Some(slot) = waiting {
+                    slot.served(ctx.now);
+                }
+                step
+            }
+            Err((service, req)) => self.enqueue(service, req, waiting, ctx),
+        }
+    }
+
+    /// Puts `req` in its service's queue (or keeps it there), or answers
+    /// 503 when the queue is off, full, or its wait is over.
+    fn enqueue(
+        &mut self,
+        service: Arc<ServiceSnapshot>,
+        req: Request,
+        waiting: Option<QueueSlot>,
+        ctx: &mut Ctx<'_>,
+    ) -> Step {
+        let health = &service.config().health;
+        let slot = match waiting {
+            Some(slot) => Some(slot),
+            None if health.queue > 0 => service.load().try_enqueue(health.queue, ctx.now),
+            None => None,
+        };
+        let Some(slot) = slot else {
+            log::debug!(
+                "[{}] every server at its maxconn and no room in the queue: 503",
+                service.config().name
+            );
+            self.fail(503, &service, ctx);
+            return Step::Again;
+        };
+        let deadline = slot.since() + health.queue_timeout;
+        if ctx.now >= deadline {
+            slot.timed_out(ctx.now);
+            self.fail(503, &service, ctx);
+            return Step::Again;
+        }
+        self.state = State::Queued {
+            service,
+            req,
+            slot,
+            deadline,
+        };
+        Step::Queued(deadline)
+    }
+
+    /// A queued request tries again: the head still at the front of the
+    /// client buffer is parsed again and decided afresh.
+    pub(super) fn leave_queue(&mut self, from: ClientId<'_>, ctx: &mut Ctx<'_>) -> Step {
+        let State::Queued {
+            service, req, slot, ..
+        } = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            return Step::Close;
+        };
+        let limits = Limits::from_settings(ctx.snapshots.load().settings());
+        let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
+        let n = limits.max_headers.min(HEADER_SLOTS);
+        let Some(buf) = self.io.up.buf.take() else {
+            self.fail(503, &service, ctx);
+            return Step::Again;
+        };
+        let step = match parse_request_uninit(buf.filled(), &mut slots[..n], &limits) {
+            Ok(Some((_, head))) => self.decide(service, None, req, &head, from, ctx, Some(slot)),
+            _ => {
+                self.fail(503, &service, ctx);
+                Step::Again
+            }
+        };
+        // As in `parse_head`: the buffer was out while the head borrowed it.
+        self.io.up.buf = Some(buf);
+        step
+    }
+
+    /// A queued request waited its `queue_timeout`: 503.
+    pub(super) fn queue_timed_out(&mut self, ctx: &mut Ctx<'_>) {
+        if let State::Queued { service, slot, .. } =
+            std::mem::replace(&mut self.state, State::Closed)
+        {
+            log::debug!(
+                "[{}] a request waited its queue timeout: 503",
+                service.config().name
+            );
+            slot.timed_out(ctx.now);
+            self.fail(503, &service, ctx);
+        }
+    }
+
+    /// A fresh decision: the scheduler picks, a pooled connection to that
+    /// server is taken (the one this session pooled last, `pooled`, first),
+    /// else a connect starts (retried on other servers of the decision, the
+    /// redirect address last). `Err` gives the request back when every
+    /// server it could go to is at its `maxconn`.
+    fn try_decide(
+        &mut self,
+        service: Arc<ServiceSnapshot>,
+        pooled: Option<usize>,
+        req: Request,
+        head: &RequestHead<'_>,
+        from: ClientId<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Step, (Arc<ServiceSnapshot>, Request)> {
         let mut chooser = Chooser::new(&service, from.addr, Some(head), from.server_name);
         if let Some(index) = chooser.pick_ahead() {
-            if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
-                let route = Route {
-                    pick: chooser.chosen.and_then(Pick::of),
-                    lease: Some(service.lease(index)),
-                    service: Arc::clone(&service),
-                };
-                return self.begin_exchange(route, b, Origin::Reused, req, ctx);
+            if let Some(lease) = service.try_lease(index) {
+                if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
+                    let route = Route {
+                        pick: chooser.chosen.and_then(Pick::of),
+                        lease: Some(lease),
+                        service: Arc::clone(&service),
+                    };
+                    return Ok(self.begin_exchange(route, b, Origin::Reused, req, ctx));
+                }
             }
         }
         let mut excluded = Excluded::default();
@@ -300,10 +413,11 @@ impl HttpSession {
                 let route = Route::new(Arc::clone(&service), chooser.chosen, &mut connecting);
                 self.connect_to(route, connecting.conn, req, excluded, ctx);
             }
+            Err(NoBackend::Full) => return Err((service, req)),
             Err(NoBackend::NoServer | NoBackend::LocalExhaustion) => self.fail(503, &service, ctx),
-            Err(NoBackend::AllFailed) => self.fail(502, &service, ctx),
+            Err(NoBackend::AllFailed | NoBackend::NoRetry) => self.fail(502, &service, ctx),
         }
-        Step::Again
+        Ok(Step::Again)
     }
 
     /// A live idle connection to server `index`, if the worker's pool has

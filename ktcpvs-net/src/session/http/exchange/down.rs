@@ -153,6 +153,7 @@ impl Exchange {
                     if !info.interim {
                         let took = w.now.saturating_duration_since(self.started);
                         self.route.record_response_time(took);
+                        self.route.observe_status(info.status, w.backoff);
                     }
                     let out = self.plan_head(&info, &head, &mut io.rscratch, w)?;
                     self.start_response(info, out, io, w)?;

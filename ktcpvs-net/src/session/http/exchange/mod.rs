@@ -106,6 +106,8 @@ pub(super) struct Wire<'a> {
     pub zerocopy: bool,
     pub draining: bool,
     pub now: Instant,
+    /// `server_retry_backoff`, for a server ejected on its responses.
+    pub backoff: Duration,
 }
 
 /// What a side did, when it did not end the exchange.
@@ -162,6 +164,7 @@ impl HttpSession {
             zerocopy: settings.zerocopy_send() == 1,
             draining: ctx.draining,
             now: ctx.now,
+            backoff: Duration::from_secs(settings.server_retry_backoff()),
         };
         let sides = ex
             .send_request(&mut self.io, &mut wire)
