@@ -68,23 +68,32 @@ impl ServerEntry {
     pub fn load(&self) -> &Arc<ServerLoad> {
         &self.load
     }
+    /// Its health for listings, with `ramping` judged against the
+    /// service's slow-start window.
+    pub fn health(&self) -> crate::live::HealthStats {
+        let ramping = self.load.ramp_permille(self.slow_start).is_some();
+        crate::live::HealthStats {
+            ramping,
+            ..self.load.health()
+        }
+    }
 }
 
 impl RealServer for ServerEntry {
     fn addr(&self) -> SocketAddr {
         self.config.addr
     }
-    /// The configured weight, scaled down while the server ramps up after
-    /// coming back (slow start: from a tenth to all of it, never below 1).
+    /// The configured weight; in a service with `slow_start`, 100 times
+    /// it (so that a weight-1 server can ramp too; schedulers compare
+    /// weights, so the scale changes no share), scaled down while the
+    /// server ramps up after coming back: from a tenth to all of it.
     fn weight(&self) -> u32 {
         let weight = self.config.weight;
         if self.slow_start.is_zero() || weight == 0 {
             return weight;
         }
-        match self.load.ramp_permille(self.slow_start) {
-            None => weight,
-            Some(permille) => ((u64::from(weight) * permille / 1000) as u32).max(1),
-        }
+        let permille = self.load.ramp_permille(self.slow_start).unwrap_or(1000);
+        ((u64::from(weight) * permille / 10) as u32).max(1)
     }
     fn active_connections(&self) -> u64 {
         self.load.active()
@@ -278,6 +287,17 @@ impl ServiceSnapshot {
     pub fn try_lease(&self, index: usize) -> Option<Lease> {
         let entry = &self.servers[index];
         entry.load.try_lease(entry.config.maxconn)
+    }
+    /// Whether some server would take work but for its `maxconn` (weight
+    /// above 0, healthy, at its limit): a request that found no server
+    /// may then wait in the queue for one.
+    pub fn any_full(&self) -> bool {
+        self.servers.iter().any(|s| {
+            s.config.maxconn != 0
+                && s.config.weight > 0
+                && s.load.active() >= u64::from(s.config.maxconn)
+                && s.load.is_healthy()
+        })
     }
     /// Records a failed connect, reset or response timeout of server
     /// `index` for `reason`: after `eject_failures` in a row the server is

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use parking_lot::Mutex;
 
 use crate::error::EngineError;
 use crate::listener::{bind_group, ClientGate};
+use crate::upstream::checker::Checker;
 use crate::worker::{Inbox, Message, Worker};
 
 /// The grace period given to in-flight requests when the `unload` setting
@@ -74,6 +76,14 @@ struct Table {
 struct Shared {
     inboxes: Vec<Arc<Inbox>>,
     table: Mutex<Table>,
+    /// Tells the health-check thread to stop.
+    stop_checks: Arc<AtomicBool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop_checks.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -189,10 +199,23 @@ impl EngineBuilder {
                 })?;
             workers.push(worker);
         }
+        let stop_checks = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             inboxes: workers.iter().map(Worker::inbox).collect(),
             table: Mutex::new(Table::default()),
+            stop_checks: Arc::clone(&stop_checks),
         });
+        let checks = std::thread::Builder::new()
+            .name("ktcpvs-health".into())
+            .spawn({
+                let (control, stop) = (self.control.clone(), Arc::clone(&stop_checks));
+                // The checker's buffers belong to its thread: made there.
+                move || match Checker::new(control, stop) {
+                    Ok(checker) => checker.run(),
+                    Err(e) => log::error!("health checks cannot run: {e}"),
+                }
+            })
+            .map_err(|source| EngineError::Spawn { worker: 0, source })?;
         let mut threads = Vec::with_capacity(workers.len());
         for (index, worker) in workers.into_iter().enumerate() {
             let spawned = std::thread::Builder::new()
@@ -201,7 +224,12 @@ impl EngineBuilder {
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(source) => {
-                    let handle = EngineHandle { shared, threads };
+                    let handle = EngineHandle {
+                        shared,
+                        threads,
+                        checks,
+                        stop_checks,
+                    };
                     handle.shutdown(Duration::ZERO);
                     let _ = handle.wait();
                     return Err(EngineError::Spawn {
@@ -214,6 +242,8 @@ impl EngineBuilder {
         let handle = EngineHandle {
             shared: Arc::clone(&shared),
             threads,
+            checks,
+            stop_checks,
         };
         // Bind the listeners of the current snapshot first, so a failure
         // comes back as its typed error.
@@ -252,6 +282,9 @@ impl EngineBuilder {
 pub struct EngineHandle {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
+    /// The health-check thread.
+    checks: JoinHandle<()>,
+    stop_checks: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -301,6 +334,10 @@ impl EngineHandle {
                     }
                 }
             }
+        }
+        self.stop_checks.store(true, Ordering::Relaxed);
+        if self.checks.join().is_err() {
+            log::error!("the health-check thread panicked");
         }
         result
     }

@@ -66,10 +66,19 @@ impl Picker for P2cPicker {
         if n == 0 {
             return None;
         }
-        let draw = || pool.server(random_below(n));
+        // Two distinct positions of the pool (a lone server is drawn twice).
+        let draw = || {
+            let first = random_below(n);
+            let second = if n > 1 {
+                (first + 1 + random_below(n - 1)) % n
+            } else {
+                first
+            };
+            (pool.server(first), pool.server(second))
+        };
         let mut chosen = None;
         for _ in 0..DRAWS {
-            let (a, b) = (draw(), draw());
+            let (a, b) = draw();
             chosen = match (eligible(service, request, a), eligible(service, request, b)) {
                 (true, true) => Some(if lighter(service, b, a) { b } else { a }),
                 (true, false) => Some(a),
@@ -93,11 +102,14 @@ impl Picker for P2cPicker {
     }
 }
 
-/// Whether server `a` has fewer requests in flight per weight than `b`.
+/// Whether server `a` is the lighter of the two: fewer requests in flight,
+/// counting the one being placed, per weight (`(active + 1) / weight`, as
+/// Envoy weighs its least-request choices), so weights count even when
+/// both are idle.
 fn lighter(service: &dyn VirtualService, a: usize, b: usize) -> bool {
     let (sa, sb) = (service.server(a), service.server(b));
-    u128::from(sa.active_connections()) * u128::from(sb.weight())
-        < u128::from(sb.active_connections()) * u128::from(sa.weight())
+    (u128::from(sa.active_connections()) + 1) * u128::from(sb.weight())
+        < (u128::from(sb.active_connections()) + 1) * u128::from(sa.weight())
 }
 
 /// A random number in `0..n` (`n` > 0) from this thread's generator.

@@ -235,22 +235,19 @@ impl Dispatcher {
             if c.tls.is_some() {
                 let _ = write!(line, " tls_failures={}", s.tls_failures);
             }
+            let _ = write!(
+                line,
+                " queued={} queued_total={} queue_timeouts={} queue_wait_ms={} retries={} retries_refused={}",
+                s.queued,
+                s.queued_total,
+                s.queue_timeouts,
+                s.queue_wait.as_millis(),
+                s.retries,
+                s.retries_refused
+            );
             body.push(line);
             for entry in service.server_entries() {
-                let t = entry.load().stats();
-                body.push(format!(
-                    "server {} {} weight={} active={} total={} requests={} bytes_out={} bytes_in={} errors={} healthy={}",
-                    c.name,
-                    entry.config().addr,
-                    entry.config().weight,
-                    t.active,
-                    t.total,
-                    t.requests,
-                    t.bytes_out,
-                    t.bytes_in,
-                    t.errors,
-                    if t.healthy { "yes" } else { "no" }
-                ));
+                body.push(server_stats_line(&c.name, entry));
             }
         }
         Reply::Ok(body)
@@ -275,4 +272,64 @@ impl Dispatcher {
             })),
         }
     }
+}
+
+/// One server's line of `stats`: its counters, then its health: `state`
+/// (`up`, `down` by its checks, `ejected` by passive health, `open` when
+/// down but let in by a service failing open), `since` (seconds since the
+/// last change, `-` for none), `changes`, `ejections`, and `reason` (why it
+/// last failed, quoted; empty for never).
+fn server_stats_line(service: &str, entry: &ktcpvs_core::snapshot::ServerEntry) -> String {
+    let t = entry.load().stats();
+    let h = entry.health();
+    let state = if h.ejected {
+        "ejected"
+    } else if h.check_down && h.admitted {
+        "open"
+    } else if h.check_down {
+        "down"
+    } else {
+        "up"
+    };
+    let mut line = format!(
+        "server {service} {} weight={} active={} total={} requests={} bytes_out={} bytes_in={} errors={} healthy={}",
+        entry.config().addr,
+        entry.config().weight,
+        t.active,
+        t.total,
+        t.requests,
+        t.bytes_out,
+        t.bytes_in,
+        t.errors,
+        if t.healthy { "yes" } else { "no" }
+    );
+    let _ = write!(line, " state={state}");
+    if entry.config().maxconn != 0 {
+        let _ = write!(line, " maxconn={}", entry.config().maxconn);
+    }
+    if h.ramping && entry.config().weight > 0 {
+        // In a slow-start service the effective weight is 100 times the
+        // configured one at full ramp: this is the ramp in percent.
+        let percent = ktcpvs_core::RealServer::weight(entry) / entry.config().weight;
+        let _ = write!(line, " slow_start={}%", percent.min(100));
+    }
+    match h.since_change {
+        Some(d) => {
+            let _ = write!(line, " since={}", d.as_secs());
+        }
+        None => line.push_str(" since=-"),
+    }
+    let _ = write!(
+        line,
+        " changes={} ejections={} reason={}",
+        h.transitions,
+        h.ejections,
+        crate::control_socket::protocol::quote_if_needed(
+            &h.reason
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        )
+    );
+    line
 }

@@ -415,7 +415,9 @@ impl Control {
             )
             .map_err(|e| (name.clone(), e))?;
             let mut built = built;
-            if let Some(old) = old.filter(|_| !def.config.health.slow_start.is_zero()) {
+            if let Some(old) =
+                old.filter(|o| o.is_running() && !def.config.health.slow_start.is_zero())
+            {
                 // A server added to a running service, or re-weighted from
                 // 0, ramps up (slow start).
                 for entry in built.server_entries() {

@@ -171,7 +171,10 @@ pub(crate) fn start_connect(
                 Target::Server(index),
                 service.server_entries()[index].config().addr,
             ),
-            None if excluded.full => return Err(NoBackend::Full),
+            // Schedulers skip servers at their maxconn: a request none
+            // could take waits when that is why (a server that would be
+            // available but for its limit).
+            None if excluded.full || service.any_full() => return Err(NoBackend::Full),
             None => match service.config().redirect {
                 Some(addr) if !excluded.redirect_tried => (Target::Redirect, addr),
                 _ => {

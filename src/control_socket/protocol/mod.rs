@@ -35,6 +35,7 @@ use thiserror::Error;
 pub use framing::{read_line, stuff_line, unstuff_line, LineRead, TextLine};
 pub use reply::{ErrorKind, Reply};
 pub use request::{Request, ServiceArgs, SysctlRequest, VERBS};
+pub(crate) use words::quote_if_needed;
 
 /// The protocol version this crate speaks. It changes only when an existing
 /// verb changes meaning; adding verbs, keys or error kinds does not change it.

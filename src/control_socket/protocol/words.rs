@@ -67,7 +67,7 @@ pub(super) fn split_words(line: &str) -> Result<Vec<Word>, ProtocolError> {
 }
 
 /// Quotes `text` when it would not survive as a bare word.
-pub(super) fn quote_if_needed(text: &str) -> String {
+pub(crate) fn quote_if_needed(text: &str) -> String {
     let bare = !text.is_empty()
         && !text
             .chars()
