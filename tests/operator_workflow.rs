@@ -579,3 +579,82 @@ fn the_daemon_raises_its_open_file_limit_to_the_hard_limit() {
         "soft limit raised to the hard one: {line}"
     );
 }
+
+#[test]
+fn health_checks_set_with_tcpvsadm_show_a_dead_server_down_in_the_stats() {
+    let daemon = Daemon::start(&[]);
+    let live = NamedHttpServer::start("live", "127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    daemon.adm_ok(&["-A", "-i", "web", "-s", "p2c", "-l", &listen]);
+    for s in [live.local_addr(), dead] {
+        daemon.adm_ok(&["-a", "-i", "web", "-r", &s.to_string()]);
+    }
+    daemon.adm_ok(&[
+        "-E",
+        "-i",
+        "web",
+        "--health",
+        "check=tcp",
+        "--health",
+        "check_interval=100ms",
+        "--health",
+        "check_fall=2",
+        "--health",
+        "queue=8",
+    ]);
+    daemon.adm_ok(&[
+        "--server-limit",
+        "-i",
+        "web",
+        "-r",
+        &live.local_addr().to_string(),
+        "-x",
+        "50",
+    ]);
+    daemon.adm_ok(&["--start", "-i", "web"]);
+    let dead_line = |stats: &str| {
+        stats
+            .lines()
+            .find(|l| l.contains(&format!("server web {dead}")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        eventually(100, || dead_line(&daemon.adm_ok(&["-L", "-n", "--stats"]))
+            .contains("state=down")),
+        "{}",
+        daemon.adm_ok(&["-L", "-n", "--stats"])
+    );
+    let stats = daemon.adm_ok(&["-L", "-n", "--stats"]);
+    let line = dead_line(&stats);
+    assert!(
+        line.contains("healthy=no") && line.contains("changes=1"),
+        "{line}"
+    );
+    assert!(line.contains("reason=\"connect:"), "{line}");
+    assert!(stats.contains("maxconn=50"), "{stats}");
+    // The listing keeps the settings, loadable as they are.
+    let l = daemon.adm_ok(&["-L", "-n", "-i", "web"]);
+    for want in [
+        "check = tcp",
+        "check_interval = 100ms",
+        "check_fall = 2",
+        "queue = 8",
+        "maxconn 50",
+    ] {
+        assert!(l.contains(want), "{want}: {l}");
+    }
+    // Every request reaches the live server.
+    let addr: SocketAddr = listen.parse().unwrap();
+    for _ in 0..10 {
+        assert_eq!(who_answers(addr, "/"), "live");
+    }
+    // A bad value is refused by tcpvsadm itself, naming it.
+    let out = daemon.adm(&["-E", "-i", "web", "--health", "check_fall=0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("check_fall"));
+}

@@ -776,6 +776,44 @@ mod tests {
     }
 
     #[test]
+    fn health_settings_and_server_limits() {
+        match request(&[
+            "-E",
+            "-i",
+            "web",
+            "--health",
+            "check=http",
+            "--health",
+            "check_interval=500ms",
+        ]) {
+            Request::EditService { args, .. } => assert_eq!(
+                args.spec.health,
+                [
+                    ("check".to_string(), "http".to_string()),
+                    ("check_interval".to_string(), "500ms".to_string())
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let bad = action(&["-E", "-i", "web", "--health", "check_interval=5"]).unwrap_err();
+        assert!(bad.contains("check_interval"), "{bad}");
+        assert!(action(&["-E", "-i", "web", "--health", "nokey"]).is_err());
+        assert!(action(&["-a", "-i", "web", "-r", "r1:80", "--health", "queue=1"]).is_err());
+        assert_eq!(
+            request(&["--server-limit", "-i", "web", "-r", "r1:80", "-x", "100"]),
+            Request::SetServerLimit {
+                service: "web".into(),
+                server: "r1:80".parse().unwrap(),
+                maxconn: 100
+            }
+        );
+        assert_eq!(
+            action(&["--server-limit", "-i", "web", "-r", "r1:80"]).unwrap_err(),
+            "You need to supply the '-x' option for the '--server-limit' command"
+        );
+    }
+
+    #[test]
     fn server_tls_forms() {
         match request(&[
             "--server-tls",

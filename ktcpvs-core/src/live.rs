@@ -268,9 +268,13 @@ impl ServerLoad {
     pub fn eject(&self, base: Duration, shift: u32, reason: &str) -> HealthChange {
         let backoff = base.saturating_mul(1 << shift.min(MAX_BACKOFF_SHIFT));
         let until = monotonic_millis() + backoff.as_millis() as u64;
+        // A server whose last back-off ran out without a success since
+        // (its traffic went over pooled connections) is ejected anew.
+        let already = self.is_ejected();
         self.down_until.store(until.max(1), Ordering::Relaxed);
         self.consecutive_5xx.store(0, Ordering::Relaxed);
-        if self.down.swap(true, Ordering::Relaxed) {
+        self.down.store(true, Ordering::Relaxed);
+        if already {
             HealthChange::Unchanged
         } else {
             self.ejections.fetch_add(1, Ordering::Relaxed);
@@ -307,10 +311,19 @@ impl ServerLoad {
     /// Records a success (a completed connect or response): the server is in
     /// rotation again and its back-off resets.
     pub fn report_success(&self) -> HealthChange {
+        let until = self.down_until.load(Ordering::Relaxed);
+        if until != 0 && monotonic_millis() < until {
+            // Still inside its back-off (a request that was in flight when
+            // it was ejected): it stays out until the back-off passes.
+            return HealthChange::Unchanged;
+        }
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
         }
-        if self.down_until.load(Ordering::Relaxed) != 0 {
+        if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
+            self.consecutive_5xx.store(0, Ordering::Relaxed);
+        }
+        if until != 0 {
             self.down_until.store(0, Ordering::Relaxed);
         }
         if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
@@ -773,9 +786,25 @@ mod tests {
             load.report_failure(Duration::from_secs(60)),
             HealthChange::Unchanged
         );
+        // A success inside the back-off (a request in flight when the
+        // server went out) does not cut the back-off short.
+        assert_eq!(load.report_success(), HealthChange::Unchanged);
+        assert!(!load.is_healthy());
+        let load = ServerLoad::new();
+        load.report_failure(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
         assert_eq!(load.report_success(), HealthChange::CameBack);
         assert!(load.is_healthy());
         assert_eq!(load.report_success(), HealthChange::Unchanged);
+        assert_eq!(load.health().ejections, 1);
+        // Ejected again after its back-off ran out without a success.
+        load.report_failure(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(matches!(
+            load.eject(Duration::from_secs(1), 0, "again"),
+            HealthChange::WentDown { .. }
+        ));
+        assert_eq!(load.health().reason, "again");
     }
 
     #[test]

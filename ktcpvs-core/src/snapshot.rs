@@ -315,17 +315,21 @@ impl ServiceSnapshot {
         }
         entry.load.eject(base, n - threshold, reason)
     }
-    /// Records the status of a response from server `index`: with
-    /// `eject_5xx` set, that many 5xx in a row eject it (within the cap,
-    /// as [`report_failure`](Self::report_failure)).
+    /// Records the status of a response from server `index`: below 500 a
+    /// success (failures in a row reset; a server back from an ejection is
+    /// back in rotation); with `eject_5xx` set, that many 5xx in a row
+    /// eject it (within the cap, as [`report_failure`](Self::report_failure)).
     pub fn observe_status(&self, index: usize, status: u16, base: Duration) -> HealthChange {
+        let Some(entry) = self.servers.get(index) else {
+            return HealthChange::Unchanged;
+        };
+        if status < 500 {
+            return entry.load.report_success();
+        }
         let threshold = self.def.config.health.eject_5xx;
         if threshold == 0 {
             return HealthChange::Unchanged;
         }
-        let Some(entry) = self.servers.get(index) else {
-            return HealthChange::Unchanged;
-        };
         if entry.load.observe_status(status) < threshold || !self.may_eject(index) {
             return HealthChange::Unchanged;
         }
