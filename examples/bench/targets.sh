@@ -37,6 +37,7 @@ USERLINE=""; [ "$(id -u)" = 0 ] && USERLINE="user root root;"   # workers must r
 TEMPS="client_body_temp_path $WORK/tmp/body; proxy_temp_path $WORK/tmp/proxy;
   fastcgi_temp_path $WORK/tmp/fcgi; uwsgi_temp_path $WORK/tmp/uwsgi; scgi_temp_path $WORK/tmp/scgi;"
 
+HEALTH_LOC='location = /health { return 200 "ok\n"; }'   # scenario 10's active checks
 write_backend() {
   mkdir -p "$WORK/www/images" "$WORK/www/html" "$WORK/tmp"
   local body f
@@ -62,10 +63,10 @@ http {
   keepalive_requests 1000000;       # never close the proxies' pooled connections
   keepalive_timeout 120s;
   open_file_cache max=64;
-  server { listen 127.0.0.1:$P1;  root $WORK/www; add_header X-Backend r1 always; }
-  server { listen 127.0.0.1:$P2;  root $WORK/www; add_header X-Backend r2 always; }
-  server { listen 127.0.0.1:$P2B; root $WORK/www; add_header X-Backend r2 always; }
-  server { listen 127.0.0.1:$P3;  root $WORK/www; add_header X-Backend r3 always;
+  server { listen 127.0.0.1:$P1;  root $WORK/www; add_header X-Backend r1 always; $HEALTH_LOC }
+  server { listen 127.0.0.1:$P2;  root $WORK/www; add_header X-Backend r2 always; $HEALTH_LOC }
+  server { listen 127.0.0.1:$P2B; root $WORK/www; add_header X-Backend r2 always; $HEALTH_LOC }
+  server { listen 127.0.0.1:$P3;  root $WORK/www; add_header X-Backend r3 always; $HEALTH_LOC
            location ~ [.]bin\$ { sendfile on; } }   # scenario 3's large bodies
   server { listen 127.0.0.1:$PSTAT; location / { stub_status; } }
 }
@@ -296,5 +297,132 @@ up() {
     [ "$ROUTE" = ok ] || [ "$1" = floor ] || echo "warning: $1 routing $ROUTE" >&2
     return 0
   fi
+  stop_group "$LAST"; return 1
+}
+
+# ---------- scenario 10: one pool of three backends, one of them sick ----------
+# r1 and r2 of the backend nginx and the sick backend (sick_backend.py on
+# PSICK, CPU 0 like the backend nginx), balanced across all three with no
+# content rules, each proxy with its passive health (and HAProxy with the
+# active check it needs to bring a marked-down server back):
+#   haproxy       balance leastconn; observe layer7, error-limit 5,
+#                 on-error mark-down; option httpchk GET /health, inter 1s
+#   nginx         least_conn; max_fails=5 fail_timeout=10s;
+#                 proxy_next_upstream error timeout http_500 (a 500 is retried
+#                 on another server: the client does not see it)
+#   nginx-no500   the same without http_500: 500s reach the client, and nginx
+#                 counts no 500 as a failure, so it never takes the server out
+#   ktcpvs-SCHED  scheduler SCHED (wlc, p2c, lrt); eject_5xx = 5,
+#                 max_ejection_percent = 50
+# launch_pool TARGET sets LAST, TPORT as launch does; up_pool waits for it.
+pick_port PSICK
+start_sick() {           # start_sick MODE (slow|fail|none): the sick backend; sets SICK_G
+  local args=()
+  case $1 in
+    slow) args=(--delay-ms "$SICK_DELAY_MS") ;;
+    fail) args=(--fail-percent "$SICK_FAIL_PERCENT") ;;
+  esac
+  start "sick-$1" 0 python3 "$BENCH_SRC/sick_backend.py" "$PSICK" "${args[@]}"
+  SICK_G=$LAST
+  wait_http "sick-$1" "$SICK_G" "http://127.0.0.1:$PSICK/health"
+}
+sick_count() {           # sick_count -> traffic requests the sick backend has received so far
+  curl -s --max-time 2 "http://127.0.0.1:$PSICK/__count" | sed -n 's/^served=\([0-9]*\).*/\1/p'
+}
+launch_haproxy_pool() {  # launch_haproxy_pool NAME
+  TPORT=$PHA; CTL=""; CTL_DIALECT=""
+  cat >"$WORK/$1-pool.cfg" <<EOF
+global
+    nbthread ${WORKERS:-1}
+    maxconn ${MAXCONN:-4096}
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 120s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$PHA
+    default_backend pool
+backend pool
+    balance leastconn
+    option httpchk GET /health
+    default-server check inter 1s observe layer7 error-limit 5 on-error mark-down
+    server r1 127.0.0.1:$P1
+    server r2 127.0.0.1:$P2
+    server sick 127.0.0.1:$PSICK
+EOF
+  start "$1-pool" "$PROXY_CPU" haproxy -db -f "$WORK/$1-pool.cfg"
+}
+launch_nginx_pool() {    # launch_nginx_pool NAME "NEXT_UPSTREAM"
+  TPORT=$PNG; CTL=""; CTL_DIALECT=""
+  local s fails="max_fails=5 fail_timeout=10s"
+  cat >"$WORK/$1-pool.conf" <<EOF
+$USERLINE
+worker_processes ${WORKERS:-1};
+worker_rlimit_nofile $FDMAX;
+daemon off;
+pid $WORK/$1-pool.pid;
+error_log $WORK/$1-pool-error.log warn;
+events { worker_connections $((FDMAX - 64)); }
+http {
+  $TEMPS
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream pool {
+    least_conn;
+    server 127.0.0.1:$P1 $fails;
+    server 127.0.0.1:$P2 $fails;
+    server 127.0.0.1:$PSICK $fails;
+    keepalive 128; keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$PNG;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_next_upstream $2;
+    location / { proxy_pass http://pool; }
+  }
+}
+EOF
+  start "$1-pool" "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/$1-pool-error.log" -c "$WORK/$1-pool.conf"
+}
+launch_ktcpvs_pool() {   # launch_ktcpvs_pool NAME SCHED
+  local name=$1 sched=$2
+  TPORT=$PKT; CTL="$WORK/$name-pool.sock"; CTL_DIALECT=ktcpvs
+  rm -f "$CTL"
+  cat >"$WORK/$name-pool.conf" <<EOF
+Virtual pool {
+    listen = 127.0.0.1:$PKT
+    scheduler = $sched
+    maxclients = 100000
+    eject_5xx = 5
+    max_ejection_percent = 50
+    server = 127.0.0.1:$P1 1
+    server = 127.0.0.1:$P2 1
+    server = 127.0.0.1:$PSICK 1
+}
+EOF
+  start "$name-pool" "$PROXY_CPU" "$KTCPVSD" --socket "$CTL" -f "$WORK/$name-pool.conf" --workers "${WORKERS:-1}"
+  local i
+  for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
+  "$TCPVSADM" --socket "$CTL" --start >>"$WORK/$name-pool.log" 2>&1 ||
+    echo "warning: tcpvsadm --start failed (see below)" >&2
+}
+launch_pool() {
+  case $1 in
+    haproxy) launch_haproxy_pool "$1" ;;
+    nginx) launch_nginx_pool "$1" "error timeout http_500" ;;
+    nginx-no500) launch_nginx_pool "$1" "error timeout" ;;
+    ktcpvs-*) launch_ktcpvs_pool "$1" "${1#ktcpvs-}" ;;
+    *) echo "scenario 10 has no target $1" >&2; return 1 ;;
+  esac
+}
+up_pool() {              # up_pool TARGET: launch_pool and wait until /health answers through it
+  launch_pool "$1" || return 1
+  wait_http "$1-pool" "$LAST" "http://127.0.0.1:$TPORT/health" && return 0
   stop_group "$LAST"; return 1
 }

@@ -44,6 +44,26 @@ fn decayed(us: u64, at: u64, now: u64) -> u64 {
     (us as f64 * w) as u64
 }
 
+/// Adds one to `counter` unless it is at `max` already: exact under
+/// concurrency (a compare-and-swap loop), so the count never passes `max`.
+fn increment_below(counter: &AtomicU64, max: u64) -> bool {
+    let mut current = counter.load(Ordering::Relaxed);
+    loop {
+        if current >= max {
+            return false;
+        }
+        match counter.compare_exchange_weak(
+            current,
+            current + 1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
+    }
+}
+
 /// Most doublings of the back-off after repeated failures (64 × base).
 const MAX_BACKOFF_SHIFT: u32 = 6;
 
@@ -222,20 +242,8 @@ impl ServerLoad {
         if max == 0 {
             return Some(self.lease());
         }
-        let mut current = self.active.load(Ordering::Relaxed);
-        loop {
-            if current >= u64::from(max) {
-                return None;
-            }
-            match self.active.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
+        if !increment_below(&self.active, u64::from(max)) {
+            return None;
         }
         self.total.fetch_add(1, Ordering::Relaxed);
         Some(Lease {
@@ -639,21 +647,9 @@ impl ServiceLoad {
     /// limit, unless `max` requests wait already (then the refusal is
     /// counted with the timeouts).
     pub fn try_enqueue(self: &Arc<Self>, max: u32, now: Instant) -> Option<QueueSlot> {
-        let mut current = self.queued.load(Ordering::Relaxed);
-        loop {
-            if current >= u64::from(max) {
-                self.queue_timeouts.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            match self.queued.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
+        if !increment_below(&self.queued, u64::from(max)) {
+            self.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
         self.queued_total.fetch_add(1, Ordering::Relaxed);
         Some(QueueSlot {

@@ -271,22 +271,30 @@ fn add_server(
     Ok(())
 }
 
-fn set_server_tls(
-    state: &mut State,
+/// The configuration of `server` in `service`, to change.
+fn server_mut<'s>(
+    state: &'s mut State,
     service: &str,
     server: &Endpoint,
-    tls: Option<&BackendTls>,
-) -> Result<(), ControlError> {
+) -> Result<&'s mut ServerConfig, ControlError> {
     let addr = server_addr(state, service, server)?;
-    let def = service_mut(state, service)?;
-    let entry = def
+    service_mut(state, service)?
         .servers
         .iter_mut()
         .find(|s| s.addr == addr)
         .ok_or_else(|| ControlError::NoSuchDestination {
             service: service.to_string(),
             server: addr,
-        })?;
+        })
+}
+
+fn set_server_tls(
+    state: &mut State,
+    service: &str,
+    server: &Endpoint,
+    tls: Option<&BackendTls>,
+) -> Result<(), ControlError> {
+    let entry = server_mut(state, service, server)?;
     if let Some(tls) = tls {
         tls.validate()?;
     }
@@ -300,16 +308,7 @@ fn set_server_limit(
     server: &Endpoint,
     maxconn: u32,
 ) -> Result<(), ControlError> {
-    let addr = server_addr(state, service, server)?;
-    let def = service_mut(state, service)?;
-    let entry = def
-        .servers
-        .iter_mut()
-        .find(|s| s.addr == addr)
-        .ok_or_else(|| ControlError::NoSuchDestination {
-            service: service.to_string(),
-            server: addr,
-        })?;
+    let entry = server_mut(state, service, server)?;
     if maxconn > MAX_SERVER_CONNECTIONS {
         return Err(ControlError::Invalid {
             what: "maxconn",
@@ -327,16 +326,7 @@ fn edit_server(
     server: &Endpoint,
     weight: Option<u32>,
 ) -> Result<(), ControlError> {
-    let addr = server_addr(state, service, server)?;
-    let def = service_mut(state, service)?;
-    let entry = def
-        .servers
-        .iter_mut()
-        .find(|s| s.addr == addr)
-        .ok_or_else(|| ControlError::NoSuchDestination {
-            service: service.to_string(),
-            server: addr,
-        })?;
+    let entry = server_mut(state, service, server)?;
     if let Some(w) = weight {
         validate_weight(w)?;
         entry.weight = w;
