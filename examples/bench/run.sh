@@ -11,11 +11,14 @@
 #   1 keep-alive small requests    2 a new connection per request
 #   3 large responses (1/64 MiB)   4 10,000 idle keep-alive connections
 #   5 reconfiguration under load   6 scaling with 1 and 2 workers
+#   7-9 TLS: keep-alive, a handshake per connection, 64 MiB responses
+#   10 one of three backends slow (10a: +20 ms) or failing (10b: 50 % 500s),
+#      each proxy with its passive health (ktcpvs: wlc, p2c, lrt; eject_5xx)
 # The proxy under test is pinned to CPU 1, wrk and the backend to CPU 0.
 # Everything runs under a `mktemp -d` directory and is killed at exit.
 #
 # Knobs (environment):
-#   SCENARIOS=1,...,9       which scenarios to run (7-9: over TLS)
+#   SCENARIOS=1,...,10      which scenarios to run (7-9: over TLS)
 #   ROUNDS=3                alternating rounds per scenario; tables show medians
 #   DURATION=5 WARMUP=1     seconds per wrk run and per warm-up run
 #   CONNS=64                wrk connections (scenarios 1, 2, 5, 6, 7)
@@ -37,6 +40,10 @@
 #   BASELINE=dir            a second ktcpvs build to compare with (a target directory holding
 #                           release/examples/ktcpvsd and tcpvsadm): rows base-SCHED beside
 #                           ktcpvs-SCHED, alternating in every round
+#   S10_CONNS=32            wrk connections for scenario 10
+#   S10_SCHEDULERS="wlc p2c lrt"  scenario 10's ktcpvs rows (its own list: SCHEDULERS,
+#                           SCHED_SCENARIOS, SUT and BASELINE do not apply to it)
+#   SICK_DELAY_MS=20 SICK_FAIL_PERCENT=50  scenario 10's sick backend (10a, 10b)
 #   NO_INSTALL=1 NO_BUILD=1 skip the package install / the cargo build
 #   CARGO_TARGET_DIR        honoured (binaries are looked up there)
 
@@ -45,12 +52,14 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_SRC/../.." && pwd)
 
-SCENARIOS=${SCENARIOS:-1,2,3,4,5,6,7,8,9}
+SCENARIOS=${SCENARIOS:-1,2,3,4,5,6,7,8,9,10}
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}; LARGE_CONNS=${LARGE_CONNS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10000}; RECONF_OPS=${RECONF_OPS:-1000}
 SCHEDULERS=${SCHEDULERS:-${SCHEDULER:-http phttp}}
 SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5}
+S10_CONNS=${S10_CONNS:-32}; S10_SCHEDULERS=${S10_SCHEDULERS:-wlc p2c lrt}
+SICK_DELAY_MS=${SICK_DELAY_MS:-20}; SICK_FAIL_PERCENT=${SICK_FAIL_PERCENT:-50}
 SUT=${SUT:-ktcpvs}
 PIN=${PIN:-1}
 ENVOY=${ENVOY-$(command -v envoy || true)}
@@ -63,6 +72,9 @@ SUT_ALL=(); for s in $SCHEDULERS; do
   [[ " ${SUT_ALL[*]} " == *" ktcpvs-$s "* ]] || SUT_ALL+=("ktcpvs-$s")
 done
 [ ${#SUT_ALL[@]} -gt 0 ] || { echo "SCHEDULERS is empty" >&2; exit 2; }
+for s in $S10_SCHEDULERS; do
+  [[ $s =~ ^[a-z0-9_]+$ ]] || { echo "S10_SCHEDULERS: '$s': expected a name like p2c" >&2; exit 2; }
+done
 BASELINE=${BASELINE:-}
 if [ -n "$BASELINE" ]; then
   [ -x "$BASELINE/release/examples/ktcpvsd" ] && [ -x "$BASELINE/release/examples/tcpvsadm" ] ||
@@ -124,14 +136,17 @@ echo "# ktcpvs side-by-side benchmark, $(date -u +%FT%TZ)"
 echo "# $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load:$(uptime | sed 's/.*load average://')"
 echo "# $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULERS=\"$SCHEDULERS\" SCHED_SCENARIOS=$SCHED_SCENARIOS SUT=$SUT PIN=$PIN ulimit-n=$FDMAX"
+if [[ ",$SCENARIOS," == *",10,"* ]]; then
+  echo "# scenario 10: S10_CONNS=$S10_CONNS S10_SCHEDULERS=\"$S10_SCHEDULERS\" SICK_DELAY_MS=$SICK_DELAY_MS SICK_FAIL_PERCENT=$SICK_FAIL_PERCENT; rows: haproxy, nginx, nginx-no500, $(for s in $S10_SCHEDULERS; do printf 'ktcpvs-%s ' "$s"; done | sed 's/ $//; s/ /, /g')"
+fi
 SUT_LIST="${SUT_ALL[*]}"
 echo "# rows: ${PEERS// /, }, ${SUT_LIST// /, }${FLOOR:+, floor (1:1 relay, no parsing, everything to r2)}; medians over $ROUNDS rounds"
 
 start_backend
 for s in ${SCENARIOS//,/ }; do
   case $s in
-    [1-9]) "scenario_$s" ;;
-    *) echo "unknown scenario '$s' (1-9)" >&2; exit 2 ;;
+    [1-9]|10) "scenario_$s" ;;
+    *) echo "unknown scenario '$s' (1-10)" >&2; exit 2 ;;
   esac
 done
 echo

@@ -251,3 +251,66 @@ scenario_9_tls() {
     MiB_s "MiB_s cpu_ms_GiB errors core" haproxy direct
 }
 
+
+# ---------- scenario 10: one of three backends slow or failing ----------
+# One pool of three (r1, r2 and the sick backend, no content rules), wrk
+# -c$S10_CONNS on $POOL_PATH. 10a: the sick backend adds SICK_DELAY_MS to every
+# response; 10b: it answers 500 to SICK_FAIL_PERCENT % of requests. Rows:
+# haproxy, nginx, nginx-no500 and ktcpvs-SCHED for SCHED in S10_SCHEDULERS
+# (targets.sh says how each is set up). err_pct = wrk's errors (non-2xx and
+# socket errors) per 100 responses it counted; sick_pct = requests the sick
+# backend received (its own counter, read before and after the run) per 100
+# responses wrk counted; sick_req_s = the same per second, to be read against
+# the sick backend's rate alone, printed first.
+POOL_PATH=/index.html
+s10_targets() { local s; echo haproxy nginx nginx-no500; for s in $S10_SCHEDULERS; do echo "ktcpvs-$s"; done; }
+scenario_10() {
+  local t mode scen f rps
+  # The sick backend alone, no fault, the same wrk: the rate it can serve.
+  start_sick none
+  f="$WORK/wrk-s10-sick-alone.txt"
+  wrk_pin
+  "${WRK_PIN[@]}" wrk -t1 -c"$S10_CONNS" -d"${DURATION}s" "http://127.0.0.1:$PSICK$POOL_PATH" >"$f" 2>&1 || true
+  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$f")
+  echo
+  echo "# scenario 10: the sick backend alone (no fault, wrk -c$S10_CONNS, sharing CPU 0 with wrk): ${rps:-?} requests/s"
+  stop_group "$SICK_G"
+  for mode in slow fail; do
+    scen=s10-$mode
+    start_sick "$mode"
+    for ROUND in $(seq "$ROUNDS"); do
+      for t in $(s10_targets); do s10_run "$scen" "$t"; done
+    done
+    stop_group "$SICK_G"
+    if [ "$mode" = slow ]; then
+      print_table "$scen" "10a. one of three backends slow: +$SICK_DELAY_MS ms on every response (wrk -c$S10_CONNS, GET $POOL_PATH; err_pct = errors per 100 responses; sick_pct = share of requests the sick backend received, by its own count)" \
+        p99_ms "p99_ms err_pct req_s sick_pct sick_req_s p50_ms" haproxy
+    else
+      print_table "$scen" "10b. one of three backends failing: 500 to $SICK_FAIL_PERCENT % of its requests (wrk -c$S10_CONNS, GET $POOL_PATH; err_pct = errors per 100 responses; sick_pct = share of requests the sick backend received, by its own count; nginx retries 500s elsewhere, nginx-no500 does not)" \
+        err_pct "err_pct p99_ms req_s sick_pct sick_req_s p50_ms" haproxy
+    fi
+  done
+}
+s10_run() {              # s10_run SCEN TARGET: warm up, then one measured wrk run with the sick counter read around it
+  local scen=$1 t=$2
+  if ! up_pool "$t"; then record "$scen" "$t" errors FAILED; return; fi
+  local g=$LAST p0 p1 c0 c1 n secs err f="$WORK/wrk-$scen-$t-$ROUND.txt" url="http://127.0.0.1:$TPORT$POOL_PATH"
+  wrk_pin
+  "${WRK_PIN[@]}" wrk -t1 -c"$S10_CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  c0=$(sick_count); p0=$(cpu_ticks "$g")
+  "${WRK_PIN[@]}" wrk -t1 -c"$S10_CONNS" -d"${DURATION}s" --latency "$url" >"$f" 2>&1 || true
+  p1=$(cpu_ticks "$g"); c1=$(sick_count)
+  parse_wrk "$scen" "$t" "$f" $((p1 - p0)) "$g"
+  stop_group "$g"
+  n=$(awk '/requests in/ {print $1}' "$f")
+  secs=$(awk '/requests in/ {gsub(/[s,]/,"",$4); print $4}' "$f")
+  err=$(awk '/Socket errors/ {gsub(",",""); s+=$4+$6+$8+$10} /Non-2xx/ {s+=$NF} END {print s+0}' "$f")
+  [ -n "$n" ] && [ "$n" -gt 0 ] || return 0
+  record "$scen" "$t" err_pct "$(awk -v e="$err" -v n="$n" 'BEGIN {printf "%.2f", 100*e/n}')"
+  if [ -n "$c0" ] && [ -n "$c1" ]; then
+    record "$scen" "$t" sick_pct "$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN {printf "%.2f", 100*c/n}')"
+    record "$scen" "$t" sick_req_s "$(awk -v c=$((c1 - c0)) -v s="$secs" 'BEGIN {printf "%.0f", c/s}')"
+  else
+    echo "warning: $scen $t: the sick backend's counter did not answer" >&2
+  fi
+}

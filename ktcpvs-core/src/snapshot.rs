@@ -299,6 +299,12 @@ impl ServiceSnapshot {
                 && s.load.is_healthy()
         })
     }
+    /// Whether some server could take work now (weight above 0, healthy,
+    /// below its `maxconn`): the cheap test a queued request makes before
+    /// asking its scheduler again.
+    pub fn any_slot_free(&self) -> bool {
+        self.servers.iter().any(RealServer::is_available)
+    }
     /// Records a failed connect, reset or response timeout of server
     /// `index` for `reason`: after `eject_failures` in a row the server is
     /// ejected for `base` × 2^(failures beyond), unless that would take

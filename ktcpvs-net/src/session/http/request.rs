@@ -335,6 +335,17 @@ impl HttpSession {
     /// A queued request tries again: the head still at the front of the
     /// client buffer is parsed again and decided afresh.
     pub(super) fn leave_queue(&mut self, from: ClientId<'_>, ctx: &mut Ctx<'_>) -> Step {
+        if let State::Queued {
+            service, deadline, ..
+        } = &self.state
+        {
+            // Nothing freed since: stay queued without asking the
+            // scheduler (a long queue costs a scan of the servers per
+            // request per tick, no more).
+            if !service.any_slot_free() {
+                return Step::Queued(*deadline);
+            }
+        }
         let State::Queued {
             service, req, slot, ..
         } = std::mem::replace(&mut self.state, State::Closed)
