@@ -15,8 +15,10 @@
 //! | [`core`] | the model, the [`Control`] handle, the configuration language |
 //! | [`net`] | the relay engine that serves the published configuration |
 //! | [`sched_wlc`], [`sched_http`] | the built-in schedulers |
-//! | [`builtin_schedulers`] | a registry with `wlc`, `http`, `hhttp`, `phttp` and `chttp` |
+//! | [`builtin_schedulers`] | a registry with `wlc`, `http`, `hhttp`, `phttp`, `chttp`, `rr`, `wrr`, `p2c` and `lrt` |
 //! | [`control_socket`] | the control protocol, its Unix-socket server and client (what `tcpvsadm` speaks) |
+//! | [`metrics`] | every figure as one snapshot, rendered for Prometheus and as JSON |
+//! | [`admin`] | the admin HTTP listener: `/metrics`, `/healthz`, `/stats` |
 //! | [`demo`] | name-answering HTTP servers for demonstrations and tests |
 //!
 //! The example programs `ktcpvsd` (the host program, what `insmod ktcpvs`
@@ -62,8 +64,10 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod control_socket;
 pub mod demo;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -72,7 +76,7 @@ pub use ktcpvs_net as net;
 pub use ktcpvs_sched_http as sched_http;
 pub use ktcpvs_sched_wlc as sched_wlc;
 
-pub use ktcpvs_net::{Engine, EngineError, EngineHandle};
+pub use ktcpvs_net::{Engine, EngineError, EngineHandle, EngineObserver};
 
 pub use ktcpvs_core::{
     BackendTls, CertificateFiles, Command, Config, Control, ControlError, Endpoint, Scheduler,

@@ -13,6 +13,7 @@
 mod demo;
 mod options;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ktcpvs::admin::AdminServer;
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
 use ktcpvs::net::{Engine, EngineHandle};
 use ktcpvs::{Command, Control};
@@ -62,7 +64,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    init_logging();
+    init_logging(options.log_format == "json");
     let control = ktcpvs::new_control();
     let (events, wake) = mpsc::channel::<Event>();
     follow_settings(&control, events.clone());
@@ -93,6 +95,26 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
+    let admin_addr = options
+        .admin
+        .or_else(|| options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))));
+    let admin = match admin_addr {
+        Some(addr) => match AdminServer::start(addr, control.clone(), Some(engine.observer())) {
+            Ok(admin) => {
+                eprintln!(
+                    "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
+                    env!("CARGO_PKG_VERSION"),
+                    admin.local_addr()
+                );
+                Some(admin)
+            }
+            Err(e) => {
+                engine.shutdown(Duration::ZERO);
+                return fail(format!("cannot open the admin listener on {addr}: {e}"));
+            }
+        },
+        None => None,
+    };
     let signals = match forward_signals(events) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
@@ -103,6 +125,7 @@ fn main() -> ExitCode {
     // The control server's dispatcher holds a clone of `bound`, which holds
     // the engine; release both before waiting for the engine.
     drop(server);
+    drop(admin);
     drop(dispatcher);
     drop(bound);
     drop(demo);
@@ -123,11 +146,22 @@ fn main() -> ExitCode {
 /// with the open-file limit raised: two descriptors per proxied
 /// connection, and the soft default (often 1024) would be reached at a few
 /// hundred clients.
-fn init_logging() {
-    env_logger::Builder::new()
-        .filter_level(LevelFilter::Trace)
-        .parse_default_env()
-        .init();
+fn init_logging(json: bool) {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(LevelFilter::Trace).parse_default_env();
+    if json {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "time": buf.timestamp_micros().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
     log::set_max_level(level_for(0));
     match ktcpvs::net::raise_open_file_limit() {
         Ok(limit) => log::info!("open file limit: {limit}"),

@@ -73,6 +73,12 @@ pub struct Options {
     /// With --demo: serve the example over HTTPS, with a self-signed certificate made at start.
     #[arg(long, requires = "demo")]
     pub tls: bool,
+    /// Serve /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin: Option<SocketAddr>,
+    /// The daemon's own log lines: plain text, or one JSON object per line.
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 impl Options {

@@ -15,6 +15,7 @@
 //! | [`view`] | [`VirtualService`] and [`RealServer`], the read-only views a scheduler sees, and compiled [`Rule`]s |
 //! | [`scheduler`] | the [`Scheduler`]/[`Picker`] plug-in contract and the [`SchedulerRegistry`] |
 //! | [`health`] | health checks, ejection, slow start, queue and retry budget settings ([`HealthConfig`]) |
+//! | [`metrics`] | latency histograms, status-class and per-rule counters in atomics |
 //! | [`live`] | per-server and per-service counters and health in atomics, and the RAII [`Lease`] |
 //! | [`settings`] | the runtime settings (the original's sysctls) |
 //! | [`snapshot`] | the immutable [`Snapshot`] workers read through `arc-swap` |
@@ -36,6 +37,7 @@ pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod scheduler;
 pub mod settings;

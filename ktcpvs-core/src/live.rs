@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::metrics::{Latencies, ProxyStatuses, StatusClasses};
+
 /// Milliseconds since the first call in this process, from a monotonic clock.
 ///
 /// Health back-off deadlines are stored as these values in atomics.
@@ -111,6 +113,10 @@ pub struct ServerLoad {
     /// Why the server last failed (a probe or an ejection), for listings.
     /// Written on state changes only; never read on the request path.
     reason: Mutex<String>,
+    /// Responses relayed from the server, by class.
+    responses: StatusClasses,
+    /// Its connect, first-byte and exchange times.
+    latency: Latencies,
 }
 
 /// What a health report changed, so the caller can log transitions once.
@@ -289,6 +295,16 @@ impl ServerLoad {
             self.note_change(Some(reason));
             HealthChange::WentDown { backoff }
         }
+    }
+
+    /// Responses relayed from it, by class.
+    pub fn responses(&self) -> &StatusClasses {
+        &self.responses
+    }
+
+    /// Its latency histograms.
+    pub fn latency(&self) -> &Latencies {
+        &self.latency
     }
 
     /// The health figures of listings.
@@ -503,6 +519,12 @@ pub struct ServiceLoad {
     retries: AtomicU64,
     /// Retries the budget refused.
     retries_refused: AtomicU64,
+    /// Responses sent to clients, relayed or the proxy's own, by class.
+    responses: StatusClasses,
+    /// Error responses the proxy produced itself, by status.
+    proxy_responses: ProxyStatuses,
+    /// Connect, first-byte and exchange times over all its servers.
+    latency: Latencies,
 }
 
 impl Default for ServiceLoad {
@@ -605,7 +627,27 @@ impl ServiceLoad {
             retry_refilled: AtomicU64::new(monotonic_millis()),
             retries: AtomicU64::new(0),
             retries_refused: AtomicU64::new(0),
+            responses: StatusClasses::default(),
+            proxy_responses: ProxyStatuses::default(),
+            latency: Latencies::default(),
         }
+    }
+    /// Responses sent to clients, by class.
+    pub fn responses(&self) -> &StatusClasses {
+        &self.responses
+    }
+    /// Error responses the proxy produced itself, by status.
+    pub fn proxy_responses(&self) -> &ProxyStatuses {
+        &self.proxy_responses
+    }
+    /// Latency histograms over all the service's servers.
+    pub fn latency(&self) -> &Latencies {
+        &self.latency
+    }
+    /// Counts an error response the proxy produced itself.
+    pub fn add_proxy_response(&self, status: u16) {
+        self.proxy_responses.count(status);
+        self.responses.count(status);
     }
     /// Counts an accepted client connection.
     pub fn connection_opened(&self) {

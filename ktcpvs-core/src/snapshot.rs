@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::error::ControlError;
 use crate::live::{HealthChange, Lease, ServerLoad, ServiceLoad};
+use crate::metrics::RuleLoad;
 use crate::model::{Config, ServerConfig, ServiceConfig, ServiceDef};
 use crate::scheduler::{Dispatch, PickRequest, Picker, Scheduler, Selection};
 use crate::settings::Settings;
@@ -119,6 +120,8 @@ pub struct ServiceSnapshot {
     running: bool,
     servers: Vec<ServerEntry>,
     rules: Vec<Rule>,
+    /// The counters of each rule, by position.
+    rule_loads: Vec<Arc<RuleLoad>>,
     load: Arc<ServiceLoad>,
     dispatch: Dispatch,
     picker: Box<dyn Picker>,
@@ -153,7 +156,8 @@ impl Picker for Unbuilt {
 impl ServiceSnapshot {
     /// Compiles a service definition: maps rule servers to indices, compiles
     /// the patterns, and asks `scheduler` for a picker. `load_of` supplies
-    /// (and keeps) the live state of each server address.
+    /// (and keeps) the live state of each server address, `rule_load_of`
+    /// the counters of each rule pattern.
     pub fn build(
         id: ServiceId,
         def: ServiceDef,
@@ -161,6 +165,7 @@ impl ServiceSnapshot {
         scheduler: &dyn Scheduler,
         service_load: Arc<ServiceLoad>,
         mut load_of: impl FnMut(SocketAddr) -> Arc<ServerLoad>,
+        rule_load_of: impl FnMut(&str) -> Arc<RuleLoad>,
     ) -> Result<ServiceSnapshot, ControlError> {
         let servers: Vec<ServerEntry> = def
             .servers
@@ -184,6 +189,12 @@ impl ServiceSnapshot {
             }
             rules.push(Rule::new(&r.pattern, r.match_group, indices)?);
         }
+        let rule_loads = def
+            .rules
+            .iter()
+            .map(|r| r.pattern.as_str())
+            .map(rule_load_of)
+            .collect();
         // The scheduler builds its picker from the very snapshot that will
         // hold it, so the picker sees the same servers at the same indices.
         let mut snapshot = ServiceSnapshot {
@@ -192,6 +203,7 @@ impl ServiceSnapshot {
             running,
             servers,
             rules,
+            rule_loads,
             load: service_load,
             dispatch: scheduler.dispatch(),
             picker: Box::new(Unbuilt),
@@ -265,6 +277,11 @@ impl ServiceSnapshot {
     /// The server entries, by index.
     pub fn server_entries(&self) -> &[ServerEntry] {
         &self.servers
+    }
+    /// The counters of each rule, in evaluation order (as
+    /// [`rules`](VirtualService::rules)).
+    pub fn rule_loads(&self) -> &[Arc<RuleLoad>] {
+        &self.rule_loads
     }
     /// Asks the picker for a server.
     pub fn pick(&self, request: &PickRequest<'_>) -> Option<Selection> {

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 
 use crate::error::EngineError;
 use crate::listener::{bind_group, ClientGate};
+use crate::stats::{WorkerSnapshot, WorkerStats};
 use crate::upstream::checker::Checker;
 use crate::worker::{Inbox, Message, Worker};
 
@@ -75,6 +76,8 @@ struct Table {
 /// What the engine's threads and the control watcher share.
 struct Shared {
     inboxes: Vec<Arc<Inbox>>,
+    /// Each worker's figures.
+    workers: Vec<Arc<WorkerStats>>,
     table: Mutex<Table>,
     /// Tells the health-check thread to stop.
     stop_checks: Arc<AtomicBool>,
@@ -202,6 +205,7 @@ impl EngineBuilder {
         let stop_checks = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             inboxes: workers.iter().map(Worker::inbox).collect(),
+            workers: workers.iter().map(Worker::stats).collect(),
             table: Mutex::new(Table::default()),
             stop_checks: Arc::clone(&stop_checks),
         });
@@ -308,6 +312,27 @@ impl EngineHandle {
             .map(|l| l.bound)
     }
 
+    /// Each worker's figures (event-loop iterations, sessions, pooled
+    /// backend connections, buffers lent), in worker order.
+    pub fn worker_stats(&self) -> Vec<WorkerSnapshot> {
+        self.observer().worker_stats()
+    }
+
+    /// Whether the engine is draining or stopped (after
+    /// [`shutdown`](Self::shutdown) or `unload`): it accepts nothing new.
+    pub fn is_draining(&self) -> bool {
+        self.observer().is_draining()
+    }
+
+    /// A handle another thread may keep to read the engine's figures (an
+    /// admin listener, a host's exporter); it does not keep the engine
+    /// alive.
+    pub fn observer(&self) -> EngineObserver {
+        EngineObserver {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// Stops gracefully, without blocking: stop accepting, close idle
     /// keep-alive connections, let in-flight requests finish within
     /// `grace`, then close everything. [`wait`](Self::wait) for the end.
@@ -340,5 +365,30 @@ impl EngineHandle {
             log::error!("the health-check thread panicked");
         }
         result
+    }
+}
+
+/// A read-only view of a running engine, cheap to clone and to keep on
+/// another thread (see [`EngineHandle::observer`]). Once the engine is
+/// gone it reports no workers and "draining".
+#[derive(Debug, Clone)]
+pub struct EngineObserver {
+    shared: Weak<Shared>,
+}
+
+impl EngineObserver {
+    /// Each worker's figures, in worker order (none once the engine is gone).
+    pub fn worker_stats(&self) -> Vec<WorkerSnapshot> {
+        self.shared
+            .upgrade()
+            .map(|s| s.workers.iter().map(|w| w.snapshot()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the engine drains, stopped or is gone.
+    pub fn is_draining(&self) -> bool {
+        self.shared
+            .upgrade()
+            .map_or(true, |s| s.table.lock().stopped)
     }
 }

@@ -41,6 +41,7 @@ pub(crate) mod io;
 pub(crate) mod listener;
 pub(crate) mod resource;
 pub(crate) mod session;
+pub mod stats;
 pub(crate) mod throttle;
 pub(crate) mod timer;
 pub mod tls;
@@ -48,6 +49,7 @@ pub(crate) mod token;
 pub(crate) mod upstream;
 pub(crate) mod worker;
 
-pub use engine::{Engine, EngineBuilder, EngineHandle};
+pub use engine::{Engine, EngineBuilder, EngineHandle, EngineObserver};
 pub use error::EngineError;
 pub use resource::raise_open_file_limit;
+pub use stats::WorkerSnapshot;

@@ -29,6 +29,7 @@ use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
 use crate::session::{self, Ctx, Flow, Kind, Peer, Session, Spares};
+use crate::stats::WorkerStats;
 use crate::timer::{Due, Timers};
 use crate::token;
 use crate::upstream::pool::Backends;
@@ -232,12 +233,14 @@ pub(crate) struct Worker {
     inbox: Arc<Inbox>,
     poll: Poll,
     control: Control,
+    stats: Arc<WorkerStats>,
 }
 
 /// One running worker's whole state.
 struct Loop {
     index: usize,
     inbox: Arc<Inbox>,
+    stats: Arc<WorkerStats>,
     res: Resources,
     listeners: Slab<WorkerListener>,
     sessions: Slab<Session>,
@@ -294,7 +297,13 @@ impl Worker {
             }),
             poll,
             control,
+            stats: Arc::new(WorkerStats::default()),
         })
+    }
+
+    /// This worker's figures, for metrics.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The control path's handle on this worker.
@@ -307,6 +316,7 @@ impl Worker {
         Loop {
             index: self.index,
             inbox: self.inbox,
+            stats: self.stats,
             res: Resources {
                 poll: self.poll,
                 control: self.control,
@@ -383,6 +393,11 @@ impl Loop {
             self.retry_queued(now);
             self.resume_listeners(now);
             self.sweep_pool(now);
+            self.stats.update(
+                self.sessions.len(),
+                self.res.backends.idle_count(),
+                self.res.pool.in_use(),
+            );
             if let Some(deadline) = self.res.drain {
                 self.close_idle_sessions(now);
                 if self.sessions.is_empty() {

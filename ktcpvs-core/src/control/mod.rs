@@ -24,6 +24,7 @@ pub use crate::command::{Command, ServiceSpec};
 use crate::config::{self, PrintOptions};
 use crate::error::{ConfigError, ConfigProblem, ControlError};
 use crate::live::{ServerLoad, ServiceLoad};
+use crate::metrics::RuleLoad;
 use crate::model::{Config, ServiceDef};
 use crate::scheduler::SchedulerRegistry;
 use crate::settings::Settings;
@@ -87,6 +88,7 @@ struct Registry {
     next_id: u64,
     service_loads: HashMap<String, Arc<ServiceLoad>>,
     server_loads: HashMap<(String, SocketAddr), Arc<ServerLoad>>,
+    rule_loads: HashMap<(String, String), Arc<RuleLoad>>,
 }
 
 struct Inner {
@@ -412,6 +414,13 @@ impl Control {
                         .cloned()
                         .unwrap_or_else(|| Arc::new(ServerLoad::new()))
                 },
+                |pattern| {
+                    registry
+                        .rule_loads
+                        .get(&(name.clone(), pattern.to_string()))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(RuleLoad::new()))
+                },
             )
             .map_err(|e| (name.clone(), e))?;
             let mut built = built;
@@ -534,6 +543,12 @@ impl Control {
                 .service(name)
                 .is_some_and(|s| s.server(*addr).is_some())
         });
+        registry.rule_loads.retain(|(name, pattern), _| {
+            state
+                .config
+                .service(name)
+                .is_some_and(|s| s.rules.iter().any(|r| &r.pattern == pattern))
+        });
         for service in snapshot.services() {
             let name = service.config().name.clone();
             registry.ids.insert(name.clone(), service.id());
@@ -545,6 +560,11 @@ impl Control {
                     (name.clone(), entry.config().addr),
                     Arc::clone(entry.load()),
                 );
+            }
+            for (rule, load) in service.def().rules.iter().zip(service.rule_loads()) {
+                registry
+                    .rule_loads
+                    .insert((name.clone(), rule.pattern.clone()), Arc::clone(load));
             }
         }
         let snapshot = Arc::new(snapshot);

@@ -188,7 +188,6 @@ impl BufferPool {
     }
 
     /// Buffers currently on loan.
-    #[cfg(test)]
     pub fn in_use(&self) -> usize {
         self.shared.out.get()
     }

@@ -90,11 +90,13 @@ impl HttpSession {
                     route,
                     backend,
                     req,
+                    started,
                     ..
                 } = std::mem::replace(&mut self.state, State::Closed)
                 else {
                     return Step::Close;
                 };
+                route.record_connect(ctx.now.saturating_duration_since(started));
                 if target == Target::Redirect {
                     // No server takes the request: the redirect address
                     // gets the client's bytes untouched, from its head on.

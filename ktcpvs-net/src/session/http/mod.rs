@@ -189,13 +189,58 @@ impl Route {
         addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Records how long the server the route leads to took to start its
-    /// response (response-time schedulers read it).
-    fn record_response_time(&self, took: std::time::Duration) {
-        if let Target::Server(i) = self.target() {
-            if let Some(entry) = self.service.server_entries().get(i) {
-                entry.load().record_response_time(took);
-            }
+    /// The server entry the route leads to, if a server.
+    fn entry(&self) -> Option<&ktcpvs_core::snapshot::ServerEntry> {
+        match self.target() {
+            Target::Server(i) => self.service.server_entries().get(i),
+            Target::Redirect => None,
+        }
+    }
+
+    /// Records how long the connect to the route's server took.
+    fn record_connect(&self, took: Duration) {
+        self.service.load().latency().connect.observe(took);
+        if let Some(entry) = self.entry() {
+            entry.load().latency().connect.observe(took);
+        }
+    }
+
+    /// Counts a request the route's rule routed.
+    fn count_rule_request(&self) {
+        if let Some(load) = self.rule_load() {
+            load.add_request();
+        }
+    }
+
+    /// The counters of the rule that chose the route, if one did.
+    fn rule_load(&self) -> Option<&ktcpvs_core::metrics::RuleLoad> {
+        let rule = self.pick.filter(|p| p.rule != NO_RULE)?.rule as usize;
+        self.service.rule_loads().get(rule).map(|l| &**l)
+    }
+
+    /// Records a final response head of `status` that took `took`: the
+    /// response-time average, the first-byte histograms, the status class
+    /// (service, server, rule) and outlier detection.
+    fn record_head(&self, status: u16, took: Duration, backoff: Duration) {
+        let service = self.service.load();
+        service.latency().first_byte.observe(took);
+        service.responses().count(status);
+        if let Some(load) = self.rule_load() {
+            load.add_response(status);
+        }
+        if let Some(entry) = self.entry() {
+            entry.load().record_response_time(took);
+            entry.load().latency().first_byte.observe(took);
+            entry.load().responses().count(status);
+        }
+        self.observe_status(status, backoff);
+    }
+
+    /// Records the time a whole exchange took.
+    fn record_exchange(&self, took: Duration) {
+        self.service.load().latency().total.observe(took);
+        if let Some(entry) = self.entry() {
+            entry.load().latency().total.observe(took);
         }
     }
 
@@ -371,6 +416,8 @@ enum State {
         route: Route,
         backend: usize,
         req: Request,
+        /// When the connect began (the connect-time histogram).
+        started: Instant,
         deadline: Instant,
         /// Servers of this decision whose connect failed.
         excluded: Excluded,
@@ -611,6 +658,7 @@ impl HttpSession {
     /// Answers `status` and closes after it (forwarding nothing more).
     fn fail(&mut self, status: u16, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
         service.load().add_error();
+        service.load().add_proxy_response(status);
         match std::mem::replace(&mut self.state, State::Error { sent: 0 }) {
             State::Connecting { backend, .. } => ctx.backends.close(backend),
             State::Reading { keep, .. } => keep.release(ctx),

@@ -473,6 +473,7 @@ impl HttpSession {
             route,
             backend,
             req,
+            started: ctx.now,
             deadline,
             excluded,
         };
@@ -493,6 +494,7 @@ impl HttpSession {
                 entry.load().add_request();
             }
         }
+        route.count_rule_request();
         self.state = State::Exchange(Exchange::new(route, backend, origin, req, ctx.now));
         Step::Again
     }

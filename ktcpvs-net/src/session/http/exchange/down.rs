@@ -152,8 +152,7 @@ impl Exchange {
                 Ok(Some((info, head))) => {
                     if !info.interim {
                         let took = w.now.saturating_duration_since(self.started);
-                        self.route.record_response_time(took);
-                        self.route.observe_status(info.status, w.backoff);
+                        self.route.record_head(info.status, took, w.backoff);
                     }
                     let out = self.plan_head(&info, &head, &mut io.rscratch, w)?;
                     self.start_response(info, out, io, w)?;

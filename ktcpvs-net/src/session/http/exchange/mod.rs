@@ -250,6 +250,8 @@ impl HttpSession {
         let State::Exchange(ex) = std::mem::replace(&mut self.state, State::Closed) else {
             return Step::Close;
         };
+        ex.route
+            .record_exchange(ctx.now.saturating_duration_since(ex.started));
         let traffic = client.take_traffic();
         ex.route
             .service

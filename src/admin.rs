@@ -1,0 +1,211 @@
+//! The admin listener: a small HTTP/1.1 endpoint, off the engine's request
+//! path, for monitoring.
+//!
+//! | target | answer |
+//! |---|---|
+//! | `GET /metrics` | every figure in the Prometheus text format ([`MetricsSnapshot::to_prometheus`]) |
+//! | `GET /healthz` | `200 ok` while the node serves, `503 draining` while it drains or runs no service, so an L4 tier takes it out first |
+//! | `GET /stats` | the same figures as JSON ([`MetricsSnapshot::to_json`]) |
+//!
+//! It runs on threads of its own: one accepting, one per connection (at
+//! most [`MAX_CONNECTIONS`] at once; more are closed at once). A request
+//! head must arrive within [`READ_TIMEOUT`] and fit [`MAX_HEAD`] bytes; it
+//! is parsed by the engine's own strict parser, and anything but `GET` or
+//! `HEAD` of a known target gets 405 or 404. Every answer closes the
+//! connection. The listener is read-only: nothing it serves changes the
+//! configuration.
+
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ktcpvs_core::Control;
+use ktcpvs_net::http::{parse_request_uninit, Limits};
+use ktcpvs_net::EngineObserver;
+
+use crate::metrics::MetricsSnapshot;
+
+/// Most admin connections served at once.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// Time a client has to send its request head, and to read the answer.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest request head accepted.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// What the admin listener reads its figures from.
+#[derive(Clone)]
+struct Source {
+    control: Control,
+    engine: Option<EngineObserver>,
+}
+
+/// A running admin listener; stopped (and its threads joined) when
+/// dropped or [`stop`](Self::stop)ped.
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// Binds `addr` and serves the figures of `control`'s configuration and,
+    /// when given, of the engine behind `engine`.
+    ///
+    /// ```
+    /// let control = ktcpvs::new_control();
+    /// let admin = ktcpvs::admin::AdminServer::start(
+    ///     "127.0.0.1:0".parse().unwrap(), control, None)?;
+    /// let mut s = std::net::TcpStream::connect(admin.local_addr())?;
+    /// use std::io::{Read, Write};
+    /// s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let mut answer = String::new();
+    /// s.read_to_string(&mut answer)?;
+    /// assert!(answer.starts_with("HTTP/1.1 503"), "no service runs: {answer}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start(
+        addr: SocketAddr,
+        control: Control,
+        engine: Option<EngineObserver>,
+    ) -> io::Result<AdminServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let source = Source { control, engine };
+        let stop = Arc::clone(&stopping);
+        let acceptor = std::thread::Builder::new()
+            .name("ktcpvs-admin".into())
+            .spawn(move || accept_loop(&listener, &source, &stop))?;
+        Ok(AdminServer {
+            addr,
+            stopping,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and joins the acceptor (connections in flight end
+    /// on their own within [`READ_TIMEOUT`]).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn accept_loop(listener: &TcpListener, source: &Source, stopping: &AtomicBool) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else {
+            // Out of descriptors, say: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let (source, busy) = (source.clone(), Arc::clone(&busy));
+        let spawned = std::thread::Builder::new()
+            .name("ktcpvs-admin-conn".into())
+            .spawn(move || {
+                if let Err(e) = serve(stream, &source) {
+                    log::debug!("admin connection: {e}");
+                }
+                busy.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::warn!("admin listener: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// Reads one request head and answers it.
+fn serve(mut stream: TcpStream, source: &Source) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut filled = 0;
+    let (status, content_type, body, head_only) = loop {
+        let n = stream.read(&mut buf[filled..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+        let mut slots = [const { MaybeUninit::uninit() }; 64];
+        match parse_request_uninit(&buf[..filled], &mut slots, &Limits::default()) {
+            Ok(Some((_, head))) => {
+                let head_only = head.method == "HEAD";
+                let (status, ct, body) = answer(head.method, head.target, source);
+                break (status, ct, body, head_only);
+            }
+            Ok(None) if filled < buf.len() => continue,
+            Ok(None) => break (431, "text/plain", "request head too large\n".into(), false),
+            Err(e) => break (e.status(), "text/plain", format!("{e}\n"), false),
+        }
+    };
+    let reason = ktcpvs_net::http::reason_phrase(status);
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
+    stream.flush()
+}
+
+/// The status, content type and body for `method target`.
+fn answer(method: &str, target: &str, source: &Source) -> (u16, &'static str, String) {
+    let path = target.split('?').next().unwrap_or(target);
+    let known = matches!(path, "/metrics" | "/healthz" | "/stats");
+    if !known {
+        return (
+            404,
+            "text/plain",
+            "not found: try /metrics, /healthz or /stats\n".into(),
+        );
+    }
+    if method != "GET" && method != "HEAD" {
+        return (405, "text/plain", "only GET and HEAD\n".into());
+    }
+    let snapshot = MetricsSnapshot::collect(&source.control, source.engine.as_ref());
+    match path {
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            snapshot.to_prometheus(),
+        ),
+        "/healthz" if snapshot.serving() => (200, "text/plain", "ok\n".into()),
+        "/healthz" => (503, "text/plain", "draining\n".into()),
+        _ => (200, "application/json", snapshot.to_json()),
+    }
+}
