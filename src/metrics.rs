@@ -37,6 +37,8 @@ pub struct MetricsSnapshot {
     pub services: Vec<ServiceMetrics>,
     /// Each worker thread's figures.
     pub workers: Vec<WorkerMetrics>,
+    /// Access-log lines written and dropped (queue full), when logging.
+    pub access_log: Option<(u64, u64)>,
 }
 
 /// One service's figures.
@@ -272,6 +274,7 @@ impl MetricsSnapshot {
             workers: engine
                 .map(|e| e.worker_stats().into_iter().map(Into::into).collect())
                 .unwrap_or_default(),
+            access_log: engine.and_then(EngineObserver::access_log),
         }
     }
 
@@ -661,6 +664,18 @@ impl MetricsSnapshot {
             for (i, w) in self.workers.iter().enumerate() {
                 p.sample(name, &[("worker", &i.to_string())], figure(w));
             }
+        }
+        if let Some((written, dropped)) = self.access_log {
+            let name = "ktcpvs_access_log_lines_total";
+            p.family(name, "counter", "Access-log lines written.");
+            p.sample(name, &[], written);
+            let name = "ktcpvs_access_log_dropped_total";
+            p.family(
+                name,
+                "counter",
+                "Access-log lines dropped because the writer fell behind (its queue was full).",
+            );
+            p.sample(name, &[], dropped);
         }
     }
 }

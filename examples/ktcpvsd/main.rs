@@ -23,10 +23,11 @@ use std::time::Duration;
 use clap::Parser;
 use ktcpvs::admin::AdminServer;
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
+use ktcpvs::net::access_log::{AccessLog, Sink};
 use ktcpvs::net::{Engine, EngineHandle};
 use ktcpvs::{Command, Control};
 use log::LevelFilter;
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use options::Options;
@@ -41,6 +42,8 @@ enum Event {
     Stop,
     /// SIGHUP.
     Reload,
+    /// SIGUSR1: reopen the access log.
+    Reopen,
     /// The `unload` setting was set.
     Unload,
 }
@@ -72,7 +75,14 @@ fn main() -> ExitCode {
         Ok(demo) => demo,
         Err(e) => return fail(e),
     };
+    let access_log = match open_access_log(&options, &control) {
+        Ok(log) => log,
+        Err(e) => return fail(e),
+    };
     let mut builder = Engine::builder(control.clone());
+    if let Some(log) = &access_log {
+        builder = builder.access_log(log.clone());
+    }
     if let Some(n) = options.workers {
         builder = builder.workers(usize::from(n));
     }
@@ -119,7 +129,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
-    run_until_stopped(&options, &control, &engine, &wake);
+    run_until_stopped(&options, &control, &engine, &wake, access_log.as_ref());
     signals.0.close();
     let _ = signals.1.join();
     // The control server's dispatcher holds a clone of `bound`, which holds
@@ -234,19 +244,46 @@ fn serve_control(
     Ok(server)
 }
 
-/// Turns SIGHUP into [`Event::Reload`] and SIGTERM/SIGINT into
+/// The access log `--access-log` asks for, with the `access_log` setting
+/// turned to `common` unless `--sysctl` set it.
+fn open_access_log(options: &Options, control: &Control) -> Result<Option<AccessLog>, String> {
+    let Some(path) = &options.access_log else {
+        return Ok(None);
+    };
+    let sink = if path.as_os_str() == "-" {
+        Sink::Stderr
+    } else {
+        Sink::File(path.clone())
+    };
+    let log = AccessLog::start(sink, ACCESS_LOG_QUEUE)
+        .map_err(|e| format!("cannot open the access log {}: {e}", path.display()))?;
+    if !options.sysctl.iter().any(|(name, _)| name == "access_log") {
+        control
+            .execute(Command::Set {
+                name: "access_log".into(),
+                value: "1".into(),
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Some(log))
+}
+
+/// Lines the access log holds in flight before it drops (and counts) more.
+const ACCESS_LOG_QUEUE: usize = 16 * 1024;
+
+/// Turns SIGHUP into [`Event::Reload`], SIGUSR1 into [`Event::Reopen`] and SIGTERM/SIGINT into
 /// [`Event::Stop`], on a thread of their own.
 fn forward_signals(
     events: mpsc::Sender<Event>,
 ) -> std::io::Result<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>)> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
     let handle = signals.handle();
     let thread = std::thread::spawn(move || {
         for signal in signals.forever() {
-            let event = if signal == SIGHUP {
-                Event::Reload
-            } else {
-                Event::Stop
+            let event = match signal {
+                SIGHUP => Event::Reload,
+                SIGUSR1 => Event::Reopen,
+                _ => Event::Stop,
             };
             if events.send(event).is_err() {
                 return;
@@ -286,10 +323,21 @@ fn run_until_stopped(
     control: &Control,
     engine: &EngineHandle,
     wake: &mpsc::Receiver<Event>,
+    access_log: Option<&AccessLog>,
 ) {
     loop {
         match wake.recv() {
-            Ok(Event::Reload) => reload(options, control),
+            Ok(Event::Reload) => {
+                reload(options, control);
+                if let Some(log) = access_log {
+                    log.reopen();
+                }
+            }
+            Ok(Event::Reopen) => {
+                if let Some(log) = access_log {
+                    log.reopen();
+                }
+            }
             Ok(Event::Stop) => {
                 log::warn!("stopping: draining connections (up to {STOP_GRACE:?})");
                 engine.shutdown(STOP_GRACE);

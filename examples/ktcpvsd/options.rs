@@ -76,6 +76,9 @@ pub struct Options {
     /// Serve /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
+    /// Write an access log, one line per request, to FILE (`-`: stderr); its format is the `access_log` setting (switchable live; 1 common at start unless --sysctl says otherwise). SIGUSR1 or SIGHUP reopens FILE.
+    #[arg(long = "access-log", value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
     /// The daemon's own log lines: plain text, or one JSON object per line.
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

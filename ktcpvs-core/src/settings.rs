@@ -40,6 +40,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "min_transfer_rate", default: 512, min: 0, max: 1_073_741_824, help: "bytes per second a client must move, averaged over each transfer_window, while a body waits on it (a response it is slow to read, a request body it is slow to send); a slower client is cut (408 if no response started). 0 disables" },
     SettingInfo { name: "transfer_window", default: 30, min: 1, max: 3_600, help: "seconds over which min_transfer_rate is measured" },
     SettingInfo { name: "server_retry_backoff", default: 2, min: 1, max: 3_600, help: "seconds a failed server stays out of rotation before it is tried again (doubles up to 64x on repeated failures)" },
+    SettingInfo { name: "access_log", default: 0, min: 0, max: 2, help: "the access log's format: 0 off, 1 common, 2 json (one line per request; the host program says where: ktcpvsd --access-log)" },
 ];
 
 /// The values of every runtime setting.
@@ -133,6 +134,7 @@ impl Settings {
         min_transfer_rate => 13,
         transfer_window => 14,
         server_retry_backoff => 15,
+        access_log => 16,
     }
 }
 

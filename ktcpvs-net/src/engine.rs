@@ -26,6 +26,7 @@ use ktcpvs_core::snapshot::ServiceId;
 use ktcpvs_core::{Control, Snapshot};
 use parking_lot::Mutex;
 
+use crate::access_log::AccessLog;
 use crate::error::EngineError;
 use crate::listener::{bind_group, ClientGate};
 use crate::stats::{WorkerSnapshot, WorkerStats};
@@ -46,6 +47,7 @@ impl Engine {
         EngineBuilder {
             control,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            access_log: None,
         }
     }
 }
@@ -55,6 +57,7 @@ impl Engine {
 pub struct EngineBuilder {
     control: Control,
     workers: usize,
+    access_log: Option<AccessLog>,
 }
 
 /// One service's listeners, as opened.
@@ -78,6 +81,8 @@ struct Shared {
     inboxes: Vec<Arc<Inbox>>,
     /// Each worker's figures.
     workers: Vec<Arc<WorkerStats>>,
+    /// The access log the workers write, if any.
+    access_log: Option<AccessLog>,
     table: Mutex<Table>,
     /// Tells the health-check thread to stop.
     stop_checks: Arc<AtomicBool>,
@@ -187,6 +192,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Where the workers write the access log; its format (or off) is the
+    /// runtime setting `access_log`. Without one, nothing is logged.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
     /// Starts the workers and opens the listeners of every running service.
     /// Fails if a listener cannot be opened (nothing keeps running then).
     pub fn start(self) -> Result<EngineHandle, EngineError> {
@@ -195,8 +207,8 @@ impl EngineBuilder {
         }
         let mut workers = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
-            let worker =
-                Worker::new(index, self.control.clone()).map_err(|source| EngineError::Poll {
+            let worker = Worker::new(index, self.control.clone(), self.access_log.clone())
+                .map_err(|source| EngineError::Poll {
                     worker: index,
                     source,
                 })?;
@@ -206,6 +218,7 @@ impl EngineBuilder {
         let shared = Arc::new(Shared {
             inboxes: workers.iter().map(Worker::inbox).collect(),
             workers: workers.iter().map(Worker::stats).collect(),
+            access_log: self.access_log.clone(),
             table: Mutex::new(Table::default()),
             stop_checks: Arc::clone(&stop_checks),
         });
@@ -383,6 +396,14 @@ impl EngineObserver {
             .upgrade()
             .map(|s| s.workers.iter().map(|w| w.snapshot()).collect())
             .unwrap_or_default()
+    }
+
+    /// The access log's lines written and dropped (its queue full), when
+    /// the engine has one.
+    pub fn access_log(&self) -> Option<(u64, u64)> {
+        let shared = self.shared.upgrade()?;
+        let log = shared.access_log.as_ref()?;
+        Some((log.written(), log.dropped()))
     }
 
     /// Whether the engine drains, stopped or is gone.

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod engine;
 pub mod error;
 pub mod http;

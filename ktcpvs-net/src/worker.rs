@@ -24,6 +24,7 @@ use mio::{Events, Interest, Poll, Waker};
 use parking_lot::Mutex;
 use slab::Slab;
 
+use crate::access_log::AccessLog;
 use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
@@ -234,6 +235,7 @@ pub(crate) struct Worker {
     poll: Poll,
     control: Control,
     stats: Arc<WorkerStats>,
+    access_log: Option<AccessLog>,
 }
 
 /// One running worker's whole state.
@@ -266,6 +268,8 @@ struct Resources {
     spares: Spares,
     /// Set when draining: finish requests, keep nothing alive.
     drain: Option<Instant>,
+    /// Where requests are logged, if anywhere.
+    access_log: Option<AccessLog>,
 }
 
 impl Resources {
@@ -280,13 +284,18 @@ impl Resources {
             snapshots: self.control.snapshot_cell(),
             draining: self.drain.is_some(),
             spares: &mut self.spares,
+            access_log: self.access_log.as_ref(),
         }
     }
 }
 
 impl Worker {
     /// A worker with its poller and inbox, not yet running.
-    pub fn new(index: usize, control: Control) -> io::Result<Worker> {
+    pub fn new(
+        index: usize,
+        control: Control,
+        access_log: Option<AccessLog>,
+    ) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;
         Ok(Worker {
@@ -298,6 +307,7 @@ impl Worker {
             poll,
             control,
             stats: Arc::new(WorkerStats::default()),
+            access_log,
         })
     }
 
@@ -324,6 +334,7 @@ impl Worker {
                 pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
                 spares: Spares::new(),
                 drain: None,
+                access_log: self.access_log,
             },
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),

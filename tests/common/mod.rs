@@ -188,6 +188,11 @@ impl Daemon {
         self.child.as_mut().expect("daemon running")
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
     /// Takes the child out of the guard's cleanup (the caller waits for it).
     pub fn take_child(&mut self) -> Child {
         self.child.take().expect("daemon running")

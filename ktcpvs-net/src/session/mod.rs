@@ -26,6 +26,7 @@ use mio::net::TcpStream;
 use mio::Registry;
 
 use self::http::{HttpFlow, HttpSession, Keep};
+use crate::access_log::{AccessLog, Format};
 use crate::io::buffer::BufferPool;
 use crate::io::conn::Conn;
 use crate::listener::ClientGate;
@@ -69,9 +70,18 @@ pub(crate) struct Ctx<'a> {
     pub draining: bool,
     /// Emptied HTTP session boxes for reuse.
     pub spares: &'a mut Spares,
+    /// The access log, when the host gave the engine one.
+    pub access_log: Option<&'a AccessLog>,
 }
 
 impl Ctx<'_> {
+    /// The access log and its format, when one is on.
+    pub fn logging(&self) -> Option<(&AccessLog, Format)> {
+        let log = self.access_log?;
+        let format = Format::of_setting(self.snapshots.load().settings().access_log())?;
+        Some((log, format))
+    }
+
     /// What starting a connect for this session needs.
     pub fn dialer(&mut self) -> Dialer<'_> {
         let backoff = self.backoff();

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 
 use std::sync::Arc;
 
-use ktcpvs_core::snapshot::ServiceSnapshot;
+use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{RequestHead, Selection};
 
 use super::exchange::{Exchange, Origin};
@@ -90,13 +90,21 @@ impl HttpSession {
                     route,
                     backend,
                     req,
-                    started,
-                    ..
+                    deadline,
+                    excluded,
                 } = std::mem::replace(&mut self.state, State::Closed)
                 else {
                     return Step::Close;
                 };
-                route.record_connect(ctx.now.saturating_duration_since(started));
+                let timeout = route
+                    .service
+                    .timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                let took = timeout.saturating_sub(deadline.saturating_duration_since(ctx.now));
+                route.record_connect(took);
+                if let Some(pending) = &mut self.io.log {
+                    pending.connect_us = super::logging::micros(took);
+                    pending.retries = u16::try_from(excluded.failed).unwrap_or(u16::MAX);
+                }
                 if target == Target::Redirect {
                     // No server takes the request: the redirect address
                     // gets the client's bytes untouched, from its head on.

@@ -44,6 +44,7 @@ use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, Selection};
 
 use self::exchange::Exchange;
+use self::logging::PendingLog;
 use super::relay::Direction;
 use super::tunnel::Tunnel;
 use super::{Ctx, Flow};
@@ -54,6 +55,7 @@ use crate::upstream::connect::{Connecting, Excluded, Target};
 
 mod backend;
 mod exchange;
+mod logging;
 mod pace;
 mod request;
 
@@ -399,6 +401,8 @@ struct Io {
     scratch: Vec<u8>,
     /// A rewritten response head.
     rscratch: Vec<u8>,
+    /// The access-log line of the request in flight, when logging.
+    log: Option<PendingLog>,
 }
 
 /// Where the session is.
@@ -416,8 +420,8 @@ enum State {
         route: Route,
         backend: usize,
         req: Request,
-        /// When the connect began (the connect-time histogram).
-        started: Instant,
+        /// The connect timeout's end; it began `connect_timeout` before
+        /// (the connect-time histogram counts from there).
         deadline: Instant,
         /// Servers of this decision whose connect failed.
         excluded: Excluded,
@@ -647,6 +651,18 @@ impl HttpSession {
     /// (never pooling it: whatever ended the session left its framing in
     /// doubt) and leaves the session [`State::Closed`].
     fn release_backend(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(pending) = self.io.log.take() {
+            // The request in flight was cut.
+            let service = match &self.state {
+                State::Exchange(ex) => Some(Arc::clone(&ex.route.service)),
+                State::Connecting { route, .. } => Some(Arc::clone(&route.service)),
+                State::Queued { service, .. } => Some(Arc::clone(service)),
+                _ => None,
+            };
+            if let Some(service) = service {
+                pending.finish(&service, (0, 0), "aborted", ctx);
+            }
+        }
         self.drop_backend(ctx);
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { backend, .. } => ctx.backends.close(backend),
@@ -659,6 +675,10 @@ impl HttpSession {
     fn fail(&mut self, status: u16, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
         service.load().add_error();
         service.load().add_proxy_response(status);
+        if let Some(mut pending) = self.io.log.take() {
+            pending.status = status;
+            pending.finish(service, (0, 0), "proxy", ctx);
+        }
         match std::mem::replace(&mut self.state, State::Error { sent: 0 }) {
             State::Connecting { backend, .. } => ctx.backends.close(backend),
             State::Reading { keep, .. } => keep.release(ctx),

@@ -13,6 +13,7 @@ use ktcpvs_core::{Dispatch, RequestHead};
 
 use super::backend::connect_again;
 use super::exchange::{Exchange, Origin};
+use super::logging::PendingLog;
 use super::{
     ClientId, Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step, Version,
     HEADER_SLOTS, SCRATCH_HEAD,
@@ -155,6 +156,12 @@ impl HttpSession {
             return Step::Again;
         }
         let req = self.request(&service, from, info, head);
+        if let Some(stale) = self.io.log.take() {
+            if let Some(log) = ctx.access_log {
+                stale.discard(log);
+            }
+        }
+        self.io.log = PendingLog::start(head, info.version, from.addr, ctx);
         let keep = match &mut self.state {
             State::Reading { keep, .. } => std::mem::take(keep),
             _ => Keep::Nothing,
@@ -473,7 +480,6 @@ impl HttpSession {
             route,
             backend,
             req,
-            started: ctx.now,
             deadline,
             excluded,
         };
@@ -495,6 +501,11 @@ impl HttpSession {
             }
         }
         route.count_rule_request();
+        if let Some(pending) = &mut self.io.log {
+            if let Some(pick) = route.pick {
+                (pending.rule, pending.server) = (pick.rule, pick.server);
+            }
+        }
         self.state = State::Exchange(Exchange::new(route, backend, origin, req, ctx.now));
         Step::Again
     }

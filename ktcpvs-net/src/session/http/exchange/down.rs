@@ -153,6 +153,10 @@ impl Exchange {
                     if !info.interim {
                         let took = w.now.saturating_duration_since(self.started);
                         self.route.record_head(info.status, took, w.backoff);
+                        if let Some(pending) = &mut io.log {
+                            pending.status = info.status;
+                            pending.first_byte_us = super::super::logging::micros(took);
+                        }
                     }
                     let out = self.plan_head(&info, &head, &mut io.rscratch, w)?;
                     self.start_response(info, out, io, w)?;

@@ -253,6 +253,10 @@ impl HttpSession {
         ex.route
             .record_exchange(ctx.now.saturating_duration_since(ex.started));
         let traffic = client.take_traffic();
+        if let Some(pending) = self.io.log.take() {
+            let bytes = (traffic.read, traffic.written);
+            pending.finish(&ex.route.service, bytes, "done", ctx);
+        }
         ex.route
             .service
             .load()
