@@ -130,7 +130,26 @@ fn one_line_per_request_in_both_formats_and_reopened_on_sigusr1() {
     }));
     let fresh = lines(&path, 1);
     assert!(fresh[0].contains("/images/b.png"), "{fresh:?}");
+    daemon.adm_ok(&["--sysctl", "access_log=2"]);
     assert_eq!(lines(&rotated, 3).len(), 3, "the old file keeps its lines");
+
+    // A layer-4 connection gets one line when it closes.
+    let l4: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    daemon.adm_ok(&["-A", "-i", "raw", "-s", "wlc", "-l", &l4.to_string()]);
+    daemon.adm_ok(&["-a", "-i", "raw", "-r", "r3:80"]);
+    daemon.adm_ok(&["--start", "-i", "raw"]);
+    assert!(eventually(200, || TcpStream::connect(l4).is_ok()));
+    let before = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert_eq!(get(l4, "/raw"), 200);
+    let got = lines(&path, before + 1);
+    let raw = got
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|j| j["service"] == "raw" && j["bytes_in"].as_u64() > Some(0))
+        .unwrap_or_else(|| panic!("no raw line in {got:?}"));
+    assert_eq!(raw["end"], "closed");
+    assert_eq!(raw["server"], servers[2].local_addr().to_string());
+    assert_eq!(raw["status"], 0);
 
     // Off: nothing more is written.
     daemon.adm_ok(&["--sysctl", "access_log=0"]);

@@ -306,7 +306,7 @@ impl Session {
     /// held.
     fn release_kind(&mut self, kind: Kind, ctx: &mut Ctx<'_>) {
         match std::mem::replace(&mut self.kind, kind) {
-            Kind::Tunnel(t) => t.close(ctx),
+            Kind::Tunnel(t) => t.close(self.peer.addr(), &self.service, ctx),
             Kind::Http(mut h) => {
                 h.close(ctx);
                 ctx.spares.keep(h);

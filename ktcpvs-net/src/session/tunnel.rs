@@ -23,6 +23,7 @@ use ktcpvs_core::Lease;
 
 use super::relay::{Direction, Progress, RelayError};
 use super::{Ctx, Flow};
+use crate::access_log::Record;
 use crate::http::BodyState;
 use crate::io::buffer::{Buffer, BufferPool};
 use crate::io::conn::Conn;
@@ -108,6 +109,12 @@ pub(crate) struct Tunnel {
     down: Pipe,
     excluded: Excluded,
     last_activity: Instant,
+    /// When it began, where it went and what it moved, for its access-log
+    /// line.
+    opened: Instant,
+    server: Option<SocketAddr>,
+    connect: Option<std::time::Duration>,
+    bytes: (u64, u64),
 }
 
 impl Tunnel {
@@ -129,6 +136,10 @@ impl Tunnel {
             down: Pipe::new(None),
             excluded,
             last_activity: ctx.now,
+            opened: ctx.now,
+            server: None,
+            connect: None,
+            bytes: (0, 0),
         })
     }
 
@@ -147,6 +158,10 @@ impl Tunnel {
             down: Pipe::new(down),
             excluded: Excluded::default(),
             last_activity: now,
+            opened: now,
+            server: None,
+            connect: None,
+            bytes: (0, 0),
         }
     }
 
@@ -161,7 +176,7 @@ impl Tunnel {
             let (target, addr, id) = (connecting.target, connecting.addr, connecting.conn);
             match poll_connect(service, target, addr, id, ctx.backends) {
                 ConnectCheck::Pending => return Flow::Open(Some(*deadline)),
-                ConnectCheck::Connected => self.connected(ctx.now),
+                ConnectCheck::Connected => self.connected(service, ctx),
                 ConnectCheck::Failed(e) => return self.retry(client, service, &e, ctx),
             }
         }
@@ -202,6 +217,8 @@ impl Tunnel {
             service
                 .load()
                 .add_bytes(from_client.read, from_client.written);
+            self.bytes.0 += from_client.read;
+            self.bytes.1 += from_client.written;
         }
         let to_server = link.conn.take_traffic();
         if let (Some(lease), false) = (lease, to_server.is_empty()) {
@@ -229,13 +246,22 @@ impl Tunnel {
         }
     }
 
-    fn connected(&mut self, now: Instant) {
-        if let Phase::Connecting(c, _) = std::mem::replace(&mut self.phase, Phase::Finished) {
+    fn connected(&mut self, service: &ServiceSnapshot, ctx: &Ctx<'_>) {
+        if let Phase::Connecting(c, deadline) = std::mem::replace(&mut self.phase, Phase::Finished)
+        {
+            let timeout = service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+            let took = timeout.saturating_sub(deadline.saturating_duration_since(ctx.now));
+            service.load().latency().connect.observe(took);
+            if let Some(lease) = &c.lease {
+                lease.load().latency().connect.observe(took);
+            }
+            self.server = Some(c.addr);
+            self.connect = Some(took);
             self.phase = Phase::Relaying {
                 backend: c.conn,
                 lease: c.lease,
             };
-            self.last_activity = now;
+            self.last_activity = ctx.now;
         }
     }
 
@@ -299,8 +325,33 @@ impl Tunnel {
         }
     }
 
-    /// Releases the backend connection and buffers.
-    pub fn close(mut self, ctx: &mut Ctx<'_>) {
+    /// Releases the backend connection and buffers, and writes the
+    /// connection's access-log line when logging.
+    pub fn close(mut self, client: SocketAddr, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
+        if let Some((log, format)) = ctx.logging() {
+            let total = ctx.now.saturating_duration_since(self.opened);
+            let record = Record {
+                time: std::time::SystemTime::now()
+                    .checked_sub(total)
+                    .unwrap_or_else(std::time::SystemTime::now),
+                client,
+                service: &service.config().name,
+                rule: None,
+                server: self.server,
+                request_line: b"",
+                status: 0,
+                bytes_in: self.bytes.0,
+                bytes_out: self.bytes.1,
+                connect: self.connect,
+                first_byte: None,
+                total,
+                retries: self.excluded.failed,
+                end: "closed",
+            };
+            let mut line = log.buffer();
+            record.write(format, &mut line);
+            log.submit(line);
+        }
         match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Connecting(c, _) => ctx.backends.close(c.conn),
             Phase::Relaying { backend, .. } => ctx.backends.close(backend),
