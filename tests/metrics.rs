@@ -186,9 +186,40 @@ fn metrics_count_the_traffic_sent_and_pass_promtool() {
     assert_eq!(stats["services"][0]["name"], "web");
     assert_eq!(stats["services"][0]["rules"][0]["requests"], 7);
     assert_eq!(stats["services"][0]["responses"][1], 15);
+    // tcpvsadm prints the same JSON.
+    let adm: serde_json::Value = serde_json::from_str(
+        daemon
+            .adm_ok(&["-L", "--stats", "--json", "-i", "web"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(adm["services"][0]["rules"][1]["requests"], 5);
     // Unknown targets and methods are refused.
     assert_eq!(get(admin, "/nope").0, 404);
     drop(daemon);
+}
+
+#[test]
+fn the_daemons_own_log_can_be_json() {
+    let daemon = Daemon::start(&["--log-format", "json", "--sysctl", "debug_level=2"]);
+    daemon.adm_ok(&["-A", "-i", "web", "-l", "127.0.0.1:0"]);
+    let mut lines = Vec::new();
+    assert!(eventually(200, || {
+        lines = daemon
+            .log_text()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(str::to_string)
+            .collect();
+        !lines.is_empty()
+    }));
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for key in ["time", "level", "target", "message"] {
+            assert!(v[key].is_string(), "{key} in {line}");
+        }
+    }
 }
 
 #[test]

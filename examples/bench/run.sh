@@ -31,6 +31,11 @@
 #                           switch); phttp routes each request over pooled backend
 #                           connections (as HAProxy and nginx do). SCHEDULER=x is an
 #                           alias for SCHEDULERS=x.
+#   OBS=1                   scenario 1 also runs ktcpvs-SCHED-obs after each ktcpvs-SCHED row:
+#                           the same with its observability on (--access-log FILE under the
+#                           scratch dir with --sysctl access_log=2, JSON; --admin with
+#                           /metrics scraped once a second by curl on CPU 0), and prints
+#                           cpu_us obs ÷ plain and the log's lines and drops; 0: no -obs rows
 #   SCHED_SCENARIOS=1,2,4,5 scenarios that get a row per scheduler; the others (3, 6
 #                           by default) run only the first scheduler of SCHEDULERS
 #   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
@@ -61,6 +66,8 @@ SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5}
 S10_CONNS=${S10_CONNS:-32}; S10_SCHEDULERS=${S10_SCHEDULERS:-wlc p2c lrt}
 SICK_DELAY_MS=${SICK_DELAY_MS:-20}; SICK_FAIL_PERCENT=${SICK_FAIL_PERCENT:-50}
 SUT=${SUT:-ktcpvs}
+OBS=${OBS:-1}
+[[ $OBS == [01] ]] || { echo "OBS must be 0 or 1, not '$OBS'" >&2; exit 2; }
 PIN=${PIN:-1}
 ENVOY=${ENVOY-$(command -v envoy || true)}
 SOZU=${SOZU-$(command -v sozu || true)}
@@ -135,12 +142,15 @@ trap 'exit 130' INT TERM
 echo "# ktcpvs side-by-side benchmark, $(date -u +%FT%TZ)"
 echo "# $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load:$(uptime | sed 's/.*load average://')"
 echo "# $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULERS=\"$SCHEDULERS\" SCHED_SCENARIOS=$SCHED_SCENARIOS SUT=$SUT PIN=$PIN ulimit-n=$FDMAX"
+echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULERS=\"$SCHEDULERS\" SCHED_SCENARIOS=$SCHED_SCENARIOS SUT=$SUT OBS=$OBS PIN=$PIN ulimit-n=$FDMAX"
 if [[ ",$SCENARIOS," == *",10,"* ]]; then
   echo "# scenario 10: S10_CONNS=$S10_CONNS S10_SCHEDULERS=\"$S10_SCHEDULERS\" SICK_DELAY_MS=$SICK_DELAY_MS SICK_FAIL_PERCENT=$SICK_FAIL_PERCENT; rows: haproxy, nginx, nginx-no500, $(for s in $S10_SCHEDULERS; do printf 'ktcpvs-%s ' "$s"; done | sed 's/ $//; s/ /, /g')"
 fi
 SUT_LIST="${SUT_ALL[*]}"
 echo "# rows: ${PEERS// /, }, ${SUT_LIST// /, }${FLOOR:+, floor (1:1 relay, no parsing, everything to r2)}; medians over $ROUNDS rounds"
+if [ "$OBS" = 1 ] && [[ ",$SCENARIOS," == *",1,"* ]] && [[ " $SUT_LIST" == *" ktcpvs-"* ]]; then
+  echo "# scenario 1 also: $(obs_targets 1 | grep -- '-obs$' | paste -sd' ' | sed 's/ /, /g') (access log in JSON to a file, /metrics scraped every second)"
+fi
 
 start_backend
 for s in ${SCENARIOS//,/ }; do

@@ -18,6 +18,7 @@ run_wrk() {
   if up "$target"; then
     local g=$LAST
     measure "$scen" "$target" "$SCHEME://127.0.0.1:$TPORT$path" "$g" "$@"
+    [ -z "$OBS_G" ] || obs_finish "$scen" "$target"
     stop_group "$g"
   else
     record "$scen" "$target" errors FAILED
@@ -36,14 +37,31 @@ sut_note() {
     echo "; ${SUT_ALL[0]} only (first of SCHEDULERS; SCHED_SCENARIOS=$SCHED_SCENARIOS)"
 }
 
+# obs_targets N: sut_targets N with, when OBS=1, a ktcpvs-SCHED-obs row after
+# each ktcpvs-SCHED row (scenario 1 only: the access log and /metrics on)
+obs_targets() {
+  local t
+  for t in $(sut_targets "$1"); do
+    echo "$t"
+    if [ "$OBS" = 1 ] && [[ $t == ktcpvs-* ]]; then echo "$t-obs"; fi
+  done
+}
+
 scenario_1() {
   local t
   for ROUND in $(seq "$ROUNDS"); do
     measure s1 direct "http://127.0.0.1:$P2$SMALL" "" -c"$CONNS"
-    for t in $PEERS $(sut_targets 1) $(floor_targets); do run_wrk s1 "$t" "$SMALL" -c"$CONNS"; done
+    for t in $PEERS $(obs_targets 1) $(floor_targets); do run_wrk s1 "$t" "$SMALL" -c"$CONNS"; done
   done
-  print_table s1 "1. keep-alive small requests (wrk -c$CONNS, GET $SMALL; cpu_us = proxy CPU µs per request$(sut_note 1))" \
+  print_table s1 "1. keep-alive small requests (wrk -c$CONNS, GET $SMALL; cpu_us = proxy CPU µs per request$(sut_note 1)$([ "$OBS" = 1 ] && echo "; -obs = access log in JSON to a file, /metrics scraped every second"))" \
     cpu_us "cpu_us req_s p50_ms p99_ms errors core" haproxy
+  for t in $(obs_targets 1); do
+    [[ $t == *-obs ]] || continue
+    echo "    $t ÷ ${t%-obs} cpu_us: $(ratio "$(median_of s1 "$t" cpu_us)" "$(median_of s1 "${t%-obs}" cpu_us)");" \
+      "per run (medians; warm-up included): $(median_of s1 "$t" log_lines) access-log lines," \
+      "$(median_of s1 "$t" log_dropped) dropped ($(range_of s1 "$t" log_dropped) over the rounds)," \
+      "$(median_of s1 "$t" log_MiB) MiB, /metrics scraped $(median_of s1 "$t" scrapes) times"
+  done
   if [ -n "$FLOOR" ]; then
     local f s
     f=$(median_of s1 floor cpu_us)

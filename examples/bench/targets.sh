@@ -8,8 +8,10 @@
 # thread unless the scenario asks for more.
 #
 # launch TARGET: starts TARGET (haproxy, nginx, envoy, sozu, floor, ktcpvs-SCHED
-# (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), base-SCHED (the
-# same from the BASELINE build), or
+# (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), ktcpvs-SCHED-obs
+# (the same with its observability on: the access log in JSON to a file and
+# the admin listener's /metrics scraped once a second; scenario 1 with OBS=1),
+# base-SCHED (the same from the BASELINE build), or
 # sut-haproxy: HAProxy driven through the same knobs as ktcpvs, a stand-in
 # that proves the harness) on CPU 1 and sets LAST (its process group), TPORT
 # (its listen port), CTL (its control socket, if any) and CTL_DIALECT.
@@ -248,10 +250,14 @@ launch_floor() {
 }
 
 # ---------- ktcpvs ----------
-pick_port PKT
+pick_port PKT; pick_port PADMIN
 launch_ktcpvs() {        # launch_ktcpvs NAME SCHED [DIR]: ktcpvsd loads the config, then `tcpvsadm --start` starts the service
-  local name=$1 sched=$2 ktcpvsd=$KTCPVSD tcpvsadm=$TCPVSADM
+  local name=$1 sched=$2 ktcpvsd=$KTCPVSD tcpvsadm=$TCPVSADM obs=()
   if [ -n "${3:-}" ]; then ktcpvsd=$3/release/examples/ktcpvsd; tcpvsadm=$3/release/examples/tcpvsadm; fi
+  # OBS_ON=1: the access log (JSON, access_log=2) to a file under $WORK and the
+  # admin listener (/metrics), both inside ktcpvsd, so their CPU is the proxy's.
+  [ "${OBS_ON:-0}" = 1 ] && obs=(--access-log "$WORK/$name.access.log" --sysctl access_log=2
+                                 --admin "127.0.0.1:$PADMIN")
   TPORT=$PKT; CTL="$WORK/$name.sock"; CTL_DIALECT=ktcpvs
   rm -f "$CTL"
   cat >"$WORK/$name.conf" <<EOF
@@ -269,21 +275,54 @@ $([ "$TLS" = 1 ] && echo "    certificate = \"$WORK/tls/site.pem\" key \"$WORK/t
 }
 EOF
   start "$name" "$PROXY_CPU" "$ktcpvsd" --socket "$CTL" -f "$WORK/$name.conf" \
-    --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}"
+    --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}" "${obs[@]}"
   local i
   for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
   "$tcpvsadm" --socket "$CTL" --start >>"$WORK/$name.log" 2>&1 ||
     echo "warning: tcpvsadm --start failed (see below)" >&2
+  [ "${OBS_ON:-0}" = 1 ] && start_scraper "$name"
+  return 0
+}
+
+# ---------- observability rows (ktcpvs-SCHED-obs) ----------
+# The scraper is a curl loop in a process group of its own on CPU 0 (with wrk
+# and the backend), so its CPU is not counted as the proxy's; it GETs /metrics
+# once a second from the proxy's start (warm-up and measurement) to its stop and
+# logs each status code. obs_finish reads the access-log counters once at the
+# end, records them, stops the scraper and deletes the log (~300 bytes a line).
+OBS_G=""
+start_scraper() {        # start_scraper NAME: keeps LAST (the proxy's group), sets OBS_G
+  local proxy=$LAST
+  start "$1-scrape" 0 bash -c 'while :; do
+      curl -s -o /dev/null -w "%{http_code}\n" --max-time 1 "$0" || true; sleep 1; done' \
+    "http://127.0.0.1:$PADMIN/metrics"
+  OBS_G=$LAST; LAST=$proxy
+}
+stop_scraper() { [ -z "$OBS_G" ] || stop_group "$OBS_G"; OBS_G=""; }
+obs_finish() {           # obs_finish SCEN TARGET: access-log lines and drops, scrapes; then stop the scraper
+  local scen=$1 target=$2 m log="$WORK/$2.access.log" first
+  m=$(curl -s --max-time 2 "http://127.0.0.1:$PADMIN/metrics" || true)
+  record "$scen" "$target" log_lines "$(awk '$1=="ktcpvs_access_log_lines_total" {print $2}' <<<"$m")"
+  record "$scen" "$target" log_dropped "$(awk '$1=="ktcpvs_access_log_dropped_total" {print $2}' <<<"$m")"
+  record "$scen" "$target" scrapes "$(grep -c '^200$' "$WORK/$target-scrape.log" || true)"
+  record "$scen" "$target" log_MiB "$(stat -c %s "$log" 2>/dev/null | awk '{printf "%.0f", $1/1048576}')"
+  first=$(head -c 4096 "$log" 2>/dev/null | head -1)
+  python3 -c 'import json,sys; json.loads(sys.argv[1])' "$first" 2>/dev/null ||
+    echo "warning: $target: the access log's first line is not JSON: ${first:0:120}" >&2
+  stop_scraper
+  rm -f "$log"
 }
 
 # launch TARGET: dispatch to the launcher; the SUT rows are "ktcpvs-SCHED" or "sut-haproxy"
 launch() {
+  stop_scraper
   case $1 in
     haproxy|sut-haproxy) launch_haproxy "$1" ;;
     nginx) launch_nginx ;;
     envoy) launch_envoy ;;
     sozu) launch_sozu ;;
     floor) launch_floor ;;
+    ktcpvs-*-obs) local x=${1#ktcpvs-}; OBS_ON=1 launch_ktcpvs "$1" "${x%-obs}" ;;
     ktcpvs-*) launch_ktcpvs "$1" "${1#ktcpvs-}" ;;
     base-*) launch_ktcpvs "$1" "${1#base-}" "$BASELINE" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
@@ -297,7 +336,7 @@ up() {
     [ "$ROUTE" = ok ] || [ "$1" = floor ] || echo "warning: $1 routing $ROUTE" >&2
     return 0
   fi
-  stop_group "$LAST"; return 1
+  stop_group "$LAST"; stop_scraper; return 1
 }
 
 # ---------- scenario 10: one pool of three backends, one of them sick ----------

@@ -174,6 +174,9 @@ pub struct Cli {
     /// Add live counters to the listing.
     #[arg(long = "stats")]
     stats: bool,
+    /// With -L --stats: print the live figures as one JSON object instead (what the admin listener's /stats serves).
+    #[arg(long = "json", requires = "stats")]
+    json: bool,
     /// TLS certificate chain (PEM) the service serves, paired in order with --key; repeatable, the first is the default (-A, -E).
     #[arg(long = "certificate", value_name = "FILE")]
     certificate: Vec<PathBuf>,
@@ -219,6 +222,8 @@ pub enum Action {
         numeric: bool,
         /// Add live counters.
         stats: bool,
+        /// Print the figures as JSON instead.
+        json: bool,
     },
     /// Load a config file (read here, sent as text).
     Load(PathBuf),
@@ -346,7 +351,7 @@ impl Verb {
                 ],
             ),
             Verb::ServerLimit => ("--server-limit", &["-i", "-r", "-x"], &[]),
-            Verb::List => ("-L", &[], &["-i", "-n", "--stats"]),
+            Verb::List => ("-L", &[], &["-i", "-n", "--stats", "--json"]),
         };
         CommandRule {
             name,
@@ -417,6 +422,7 @@ impl Cli {
             (self.match_group.is_some(), "-m"),
             (self.numeric, "-n"),
             (self.stats, "--stats"),
+            (self.json, "--json"),
             (
                 !self.certificate.is_empty() || !self.key.is_empty(),
                 "--certificate",
@@ -451,6 +457,7 @@ impl Cli {
                 service: self.ident.clone(),
                 numeric: self.numeric,
                 stats: self.stats,
+                json: self.json,
             },
         })
     }

@@ -69,8 +69,14 @@ fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
             service,
             numeric,
             stats,
+            json,
         } => {
             let mut client = ControlClient::connect(&socket)?;
+            if json {
+                let body = body_or_refusal(client.request(&Request::StatsJson { service })?)?;
+                print_lines(&body);
+                return Ok(());
+            }
             let listing = body_or_refusal(client.request(&Request::List {
                 service: service.clone(),
                 numeric,

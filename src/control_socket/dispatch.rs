@@ -78,6 +78,7 @@ impl Dispatcher {
                 }
             }
             Request::Stats { service } => self.stats(service.as_deref()),
+            Request::StatsJson { service } => self.stats_json(service.as_deref()),
             Request::Sysctl(s) => self.sysctl(s),
             Request::Load { file } => match text {
                 Some(text) => done(
@@ -175,6 +176,7 @@ impl Dispatcher {
             },
             Request::List { .. }
             | Request::Stats { .. }
+            | Request::StatsJson { .. }
             | Request::Sysctl(_)
             | Request::Load { .. }
             | Request::Ping
@@ -196,6 +198,17 @@ impl Dispatcher {
             }
         }
         spec
+    }
+
+    fn stats_json(&self, only: Option<&str>) -> Reply {
+        let mut snapshot = crate::metrics::MetricsSnapshot::collect(&self.control, None);
+        if let Some(name) = only {
+            snapshot.services.retain(|s| s.name == name);
+            if snapshot.services.is_empty() {
+                return refused(ControlError::NoSuchService(name.to_string()));
+            }
+        }
+        Reply::Ok(vec![snapshot.to_json()])
     }
 
     fn stats(&self, only: Option<&str>) -> Reply {

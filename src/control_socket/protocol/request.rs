@@ -126,6 +126,12 @@ pub enum Request {
         /// The service, or all.
         service: Option<String>,
     },
+    /// `stats-json [SERVICE]`: the live figures as one line of JSON (what
+    /// the admin listener's `/stats` serves).
+    StatsJson {
+        /// The service, or all.
+        service: Option<String>,
+    },
     /// `sysctl [NAME[=VALUE]]`.
     Sysctl(SysctlRequest),
     /// `load [file=NAME]`, followed by configuration text and a `.` line.
@@ -180,6 +186,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("stop", "stop [SERVICE]"),
     ("list", "list [-n] [SERVICE]"),
     ("stats", "stats [SERVICE]"),
+    ("stats-json", "stats-json [SERVICE]"),
     ("sysctl", "sysctl [NAME[=VALUE]]"),
     ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
     ("server-tls", "server-tls SERVICE server=HOST[:PORT] [name=NAME] [ca=FILE] [client_certificate=FILE client_key=FILE] | tls=off"),
@@ -243,6 +250,9 @@ impl Request {
             "stats" => Request::Stats {
                 service: a.optional_name(),
             },
+            "stats-json" => Request::StatsJson {
+                service: a.optional_name(),
+            },
             "sysctl" => Request::Sysctl(sysctl_request(&mut a)?),
             "load" => Request::Load {
                 file: a.take("file"),
@@ -280,6 +290,7 @@ impl Request {
             Request::Stop { .. } => "stop",
             Request::List { .. } => "list",
             Request::Stats { .. } => "stats",
+            Request::StatsJson { .. } => "stats-json",
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
             Request::SetServerTls { .. } => "server-tls",
@@ -703,7 +714,10 @@ impl fmt::Display for Request {
                 push_pair(&mut out, "pattern", pattern);
                 push_pair(&mut out, "server", &server.to_string());
             }
-            Request::Start { service } | Request::Stop { service } | Request::Stats { service } => {
+            Request::Start { service }
+            | Request::Stop { service }
+            | Request::Stats { service }
+            | Request::StatsJson { service } => {
                 if let Some(s) = service {
                     name(&mut out, s);
                 }
