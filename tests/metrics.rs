@@ -291,3 +291,24 @@ fn a_real_prometheus_scrapes_ktcpvsd() {
     );
     drop(daemon);
 }
+
+#[test]
+fn the_config_files_admin_address_is_served_and_moves_on_reload() {
+    let dir = TempDir::new("admin-config");
+    let (a, b) = (free_port(), free_port());
+    let config = dir.join("lb.conf");
+    std::fs::write(&config, format!("admin = 127.0.0.1:{a}\n")).unwrap();
+    let mut daemon = Daemon::start(&["-f", config.to_str().unwrap()]);
+    let first: SocketAddr = format!("127.0.0.1:{a}").parse().unwrap();
+    let second: SocketAddr = format!("127.0.0.1:{b}").parse().unwrap();
+    assert!(eventually(200, || TcpStream::connect(first).is_ok()));
+    assert_eq!(get(first, "/healthz").0, 503, "no service runs");
+    assert!(daemon
+        .adm_ok(&["-L"])
+        .contains(&format!("admin = 127.0.0.1:{a}")));
+    std::fs::write(&config, format!("admin = 127.0.0.1:{b}\n")).unwrap();
+    hangup(daemon.child_mut());
+    assert!(eventually(200, || TcpStream::connect(second).is_ok()));
+    assert!(eventually(200, || TcpStream::connect(first).is_err()));
+    assert!(get(second, "/metrics").1.contains("ktcpvs_up"));
+}

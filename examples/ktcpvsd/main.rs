@@ -105,31 +105,30 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
-    let admin_addr = options
-        .admin
-        .or_else(|| options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))));
-    let admin = match admin_addr {
-        Some(addr) => match AdminServer::start(addr, control.clone(), Some(engine.observer())) {
-            Ok(admin) => {
-                eprintln!(
-                    "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
-                    env!("CARGO_PKG_VERSION"),
-                    admin.local_addr()
-                );
-                Some(admin)
-            }
-            Err(e) => {
-                engine.shutdown(Duration::ZERO);
-                return fail(format!("cannot open the admin listener on {addr}: {e}"));
-            }
-        },
-        None => None,
+    let mut admin = Admin {
+        fixed: options.admin,
+        fallback: options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        control: control.clone(),
+        engine: engine.observer(),
+        serving: None,
     };
+    let wanted = options.admin.or(control.config().admin).or(admin.fallback);
+    if let Err(e) = admin.serve(wanted) {
+        engine.shutdown(Duration::ZERO);
+        return fail(e);
+    }
     let signals = match forward_signals(events) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
-    run_until_stopped(&options, &control, &engine, &wake, access_log.as_ref());
+    run_until_stopped(
+        &options,
+        &control,
+        &engine,
+        &wake,
+        access_log.as_ref(),
+        &mut admin,
+    );
     signals.0.close();
     let _ = signals.1.join();
     // The control server's dispatcher holds a clone of `bound`, which holds
@@ -244,6 +243,54 @@ fn serve_control(
     Ok(server)
 }
 
+/// The admin listener: at `--admin` when given (fixed), else where the
+/// configuration's `admin =` says, moved when a reload changes it.
+struct Admin {
+    fixed: Option<SocketAddr>,
+    /// With `--demo` and no address configured: loopback, a free port.
+    fallback: Option<SocketAddr>,
+    control: Control,
+    engine: ktcpvs::EngineObserver,
+    serving: Option<(SocketAddr, AdminServer)>,
+}
+
+impl Admin {
+    /// Serves on `addr` (stopping the listener on another address), or
+    /// stops serving with `None`.
+    fn serve(&mut self, addr: Option<SocketAddr>) -> Result<(), String> {
+        if self.serving.as_ref().map(|(a, _)| *a) == addr {
+            return Ok(());
+        }
+        if let Some((_, old)) = self.serving.take() {
+            old.stop();
+        }
+        let Some(addr) = addr else {
+            return Ok(());
+        };
+        let server = AdminServer::start(addr, self.control.clone(), Some(self.engine.clone()))
+            .map_err(|e| format!("cannot open the admin listener on {addr}: {e}"))?;
+        eprintln!(
+            "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
+            env!("CARGO_PKG_VERSION"),
+            server.local_addr()
+        );
+        self.serving = Some((addr, server));
+        Ok(())
+    }
+
+    /// After a reload: the configuration's `admin =`, unless `--admin`
+    /// fixed the address.
+    fn follow_config(&mut self) {
+        if self.fixed.is_some() {
+            return;
+        }
+        let wanted = self.control.config().admin.or(self.fallback);
+        if let Err(e) = self.serve(wanted) {
+            log::error!("{e}");
+        }
+    }
+}
+
 /// The access log `--access-log` asks for, with the `access_log` setting
 /// turned to `common` unless `--sysctl` set it.
 fn open_access_log(options: &Options, control: &Control) -> Result<Option<AccessLog>, String> {
@@ -324,11 +371,13 @@ fn run_until_stopped(
     engine: &EngineHandle,
     wake: &mpsc::Receiver<Event>,
     access_log: Option<&AccessLog>,
+    admin: &mut Admin,
 ) {
     loop {
         match wake.recv() {
             Ok(Event::Reload) => {
                 reload(options, control);
+                admin.follow_config();
                 if let Some(log) = access_log {
                     log.reopen();
                 }

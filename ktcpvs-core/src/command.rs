@@ -163,6 +163,12 @@ pub enum Command {
         /// Most in flight at once; 0: no limit.
         maxconn: u32,
     },
+    /// Set (or with `None` clear) the admin listener's address
+    /// (`admin = ADDR:PORT` in a configuration file).
+    SetAdmin {
+        /// The address.
+        addr: Option<Endpoint>,
+    },
     /// Read every TLS service's certificate files again; new handshakes
     /// use them, connections in flight keep theirs. Refused, changing
     /// nothing, when any file is bad.

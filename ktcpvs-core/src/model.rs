@@ -395,11 +395,15 @@ impl ServiceDef {
     }
 }
 
-/// A whole configuration: every service, in the order they were added.
+/// A whole configuration: every service, in the order they were added,
+/// and where the host program serves its admin listener.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// The services.
     pub services: Vec<ServiceDef>,
+    /// `admin = ADDR:PORT`: where the host program serves `/metrics`,
+    /// `/healthz` and `/stats` (the engine itself does not read it).
+    pub admin: Option<SocketAddr>,
 }
 
 impl Config {

@@ -470,9 +470,11 @@ impl Snapshot {
     pub fn is_unloading(&self) -> bool {
         self.unloading
     }
-    /// The configuration this snapshot was built from.
+    /// The services this snapshot was built from (the admin address is
+    /// not part of a snapshot: see [`Control::config`](crate::Control::config)).
     pub fn config(&self) -> Config {
         Config {
+            admin: None,
             services: self.services.iter().map(|s| s.def.clone()).collect(),
         }
     }

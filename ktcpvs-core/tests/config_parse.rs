@@ -764,3 +764,32 @@ fn health_settings_and_server_limits_parse_print_and_point_at_bad_values() {
     let e = ktcpvs_core::config::parse(dup, None).unwrap_err();
     assert_eq!(e.location.line, 3, "{e}");
 }
+
+#[test]
+fn the_admin_address_is_a_top_level_statement_that_prints_back() {
+    let text = "admin = 127.0.0.1:9100\nVirtual web {\n    listen = 127.0.0.1:8080\n}\n";
+    let control =
+        ktcpvs_core::Control::new(std::sync::Arc::new(ktcpvs_core::SchedulerRegistry::new()));
+    // The scheduler of "web" is not registered here: load only the admin line.
+    control
+        .load_config("admin = 127.0.0.1:9100\n", None)
+        .unwrap();
+    assert_eq!(
+        control.config().admin,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    let printed = ktcpvs_core::config::print(
+        &control.config(),
+        &ktcpvs_core::config::PrintOptions::default(),
+    );
+    assert_eq!(printed, "admin = 127.0.0.1:9100\n");
+    // A load without it clears it.
+    control.load_config("", None).unwrap();
+    assert_eq!(control.config().admin, None);
+    assert!(ktcpvs_core::config::parse(text, None).is_ok());
+    let dup = "admin = 127.0.0.1:1\nadmin = 127.0.0.1:2\n";
+    let e = ktcpvs_core::config::parse(dup, None).unwrap_err();
+    assert_eq!(e.location.line, 2, "{e}");
+    let bad = "admin = nowhere:port\n";
+    assert!(ktcpvs_core::config::parse(bad, None).is_err());
+}

@@ -183,16 +183,36 @@ pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Comma
         end: end_of(text),
     };
     let mut commands = Vec::new();
+    let mut admin_line: Option<usize> = None;
     while let Some(token) = parser.next() {
         match &token.kind {
             TokenKind::Semicolon => continue,
             TokenKind::Word(w) if w.eq_ignore_ascii_case("virtual") => {
                 parser.block(&token, &mut commands)?;
             }
+            TokenKind::Word(w) if w.eq_ignore_ascii_case("admin") => {
+                let context = "parsing admin error";
+                if let Some(first) = admin_line.replace(token.line) {
+                    return Err(parser.error_at(
+                        &token,
+                        format!(
+                            "{context}: duplicate keyword 'admin' (first given at line {first})"
+                        ),
+                    ));
+                }
+                parser.expect_punct(context, TokenKind::Equals, "'admin'")?;
+                let addr = parser.expect_endpoint(context)?;
+                commands.push(Located {
+                    location: parser.location(token.line, token.column),
+                    value: Command::SetAdmin { addr: Some(addr) },
+                });
+            }
             TokenKind::Word(w) => {
                 return Err(parser.error_at(
                     &token,
-                    format!("invalid command {w}: expected 'Virtual NAME {{'"),
+                    format!(
+                        "invalid command {w}: expected 'Virtual NAME {{' or 'admin = ADDR:PORT'"
+                    ),
                 ))
             }
             other => {

@@ -18,6 +18,12 @@ pub struct PrintOptions {
 /// Prints every service, in the order they were added.
 pub fn print(config: &Config, options: &PrintOptions) -> String {
     let mut out = String::new();
+    if let Some(admin) = config.admin {
+        let _ = writeln!(out, "admin = {}", format_addr(admin, true));
+        if !config.services.is_empty() {
+            out.push('\n');
+        }
+    }
     for (i, def) in config.services.iter().enumerate() {
         if i > 0 {
             out.push('\n');

@@ -25,7 +25,15 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
         Command::DeleteService { name } => delete_service(state, name),
         Command::Flush => {
             state.config.services.clear();
+            state.config.admin = None;
             state.running.clear();
+            Ok(())
+        }
+        Command::SetAdmin { addr } => {
+            state.config.admin = match addr {
+                Some(e) => Some(resolve(state, e, 9100)?),
+                None => None,
+            };
             Ok(())
         }
         Command::AddServer {

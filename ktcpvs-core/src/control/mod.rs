@@ -48,7 +48,10 @@ fn blame(commands: &[Command], service: &str) -> usize {
         Command::Start { service: s } | Command::Stop { service: s } => {
             s.as_deref() == Some(service)
         }
-        Command::Flush | Command::Set { .. } | Command::ReloadCertificates => false,
+        Command::Flush
+        | Command::Set { .. }
+        | Command::ReloadCertificates
+        | Command::SetAdmin { .. } => false,
     };
     commands
         .iter()
