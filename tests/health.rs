@@ -635,3 +635,43 @@ fn lrt_moves_traffic_away_from_a_server_made_slow() {
         "the slow server kept {served:?}"
     );
 }
+
+#[test]
+fn layer_4_connections_queue_for_maxconn_too() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    for x in [&a, &b] {
+        x.shared.delay_ms.store(100, Ordering::SeqCst);
+    }
+    let proxy = Proxy::start(
+        "wlc",
+        &[("queue", "50"), ("queue_timeout", "10s")],
+        &[&a, &b],
+    );
+    for x in [&a, &b] {
+        proxy
+            .control
+            .execute(Command::SetServerLimit {
+                service: "web".into(),
+                server: Endpoint::from_addr(x.addr),
+                maxconn: 1,
+            })
+            .unwrap();
+    }
+    let burst = |n: usize| -> Vec<u16> {
+        let addr = proxy.addr();
+        let threads: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(move || get(addr, "/").0))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    let statuses = burst(8);
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(a.shared.peak.load(Ordering::SeqCst), 1);
+    assert_eq!(b.shared.peak.load(Ordering::SeqCst), 1);
+    assert!(proxy.stats().queued_total >= 4, "{:?}", proxy.stats());
+    // Without a queue the excess connections are closed at once.
+    proxy.edit(&[("queue", "0")]);
+    let statuses = burst(8);
+    assert!(statuses.contains(&0), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+}

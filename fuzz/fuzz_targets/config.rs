@@ -22,6 +22,7 @@ fn literal_addresses(commands: &[ktcpvs_core::config::Located<Command>]) -> bool
         | Command::DeleteServer { server, .. }
         | Command::AddRule { server, .. }
         | Command::DeleteRule { server, .. } => literal(server),
+        Command::SetAdmin { addr: Some(addr) } => literal(addr),
         _ => true,
     })
 }

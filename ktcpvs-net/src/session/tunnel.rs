@@ -18,6 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::Lease;
 
@@ -90,6 +91,10 @@ impl Pipe {
 /// Where the tunnel is.
 #[derive(Debug)]
 enum Phase {
+    /// Every server the connection could go to is at its `maxconn`: it
+    /// waits in the service's queue (its place is the slot) until one
+    /// frees a slot or the deadline (`queue_timeout`) passes.
+    Queued(QueueSlot, Instant),
     /// Connecting to a picked server; the deadline is the connect timeout.
     Connecting(Connecting, Instant),
     /// Relaying over an open backend connection.
@@ -126,12 +131,29 @@ impl Tunnel {
         ctx: &mut Ctx<'_>,
     ) -> Option<Tunnel> {
         let mut excluded = Excluded::default();
-        let connecting = connect_next(service, client, &mut excluded, ctx)?;
-        let deadline =
-            ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
         service.load().add_request();
+        let phase = match connect_next(service, client, &mut excluded, ctx) {
+            Ok(connecting) => {
+                let deadline = ctx.now
+                    + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                Phase::Connecting(connecting, deadline)
+            }
+            Err(NoBackend::Full) => {
+                let health = &service.config().health;
+                let slot = (health.queue > 0)
+                    .then(|| service.load().try_enqueue(health.queue, ctx.now))
+                    .flatten();
+                let Some(slot) = slot else {
+                    // No room to wait: closed, as with no server.
+                    service.load().add_error();
+                    return None;
+                };
+                Phase::Queued(slot, ctx.now + health.queue_timeout)
+            }
+            Err(_) => return None,
+        };
         Some(Tunnel {
-            phase: Phase::Connecting(connecting, deadline),
+            phase,
             up: Pipe::new(None),
             down: Pipe::new(None),
             excluded,
@@ -172,6 +194,29 @@ impl Tunnel {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> Flow {
+        if let Phase::Queued(_, deadline) = &self.phase {
+            let deadline = *deadline;
+            if !service.any_slot_free() {
+                return Flow::Queued(deadline);
+            }
+            let Phase::Queued(slot, _) = std::mem::replace(&mut self.phase, Phase::Finished) else {
+                return Flow::Done;
+            };
+            let peer = client.stream.peer_addr().ok();
+            match peer.map(|p| connect_next(service, p, &mut self.excluded, ctx)) {
+                Some(Ok(next)) => {
+                    slot.served(ctx.now);
+                    let timeout =
+                        service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                    self.phase = Phase::Connecting(next, ctx.now + timeout);
+                }
+                Some(Err(NoBackend::Full)) => {
+                    self.phase = Phase::Queued(slot, deadline);
+                    return Flow::Queued(deadline);
+                }
+                _ => return Flow::Done,
+            }
+        }
         if let Phase::Connecting(connecting, deadline) = &self.phase {
             let (target, addr, id) = (connecting.target, connecting.addr, connecting.conn);
             match poll_connect(service, target, addr, id, ctx.backends) {
@@ -291,13 +336,13 @@ impl Tunnel {
             return Flow::Done;
         };
         match connect_next(service, peer, &mut self.excluded, ctx) {
-            Some(next) => {
+            Ok(next) => {
                 let deadline = ctx.now
                     + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
                 self.phase = Phase::Connecting(next, deadline);
                 Flow::Open(Some(deadline))
             }
-            None => Flow::Done,
+            Err(_) => Flow::Done,
         }
     }
 
@@ -310,6 +355,19 @@ impl Tunnel {
         ctx: &mut Ctx<'_>,
     ) -> Flow {
         match &self.phase {
+            Phase::Queued(_, deadline) if ctx.now >= *deadline => {
+                if let Phase::Queued(slot, _) = std::mem::replace(&mut self.phase, Phase::Finished)
+                {
+                    log::debug!(
+                        "[{}] a connection waited its queue timeout; closing",
+                        service.config().name
+                    );
+                    slot.timed_out(ctx.now);
+                    service.load().add_error();
+                }
+                Flow::Done
+            }
+            Phase::Queued(_, deadline) => Flow::Queued(*deadline),
             Phase::Connecting(..) => {
                 let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
                 self.retry(client, service, &e, ctx)
@@ -355,7 +413,7 @@ impl Tunnel {
         match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Connecting(c, _) => ctx.backends.close(c.conn),
             Phase::Relaying { backend, .. } => ctx.backends.close(backend),
-            Phase::Finished => {}
+            Phase::Queued(..) | Phase::Finished => {}
         }
     }
 }
@@ -365,37 +423,30 @@ fn connect_next(
     client: SocketAddr,
     excluded: &mut Excluded,
     ctx: &mut Ctx<'_>,
-) -> Option<Connecting> {
+) -> Result<Connecting, NoBackend> {
     // A layer-4 service picks as it accepts, before any TLS handshake.
     let mut chooser = Chooser::new(service, client, None, None);
     let mut pick = |exclude: &[usize]| chooser.pick(exclude);
-    match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
-        Ok(c) => Some(c),
-        Err(NoBackend::NoServer) => {
+    let failed = match start_connect(service, &mut pick, excluded, &mut ctx.dialer()) {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    match failed {
+        NoBackend::NoServer => {
             log::debug!("[{}] no server for {client}", service.config().name);
-            None
         }
-        Err(NoBackend::AllFailed) => {
+        NoBackend::AllFailed => {
             log::warn!(
                 "[{}] every server failed for {client}",
                 service.config().name
             );
             service.load().add_error();
-            None
         }
-        Err(NoBackend::LocalExhaustion | NoBackend::NoRetry) => {
-            service.load().add_error();
-            None
-        }
-        Err(NoBackend::Full) => {
-            // Layer-4 connections do not queue: at every server's maxconn
-            // the connection is closed, as with no server.
-            log::debug!(
-                "[{}] every server at its maxconn for {client}",
-                service.config().name
-            );
-            service.load().add_error();
-            None
-        }
+        NoBackend::LocalExhaustion | NoBackend::NoRetry => service.load().add_error(),
+        NoBackend::Full => log::debug!(
+            "[{}] every server at its maxconn for {client}",
+            service.config().name
+        ),
     }
+    Err(failed)
 }

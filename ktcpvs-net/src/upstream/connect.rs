@@ -163,9 +163,6 @@ pub(crate) fn start_connect(
     dialer: &mut Dialer<'_>,
 ) -> Result<Connecting, NoBackend> {
     loop {
-        if excluded.failed > 0 && !service.load().try_retry() {
-            return Err(NoBackend::NoRetry);
-        }
         let (target, addr) = match pick(&excluded.servers) {
             Some(index) => (
                 Target::Server(index),
@@ -199,6 +196,11 @@ pub(crate) fn start_connect(
             },
             Target::Redirect => None,
         };
+        // Each connect after a failure of this decision is a retry, paid
+        // from the service's budget (a skipped full server costs nothing).
+        if excluded.failed > 0 && !service.load().try_retry() {
+            return Err(NoBackend::NoRetry);
+        }
         match destination(service, target).and_then(|to| dialer.connect(to)) {
             Ok(conn) => {
                 log::debug!("[{}] connecting to {addr}", service.config().name);
