@@ -55,9 +55,14 @@ impl Format {
 /// Capacity of a fresh line buffer.
 const LINE: usize = 512;
 
-/// How long the writer sleeps when the queue is empty (a push onto an
-/// empty queue wakes it sooner).
-const IDLE: Duration = Duration::from_millis(100);
+/// How long the writer sleeps between batches while lines come in: it is
+/// not woken per line (a wake-up per request would cost each request a
+/// context switch), so lines are written in batches of this period's
+/// traffic. A queue half full wakes it at once.
+const BATCH: Duration = Duration::from_millis(20);
+
+/// How long the writer sleeps when it found nothing to write.
+const IDLE: Duration = Duration::from_millis(200);
 
 struct Inner {
     queue: ArrayQueue<Vec<u8>>,
@@ -66,8 +71,8 @@ struct Inner {
     written: AtomicU64,
     reopen: AtomicBool,
     stop: AtomicBool,
-    /// Set while the writer sleeps on an empty queue.
-    idle: AtomicBool,
+    /// Lines queued beyond which a worker wakes the writer.
+    high_water: usize,
     writer: parking_lot::Mutex<Option<std::thread::Thread>>,
 }
 
@@ -120,7 +125,7 @@ impl AccessLog {
             written: AtomicU64::new(0),
             reopen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            idle: AtomicBool::new(false),
+            high_water: capacity / 2,
             writer: parking_lot::Mutex::new(None),
         });
         let shared = Arc::clone(&inner);
@@ -177,7 +182,9 @@ impl AccessLog {
     pub(crate) fn submit(&self, line: Vec<u8>) {
         match self.inner.queue.push(line) {
             Ok(()) => {
-                if self.inner.idle.load(Ordering::Relaxed) {
+                // Only a filling queue wakes the writer early: one atomic
+                // load per line otherwise.
+                if self.inner.queue.len() == self.inner.high_water {
                     if let Some(t) = self.inner.writer.lock().as_ref() {
                         t.unpark();
                     }
@@ -210,28 +217,28 @@ fn write_loop(inner: &Inner, sink: &Sink, out: &mut Box<dyn Write + Send>) {
                 Err(e) => log::error!("access log: cannot reopen {sink:?}: {e}"),
             }
         }
-        let mut wrote = false;
+        let mut wrote = 0u64;
         while let Some(mut line) = inner.queue.pop() {
             if out.write_all(&line).is_ok() {
-                inner.written.fetch_add(1, Ordering::Relaxed);
+                wrote += 1;
             }
             line.clear();
             let _ = inner.free.push(line);
-            wrote = true;
         }
-        if wrote {
+        if wrote > 0 {
             let _ = out.flush();
-            continue;
+            inner.written.fetch_add(wrote, Ordering::Relaxed);
         }
         if inner.stop.load(Ordering::SeqCst) {
-            let _ = out.flush();
-            return;
+            if inner.queue.is_empty() {
+                let _ = out.flush();
+                return;
+            }
+            continue;
         }
-        inner.idle.store(true, Ordering::SeqCst);
-        if inner.queue.is_empty() && !inner.reopen.load(Ordering::SeqCst) {
-            std::thread::park_timeout(IDLE);
+        if !inner.reopen.load(Ordering::SeqCst) {
+            std::thread::park_timeout(if wrote > 0 { BATCH } else { IDLE });
         }
-        inner.idle.store(false, Ordering::SeqCst);
     }
 }
 
