@@ -269,7 +269,8 @@ impl MetricsSnapshot {
             .collect();
         MetricsSnapshot {
             version: env!("CARGO_PKG_VERSION"),
-            draining: engine.is_some_and(EngineObserver::is_draining),
+            draining: engine.is_some_and(EngineObserver::is_draining)
+                || snapshot.settings().drain() > 0,
             services,
             workers: engine
                 .map(|e| e.worker_stats().into_iter().map(Into::into).collect())

@@ -312,3 +312,28 @@ fn the_config_files_admin_address_is_served_and_moves_on_reload() {
     assert!(eventually(200, || TcpStream::connect(first).is_err()));
     assert!(get(second, "/metrics").1.contains("ktcpvs_up"));
 }
+
+#[test]
+fn a_drain_fails_healthz_first_keeps_serving_then_stops_and_exits() {
+    let (mut daemon, admin, listen, _servers) = daemon_with_admin();
+    assert_eq!(get(admin, "/healthz").0, 200);
+    let start = Instant::now();
+    daemon.adm_ok(&["--drain", "2"]);
+    assert_eq!(get(admin, "/healthz"), (503, "draining\n".to_string()));
+    // The node keeps serving while the tier in front notices.
+    let mut served = 0;
+    while TcpStream::connect(listen).is_ok() && start.elapsed() < Duration::from_secs(8) {
+        if get(listen, "/images/x").0 == 200 {
+            served += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = start.elapsed();
+    assert!(served >= 10, "served {served}");
+    assert!(
+        stopped >= Duration::from_millis(1800) && stopped < Duration::from_secs(6),
+        "stopped accepting after {stopped:?}"
+    );
+    let status = wait_bounded(daemon.child_mut(), Duration::from_secs(10)).expect("ktcpvsd exits");
+    assert!(status.success(), "{status:?}");
+}

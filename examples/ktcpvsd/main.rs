@@ -46,6 +46,8 @@ enum Event {
     Reopen,
     /// The `unload` setting was set.
     Unload,
+    /// The `drain` setting was set: announce, wait this long, then stop.
+    Drain(Duration),
 }
 
 /// The log level for a `debug_level` value (levels of the original:
@@ -182,6 +184,7 @@ fn init_logging(json: bool) {
 /// `debug_level`, and `unload` wakes the main thread.
 fn follow_settings(control: &Control, events: mpsc::Sender<Event>) {
     let level = AtomicU64::new(0);
+    let draining = AtomicU64::new(0);
     control.watch(Box::new(move |snapshot| {
         let wanted = snapshot.settings().debug_level();
         if level.swap(wanted, Ordering::Relaxed) != wanted {
@@ -189,6 +192,10 @@ fn follow_settings(control: &Control, events: mpsc::Sender<Event>) {
         }
         if snapshot.is_unloading() {
             let _ = events.send(Event::Unload);
+        }
+        let drain = snapshot.settings().drain();
+        if drain > 0 && draining.swap(drain, Ordering::Relaxed) == 0 {
+            let _ = events.send(Event::Drain(Duration::from_secs(drain)));
         }
     }));
 }
@@ -396,7 +403,35 @@ fn run_until_stopped(
                 log::warn!("unload requested: draining and exiting");
                 return;
             }
+            Ok(Event::Drain(delay)) => {
+                log::warn!(
+                    "drain requested: /healthz fails now; serving {}s more, then draining and exiting",
+                    delay.as_secs()
+                );
+                announce_then_stop(delay, engine, wake);
+                return;
+            }
             Err(_) => return,
         }
     }
+}
+
+/// The node announced it is leaving (`/healthz` fails): it keeps serving
+/// for `delay` so the tier in front stops sending, then stops accepting
+/// and finishes its requests. SIGTERM meanwhile cuts the wait short.
+fn announce_then_stop(delay: Duration, engine: &EngineHandle, wake: &mpsc::Receiver<Event>) {
+    let until = std::time::Instant::now() + delay;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match wake.recv_timeout(left) {
+            Ok(Event::Stop | Event::Unload) => break,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    log::warn!("drain: stopping accepts, finishing requests (up to {STOP_GRACE:?})");
+    engine.shutdown(STOP_GRACE);
 }

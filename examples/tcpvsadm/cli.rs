@@ -123,6 +123,16 @@ pub struct Cli {
         default_missing_value = ""
     )]
     sysctl: Option<String>,
+    /// Take the node out gracefully: /healthz fails at once, ktcpvsd serves SECONDS more (default 10), then stops accepting, finishes its requests and exits.
+    #[arg(
+        long = "drain",
+        value_name = "SECONDS",
+        group = "command",
+        num_args = 0..=1,
+        default_missing_value = "10",
+        value_parser = clap::value_parser!(u32).range(1..=3600)
+    )]
+    drain: Option<u32>,
     /// Read every TLS service's certificate files again (all or nothing).
     #[arg(long = "reload-certificates", group = "command")]
     reload_certificates: bool,
@@ -287,6 +297,7 @@ enum Verb {
     ReloadCertificates,
     ServerTls,
     ServerLimit,
+    Drain,
     List,
 }
 
@@ -351,6 +362,7 @@ impl Verb {
                 ],
             ),
             Verb::ServerLimit => ("--server-limit", &["-i", "-r", "-x"], &[]),
+            Verb::Drain => ("--drain", &[], &[]),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats", "--json"]),
         };
         CommandRule {
@@ -402,6 +414,8 @@ impl Cli {
             Verb::ServerTls
         } else if self.server_limit {
             Verb::ServerLimit
+        } else if self.drain.is_some() {
+            Verb::Drain
         } else {
             // -L, or no command at all: list.
             Verb::List
@@ -560,6 +574,10 @@ impl Cli {
                 server: server(),
                 tls: self.backend_tls()?,
             },
+            Verb::Drain => Request::Sysctl(SysctlRequest::Set(
+                "drain".into(),
+                self.drain.unwrap_or(10).to_string(),
+            )),
             Verb::ServerLimit => Request::SetServerLimit {
                 service: ident(),
                 server: server(),
