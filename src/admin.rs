@@ -209,3 +209,89 @@ fn answer(method: &str, target: &str, source: &Source) -> (u16, &'static str, St
         _ => (200, "application/json", snapshot.to_json()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn admin() -> AdminServer {
+        AdminServer::start("127.0.0.1:0".parse().unwrap(), crate::new_control(), None).unwrap()
+    }
+
+    fn ask(addr: SocketAddr, bytes: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn hostile_requests_get_a_status_and_a_close() {
+        let a = admin();
+        let addr = a.local_addr();
+        assert!(ask(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+        )
+        .starts_with("HTTP/1.1 405"));
+        assert!(
+            ask(addr, b"GET /../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n")
+                .starts_with("HTTP/1.1 404")
+        );
+        assert!(
+            ask(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+                .starts_with("HTTP/1.1 400")
+        );
+        assert!(ask(
+            addr,
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"
+        )
+        .starts_with("HTTP/1.1 400"));
+        let mut huge = b"GET /metrics HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        huge.extend(std::iter::repeat(b'a').take(MAX_HEAD));
+        let answer = ask(addr, &huge);
+        assert!(
+            answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 400"),
+            "{answer}"
+        );
+        // HEAD gets the head only.
+        let head = ask(addr, b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(
+            head.starts_with("HTTP/1.1 503") && head.ends_with("\r\n\r\n"),
+            "{head:?}"
+        );
+    }
+
+    #[test]
+    fn silent_clients_are_cut_and_cannot_hold_every_slot() {
+        let a = admin();
+        let addr = a.local_addr();
+        // More silent connections than the listener serves at once.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 4)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let start = Instant::now();
+        // Within the read timeout (and a margin) the slots free again.
+        loop {
+            let answer = ask(addr, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+            if answer.starts_with("HTTP/1.1 503") {
+                break;
+            }
+            assert!(
+                start.elapsed() < READ_TIMEOUT * 3,
+                "still refused: {answer:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The silent ones were closed by the timeout, not answered.
+        for mut s in idle {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+        }
+    }
+}

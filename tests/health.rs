@@ -675,3 +675,81 @@ fn layer_4_connections_queue_for_maxconn_too() {
     assert!(statuses.contains(&0), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
 }
+
+/// A server that accepts and answers every connection with `answer`'s
+/// bytes, written until the peer goes (a hostile or broken server).
+fn raw_server(answer: fn(&mut TcpStream)) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    std::thread::spawn(move || answer(&mut stream));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (addr, stop)
+}
+
+#[test]
+fn hostile_servers_fail_their_checks_without_stalling_the_checker() {
+    // A head that never ends, and a body that never holds the text.
+    let (endless_head, stop1) = raw_server(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+        while s
+            .write_all(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")
+            .is_ok()
+        {}
+    });
+    let (endless_body, stop2) = raw_server(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n");
+        while s.write_all(&[b'z'; 4096]).is_ok() {}
+    });
+    let good = Backend::start("good");
+    let mut checks = CHECKS.to_vec();
+    // The good server's body is its name, "good": it holds "oo".
+    checks.push(("check_body", "oo"));
+    let proxy = Proxy::start("p2c", &checks, &[&good]);
+    for addr in [endless_head, endless_body] {
+        proxy
+            .control
+            .execute(Command::AddServer {
+                service: "web".into(),
+                server: Endpoint::from_addr(addr),
+                weight: Some(1),
+            })
+            .unwrap();
+    }
+    let health_of = |addr: SocketAddr| {
+        let snapshot = proxy.control.snapshot();
+        let service = snapshot.service("web").unwrap();
+        service
+            .server_entries()
+            .iter()
+            .find(|e| e.config().addr == addr)
+            .unwrap()
+            .health()
+    };
+    within(Duration::from_secs(3), "both hostile servers down", || {
+        health_of(endless_head).check_down && health_of(endless_body).check_down
+    });
+    let head = health_of(endless_head).reason;
+    let body = health_of(endless_body).reason;
+    assert!(!head.is_empty() && !body.is_empty(), "{head:?} / {body:?}");
+    assert!(body.contains("without \"oo\""), "{body}");
+    // Meanwhile the good server was checked and stays up, and serves.
+    assert!(good.checks() > 0);
+    assert!(!health_of(good.addr).check_down);
+    for _ in 0..10 {
+        assert_eq!(get(proxy.addr(), "/"), (200, "good\n".to_string()));
+    }
+    stop1.store(true, Ordering::Relaxed);
+    stop2.store(true, Ordering::Relaxed);
+}
