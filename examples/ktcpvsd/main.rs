@@ -85,6 +85,9 @@ fn main() -> ExitCode {
     if let Some(log) = &access_log {
         builder = builder.access_log(log.clone());
     }
+    for listener in systemd_listeners() {
+        builder = builder.inherit(listener);
+    }
     if let Some(n) = options.workers {
         builder = builder.workers(usize::from(n));
     }
@@ -248,6 +251,50 @@ fn serve_control(
         let _ = std::io::stdout().flush();
     }
     Ok(server)
+}
+
+/// The listening sockets systemd passed (socket activation: `LISTEN_PID`
+/// is this process, `LISTEN_FDS` sockets from descriptor 3 on). A service
+/// whose `listen` address is one of them accepts on it instead of binding.
+/// Descriptors that are not TCP listening sockets are left alone.
+fn systemd_listeners() -> Vec<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !ours || !(1..=64).contains(&count) {
+        return Vec::new();
+    }
+    let mut listeners = Vec::new();
+    for fd in 3..3 + count {
+        // SAFETY: systemd hands descriptors 3.. to this process (LISTEN_PID
+        // says so) and nothing else in it owns them.
+        let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+        let listening = socket.is_listener().unwrap_or(false)
+            && socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM)
+            && socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .is_some();
+        if !listening {
+            // Not ours to use: give the descriptor back untouched.
+            std::mem::forget(socket);
+            continue;
+        }
+        let _ = socket.set_cloexec(true);
+        let listener: std::net::TcpListener = socket.into();
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("ktcpvsd: listening socket {addr} from systemd");
+        }
+        listeners.push(listener);
+    }
+    listeners
 }
 
 /// The admin listener: at `--admin` when given (fixed), else where the

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::access_log::AccessLog;
 use crate::error::EngineError;
-use crate::listener::{bind_group, ClientGate};
+use crate::listener::{bind_group, inherited_group, ClientGate};
 use crate::stats::{WorkerSnapshot, WorkerStats};
 use crate::upstream::checker::Checker;
 use crate::worker::{Inbox, Message, Worker};
@@ -48,6 +48,7 @@ impl Engine {
             control,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             access_log: None,
+            inherited: Vec::new(),
         }
     }
 }
@@ -58,6 +59,7 @@ pub struct EngineBuilder {
     control: Control,
     workers: usize,
     access_log: Option<AccessLog>,
+    inherited: Vec<std::net::TcpListener>,
 }
 
 /// One service's listeners, as opened.
@@ -78,6 +80,8 @@ struct Table {
 
 /// What the engine's threads and the control watcher share.
 struct Shared {
+    /// Listening sockets the host handed over, by address.
+    inherited: HashMap<SocketAddr, std::net::TcpListener>,
     inboxes: Vec<Arc<Inbox>>,
     /// Each worker's figures.
     workers: Vec<Arc<WorkerStats>>,
@@ -132,7 +136,11 @@ impl Shared {
             }
             let name = &service.config().name;
             let listen = service.config().listen;
-            match bind_group(listen, backlog, self.inboxes.len()) {
+            let opened = match self.inherited.get(&listen) {
+                Some(socket) => inherited_group(socket, self.inboxes.len()),
+                None => bind_group(listen, backlog, self.inboxes.len()),
+            };
+            match opened {
                 Ok((sockets, bound)) => {
                     let gate = moved_gates
                         .remove(&service.id())
@@ -199,6 +207,17 @@ impl EngineBuilder {
         self
     }
 
+    /// A listening socket the host already holds (from systemd socket
+    /// activation, or handed over by a previous process): a running service
+    /// whose `listen` address is the socket's address accepts on it instead
+    /// of binding its own, so no connection waiting in its queue is lost.
+    /// The socket stays the engine's while the engine runs, even when no
+    /// service uses it at the moment.
+    pub fn inherit(mut self, listener: std::net::TcpListener) -> Self {
+        self.inherited.push(listener);
+        self
+    }
+
     /// Starts the workers and opens the listeners of every running service.
     /// Fails if a listener cannot be opened (nothing keeps running then).
     pub fn start(self) -> Result<EngineHandle, EngineError> {
@@ -216,6 +235,11 @@ impl EngineBuilder {
         }
         let stop_checks = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            inherited: self
+                .inherited
+                .into_iter()
+                .filter_map(|l| Some((l.local_addr().ok()?, l)))
+                .collect(),
             inboxes: workers.iter().map(Worker::inbox).collect(),
             workers: workers.iter().map(Worker::stats).collect(),
             access_log: self.access_log.clone(),

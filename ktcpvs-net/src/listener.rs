@@ -50,6 +50,24 @@ pub fn bind_group(
     Ok((group, bound))
 }
 
+/// One listening socket per worker from a socket the host program already
+/// holds (inherited from systemd or a previous process): `count` handles on
+/// the same socket (duplicated descriptors), each worker accepting from
+/// the one queue. Returns them and the socket's address.
+pub fn inherited_group(
+    socket: &std::net::TcpListener,
+    count: usize,
+) -> io::Result<(Vec<mio::net::TcpListener>, SocketAddr)> {
+    let bound = socket.local_addr()?;
+    let mut group = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let handle = socket.try_clone()?;
+        handle.set_nonblocking(true)?;
+        group.push(mio::net::TcpListener::from_std(handle));
+    }
+    Ok((group, bound))
+}
+
 /// Counts a service's open client connections over every worker, so that
 /// `maxclients` is a hard cap: a worker reserves a slot before it accepts.
 #[derive(Debug, Default)]
