@@ -173,12 +173,20 @@ pub fn parse_upgrade_list(text: &str) -> Vec<String> {
 }
 
 /// Writes an upgrade list the way [`parse_upgrade_list`] reads it: `none`
-/// when empty, else the names joined by commas.
+/// when empty, else the names joined by commas. A list of the one name
+/// `none` (which no service accepts, but a request may carry) gets a
+/// trailing comma, so it does not read back as the empty list.
+///
+/// ```
+/// use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
+/// let odd = vec!["none".to_string()];
+/// assert_eq!(parse_upgrade_list(&format_upgrade_list(&odd)), odd);
+/// ```
 pub fn format_upgrade_list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(",")
+    match names {
+        [] => "none".to_string(),
+        [only] if only.trim().eq_ignore_ascii_case("none") => format!("{only},"),
+        _ => names.join(","),
     }
 }
 

@@ -832,6 +832,9 @@ mod tests {
         round_trip("server-tls web server=r1:443");
         round_trip("server-tls web server=r1:443 tls=off");
         round_trip("server-limit web server=r1:80 maxconn=10");
+        // Found by the control_request fuzz target: `none` among empty
+        // items is the empty list, so it prints back as `none`.
+        round_trip("edit-service tw upgrade=\"\t\t,\"none");
         round_trip("edit-service web health.check=http health.check_path=/healthz health.check_interval=500ms");
         round_trip("add-server web server=10.0.0.1:80 weight=0");
         round_trip("edit-server web server=r2 weight=65535");
