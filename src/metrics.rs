@@ -685,15 +685,7 @@ impl MetricsSnapshot {
 fn server(entry: &ktcpvs_core::snapshot::ServerEntry) -> ServerMetrics {
     let t = entry.load().stats();
     let h = entry.health();
-    let state = if h.ejected {
-        "ejected"
-    } else if h.check_down && h.admitted {
-        "open"
-    } else if h.check_down {
-        "down"
-    } else {
-        "up"
-    };
+    let state = h.state();
     ServerMetrics {
         address: entry.config().addr.to_string(),
         weight: entry.config().weight,

@@ -5,12 +5,14 @@
 //! ejection and its cap, slow start, maxconn with the queue, the retry
 //! budget, and `lrt` moving traffic away from a slowed server.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use ktcpvs::{Command, Control, Endpoint, Engine, EngineHandle, ServiceSpec};
 
@@ -260,22 +262,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// One request on a fresh connection: the status and body.
 fn get(addr: SocketAddr, target: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    common::get_status(addr, target)
 }
 
 /// Waits up to `limit` for `cond`; how long it took.
@@ -550,14 +537,7 @@ fn maxconn_is_never_exceeded_and_the_queue_serves_in_time_or_answers_503() {
 fn the_retry_budget_bounds_retries_during_an_outage() {
     // Two servers refuse every connect and are never ejected; every
     // request that picks one first needs a retry.
-    let dead: Vec<SocketAddr> = (0..2)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        })
-        .collect();
+    let dead: Vec<SocketAddr> = (0..2).map(|_| common::refused_addr()).collect();
     let live = Backend::start("live");
     let control_of = |budget: &str| {
         let proxy = Proxy::start(

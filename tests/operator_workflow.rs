@@ -584,10 +584,7 @@ fn the_daemon_raises_its_open_file_limit_to_the_hard_limit() {
 fn health_checks_set_with_tcpvsadm_show_a_dead_server_down_in_the_stats() {
     let daemon = Daemon::start(&[]);
     let live = NamedHttpServer::start("live", "127.0.0.1:0".parse().unwrap()).unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refused_addr();
     let listen = format!("127.0.0.1:{}", free_port());
     daemon.adm_ok(&["-A", "-i", "web", "-s", "p2c", "-l", &listen]);
     for s in [live.local_addr(), dead] {

@@ -472,6 +472,23 @@ pub struct HealthStats {
     pub reason: String,
 }
 
+impl HealthStats {
+    /// The state as listings name it: `ejected` (passive health), `open`
+    /// (down by its checks but let in: its pool is all down and the
+    /// service fails open), `down` (by its checks) or `up`.
+    pub fn state(&self) -> &'static str {
+        if self.ejected {
+            "ejected"
+        } else if self.check_down && self.admitted {
+            "open"
+        } else if self.check_down {
+            "down"
+        } else {
+            "up"
+        }
+    }
+}
+
 /// One active connection to a server. Dropping it decrements the server's
 /// active gauge, so counts stay exact on every path.
 #[derive(Debug)]

@@ -295,15 +295,7 @@ impl Dispatcher {
 fn server_stats_line(service: &str, entry: &ktcpvs_core::snapshot::ServerEntry) -> String {
     let t = entry.load().stats();
     let h = entry.health();
-    let state = if h.ejected {
-        "ejected"
-    } else if h.check_down && h.admitted {
-        "open"
-    } else if h.check_down {
-        "down"
-    } else {
-        "up"
-    };
+    let state = h.state();
     let mut line = format!(
         "server {service} {} weight={} active={} total={} requests={} bytes_out={} bytes_in={} errors={} healthy={}",
         entry.config().addr,

@@ -272,6 +272,48 @@ pub fn config_lines(listing: &str) -> Vec<String> {
 
 /// `GET path` over a fresh connection with `Connection: close`; returns the
 /// response body, or the I/O error (connection refused when nothing listens).
+/// A port on 127.0.0.1 where nothing listens (connects are refused): a
+/// socket bound there that never listens, kept open for the rest of the
+/// test process so that no test running beside it can take the port (a
+/// listener bound and closed again would free it for anyone).
+pub fn refused_addr() -> SocketAddr {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("a bound address");
+    // Kept open until the test process exits.
+    std::mem::forget(socket);
+    addr
+}
+
+/// One GET on a fresh connection: the status (0 when no response came)
+/// and the body.
+pub fn get_status(addr: SocketAddr, target: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (status, body)
+}
+
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

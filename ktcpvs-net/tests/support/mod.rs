@@ -157,10 +157,24 @@ pub fn one_server_with(scheduler: &str, backend: SocketAddr, settings: &[(&str, 
     run(control)
 }
 
-/// A port on 127.0.0.1 where nothing listens (connects are refused).
+/// A port on 127.0.0.1 where nothing listens (connects are refused): a
+/// socket bound there that never listens, kept open for the rest of the
+/// test process so that no test running beside it can take the port (a
+/// listener bound and closed again would free it for anyone).
 pub fn refused_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("a bound address");
+    // Kept open until the test process exits.
+    std::mem::forget(socket);
+    addr
 }
 
 /// Polls `cond` every 10 ms for up to 5 s.
