@@ -655,3 +655,51 @@ fn health_checks_set_with_tcpvsadm_show_a_dead_server_down_in_the_stats() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("check_fall"));
 }
+
+#[test]
+fn listing_several_daemons_shows_each_configuration_hash_so_drift_shows() {
+    let (a, b) = (Daemon::start(&[]), Daemon::start(&[]));
+    for d in [&a, &b] {
+        d.adm_ok(&["-A", "-i", "web", "-s", "p2c", "-l", "127.0.0.1:7001"]);
+        d.adm_ok(&["-a", "-i", "web", "-r", "127.0.0.1:7100"]);
+    }
+    let hash = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("# configuration hash "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no hash in {text}"))
+    };
+    let (sa, sb) = (a.socket.to_str().unwrap(), b.socket.to_str().unwrap());
+    let fleet = |args: &[&str]| {
+        std::process::Command::new(example("tcpvsadm"))
+            .args(["--socket", sa, "--socket", sb])
+            .args(args)
+            .output()
+            .expect("run tcpvsadm")
+    };
+    let out = fleet(&["-L"]);
+    assert!(out.status.success());
+    let both = String::from_utf8(out.stdout).unwrap();
+    let nodes: Vec<&str> = both.split("# node ").filter(|s| !s.is_empty()).collect();
+    assert_eq!(nodes.len(), 2, "{both}");
+    assert!(
+        nodes[0].starts_with(sa) && nodes[1].starts_with(sb),
+        "{both}"
+    );
+    assert_eq!(
+        hash(nodes[0]),
+        hash(nodes[1]),
+        "same configuration, same hash"
+    );
+    // -n prints ports as numbers but hashes the same.
+    assert_eq!(hash(&a.adm_ok(&["-L", "-n"])), hash(nodes[0]));
+    // Drift: one node's weight changes.
+    b.adm_ok(&["-e", "-i", "web", "-r", "127.0.0.1:7100", "-w", "2"]);
+    let both = String::from_utf8(fleet(&["-L"]).stdout).unwrap();
+    let nodes: Vec<&str> = both.split("# node ").filter(|s| !s.is_empty()).collect();
+    assert_ne!(hash(nodes[0]), hash(nodes[1]), "{both}");
+    // A change goes to one daemon at a time.
+    let out = fleet(&["-D", "-i", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("several --socket"));
+}

@@ -214,9 +214,9 @@ pub struct Cli {
     /// Whether a request's Host must agree with the TLS server name (-A, -E).
     #[arg(long = "sni-host-check", value_name = "on|off", value_parser = parse_on_off)]
     sni_host_check: Option<bool>,
-    /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock].
+    /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock]. Repeatable with -L: each daemon's listing in turn, with its configuration hash.
     #[arg(long = "socket", value_name = "PATH")]
-    socket: Option<PathBuf>,
+    socket: Vec<PathBuf>,
 }
 
 /// What the invocation asks for, after checking.
@@ -273,6 +273,9 @@ pub enum UsageError {
     /// A file name that cannot be made absolute.
     #[error("illegal file name '{0}'")]
     File(String),
+    /// Several `--socket` with a command that changes something.
+    #[error("several --socket are for listing (-L) only: a change goes to one daemon at a time")]
+    SeveralSockets,
     /// A `--health` setting that does not parse.
     #[error("--health {0}")]
     Health(String),
@@ -377,8 +380,18 @@ impl Cli {
     /// The control socket path to use.
     pub fn socket(&self) -> PathBuf {
         self.socket
-            .clone()
+            .first()
+            .cloned()
             .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
+    }
+
+    /// Every control socket given (the default one when none was).
+    pub fn sockets(&self) -> Vec<PathBuf> {
+        if self.socket.is_empty() {
+            vec![self.socket()]
+        } else {
+            self.socket.clone()
+        }
     }
 
     fn verb(&self) -> Verb {
@@ -464,6 +477,9 @@ impl Cli {
     pub fn action(&self) -> Result<Action, UsageError> {
         let verb = self.verb();
         self.check_options(verb)?;
+        if self.socket.len() > 1 && verb != Verb::List {
+            return Err(UsageError::SeveralSockets);
+        }
         Ok(match (self.request(verb)?, verb) {
             (Some(request), _) => Action::Request(Box::new(request)),
             (None, Verb::Load) => Action::Load(self.load_configfile.clone().unwrap_or_default()),

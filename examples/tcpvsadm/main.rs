@@ -53,6 +53,49 @@ fn print_lines(lines: &[String]) {
     }
 }
 
+/// One daemon's listing: the header and configuration hash (for the
+/// whole configuration), the configuration, and the counters with
+/// `stats`; every line but the configuration's is a comment, so the
+/// listing stays a loadable file.
+fn listing(
+    client: &mut ControlClient,
+    service: Option<&str>,
+    numeric: bool,
+    stats: bool,
+) -> Result<Vec<String>, Failure> {
+    let service = service.map(str::to_string);
+    let listing = body_or_refusal(client.request(&Request::List {
+        service: service.clone(),
+        numeric,
+    })?)?;
+    let mut lines = Vec::with_capacity(listing.len() + 2);
+    if service.is_none() {
+        lines.push(format!(
+            "# TCP Virtual Server version {} (ktcpvs)",
+            env!("CARGO_PKG_VERSION")
+        ));
+        // The hash is of the numeric form, so -n does not change it, and
+        // two daemons with the same configuration show the same hash.
+        let canonical = if numeric {
+            listing.clone()
+        } else {
+            body_or_refusal(client.request(&Request::List {
+                service: None,
+                numeric: true,
+            })?)?
+        };
+        let hash = xxhash_rust::xxh3::xxh3_64(canonical.join("\n").as_bytes());
+        lines.push(format!("# configuration hash {hash:016x}"));
+    }
+    lines.extend(listing);
+    if stats {
+        let counters = body_or_refusal(client.request(&Request::Stats { service })?)?;
+        lines.push("# live counters".to_string());
+        lines.extend(counters.into_iter().map(|l| format!("# {l}")));
+    }
+    Ok(lines)
+}
+
 fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
     let socket = cli.socket();
     match action {
@@ -71,31 +114,24 @@ fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
             stats,
             json,
         } => {
-            let mut client = ControlClient::connect(&socket)?;
-            if json {
-                let body = body_or_refusal(client.request(&Request::StatsJson { service })?)?;
-                print_lines(&body);
-                return Ok(());
+            let sockets = cli.sockets();
+            for path in &sockets {
+                let mut lines = Vec::new();
+                if sockets.len() > 1 {
+                    lines.push(format!("# node {}", path.display()));
+                }
+                let mut client = ControlClient::connect(path)?;
+                if json {
+                    let body = body_or_refusal(client.request(&Request::StatsJson {
+                        service: service.clone(),
+                    })?)?;
+                    lines.extend(body);
+                    print_lines(&lines);
+                    continue;
+                }
+                lines.extend(listing(&mut client, service.as_deref(), numeric, stats)?);
+                print_lines(&lines);
             }
-            let listing = body_or_refusal(client.request(&Request::List {
-                service: service.clone(),
-                numeric,
-            })?)?;
-            let mut lines = Vec::with_capacity(listing.len() + 1);
-            if service.is_none() {
-                // A comment, so the listing stays a loadable config file.
-                lines.push(format!(
-                    "# TCP Virtual Server version {} (ktcpvs)",
-                    env!("CARGO_PKG_VERSION")
-                ));
-            }
-            lines.extend(listing);
-            if stats {
-                let counters = body_or_refusal(client.request(&Request::Stats { service })?)?;
-                lines.push("# live counters".to_string());
-                lines.extend(counters.into_iter().map(|l| format!("# {l}")));
-            }
-            print_lines(&lines);
             Ok(())
         }
         Action::Request(request) => {
