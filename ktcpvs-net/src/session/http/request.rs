@@ -359,23 +359,36 @@ impl HttpSession {
         else {
             return Step::Close;
         };
+        let kept = Arc::clone(&service);
+        let decided = self.with_buffered_head(ctx, |session, head, ctx| {
+            session.decide(service, None, req, head, from, ctx, Some(slot))
+        });
+        decided.unwrap_or_else(|| {
+            self.fail(503, &kept, ctx);
+            Step::Again
+        })
+    }
+
+    /// Parses again the head still at the front of the client buffer (a
+    /// request retried on another server, or leaving the queue) and hands
+    /// it to `f`. The buffer is out of the session meanwhile, since the
+    /// head borrows it (as in `parse_head`), and put back after. `None`
+    /// when the buffer is gone or the head no longer parses.
+    pub(super) fn with_buffered_head<R>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        f: impl FnOnce(&mut Self, &RequestHead<'_>, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
         let limits = Limits::from_settings(ctx.snapshots.load().settings());
         let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
         let n = limits.max_headers.min(HEADER_SLOTS);
-        let Some(buf) = self.io.up.buf.take() else {
-            self.fail(503, &service, ctx);
-            return Step::Again;
+        let buf = self.io.up.buf.take()?;
+        let out = match parse_request_uninit(buf.filled(), &mut slots[..n], &limits) {
+            Ok(Some((_, head))) => Some(f(self, &head, ctx)),
+            _ => None,
         };
-        let step = match parse_request_uninit(buf.filled(), &mut slots[..n], &limits) {
-            Ok(Some((_, head))) => self.decide(service, None, req, &head, from, ctx, Some(slot)),
-            _ => {
-                self.fail(503, &service, ctx);
-                Step::Again
-            }
-        };
-        // As in `parse_head`: the buffer was out while the head borrowed it.
         self.io.up.buf = Some(buf);
-        step
+        out
     }
 
     /// A queued request waited its `queue_timeout`: 503.
@@ -408,14 +421,22 @@ impl HttpSession {
     ) -> Result<Step, (Arc<ServiceSnapshot>, Request)> {
         let mut chooser = Chooser::new(&service, from.addr, Some(head), from.server_name);
         if let Some(index) = chooser.pick_ahead() {
-            if let Some(lease) = service.try_lease(index) {
-                if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
-                    let route = Route {
-                        pick: chooser.chosen.and_then(Pick::of),
-                        lease: Some(lease),
-                        service: Arc::clone(&service),
-                    };
-                    return Ok(self.begin_exchange(route, b, Origin::Reused, req, ctx));
+            if let Some(b) = self.take_pooled(&service, index, pooled, &req, ctx) {
+                match service.try_lease(index) {
+                    Some(lease) => {
+                        let route = Route {
+                            pick: chooser.chosen.and_then(Pick::of),
+                            lease: Some(lease),
+                            service: Arc::clone(&service),
+                        };
+                        return Ok(self.begin_exchange(route, b, Origin::Reused, req, ctx));
+                    }
+                    // Another worker took the server's last slot since the
+                    // pick: the connection goes back, and the connect below
+                    // finds the server full and goes on without it.
+                    None => {
+                        let _ = self.pool_backend(b, true, ctx);
+                    }
                 }
             }
         }
