@@ -29,7 +29,8 @@ use crate::http::BodyState;
 use crate::io::buffer::{Buffer, BufferPool};
 use crate::io::conn::Conn;
 use crate::upstream::connect::{
-    fail_target, poll_connect, start_connect, Chooser, Connecting, Excluded, NoBackend,
+    fail_target, poll_connect, record_connect_time, start_connect, Chooser, Connecting, Excluded,
+    NoBackend,
 };
 use crate::upstream::pool::ConnectCheck;
 
@@ -294,12 +295,9 @@ impl Tunnel {
     fn connected(&mut self, service: &ServiceSnapshot, ctx: &Ctx<'_>) {
         if let Phase::Connecting(c, deadline) = std::mem::replace(&mut self.phase, Phase::Finished)
         {
-            let timeout = service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
-            let took = timeout.saturating_sub(deadline.saturating_duration_since(ctx.now));
-            service.load().latency().connect.observe(took);
-            if let Some(lease) = &c.lease {
-                lease.load().latency().connect.observe(took);
-            }
+            let server = c.lease.as_ref().map(|l| &**l.load());
+            let settings = ctx.snapshots.load();
+            let took = record_connect_time(service, server, deadline, ctx.now, settings.settings());
             self.server = Some(c.addr);
             self.connect = Some(took);
             self.phase = Phase::Relaying {

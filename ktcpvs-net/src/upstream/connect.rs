@@ -6,11 +6,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ktcpvs_core::live::HealthChange;
-use ktcpvs_core::snapshot::ServiceSnapshot;
-use ktcpvs_core::{Lease, PickRequest, RequestHead, Selection};
+use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
+use ktcpvs_core::{Lease, PickRequest, RequestHead, Selection, ServerLoad, Settings};
 use mio::Registry;
 
 use super::pool::{Backends, ConnectCheck, Destination};
@@ -95,6 +95,26 @@ pub(crate) fn log_health(
             log::info!("[{service}] real server {server} is back in rotation")
         }
     }
+}
+
+/// How long a connect took that had to finish by `deadline` (it began
+/// `connect_timeout` before it) and finished `now`, counted in the
+/// service's connect histogram and, when it went to a server, that
+/// server's.
+pub(crate) fn record_connect_time(
+    service: &ServiceSnapshot,
+    server: Option<&ServerLoad>,
+    deadline: Instant,
+    now: Instant,
+    settings: &Settings,
+) -> Duration {
+    let timeout = service.timeout(TimeoutKind::Connect, settings);
+    let took = timeout.saturating_sub(deadline.saturating_duration_since(now));
+    service.load().latency().connect.observe(took);
+    if let Some(server) = server {
+        server.latency().connect.observe(took);
+    }
+    took
 }
 
 /// Where a backend connection leads.

@@ -3,16 +3,13 @@
 //! request when a reused connection turns out dead, and handing the
 //! connection back to the pool (or closing it) with its byte counts.
 
-use std::mem::MaybeUninit;
-
 use std::sync::Arc;
 
-use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
+use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{RequestHead, Selection};
 
 use super::exchange::{Exchange, Origin};
-use super::{ClientId, HttpSession, Request, Route, State, Step, HEADER_SLOTS};
-use crate::http::{parse_request_uninit, Limits};
+use super::{ClientId, HttpSession, Request, Route, State, Step};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::tunnel::Tunnel;
 use crate::session::Ctx;
@@ -96,11 +93,7 @@ impl HttpSession {
                 else {
                     return Step::Close;
                 };
-                let timeout = route
-                    .service
-                    .timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
-                let took = timeout.saturating_sub(deadline.saturating_duration_since(ctx.now));
-                route.record_connect(took);
+                let took = route.record_connect(deadline, ctx);
                 if let Some(pending) = &mut self.io.log {
                     pending.connect_us = super::logging::micros(took);
                     pending.retries = u16::try_from(excluded.failed).unwrap_or(u16::MAX);
@@ -151,17 +144,12 @@ impl HttpSession {
             backoff,
         );
         drop(route);
-        // Re-parse the head still in the buffer to pick again.
-        let limits = Limits::from_settings(ctx.snapshots.load().settings());
-        let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
-        let n = limits.max_headers.min(HEADER_SLOTS);
-        let next = match self.io.up.buf.as_ref() {
-            Some(buf) => match parse_request_uninit(buf.filled(), &mut slots[..n], &limits) {
-                Ok(Some((_, head))) => connect_again(&service, &head, from, &mut excluded, ctx),
-                _ => Err(NoBackend::AllFailed),
-            },
-            None => Err(NoBackend::AllFailed),
-        };
+        // The head still in the buffer decides again.
+        let next = self
+            .with_buffered_head(ctx, |_, head, ctx| {
+                connect_again(&service, head, from, &mut excluded, ctx)
+            })
+            .unwrap_or(Err(NoBackend::AllFailed));
         self.connect_or_fail(next, service, req, excluded, ctx);
     }
 

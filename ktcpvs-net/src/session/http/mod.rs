@@ -51,7 +51,7 @@ use super::{Ctx, Flow};
 use crate::http::{write_error_response, Framing, Method};
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
-use crate::upstream::connect::{Connecting, Excluded, Target};
+use crate::upstream::connect::{record_connect_time, Connecting, Excluded, Target};
 
 mod backend;
 mod exchange;
@@ -199,12 +199,18 @@ impl Route {
         }
     }
 
-    /// Records how long the connect to the route's server took.
-    fn record_connect(&self, took: Duration) {
-        self.service.load().latency().connect.observe(took);
-        if let Some(entry) = self.entry() {
-            entry.load().latency().connect.observe(took);
-        }
+    /// Records how long the connect to the route's server took (it had
+    /// to finish by `deadline`).
+    fn record_connect(&self, deadline: Instant, ctx: &Ctx<'_>) -> Duration {
+        let server = self.entry().map(|e| &**e.load());
+        let settings = ctx.snapshots.load();
+        record_connect_time(
+            &self.service,
+            server,
+            deadline,
+            ctx.now,
+            settings.settings(),
+        )
     }
 
     /// Counts a request the route's rule routed.
