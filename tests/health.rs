@@ -235,6 +235,26 @@ impl Proxy {
             .unwrap();
         entry.health()
     }
+    /// Sets `maxconn` of each of `backends`.
+    fn limit(&self, backends: &[&Backend], maxconn: u32) {
+        for b in backends {
+            self.control
+                .execute(Command::SetServerLimit {
+                    service: "web".into(),
+                    server: Endpoint::from_addr(b.addr),
+                    maxconn,
+                })
+                .unwrap();
+        }
+    }
+    /// `n` clients at once, one request each: their statuses.
+    fn burst(&self, n: usize) -> Vec<u16> {
+        let addr = self.addr();
+        let threads: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(move || get(addr, "/").0))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
     fn stats(&self) -> ktcpvs::core::live::ServiceStats {
         self.control
             .snapshot()
@@ -491,23 +511,8 @@ fn maxconn_is_never_exceeded_and_the_queue_serves_in_time_or_answers_503() {
         &[("queue", "100"), ("queue_timeout", "10s")],
         &[&a, &b],
     );
-    for x in [&a, &b] {
-        proxy
-            .control
-            .execute(Command::SetServerLimit {
-                service: "web".into(),
-                server: Endpoint::from_addr(x.addr),
-                maxconn: 2,
-            })
-            .unwrap();
-    }
-    let burst = |n: usize| -> Vec<u16> {
-        let addr = proxy.addr();
-        let threads: Vec<_> = (0..n)
-            .map(|_| std::thread::spawn(move || get(addr, "/").0))
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    };
+    proxy.limit(&[&a, &b], 2);
+    let burst = |n: usize| proxy.burst(n);
     let statuses = burst(24);
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert!(a.shared.peak.load(Ordering::SeqCst) <= 2);
@@ -627,23 +632,8 @@ fn layer_4_connections_queue_for_maxconn_too() {
         &[("queue", "50"), ("queue_timeout", "10s")],
         &[&a, &b],
     );
-    for x in [&a, &b] {
-        proxy
-            .control
-            .execute(Command::SetServerLimit {
-                service: "web".into(),
-                server: Endpoint::from_addr(x.addr),
-                maxconn: 1,
-            })
-            .unwrap();
-    }
-    let burst = |n: usize| -> Vec<u16> {
-        let addr = proxy.addr();
-        let threads: Vec<_> = (0..n)
-            .map(|_| std::thread::spawn(move || get(addr, "/").0))
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    };
+    proxy.limit(&[&a, &b], 1);
+    let burst = |n: usize| proxy.burst(n);
     let statuses = burst(8);
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert_eq!(a.shared.peak.load(Ordering::SeqCst), 1);
