@@ -41,6 +41,15 @@ const MAX_BUFFERS: usize = 16 * 1024;
 /// How often a paused listener, a starved session or a drain is looked at.
 const TICK: Duration = Duration::from_millis(20);
 
+/// How long a draining worker leaves idle keep-alive connections open: a
+/// client that sends its next request meanwhile is served, with
+/// `Connection: close` (closing an idle connection races with a request the
+/// client may be sending on it, which the client would see fail: the
+/// race HAProxy's `idle-close-on-response` avoids the same way). Busy
+/// clients make a request well within it; only connections idle for this
+/// long are closed without one.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
 /// How often requests waiting in a service's queue look for a free slot.
 const QUEUE_TICK: Duration = Duration::from_millis(1);
 
@@ -267,9 +276,18 @@ struct Resources {
     /// needs one (a new one, or a parked one whose client sent again).
     spares: Spares,
     /// Set when draining: finish requests, keep nothing alive.
-    drain: Option<Instant>,
+    drain: Option<Drain>,
     /// Where requests are logged, if anywhere.
     access_log: Option<AccessLog>,
+}
+
+/// A drain in progress.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    /// When whatever is still open is closed.
+    deadline: Instant,
+    /// From when idle connections are closed (see [`DRAIN_IDLE_GRACE`]).
+    close_idle_from: Instant,
 }
 
 impl Resources {
@@ -409,8 +427,14 @@ impl Loop {
                 self.res.backends.idle_count(),
                 self.res.pool.in_use(),
             );
-            if let Some(deadline) = self.res.drain {
-                self.close_idle_sessions(now);
+            if let Some(Drain {
+                deadline,
+                close_idle_from,
+            }) = self.res.drain
+            {
+                if now >= close_idle_from {
+                    self.close_idle_sessions(now);
+                }
                 if self.sessions.is_empty() {
                     break;
                 }
@@ -504,7 +528,10 @@ impl Loop {
             }
             Message::Drain { deadline } => {
                 self.listeners.clear();
-                self.res.drain = Some(deadline);
+                self.res.drain = Some(Drain {
+                    deadline,
+                    close_idle_from: (now + DRAIN_IDLE_GRACE).min(deadline),
+                });
             }
         }
     }

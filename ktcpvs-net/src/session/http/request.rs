@@ -56,9 +56,6 @@ impl HttpSession {
             if let Some(step) = self.parse_head(ClientId::of(client, peer), service, ctx, &limits) {
                 return step;
             }
-            if ctx.draining && !self.io.up.holds_bytes() {
-                return Step::Close;
-            }
             if !client.ready.readable {
                 release_if_empty(&mut self.io.up.buf);
                 let at = match first_byte {
