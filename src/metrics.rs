@@ -64,6 +64,9 @@ pub struct ServiceMetrics {
     pub errors: u64,
     /// Client connections that failed at the TLS level.
     pub tls_failures: u64,
+    /// Client connections refused for the PROXY protocol (untrusted
+    /// source, malformed, missing or late header).
+    pub proxy_refused: u64,
     /// Responses to clients by class, 1xx first.
     pub responses: [u64; 5],
     /// Error responses the proxy produced itself: `(status, count)`.
@@ -238,6 +241,7 @@ impl MetricsSnapshot {
                     bytes_out: s.bytes_out,
                     errors: s.errors,
                     tls_failures: s.tls_failures,
+                    proxy_refused: s.proxy_refused,
                     responses: service.load().responses().snapshot(),
                     proxy_responses: service.load().proxy_responses().snapshot().to_vec(),
                     queued: s.queued,
@@ -315,7 +319,7 @@ impl MetricsSnapshot {
 
     fn service_families(&self, p: &mut Exposition<'_>) {
         type Figure = fn(&ServiceMetrics) -> f64;
-        let families: [(&str, &str, &str, Figure); 14] = [
+        let families: [(&str, &str, &str, Figure); 15] = [
             (
                 "ktcpvs_service_running",
                 "gauge",
@@ -363,6 +367,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Client connections that failed at the TLS level.",
                 |s| s.tls_failures as f64,
+            ),
+            (
+                "ktcpvs_service_proxy_refused_total",
+                "counter",
+                "Client connections refused for the PROXY protocol.",
+                |s| s.proxy_refused as f64,
             ),
             (
                 "ktcpvs_service_queue_length",

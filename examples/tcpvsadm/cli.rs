@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser};
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
-use ktcpvs::core::model::{MAX_MATCH_GROUP, MAX_WEIGHT};
+use ktcpvs::core::model::{ProxyVersion, MAX_MATCH_GROUP, MAX_WEIGHT};
+use ktcpvs::core::network::Networks;
 use ktcpvs::{BackendTls, CertificateFiles, ServiceSpec};
 
 fn parse_weight(text: &str) -> Result<u32, String> {
@@ -42,6 +43,25 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
         "off" => Ok(false),
         _ => Err(format!("'{text}' is not on or off")),
     }
+}
+
+/// A `--send-proxy` value: a version, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct SendProxy(Option<ProxyVersion>);
+
+fn parse_send_proxy(text: &str) -> Result<SendProxy, String> {
+    match text {
+        "off" => Ok(SendProxy(None)),
+        _ => text
+            .parse()
+            .map(|v| SendProxy(Some(v)))
+            .map_err(|e: ktcpvs::ControlError| e.to_string()),
+    }
+}
+
+fn parse_networks(text: &str) -> Result<Networks, String> {
+    text.parse()
+        .map_err(|e: ktcpvs::ControlError| e.to_string())
 }
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
@@ -142,6 +162,9 @@ pub struct Cli {
     /// Limit a real server's connections or requests in flight (needs -i, -r, -x).
     #[arg(long = "server-limit", group = "command")]
     server_limit: bool,
+    /// Send a PROXY protocol header first on each connection to a real server (needs -i, -r, --send-proxy).
+    #[arg(long = "server-proxy", group = "command")]
+    server_proxy: bool,
 
     /// Service name.
     #[arg(short = 'i', long = "ident", value_name = "NAME")]
@@ -211,6 +234,12 @@ pub struct Cli {
     /// With --server-tls: reach the server over plain TCP again.
     #[arg(long = "tls-off", conflicts_with_all = ["tls_name", "tls_ca", "client_certificate", "client_key"])]
     tls_off: bool,
+    /// With --server-proxy: the PROXY protocol version to send, v1 or v2, or off.
+    #[arg(long = "send-proxy", value_name = "v1|v2|off", value_parser = parse_send_proxy)]
+    send_proxy: Option<SendProxy>,
+    /// Networks trusted to send a PROXY protocol header, CIDR blocks separated by commas, or none (-A, -E).
+    #[arg(long = "proxy-protocol", value_name = "NETWORKS", value_parser = parse_networks)]
+    proxy_protocol: Option<Networks>,
     /// Whether a request's Host must agree with the TLS server name (-A, -E).
     #[arg(long = "sni-host-check", value_name = "on|off", value_parser = parse_on_off)]
     sni_host_check: Option<bool>,
@@ -300,6 +329,7 @@ enum Verb {
     ReloadCertificates,
     ServerTls,
     ServerLimit,
+    ServerProxy,
     Drain,
     List,
 }
@@ -326,6 +356,7 @@ impl Verb {
                     "-l",
                     "--certificate",
                     "--sni-host-check",
+                    "--proxy-protocol",
                     "--health",
                 ],
             ),
@@ -339,6 +370,7 @@ impl Verb {
                     "--certificate",
                     "--no-certificates",
                     "--sni-host-check",
+                    "--proxy-protocol",
                     "--health",
                 ],
             ),
@@ -365,6 +397,7 @@ impl Verb {
                 ],
             ),
             Verb::ServerLimit => ("--server-limit", &["-i", "-r", "-x"], &[]),
+            Verb::ServerProxy => ("--server-proxy", &["-i", "-r", "--send-proxy"], &[]),
             Verb::Drain => ("--drain", &[], &[]),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats", "--json"]),
         };
@@ -427,6 +460,8 @@ impl Cli {
             Verb::ServerTls
         } else if self.server_limit {
             Verb::ServerLimit
+        } else if self.server_proxy {
+            Verb::ServerProxy
         } else if self.drain.is_some() {
             Verb::Drain
         } else {
@@ -456,6 +491,8 @@ impl Cli {
             ),
             (self.no_certificates, "--no-certificates"),
             (self.sni_host_check.is_some(), "--sni-host-check"),
+            (self.proxy_protocol.is_some(), "--proxy-protocol"),
+            (self.send_proxy.is_some(), "--send-proxy"),
             (self.tls_name.is_some(), "--tls-name"),
             (self.tls_ca.is_some(), "--tls-ca"),
             (
@@ -536,6 +573,7 @@ impl Cli {
                 scheduler: self.scheduler.clone(),
                 certificates: certificates.clone(),
                 host_check: self.sni_host_check,
+                proxy_protocol: self.proxy_protocol.clone(),
                 health: health.clone(),
                 ..Default::default()
             },
@@ -598,6 +636,11 @@ impl Cli {
                 service: ident(),
                 server: server(),
                 maxconn: self.max_connections.unwrap_or(0),
+            },
+            Verb::ServerProxy => Request::SetServerProxy {
+                service: ident(),
+                server: server(),
+                version: self.send_proxy.and_then(|p| p.0),
             },
             Verb::Load | Verb::List => return Ok(None),
         }))
@@ -813,6 +856,56 @@ mod tests {
         assert_eq!(
             request(&["--sysctl", "debug_level=2"]),
             Request::Sysctl(SysctlRequest::Set("debug_level".into(), "2".into()))
+        );
+    }
+
+    #[test]
+    fn proxy_protocol_options() {
+        assert_eq!(
+            request(&[
+                "--server-proxy",
+                "-i",
+                "web",
+                "-r",
+                "r1:80",
+                "--send-proxy",
+                "v2"
+            ]),
+            Request::SetServerProxy {
+                service: "web".into(),
+                server: "r1:80".parse().unwrap(),
+                version: Some(ProxyVersion::V2),
+            }
+        );
+        assert_eq!(
+            request(&[
+                "--server-proxy",
+                "-i",
+                "web",
+                "-r",
+                "r1:80",
+                "--send-proxy",
+                "off"
+            ]),
+            Request::SetServerProxy {
+                service: "web".into(),
+                server: "r1:80".parse().unwrap(),
+                version: None,
+            }
+        );
+        assert!(action(&["--server-proxy", "-i", "web", "-r", "r1:80"]).is_err());
+        let Request::EditService { args, .. } = request(&[
+            "-E",
+            "-i",
+            "web",
+            "--proxy-protocol",
+            "10.0.0.0/8,127.0.0.1",
+        ]) else {
+            panic!("not an edit");
+        };
+        assert_eq!(
+            args.spec.proxy_protocol.unwrap().to_string(),
+            "10.0.0.0/8,127.0.0.1/32"
         );
     }
 

@@ -10,6 +10,8 @@
 //! applies them) import them without importing each other.
 
 use crate::endpoint::Endpoint;
+use crate::model::ProxyVersion;
+use crate::network::Networks;
 use crate::tls::{BackendTls, CertificateFiles};
 
 /// Fields of a service to set. `None` leaves a field as it is (on edit) or
@@ -56,6 +58,9 @@ pub struct ServiceSpec {
     /// Whether a request's `Host` must agree with the TLS server name
     /// (SNI); only for a service with certificates.
     pub host_check: Option<bool>,
+    /// Networks trusted to send a PROXY protocol header (replacing the
+    /// list; empty: no PROXY protocol).
+    pub proxy_protocol: Option<Networks>,
     /// Health and overload settings to set, `(key, value)` as
     /// [`HealthConfig::set`](crate::health::HealthConfig::set) reads them,
     /// applied in order.
@@ -162,6 +167,16 @@ pub enum Command {
         server: Endpoint,
         /// Most in flight at once; 0: no limit.
         maxconn: u32,
+    },
+    /// Send (or with `None` stop sending) a PROXY protocol header first on
+    /// each connection to a server (`server ... send_proxy v2`).
+    SetServerProxy {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// The version to send.
+        version: Option<ProxyVersion>,
     },
     /// Set (or with `None` clear) the admin listener's address
     /// (`admin = ADDR:PORT` in a configuration file).

@@ -39,6 +39,7 @@ pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod model;
+pub mod network;
 pub mod scheduler;
 pub mod settings;
 pub mod snapshot;

@@ -519,6 +519,7 @@ pub struct ServiceLoad {
     bytes_out: AtomicU64,
     errors: AtomicU64,
     tls_failures: AtomicU64,
+    proxy_refused: AtomicU64,
     /// Requests waiting in the queue now.
     queued: AtomicU64,
     /// Requests that ever waited.
@@ -611,6 +612,10 @@ pub struct ServiceStats {
     /// Client connections of a TLS service that failed at the TLS level
     /// (a failed handshake, a bad record).
     pub tls_failures: u64,
+    /// Client connections of a service that expects the PROXY protocol
+    /// refused for it: from an untrusted source, or with a malformed,
+    /// missing or late header.
+    pub proxy_refused: u64,
     /// Requests waiting in the queue now.
     pub queued: u64,
     /// Requests that ever waited in the queue.
@@ -636,6 +641,7 @@ impl ServiceLoad {
             bytes_out: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
+            proxy_refused: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             queued_total: AtomicU64::new(0),
             queue_timeouts: AtomicU64::new(0),
@@ -701,6 +707,11 @@ impl ServiceLoad {
     /// Counts a client connection that failed at the TLS level.
     pub fn add_tls_failure(&self) {
         self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client connection refused for the PROXY protocol.
+    pub fn add_proxy_refused(&self) {
+        self.proxy_refused.fetch_add(1, Ordering::Relaxed);
     }
     /// A place in the queue for a request that found every server at its
     /// limit, unless `max` requests wait already (then the refusal is
@@ -774,6 +785,7 @@ impl ServiceLoad {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             tls_failures: self.tls_failures.load(Ordering::Relaxed),
+            proxy_refused: self.proxy_refused.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
             queued_total: self.queued_total.load(Ordering::Relaxed),
             queue_timeouts: self.queue_timeouts.load(Ordering::Relaxed),

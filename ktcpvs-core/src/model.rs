@@ -9,10 +9,13 @@
 //! resets it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 
 use crate::error::ControlError;
 use crate::health::HealthConfig;
+use crate::network::Networks;
 use crate::tls::{BackendTls, TlsConfig};
 
 /// Longest accepted service name, in bytes.
@@ -257,6 +260,12 @@ pub struct ServiceConfig {
     pub tls: Option<TlsConfig>,
     /// Health checks, ejection, slow start, queue and retry budget.
     pub health: HealthConfig,
+    /// Networks trusted to open a connection with a PROXY protocol header
+    /// (v1 or v2): with any, every connection must start with one, and a
+    /// connection from elsewhere is refused. The address the header
+    /// carries is the client's for everything that follows (forwarding
+    /// headers, logs, hashing schedulers). Empty: no PROXY protocol.
+    pub proxy_protocol: Networks,
 }
 
 impl ServiceConfig {
@@ -279,6 +288,7 @@ impl ServiceConfig {
             options: BTreeMap::new(),
             tls: None,
             health: HealthConfig::default(),
+            proxy_protocol: Networks::none(),
         }
     }
 
@@ -345,6 +355,52 @@ pub struct ServerConfig {
     /// 0: no limit. Excess work goes to another server or waits in the
     /// service's queue.
     pub maxconn: u32,
+    /// A PROXY protocol header sent first on each connection to the server,
+    /// carrying the client's address; `None`: none. Such connections serve
+    /// one client only: they are never pooled for another.
+    pub send_proxy: Option<ProxyVersion>,
+}
+
+/// A version of the PROXY protocol (HAProxy's specification): `v1`, a text
+/// line, or `v2`, a binary header.
+///
+/// ```
+/// use ktcpvs_core::model::ProxyVersion;
+/// assert_eq!("v2".parse::<ProxyVersion>().unwrap(), ProxyVersion::V2);
+/// assert_eq!(ProxyVersion::V1.to_string(), "v1");
+/// assert!("v3".parse::<ProxyVersion>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyVersion {
+    /// The text form: `PROXY TCP4 SRC DST SPORT DPORT\r\n`.
+    V1,
+    /// The binary form.
+    V2,
+}
+
+impl fmt::Display for ProxyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProxyVersion::V1 => "v1",
+            ProxyVersion::V2 => "v2",
+        })
+    }
+}
+
+impl FromStr for ProxyVersion {
+    type Err = ControlError;
+
+    fn from_str(text: &str) -> Result<ProxyVersion, ControlError> {
+        match text {
+            "v1" | "V1" | "1" => Ok(ProxyVersion::V1),
+            "v2" | "V2" | "2" => Ok(ProxyVersion::V2),
+            _ => Err(ControlError::Invalid {
+                what: "send_proxy",
+                value: text.to_string(),
+                reason: "must be v1 or v2".to_string(),
+            }),
+        }
+    }
 }
 
 /// Largest accepted per-server `maxconn`.

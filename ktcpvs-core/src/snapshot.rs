@@ -316,6 +316,12 @@ impl ServiceSnapshot {
                 && s.load.is_healthy()
         })
     }
+    /// Whether some server expects a PROXY protocol header (`send_proxy`):
+    /// the engine then notes the address each client reached.
+    pub fn sends_proxy(&self) -> bool {
+        self.servers.iter().any(|s| s.config.send_proxy.is_some())
+    }
+
     /// Whether some server could take work now (weight above 0, healthy,
     /// below its `maxconn`): the cheap test a queued request makes before
     /// asking its scheduler again.

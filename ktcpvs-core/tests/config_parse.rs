@@ -80,6 +80,7 @@ fn first_example_loads_field_by_field() {
             weight: 1,
             tls: None,
             maxconn: 0,
+            send_proxy: None,
         }]
     );
     assert_eq!(
@@ -127,6 +128,7 @@ fn second_example_loads_field_by_field() {
             weight: 100,
             tls: None,
             maxconn: 0,
+            send_proxy: None,
         }]
     );
     assert_eq!(web1.rules.len(), 1);

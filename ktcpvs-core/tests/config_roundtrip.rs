@@ -9,15 +9,25 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ktcpvs_core::config::{self, PrintOptions};
+use ktcpvs_core::model::ProxyVersion;
 use ktcpvs_core::{BackendTls, CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
 use proptest::prelude::*;
+
+/// A server: address, weight, TLS, maxconn, PROXY protocol version.
+type ServerGen = (
+    SocketAddr,
+    Option<u32>,
+    Option<BackendTls>,
+    u32,
+    Option<ProxyVersion>,
+);
 
 /// One service as the generator describes it.
 #[derive(Debug, Clone)]
 struct ServiceGen {
     name: String,
     spec: ServiceSpec,
-    servers: Vec<(SocketAddr, Option<u32>, Option<BackendTls>, u32)>,
+    servers: Vec<ServerGen>,
     /// (pattern, match group, index into `servers`)
     rules: Vec<(String, Option<u32>, usize)>,
 }
@@ -121,7 +131,15 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             prop::option::of(prop::collection::vec((file_name(), file_name()), 0..3)),
             prop::option::of(any::<bool>()),
         ),
-        prop::sample::subsequence(HEALTH_VALUES.to_vec(), 0..6),
+        (
+            prop::sample::subsequence(HEALTH_VALUES.to_vec(), 0..6),
+            prop::option::of(prop::sample::select(vec![
+                "none",
+                "127.0.0.1",
+                "10.0.0.0/8,192.168.1.0/24",
+                "::1,fd00::/8,172.16.0.0/12",
+            ])),
+        ),
     )
         .prop_map(
             |(
@@ -130,7 +148,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 (ff, upgrades),
                 opts,
                 (certificates, host_check),
-                health,
+                (health, proxy_protocol),
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
@@ -158,6 +176,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                             .collect()
                     }),
                     host_check,
+                    proxy_protocol: proxy_protocol.map(|n| n.parse().unwrap()),
                     health: health
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -194,6 +213,10 @@ fn service() -> impl Strategy<Value = ServiceGen> {
                 prop::option::of(0u32..=65_535),
                 prop::option::of(backend_tls()),
                 0u32..3,
+                prop::option::of(prop::sample::select(vec![
+                    ProxyVersion::V1,
+                    ProxyVersion::V2,
+                ])),
             ),
             0..5,
         ),
@@ -237,7 +260,7 @@ fn build(services: &[ServiceGen]) -> Control {
         if added.is_err() {
             continue;
         }
-        for (addr, weight, tls, maxconn) in &s.servers {
+        for (addr, weight, tls, maxconn, send_proxy) in &s.servers {
             let _ = control.execute(Command::AddServer {
                 service: s.name.clone(),
                 server: Endpoint::from_addr(*addr),
@@ -247,6 +270,11 @@ fn build(services: &[ServiceGen]) -> Control {
                 service: s.name.clone(),
                 server: Endpoint::from_addr(*addr),
                 maxconn: *maxconn,
+            });
+            let _ = control.execute(Command::SetServerProxy {
+                service: s.name.clone(),
+                server: Endpoint::from_addr(*addr),
+                version: *send_proxy,
             });
             if let Some(tls) = tls {
                 let _ = control.execute(Command::SetServerTls {
@@ -304,7 +332,7 @@ fn tricky_names_ports_and_patterns_round_trip() {
             ..Default::default()
         },
         servers: vec![
-            ("[::]:80".parse().unwrap(), Some(0), None, 0),
+            ("[::]:80".parse().unwrap(), Some(0), None, 0, None),
             (
                 "10.0.0.1:0".parse().unwrap(),
                 None,
@@ -314,6 +342,7 @@ fn tricky_names_ports_and_patterns_round_trip() {
                     certificate: None,
                 }),
                 7,
+                Some(ProxyVersion::V2),
             ),
         ],
         rules: vec![

@@ -40,6 +40,7 @@ pub mod error;
 pub mod http;
 pub(crate) mod io;
 pub(crate) mod listener;
+pub mod proxy_protocol;
 pub(crate) mod resource;
 pub(crate) mod session;
 pub mod stats;

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ktcpvs_core::snapshot::{ServiceId, ServiceSnapshot};
-use ktcpvs_core::{Control, Dispatch};
+use ktcpvs_core::snapshot::{ServiceId, ServiceSnapshot, TimeoutKind};
+use ktcpvs_core::Control;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use parking_lot::Mutex;
@@ -27,8 +27,8 @@ use slab::Slab;
 use crate::access_log::AccessLog;
 use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
+use crate::proxy_protocol::Addresses;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
-use crate::session::tunnel::Tunnel;
 use crate::session::{self, Ctx, Flow, Kind, Peer, Session, Spares};
 use crate::stats::WorkerStats;
 use crate::timer::{Due, Timers};
@@ -303,6 +303,7 @@ impl Resources {
             draining: self.drain.is_some(),
             spares: &mut self.spares,
             access_log: self.access_log.as_ref(),
+            origin: None,
         }
     }
 }
@@ -567,6 +568,16 @@ impl Loop {
         gate: Arc<ClientGate>,
         now: Instant,
     ) {
+        let trusted = &service.config().proxy_protocol;
+        if !trusted.is_empty() && !trusted.contains(peer.ip()) {
+            session::refuse_proxy(
+                &service,
+                peer,
+                "not from a network trusted to send a PROXY protocol header",
+            );
+            gate.leave();
+            return;
+        }
         let Some(client) = session::client_conn(stream, &service) else {
             gate.leave();
             return;
@@ -574,29 +585,42 @@ impl Loop {
         service.load().connection_opened();
         let entry = self.sessions.vacant_entry();
         let skey = entry.key();
-        let mut ctx = self.res.ctx(skey, now);
-        let kind = match service.dispatch() {
-            Dispatch::Connection => {
-                Tunnel::start(peer, &service, &mut ctx).map(|t| Kind::Tunnel(Box::new(t)))
-            }
-            Dispatch::FirstRequest | Dispatch::EachRequest => {
-                Some(Kind::Http(ctx.spares.start(now)))
-            }
+        let expects_proxy = !service.config().proxy_protocol.is_empty();
+        // The address the client reached, for servers that expect a PROXY
+        // protocol header (one `getsockname` per connection, only then).
+        let destination = (!expects_proxy && service.sends_proxy())
+            .then(|| client.stream.local_addr().ok().map(Peer::of))
+            .flatten();
+        let kind = if expects_proxy {
+            let settings = self.res.control.snapshot_cell().load();
+            let timeout = service.timeout(TimeoutKind::Header, settings.settings());
+            Some(Kind::AwaitingProxy {
+                until: now + timeout,
+            })
+        } else {
+            let mut ctx = self.res.ctx(skey, now);
+            ctx.origin = destination.map(|d| Addresses {
+                source: peer,
+                destination: d.addr(),
+            });
+            session::start_kind(peer, &service, &mut ctx)
         };
         let Some(kind) = kind else {
             gate.leave();
             service.load().connection_closed();
             return;
         };
-        entry.insert(Session {
+        let session = Session {
             client,
             peer: Peer::of(peer),
+            destination,
             service,
             gate,
             deadline: Default::default(),
             kind,
             registered: false,
-        });
+        };
+        entry.insert(session);
         self.drive(skey, now);
     }
 

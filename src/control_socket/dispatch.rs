@@ -174,6 +174,15 @@ impl Dispatcher {
                 server: server.clone(),
                 maxconn: *maxconn,
             },
+            Request::SetServerProxy {
+                service,
+                server,
+                version,
+            } => Command::SetServerProxy {
+                service: service.clone(),
+                server: server.clone(),
+                version: *version,
+            },
             Request::List { .. }
             | Request::Stats { .. }
             | Request::StatsJson { .. }
@@ -247,6 +256,9 @@ impl Dispatcher {
             );
             if c.tls.is_some() {
                 let _ = write!(line, " tls_failures={}", s.tls_failures);
+            }
+            if !c.proxy_protocol.is_empty() {
+                let _ = write!(line, " proxy_refused={}", s.proxy_refused);
             }
             let _ = write!(
                 line,

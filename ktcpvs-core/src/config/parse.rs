@@ -25,9 +25,10 @@ use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::health::{is_health_key, HealthConfig};
 use crate::model::{
-    parse_upgrade_list, validate_service_name, validate_upgrades, MAX_CLIENTS_LIMIT,
+    parse_upgrade_list, validate_service_name, validate_upgrades, ProxyVersion, MAX_CLIENTS_LIMIT,
     MAX_MATCH_GROUP, MAX_PREFORK, MAX_SERVER_CONNECTIONS, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
+use crate::network::Networks;
 use crate::tls::{BackendTls, CertificateFiles};
 
 /// The statements allowed inside a `Virtual` block.
@@ -52,10 +53,11 @@ enum Keyword {
     Option,
     Certificate,
     SniHostCheck,
+    ProxyProtocol,
 }
 
 impl Keyword {
-    const ALL: [Keyword; 19] = [
+    const ALL: [Keyword; 20] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -75,6 +77,7 @@ impl Keyword {
         Keyword::Option,
         Keyword::Certificate,
         Keyword::SniHostCheck,
+        Keyword::ProxyProtocol,
     ];
 
     /// The keyword as written in a file (lower case).
@@ -99,6 +102,7 @@ impl Keyword {
             Keyword::Option => "option",
             Keyword::Certificate => "certificate",
             Keyword::SniHostCheck => "sni_host_check",
+            Keyword::ProxyProtocol => "proxy_protocol",
         }
     }
 
@@ -610,6 +614,31 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         };
+        let proxy = match self.peek() {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) if w.eq_ignore_ascii_case("send_proxy") => {
+                self.pos += 1;
+                let t = self.expect_any(context, "a PROXY protocol version")?;
+                let version = match &t.kind {
+                    TokenKind::Word(w) => w.parse::<ProxyVersion>().ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    self.error_at(
+                        &t,
+                        format!("{context}: send_proxy takes v1 or v2, not {}", t.kind),
+                    )
+                })?;
+                Some(Command::SetServerProxy {
+                    service: service.to_string(),
+                    server: server.clone(),
+                    version: Some(version),
+                })
+            }
+            _ => None,
+        };
         let tls = match self.peek() {
             Some(Token {
                 kind: TokenKind::Word(w),
@@ -629,7 +658,7 @@ impl<'a> Parser<'a> {
             server,
             weight,
         };
-        Ok((add, limit.into_iter().chain(tls).collect()))
+        Ok((add, limit.into_iter().chain(proxy).chain(tls).collect()))
     }
 
     /// The settings after `tls` in a server statement, in any order, each
@@ -691,6 +720,7 @@ impl<'a> Parser<'a> {
             Keyword::ForwardFor => spec.forward_for = Some(self.on_off(context)?),
             Keyword::SniHostCheck => spec.host_check = Some(self.on_off(context)?),
             Keyword::Upgrade => spec.upgrades = Some(self.upgrade_list(context)?),
+            Keyword::ProxyProtocol => spec.proxy_protocol = Some(self.networks(context)?),
             Keyword::Server | Keyword::Rule | Keyword::Option | Keyword::Certificate => {}
             _ => {
                 let (lo, hi) = keyword.range();
@@ -782,6 +812,22 @@ impl<'a> Parser<'a> {
             }
         };
         validate_upgrades(&parse_upgrade_list(&text))
+            .map_err(|e| self.error_at(&t, format!("{context}: {e}")))
+    }
+
+    /// A list of networks (`none`, or CIDR blocks separated by commas).
+    fn networks(&mut self, context: &str) -> Result<Networks, ConfigError> {
+        let t = self.expect_any(context, "'none' or a list of networks")?;
+        let text = match &t.kind {
+            TokenKind::Word(w) | TokenKind::Str(w) => w.clone(),
+            other => {
+                return Err(self.error_at(
+                    &t,
+                    format!("{context}: expected 'none' or a list of networks but found {other}"),
+                ))
+            }
+        };
+        text.parse::<Networks>()
             .map_err(|e| self.error_at(&t, format!("{context}: {e}")))
     }
 

@@ -84,6 +84,9 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     if c.forward_for {
         let _ = writeln!(out, "    forwardfor = on");
     }
+    if !c.proxy_protocol.is_empty() {
+        let _ = writeln!(out, "    proxy_protocol = {}", c.proxy_protocol);
+    }
     if c.upgrades.iter().map(String::as_str).ne(DEFAULT_UPGRADES) {
         // Protocol names are tokens, so the list is one bare word, unless
         // one holds a `#`, which would start a comment there.
@@ -123,6 +126,9 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         let _ = write!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
         if s.maxconn != 0 {
             let _ = write!(out, " maxconn {}", s.maxconn);
+        }
+        if let Some(version) = s.send_proxy {
+            let _ = write!(out, " send_proxy {version}");
         }
         if let Some(tls) = &s.tls {
             out.push_str(" tls");

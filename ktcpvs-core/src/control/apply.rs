@@ -57,6 +57,14 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
             server,
             maxconn,
         } => set_server_limit(state, service, server, *maxconn),
+        Command::SetServerProxy {
+            service,
+            server,
+            version,
+        } => {
+            server_mut(state, service, server)?.send_proxy = *version;
+            Ok(())
+        }
         Command::AddRule {
             service,
             pattern,
@@ -145,6 +153,9 @@ fn apply_spec(
     timeout(&mut config.timeouts.response, spec.response_timeout);
     if let Some(f) = spec.forward_for {
         config.forward_for = f;
+    }
+    if let Some(networks) = &spec.proxy_protocol {
+        config.proxy_protocol = networks.clone();
     }
     if let Some(upgrades) = &spec.upgrades {
         config.upgrades = validate_upgrades(upgrades)?;
@@ -275,6 +286,7 @@ fn add_server(
         weight,
         tls: None,
         maxconn: 0,
+        send_proxy: None,
     });
     Ok(())
 }

@@ -43,6 +43,7 @@ fn blame(commands: &[Command], service: &str) -> usize {
         | Command::DeleteServer { service: s, .. }
         | Command::SetServerTls { service: s, .. }
         | Command::SetServerLimit { service: s, .. }
+        | Command::SetServerProxy { service: s, .. }
         | Command::AddRule { service: s, .. }
         | Command::DeleteRule { service: s, .. } => s == service,
         Command::Start { service: s } | Command::Stop { service: s } => {

@@ -15,13 +15,14 @@ pub(crate) mod http;
 pub(crate) mod relay;
 pub(crate) mod tunnel;
 
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ktcpvs_core::snapshot::ServiceSnapshot;
-use ktcpvs_core::Snapshot;
+use ktcpvs_core::{Dispatch, Snapshot};
 use mio::net::TcpStream;
 use mio::Registry;
 
@@ -30,6 +31,7 @@ use crate::access_log::{AccessLog, Format};
 use crate::io::buffer::BufferPool;
 use crate::io::conn::Conn;
 use crate::listener::ClientGate;
+use crate::proxy_protocol::{self, Addresses};
 use crate::throttle::Throttle;
 use crate::timer::Deadline;
 use crate::tls::ServerTls;
@@ -72,6 +74,10 @@ pub(crate) struct Ctx<'a> {
     pub spares: &'a mut Spares,
     /// The access log, when the host gave the engine one.
     pub access_log: Option<&'a AccessLog>,
+    /// The session's client connection (its client and the address it
+    /// reached), named in the PROXY protocol header of a server that
+    /// expects one; set by [`Session::drive`].
+    pub origin: Option<Addresses>,
 }
 
 impl Ctx<'_> {
@@ -90,6 +96,7 @@ impl Ctx<'_> {
             backends: self.backends,
             owner: self.key,
             backoff,
+            origin: self.origin,
         }
     }
 
@@ -194,12 +201,61 @@ pub(crate) fn client_conn(stream: TcpStream, service: &ServiceSnapshot) -> Optio
     }
 }
 
+/// What reading a PROXY protocol header came to.
+enum ProxyRead {
+    /// Read: the session's client is the one it named.
+    Read,
+    /// More bytes are needed.
+    Wait,
+    /// The connection is refused (and was counted and reported).
+    Refused,
+}
+
+/// Reports of connections refused for the PROXY protocol: anyone who can
+/// reach the listener can cause them, so at most one per ten seconds.
+static PROXY_REFUSALS: Throttle = Throttle::new(Duration::from_secs(10));
+
+/// Counts and reports (throttled) a connection from `peer` refused for the
+/// PROXY protocol.
+pub(crate) fn refuse_proxy(service: &ServiceSnapshot, peer: SocketAddr, why: &str) {
+    service.load().add_proxy_refused();
+    if let Some(count) = PROXY_REFUSALS.admit() {
+        log::warn!(
+            "[{}] connection from {peer} refused: {why} ({count} refusal(s) since the last report)",
+            service.config().name,
+        );
+    }
+}
+
+/// What a connection to `service` from `peer` starts as: a layer-4 tunnel
+/// (connecting now) or an HTTP session reading its first head. `None` when
+/// a tunnel finds no server: the connection is closed.
+pub(crate) fn start_kind(
+    peer: SocketAddr,
+    service: &ServiceSnapshot,
+    ctx: &mut Ctx<'_>,
+) -> Option<Kind> {
+    match service.dispatch() {
+        Dispatch::Connection => {
+            tunnel::Tunnel::start(peer, service, ctx).map(|t| Kind::Tunnel(Box::new(t)))
+        }
+        Dispatch::FirstRequest | Dispatch::EachRequest => {
+            Some(Kind::Http(ctx.spares.start(ctx.now)))
+        }
+    }
+}
+
 /// One client connection.
 pub(crate) struct Session {
     /// The client socket.
     pub client: Conn,
-    /// The client's address.
+    /// The client's address (the one a PROXY protocol header named, when
+    /// the service expects one).
     pub peer: Peer,
+    /// The address the client connected to, when known: the one a PROXY
+    /// protocol header named, or the socket's own, read at accept for a
+    /// service whose servers expect a header.
+    pub destination: Option<Peer>,
     /// The service version the connection was accepted under.
     pub service: Arc<ServiceSnapshot>,
     /// The `maxclients` gate the connection holds a slot of.
@@ -220,6 +276,12 @@ pub(crate) struct Session {
 /// largest variant, and idle keep-alive connections are the many. Those
 /// are parked: they keep only what they need to resume, inline.
 pub(crate) enum Kind {
+    /// A connection to a service that expects the PROXY protocol, waiting
+    /// for the header its trusted balancer puts first, until the deadline.
+    AwaitingProxy {
+        /// When to give up on the header (the header timeout).
+        until: Instant,
+    },
     /// Layer-4 byte relay.
     Tunnel(Box<tunnel::Tunnel>),
     /// HTTP/1.x content switching, with a request in flight or a head
@@ -259,6 +321,19 @@ impl Session {
                 Flow::Done
             };
         }
+        ctx.origin = Some(self.origin());
+        if let Kind::AwaitingProxy { until } = self.kind {
+            match self.read_proxy_header() {
+                ProxyRead::Wait => return Flow::Open(Some(until)),
+                ProxyRead::Refused => return Flow::Done,
+                ProxyRead::Read => {}
+            }
+            ctx.origin = Some(self.origin());
+            let Some(kind) = start_kind(self.peer.addr(), &self.service, ctx) else {
+                return Flow::Done;
+            };
+            self.kind = kind;
+        }
         if let Kind::Parked(_) = self.kind {
             // Its client sent something (or closed): resume in a box.
             let Kind::Parked(keep) = std::mem::replace(&mut self.kind, Kind::Parked(Keep::Nothing))
@@ -273,7 +348,9 @@ impl Session {
                 return self.close_tls(flow, ctx);
             }
             Kind::Http(h) => h.drive(&mut self.client, self.peer.addr(), &self.service, ctx),
-            Kind::Parked(_) | Kind::Closing { .. } => return Flow::Done,
+            Kind::AwaitingProxy { .. } | Kind::Parked(_) | Kind::Closing { .. } => {
+                return Flow::Done
+            }
         };
         let flow = self.settle(flow, ctx);
         self.close_tls(flow, ctx)
@@ -312,13 +389,18 @@ impl Session {
                 ctx.spares.keep(h);
             }
             Kind::Parked(keep) => keep.release(ctx),
-            Kind::Closing { .. } => {}
+            Kind::AwaitingProxy { .. } | Kind::Closing { .. } => {}
         }
     }
 
     /// The session's deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Flow {
+        ctx.origin = Some(self.origin());
         let flow = match &mut self.kind {
+            Kind::AwaitingProxy { .. } => {
+                self.refuse_proxy("no PROXY protocol header in time");
+                return Flow::Done;
+            }
             Kind::Tunnel(t) => return t.on_timeout(&mut self.client, &self.service, ctx),
             Kind::Http(h) => h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx),
             // A parked connection's keep-alive time is up; a closing one
@@ -361,7 +443,10 @@ impl Session {
     /// waits only for its backend).
     pub fn needs_client_events(&self) -> bool {
         match &self.kind {
-            Kind::Tunnel(_) | Kind::Parked(_) | Kind::Closing { .. } => true,
+            Kind::AwaitingProxy { .. }
+            | Kind::Tunnel(_)
+            | Kind::Parked(_)
+            | Kind::Closing { .. } => true,
             Kind::Http(h) => h.needs_client_events() || self.client.wants_write(),
         }
     }
@@ -372,8 +457,68 @@ impl Session {
         match &self.kind {
             Kind::Tunnel(_) => false,
             Kind::Http(h) => h.is_idle(),
-            Kind::Parked(_) | Kind::Closing { .. } => true,
+            Kind::AwaitingProxy { .. } | Kind::Parked(_) | Kind::Closing { .. } => true,
         }
+    }
+
+    /// The client connection as a server expecting a PROXY protocol
+    /// header is told of it: the client, and the address it reached (the
+    /// service's listen address when that was not read).
+    fn origin(&self) -> Addresses {
+        Addresses {
+            source: self.peer.addr(),
+            destination: self
+                .destination
+                .map_or(self.service.config().listen, Peer::addr),
+        }
+    }
+
+    /// Reads the PROXY protocol header at the start of the client's bytes,
+    /// without reading past it: the socket is peeked, and only the
+    /// header's own bytes are taken off, so what follows (a TLS handshake,
+    /// a request) is read by the session that takes over.
+    fn read_proxy_header(&mut self) -> ProxyRead {
+        if !self.client.ready.readable {
+            return ProxyRead::Wait;
+        }
+        let mut buf = [0u8; proxy_protocol::MAX_HEADER];
+        let seen = match self.client.stream.peek(&mut buf) {
+            Ok(0) => return ProxyRead::Refused,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.client.ready.readable = false;
+                return ProxyRead::Wait;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return ProxyRead::Wait,
+            Err(_) => return ProxyRead::Refused,
+        };
+        let header = match proxy_protocol::parse(&buf[..seen]) {
+            Ok(Some(header)) => header,
+            Ok(None) => {
+                // Everything the socket held was peeked: wait for more.
+                self.client.ready.readable = false;
+                return ProxyRead::Wait;
+            }
+            Err(e) => {
+                self.refuse_proxy(&e.to_string());
+                return ProxyRead::Refused;
+            }
+        };
+        // The header's bytes are in the socket: the read takes them whole.
+        match (&self.client.stream).read(&mut buf[..header.len]) {
+            Ok(n) if n == header.len => {}
+            _ => return ProxyRead::Refused,
+        }
+        if let Some(a) = header.addresses {
+            self.peer = Peer::of(a.source);
+            self.destination = Some(Peer::of(a.destination));
+        }
+        ProxyRead::Read
+    }
+
+    /// Counts and reports a connection refused for the PROXY protocol.
+    fn refuse_proxy(&self, why: &str) {
+        refuse_proxy(&self.service, self.peer.addr(), why);
     }
 
     /// Releases everything the session holds. An HTTP session's box goes

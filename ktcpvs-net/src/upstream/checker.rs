@@ -220,7 +220,7 @@ impl Checker {
             }
             let probe = self.probes.vacant_key();
             let started = destination(service, Target::Server(index))
-                .and_then(|to| self.backends.connect(self.poll.registry(), to, probe));
+                .and_then(|to| self.backends.connect(self.poll.registry(), to, probe, None));
             match started {
                 Ok(conn) => {
                     let request = match health.check {

@@ -14,6 +14,7 @@ use ktcpvs_core::{Lease, PickRequest, RequestHead, Selection, ServerLoad, Settin
 use mio::Registry;
 
 use super::pool::{Backends, ConnectCheck, Destination};
+use crate::proxy_protocol::Addresses;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::tls::ClientTls;
 
@@ -30,12 +31,16 @@ pub(crate) struct Dialer<'a> {
     /// `server_retry_backoff`: a server whose connect failed stays out of
     /// rotation this long (doubling on repeated failures).
     pub backoff: Duration,
+    /// The owner's client connection, for a server that expects a PROXY
+    /// protocol header.
+    pub origin: Option<Addresses>,
 }
 
 impl Dialer<'_> {
     /// Starts a non-blocking connect to `to` for the owner.
     pub fn connect(&mut self, to: Destination<'_>) -> io::Result<usize> {
-        self.backends.connect(self.registry, to, self.owner)
+        self.backends
+            .connect(self.registry, to, self.owner, self.origin)
     }
 }
 
@@ -61,6 +66,7 @@ pub(crate) fn destination(
             Ok(Destination {
                 addr: entry.config().addr,
                 tls,
+                send_proxy: entry.config().send_proxy,
             })
         }
         Target::Redirect => service

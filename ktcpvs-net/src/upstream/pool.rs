@@ -16,15 +16,17 @@
 //! it just returned) cost no hashing and no search.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ktcpvs_core::model::ProxyVersion;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::io::conn::Conn;
+use crate::proxy_protocol::{encode, encode_local, Addresses, MAX_ENCODED};
 use crate::tls::ClientTls;
 use crate::token;
 
@@ -73,6 +75,41 @@ pub(crate) struct BackendConn {
     /// Taken off the poller by [`pause_source`](Self::pause_source); never
     /// pooled in that state.
     source_paused: bool,
+    /// Opened with a PROXY protocol header naming one client: never pooled
+    /// for another.
+    proxied: bool,
+    /// The PROXY protocol header to send once the connect completes.
+    preface: Option<Box<Preface>>,
+}
+
+/// A PROXY protocol header waiting for its connection to be established.
+#[derive(Debug)]
+struct Preface {
+    bytes: [u8; MAX_ENCODED],
+    len: usize,
+}
+
+impl Preface {
+    /// The header of `version` for `origin`'s connection, or one naming no
+    /// client (a health probe's) without it.
+    fn new(version: ProxyVersion, origin: Option<Addresses>) -> Box<Preface> {
+        let mut bytes = [0u8; MAX_ENCODED];
+        let len = match origin {
+            Some(a) => encode(version, a.source, a.destination, &mut bytes),
+            None => encode_local(version, &mut bytes),
+        };
+        Box::new(Preface { bytes, len })
+    }
+
+    /// Writes the header on a just-established socket, whose send buffer
+    /// is empty: it goes whole or the connect counts as failed.
+    fn send(&self, stream: &mut TcpStream) -> io::Result<()> {
+        match stream.write(&self.bytes[..self.len]) {
+            Ok(n) if n == self.len => Ok(()),
+            Ok(_) => Err(io::Error::other("PROXY protocol header sent in part")),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl BackendConn {
@@ -136,6 +173,8 @@ pub(crate) struct Destination<'a> {
     pub addr: SocketAddr,
     /// How it is reached over TLS; `None`: plain TCP.
     pub tls: Option<&'a ClientTls>,
+    /// The PROXY protocol header it expects first, if any.
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 /// A [`Destination`] as a key: the address and the identity of the TLS
@@ -145,7 +184,11 @@ type PoolKey = (SocketAddr, usize);
 impl Destination<'_> {
     /// A plain TCP destination.
     pub fn plain(addr: SocketAddr) -> Destination<'static> {
-        Destination { addr, tls: None }
+        Destination {
+            addr,
+            tls: None,
+            send_proxy: None,
+        }
     }
 
     fn key(&self) -> PoolKey {
@@ -194,12 +237,15 @@ impl Backends {
 
     /// Starts a non-blocking connect to `to` for session `owner` (over TLS
     /// when `to` says so: the handshake follows the connect, see
-    /// [`check_connect`](Self::check_connect)).
+    /// [`check_connect`](Self::check_connect)). A destination that expects
+    /// a PROXY protocol header gets one first, naming `origin` (or no
+    /// client without it), and the connection is never pooled.
     pub fn connect(
         &mut self,
         registry: &Registry,
         to: Destination<'_>,
         owner: usize,
+        origin: Option<Addresses>,
     ) -> io::Result<usize> {
         let tls = match to.tls {
             Some(t) => Some(
@@ -235,6 +281,8 @@ impl Backends {
             use_: Use::Connecting { owner },
             list,
             source_paused: false,
+            proxied: to.send_proxy.is_some(),
+            preface: to.send_proxy.map(|v| Preface::new(v, origin)),
         });
         Ok(id)
     }
@@ -259,6 +307,11 @@ impl Backends {
                     Err(e) => return ConnectCheck::Failed(e),
                 }
                 let _ = b.conn.stream.set_nodelay(true);
+                if let Some(preface) = b.preface.take() {
+                    if let Err(e) = preface.send(&mut b.conn.stream) {
+                        return ConnectCheck::Failed(e);
+                    }
+                }
                 // A fresh connection is writable; whether the server already
                 // sent something is what the poller reported (an event sets
                 // `readable`), so no read is wasted on an empty socket.
@@ -391,7 +444,7 @@ impl Backends {
             return false;
         };
         let ids = &mut self.lists[b.list as usize].ids;
-        let doubtful = b.source_paused || b.conn.wants_write();
+        let doubtful = b.source_paused || b.proxied || b.conn.wants_write();
         if ids.len() >= max_idle || !matches!(b.use_, Use::Owned { .. }) || doubtful {
             self.conns.remove(id);
             return false;

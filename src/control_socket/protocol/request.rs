@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 
 use ktcpvs_core::control::ServiceSpec;
 use ktcpvs_core::endpoint::Endpoint;
-use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list};
+use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list, ProxyVersion};
 use ktcpvs_core::{BackendTls, CertificateFiles};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
@@ -160,6 +160,16 @@ pub enum Request {
         /// The limit; 0 removes it.
         maxconn: u32,
     },
+    /// `server-proxy SERVICE server=ADDR send_proxy=v1|v2|off`: whether a
+    /// PROXY protocol header goes first on each connection to a server.
+    SetServerProxy {
+        /// The service.
+        service: String,
+        /// The server.
+        server: Endpoint,
+        /// The version; `None`: no header.
+        version: Option<ProxyVersion>,
+    },
     /// `reload-certificates`: read every TLS service's certificate files
     /// again (all or nothing).
     ReloadCertificates,
@@ -191,6 +201,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("load", "load [file=NAME]   (then the configuration text, then a line '.')"),
     ("server-tls", "server-tls SERVICE server=HOST[:PORT] [name=NAME] [ca=FILE] [client_certificate=FILE client_key=FILE] | tls=off"),
     ("server-limit", "server-limit SERVICE server=HOST[:PORT] maxconn=N (0: no limit)"),
+    ("server-proxy", "server-proxy SERVICE server=HOST[:PORT] send_proxy=v1|v2|off"),
     ("reload-certificates", "reload-certificates"),
     ("ping", "ping"),
     ("help", "help"),
@@ -263,6 +274,14 @@ impl Request {
                 server: a.endpoint("server")?,
                 maxconn: parse_value("maxconn", a.require("maxconn")?)?,
             },
+            "server-proxy" => Request::SetServerProxy {
+                service: a.name("a service name")?,
+                server: a.endpoint("server")?,
+                version: match a.require("send_proxy")? {
+                    text if text == "off" => None,
+                    text => Some(parse_value("send_proxy", text)?),
+                },
+            },
             "reload-certificates" => Request::ReloadCertificates,
             "ping" => Request::Ping,
             "help" => Request::Help,
@@ -295,6 +314,7 @@ impl Request {
             Request::Load { .. } => "load",
             Request::SetServerTls { .. } => "server-tls",
             Request::SetServerLimit { .. } => "server-limit",
+            Request::SetServerProxy { .. } => "server-proxy",
             Request::ReloadCertificates => "reload-certificates",
             Request::Ping => "ping",
             Request::Help => "help",
@@ -431,6 +451,9 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
     spec.certificates = certificates(a)?;
     if let Some(text) = a.take("sni_host_check") {
         spec.host_check = Some(on_off("sni_host_check", text)?);
+    }
+    if let Some(text) = a.take("proxy_protocol") {
+        spec.proxy_protocol = Some(parse_value("proxy_protocol", text)?);
     }
     let mut i = 0;
     while i < a.pairs.len() {
@@ -608,6 +631,9 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     if let Some(check) = s.host_check {
         push_pair(out, "sni_host_check", if check { "on" } else { "off" });
     }
+    if let Some(networks) = &s.proxy_protocol {
+        push_pair(out, "proxy_protocol", &networks.to_string());
+    }
     for (name, value) in &s.options {
         push_pair(
             out,
@@ -666,6 +692,16 @@ impl fmt::Display for Request {
                 name(&mut out, service);
                 push_pair(&mut out, "server", &server.to_string());
                 push_pair(&mut out, "maxconn", &maxconn.to_string());
+            }
+            Request::SetServerProxy {
+                service,
+                server,
+                version,
+            } => {
+                name(&mut out, service);
+                push_pair(&mut out, "server", &server.to_string());
+                let version = version.map_or("off".to_string(), |v| v.to_string());
+                push_pair(&mut out, "send_proxy", &version);
             }
             Request::Flush
             | Request::ReloadCertificates
@@ -832,6 +868,10 @@ mod tests {
         round_trip("server-tls web server=r1:443");
         round_trip("server-tls web server=r1:443 tls=off");
         round_trip("server-limit web server=r1:80 maxconn=10");
+        round_trip("server-proxy web server=r1:80 send_proxy=v2");
+        round_trip("server-proxy web server=r1:80 send_proxy=off");
+        round_trip("edit-service web proxy_protocol=10.0.0.0/8,::1/128");
+        round_trip("edit-service web proxy_protocol=none");
         // Found by the control_request fuzz target: `none` among empty
         // items is the empty list, so it prints back as `none`.
         round_trip("edit-service tw upgrade=\"\t\t,\"none");
