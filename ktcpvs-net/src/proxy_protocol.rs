@@ -138,6 +138,12 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
     if cr < 6 {
         return Err(ProxyError::NotProxy);
     }
+    // A bare LF before the CR is not a line end either (found by the
+    // proxy_header fuzz target: a shorter prefix said so, the whole line
+    // did not).
+    if buf[..cr].contains(&b'\n') {
+        return Err(ProxyError::V1("line end"));
+    }
     let line = &buf[6..cr];
     let header = |addresses| Header {
         len: cr + 2,

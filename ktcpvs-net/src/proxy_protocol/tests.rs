@@ -78,6 +78,7 @@ fn v1_malformed_lines_are_refused() {
             ProxyError::V1("protocol"),
         ),
         ("PROXY UNKNOWNX\r\n", ProxyError::V1("protocol")),
+        ("PROXY UNKNOWN 0h\n\r\n", ProxyError::V1("line end")),
         (
             "PROXY TCP4 ::1 5.6.7.8 1 2\r\n",
             ProxyError::V1("source address"),
