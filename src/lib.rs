@@ -67,6 +67,7 @@
 pub mod admin;
 pub mod control_socket;
 pub mod demo;
+pub mod discovery;
 pub mod metrics;
 
 use std::sync::Arc;

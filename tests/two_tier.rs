@@ -126,7 +126,7 @@ fn have(program: &str) -> bool {
 
 /// One node: `ktcpvsd` with its service on `listen` (PROXY protocol from
 /// loopback only) and its admin listener on `admin`.
-fn node(listen: u16, admin: u16, servers: &[XffServer]) -> Daemon {
+fn node(listen: u16, admin: u16, servers: &[XffServer]) -> (Daemon, TempDir) {
     let dir = TempDir::new("node");
     let mut config = format!(
         "admin = 127.0.0.1:{admin}\n\
@@ -151,9 +151,7 @@ fn node(listen: u16, admin: u16, servers: &[XffServer]) -> Daemon {
     std::fs::write(&file, config).unwrap();
     let daemon = Daemon::start(&["-f", file.to_str().unwrap()]);
     daemon.adm_ok(&["--start"]);
-    // The config file's directory lives as long as the test needs it.
-    std::mem::forget(dir);
-    daemon
+    (daemon, dir)
 }
 
 fn haproxy(front: u16, nodes: &[(u16, u16)]) -> Haproxy {
@@ -232,7 +230,8 @@ fn haproxy_in_front_of_three_nodes() {
         .map(XffServer::start)
         .collect();
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let mut nodes: Vec<Daemon> = ports.iter().map(|&(l, a)| node(l, a, &servers)).collect();
+    let (mut nodes, _dirs): (Vec<Daemon>, Vec<TempDir>) =
+        ports.iter().map(|&(l, a)| node(l, a, &servers)).unzip();
     let front = free_port();
     let _haproxy = haproxy(front, &ports);
     let front: SocketAddr = ([127, 0, 0, 1], front).into();

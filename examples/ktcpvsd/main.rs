@@ -23,6 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 use ktcpvs::admin::AdminServer;
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
+use ktcpvs::discovery::{Discoverer, Nameservers};
 use ktcpvs::net::access_log::{AccessLog, Sink};
 use ktcpvs::net::{Engine, EngineHandle};
 use ktcpvs::{Command, Control};
@@ -122,6 +123,16 @@ fn main() -> ExitCode {
         engine.shutdown(Duration::ZERO);
         return fail(e);
     }
+    let nameservers = options
+        .resolver
+        .map_or(Nameservers::System, Nameservers::At);
+    let discoverer = match Discoverer::start(control.clone(), nameservers) {
+        Ok(d) => d,
+        Err(e) => {
+            engine.shutdown(Duration::ZERO);
+            return fail(e);
+        }
+    };
     let signals = match forward_signals(events) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
@@ -138,6 +149,7 @@ fn main() -> ExitCode {
     let _ = signals.1.join();
     // The control server's dispatcher holds a clone of `bound`, which holds
     // the engine; release both before waiting for the engine.
+    drop(discoverer);
     drop(server);
     drop(admin);
     drop(dispatcher);

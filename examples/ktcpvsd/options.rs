@@ -76,6 +76,9 @@ pub struct Options {
     /// Serve /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
+    /// The DNS server that answers the `discover` names of the configuration [default: the system's, from /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Option<SocketAddr>,
     /// Write an access log, one line per request, to FILE (`-`: stderr); its format is the `access_log` setting (switchable live; 1 common at start unless --sysctl says otherwise). SIGUSR1 or SIGHUP reopens FILE.
     #[arg(long = "access-log", value_name = "FILE")]
     pub access_log: Option<PathBuf>,

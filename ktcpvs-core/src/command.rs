@@ -9,8 +9,10 @@
 //! configuration language (which produces them) and the control API (which
 //! applies them) import them without importing each other.
 
+use std::net::SocketAddr;
+
 use crate::endpoint::Endpoint;
-use crate::model::ProxyVersion;
+use crate::model::{Discovery, ProxyVersion};
 use crate::network::Networks;
 use crate::tls::{BackendTls, CertificateFiles};
 
@@ -61,6 +63,8 @@ pub struct ServiceSpec {
     /// Networks trusted to send a PROXY protocol header (replacing the
     /// list; empty: no PROXY protocol).
     pub proxy_protocol: Option<Networks>,
+    /// The DNS names whose addresses are servers (replacing the list).
+    pub discover: Option<Vec<Discovery>>,
     /// Health and overload settings to set, `(key, value)` as
     /// [`HealthConfig::set`](crate::health::HealthConfig::set) reads them,
     /// applied in order.
@@ -167,6 +171,20 @@ pub enum Command {
         server: Endpoint,
         /// Most in flight at once; 0: no limit.
         maxconn: u32,
+    },
+    /// Makes the servers found under a `discover` name of a service exactly
+    /// `addrs`: servers of that name not among them leave (unless a rule
+    /// names them), new ones join with the discovery's weight, and those
+    /// already there stay untouched (their counters and health kept). An
+    /// address that is already a configured server is left to it. What a
+    /// resolver applies each time a name's records change.
+    SyncDiscovered {
+        /// The service.
+        service: String,
+        /// The name, as its `discover` entry writes it.
+        name: String,
+        /// Every address the name resolves to now.
+        addrs: Vec<SocketAddr>,
     },
     /// Send (or with `None` stop sending) a PROXY protocol header first on
     /// each connection to a server (`server ... send_proxy v2`).

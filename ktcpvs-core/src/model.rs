@@ -266,6 +266,76 @@ pub struct ServiceConfig {
     /// carries is the client's for everything that follows (forwarding
     /// headers, logs, hashing schedulers). Empty: no PROXY protocol.
     pub proxy_protocol: Networks,
+    /// DNS names whose addresses are real servers of the service, kept up
+    /// to date by a resolver outside the request path (`discover = dns
+    /// NAME:PORT [WEIGHT]`, `discover = srv NAME [WEIGHT]`).
+    pub discover: Vec<Discovery>,
+}
+
+/// A DNS name whose addresses are real servers (see
+/// [`Command::SyncDiscovered`](crate::Command::SyncDiscovered)).
+///
+/// ```
+/// use ktcpvs_core::model::{Discovery, DiscoveryKind};
+/// let d = Discovery { kind: DiscoveryKind::Srv, name: "_http._tcp.web.service.consul".into(), weight: 1 };
+/// assert_eq!(d.to_string(), "srv _http._tcp.web.service.consul 1");
+/// let a = Discovery { kind: DiscoveryKind::Address { port: 80 }, name: "web.internal".into(), weight: 5 };
+/// assert_eq!(a.to_string(), "dns web.internal:80 5");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Discovery {
+    /// What is looked up.
+    pub kind: DiscoveryKind,
+    /// The name (without a trailing dot).
+    pub name: String,
+    /// The weight of each server found.
+    pub weight: u32,
+}
+
+/// The records a [`Discovery`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DiscoveryKind {
+    /// A and AAAA records: each address, at this port.
+    Address {
+        /// The servers' port.
+        port: u16,
+    },
+    /// SRV records: each target's addresses, at the record's port.
+    Srv,
+}
+
+impl fmt::Display for Discovery {
+    /// The form a configuration file writes after `discover =`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            DiscoveryKind::Address { port } => {
+                write!(f, "dns {}:{port} {}", self.name, self.weight)
+            }
+            DiscoveryKind::Srv => write!(f, "srv {} {}", self.name, self.weight),
+        }
+    }
+}
+
+/// Checks a name to look up: 1..=253 bytes of letters, digits, `-`, `_`
+/// and `.`, no empty label.
+pub fn validate_dns_name(name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63);
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid {
+            what: "DNS name",
+            value: name.to_string(),
+            reason: "must be labels of letters, digits, '-' and '_' separated by dots".into(),
+        })
+    }
 }
 
 impl ServiceConfig {
@@ -289,6 +359,7 @@ impl ServiceConfig {
             tls: None,
             health: HealthConfig::default(),
             proxy_protocol: Networks::none(),
+            discover: Vec::new(),
         }
     }
 
@@ -359,6 +430,10 @@ pub struct ServerConfig {
     /// carrying the client's address; `None`: none. Such connections serve
     /// one client only: they are never pooled for another.
     pub send_proxy: Option<ProxyVersion>,
+    /// The DNS name (of the service's `discover` list) this server was
+    /// found under; `None`: configured. Discovered servers come and go with
+    /// the name's records and are listed as comments.
+    pub discovered: Option<String>,
 }
 
 /// A version of the PROXY protocol (HAProxy's specification): `v1`, a text

@@ -81,6 +81,7 @@ fn first_example_loads_field_by_field() {
             tls: None,
             maxconn: 0,
             send_proxy: None,
+            discovered: None,
         }]
     );
     assert_eq!(
@@ -129,6 +130,7 @@ fn second_example_loads_field_by_field() {
             tls: None,
             maxconn: 0,
             send_proxy: None,
+            discovered: None,
         }]
     );
     assert_eq!(web1.rules.len(), 1);
@@ -346,6 +348,12 @@ struct Bad {
 
 #[rustfmt::skip]
 const BAD: &[Bad] = &[
+    Bad { name: "discover without a port", text: "Virtual web {\n  discover = dns web.test\n}", line: 2, column: 18, message: "expected NAME:PORT but found 'web.test'" },
+    Bad { name: "discover of another kind", text: "Virtual web {\n  discover = mdns web.test:80\n}", line: 2, column: 14, message: "expected dns or srv but found 'mdns'" },
+    Bad { name: "discover of a bad name", text: "Virtual web {\n  discover = srv web..test\n}", line: 2, column: 18, message: "invalid DNS name 'web..test'" },
+    Bad { name: "discover twice", text: "Virtual web {\n  discover = srv a.test\n  discover = dns a.test:80\n}", line: 3, column: 18, message: "'a.test' is discovered twice" },
+    Bad { name: "untrusted networks malformed", text: "Virtual web {\n  proxy_protocol = 10.0.0.0/33\n}", line: 2, column: 20, message: "invalid networks '10.0.0.0/33'" },
+    Bad { name: "send_proxy of another version", text: "Virtual web {\n  server = 10.0.0.1:80 1 send_proxy v3\n}", line: 2, column: 37, message: "send_proxy takes v1 or v2" },
     Bad { name: "unknown keyword", text: "Virtual web {\n  bogus = 1\n}", line: 2, column: 3, message: "invalid command bogus" },
     Bad { name: "listing header", text: "TCP Virtual Server version 0.0.18\nVirtual web {\n}", line: 1, column: 1, message: "invalid command TCP" },
     Bad { name: "stray close", text: "}\n", line: 1, column: 1, message: "invalid command '}'" },

@@ -9,7 +9,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ktcpvs_core::config::{self, PrintOptions};
-use ktcpvs_core::model::ProxyVersion;
+use ktcpvs_core::model::{Discovery, DiscoveryKind, ProxyVersion};
 use ktcpvs_core::{BackendTls, CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
 use proptest::prelude::*;
 
@@ -139,6 +139,11 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 "10.0.0.0/8,192.168.1.0/24",
                 "::1,fd00::/8,172.16.0.0/12",
             ])),
+            prop::option::of(prop::sample::select(vec![
+                "",
+                "dns a.test:80 1",
+                "srv _http._tcp.web.service.consul 2;dns b-1.test:8080 0",
+            ])),
         ),
     )
         .prop_map(
@@ -148,7 +153,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 (ff, upgrades),
                 opts,
                 (certificates, host_check),
-                (health, proxy_protocol),
+                (health, proxy_protocol, discover),
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
@@ -177,6 +182,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                     }),
                     host_check,
                     proxy_protocol: proxy_protocol.map(|n| n.parse().unwrap()),
+                    discover: discover.map(discoveries),
                     health: health
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -184,6 +190,34 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 }
             },
         )
+}
+
+/// `discover` entries from their configuration form, `;`-separated.
+fn discoveries(text: &str) -> Vec<Discovery> {
+    text.split(';')
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let f: Vec<&str> = d.split(' ').collect();
+            let weight = f[2].parse().unwrap();
+            match f[0] {
+                "dns" => {
+                    let (name, port) = f[1].rsplit_once(':').unwrap();
+                    Discovery {
+                        kind: DiscoveryKind::Address {
+                            port: port.parse().unwrap(),
+                        },
+                        name: name.into(),
+                        weight,
+                    }
+                }
+                _ => Discovery {
+                    kind: DiscoveryKind::Srv,
+                    name: f[1].into(),
+                    weight,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Health settings the generator draws from: one value per key, texts

@@ -865,3 +865,87 @@ fn certificates_are_loaded_on_change_and_reload_only_and_a_bad_reload_keeps_the_
     assert!(site.tls().is_none() && site.config().tls.is_none());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn discovered_servers_follow_their_name_and_nothing_else() {
+    use ktcpvs_core::model::{Discovery, DiscoveryKind};
+    let control = support::control();
+    control
+        .execute(Command::AddService {
+            name: "web".into(),
+            spec: ServiceSpec {
+                discover: Some(vec![Discovery {
+                    kind: DiscoveryKind::Address { port: 80 },
+                    name: "web.test".into(),
+                    weight: 3,
+                }]),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+    control
+        .execute(add_server("web", "10.0.0.1:80", None))
+        .unwrap();
+    let sync = |addrs: &[&str]| Command::SyncDiscovered {
+        service: "web".into(),
+        name: "web.test".into(),
+        addrs: addrs.iter().map(|a| addr(a)).collect(),
+    };
+    let servers = |control: &Control| -> Vec<(SocketAddr, u32, Option<String>)> {
+        control.config().services[0]
+            .servers
+            .iter()
+            .map(|s| (s.addr, s.weight, s.discovered.clone()))
+            .collect()
+    };
+    let found = Some("web.test".to_string());
+    // A configured server at a found address stays configured.
+    control
+        .execute(sync(&["10.0.0.1:80", "10.0.0.2:80"]))
+        .unwrap();
+    assert_eq!(
+        servers(&control),
+        vec![
+            (addr("10.0.0.1:80"), 1, None),
+            (addr("10.0.0.2:80"), 3, found.clone())
+        ]
+    );
+    control
+        .execute(add_rule("web", "/a", None, "10.0.0.2:80"))
+        .unwrap();
+    control.execute(sync(&["10.0.0.3:80"])).unwrap();
+    // 10.0.0.2 is named by a rule: it stays; 10.0.0.1 is not the name's.
+    assert_eq!(
+        servers(&control),
+        vec![
+            (addr("10.0.0.1:80"), 1, None),
+            (addr("10.0.0.2:80"), 3, found.clone()),
+            (addr("10.0.0.3:80"), 3, found.clone()),
+        ]
+    );
+    // A name the service does not discover is refused.
+    let other = Command::SyncDiscovered {
+        service: "web".into(),
+        name: "other.test".into(),
+        addrs: vec![addr("10.0.0.9:80")],
+    };
+    assert!(control.execute(other).is_err());
+    // Dropping the name from the service drops its servers (not the
+    // rule's).
+    control
+        .execute(Command::EditService {
+            name: "web".into(),
+            spec: ServiceSpec {
+                discover: Some(Vec::new()),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+    assert_eq!(
+        servers(&control),
+        vec![
+            (addr("10.0.0.1:80"), 1, None),
+            (addr("10.0.0.2:80"), 3, found)
+        ]
+    );
+}

@@ -25,8 +25,9 @@ use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::health::{is_health_key, HealthConfig};
 use crate::model::{
-    parse_upgrade_list, validate_service_name, validate_upgrades, ProxyVersion, MAX_CLIENTS_LIMIT,
-    MAX_MATCH_GROUP, MAX_PREFORK, MAX_SERVER_CONNECTIONS, MAX_TIMEOUT_SECS, MAX_WEIGHT,
+    parse_upgrade_list, validate_dns_name, validate_service_name, validate_upgrades, Discovery,
+    DiscoveryKind, ProxyVersion, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK,
+    MAX_SERVER_CONNECTIONS, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
 use crate::network::Networks;
 use crate::tls::{BackendTls, CertificateFiles};
@@ -54,10 +55,11 @@ enum Keyword {
     Certificate,
     SniHostCheck,
     ProxyProtocol,
+    Discover,
 }
 
 impl Keyword {
-    const ALL: [Keyword; 20] = [
+    const ALL: [Keyword; 21] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -78,6 +80,7 @@ impl Keyword {
         Keyword::Certificate,
         Keyword::SniHostCheck,
         Keyword::ProxyProtocol,
+        Keyword::Discover,
     ];
 
     /// The keyword as written in a file (lower case).
@@ -103,6 +106,7 @@ impl Keyword {
             Keyword::Certificate => "certificate",
             Keyword::SniHostCheck => "sni_host_check",
             Keyword::ProxyProtocol => "proxy_protocol",
+            Keyword::Discover => "discover",
         }
     }
 
@@ -127,7 +131,11 @@ impl Keyword {
     fn repeats(self) -> bool {
         matches!(
             self,
-            Keyword::Server | Keyword::Rule | Keyword::Option | Keyword::Certificate
+            Keyword::Server
+                | Keyword::Rule
+                | Keyword::Option
+                | Keyword::Certificate
+                | Keyword::Discover
         )
     }
 
@@ -492,6 +500,17 @@ impl<'a> Parser<'a> {
                     .get_or_insert_with(Vec::new)
                     .push(files);
             }
+            Keyword::Discover => {
+                let discovery = self.discovery(context)?;
+                let list = block.spec.discover.get_or_insert_with(Vec::new);
+                if list.iter().any(|d| d.name == discovery.name) {
+                    return Err(self.error_at_end_of_last(format!(
+                        "{context}: '{}' is discovered twice",
+                        discovery.name
+                    )));
+                }
+                list.push(discovery);
+            }
             _ => self.setting(keyword, context, &mut block.spec)?,
         }
         if self.peek().is_some_and(|t| t.kind == TokenKind::Semicolon) {
@@ -721,7 +740,11 @@ impl<'a> Parser<'a> {
             Keyword::SniHostCheck => spec.host_check = Some(self.on_off(context)?),
             Keyword::Upgrade => spec.upgrades = Some(self.upgrade_list(context)?),
             Keyword::ProxyProtocol => spec.proxy_protocol = Some(self.networks(context)?),
-            Keyword::Server | Keyword::Rule | Keyword::Option | Keyword::Certificate => {}
+            Keyword::Server
+            | Keyword::Rule
+            | Keyword::Option
+            | Keyword::Certificate
+            | Keyword::Discover => {}
             _ => {
                 let (lo, hi) = keyword.range();
                 let what = if lo == 0 {
@@ -813,6 +836,47 @@ impl<'a> Parser<'a> {
         };
         validate_upgrades(&parse_upgrade_list(&text))
             .map_err(|e| self.error_at(&t, format!("{context}: {e}")))
+    }
+
+    /// The part of a discover statement after `discover =`: `dns
+    /// NAME:PORT [WEIGHT]` or `srv NAME [WEIGHT]`.
+    fn discovery(&mut self, context: &str) -> Result<Discovery, ConfigError> {
+        let (kind_token, kind) = self.expect_word(context, "dns or srv")?;
+        let (name_token, target) = self.expect_word(context, "a DNS name")?;
+        let (kind, name) = match kind.to_ascii_lowercase().as_str() {
+            "dns" => {
+                let (name, port) = target
+                    .rsplit_once(':')
+                    .and_then(|(n, p)| Some((n, p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| {
+                        self.error_at(
+                            &name_token,
+                            format!("{context}: expected NAME:PORT but found '{target}'"),
+                        )
+                    })?;
+                (DiscoveryKind::Address { port }, name.to_string())
+            }
+            "srv" => (DiscoveryKind::Srv, target.clone()),
+            _ => {
+                return Err(self.error_at(
+                    &kind_token,
+                    format!("{context}: expected dns or srv but found '{kind}'"),
+                ))
+            }
+        };
+        let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+        validate_dns_name(&name)
+            .map_err(|e| self.error_at(&name_token, format!("{context}: {e}")))?;
+        let weight = match self.peek() {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') => {
+                self.expect_number(context, "a weight", 0, MAX_WEIGHT)?
+            }
+            _ => 1,
+        };
+        Ok(Discovery { kind, name, weight })
     }
 
     /// A list of networks (`none`, or CIDR blocks separated by commas).

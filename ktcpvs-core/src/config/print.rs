@@ -87,6 +87,9 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     if !c.proxy_protocol.is_empty() {
         let _ = writeln!(out, "    proxy_protocol = {}", c.proxy_protocol);
     }
+    for d in &c.discover {
+        let _ = writeln!(out, "    discover = {d}");
+    }
     if c.upgrades.iter().map(String::as_str).ne(DEFAULT_UPGRADES) {
         // Protocol names are tokens, so the list is one bare word, unless
         // one holds a `#`, which would start a comment there.
@@ -123,6 +126,16 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         }
     }
     for s in &def.servers {
+        if let Some(name) = &s.discovered {
+            // Found through DNS: listed for the operator, not configured.
+            let _ = writeln!(
+                out,
+                "    # server = {} {} (discovered: {name})",
+                format_addr(s.addr, n),
+                s.weight
+            );
+            continue;
+        }
         let _ = write!(out, "    server = {} {}", format_addr(s.addr, n), s.weight);
         if s.maxconn != 0 {
             let _ = write!(out, " maxconn {}", s.maxconn);

@@ -11,8 +11,8 @@ use crate::command::{Command, ServiceSpec};
 use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
-    validate_service_name, validate_upgrades, validate_weight, RuleConfig, ServerConfig,
-    ServiceConfig, ServiceDef, MAX_SERVER_CONNECTIONS,
+    validate_dns_name, validate_service_name, validate_upgrades, validate_weight, RuleConfig,
+    ServerConfig, ServiceConfig, ServiceDef, MAX_SERVER_CONNECTIONS,
 };
 use crate::tls::{BackendTls, TlsConfig};
 use crate::view::Rule;
@@ -57,6 +57,11 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
             server,
             maxconn,
         } => set_server_limit(state, service, server, *maxconn),
+        Command::SyncDiscovered {
+            service,
+            name,
+            addrs,
+        } => sync_discovered(state, service, name, addrs),
         Command::SetServerProxy {
             service,
             server,
@@ -157,6 +162,13 @@ fn apply_spec(
     if let Some(networks) = &spec.proxy_protocol {
         config.proxy_protocol = networks.clone();
     }
+    if let Some(discover) = &spec.discover {
+        for d in discover {
+            validate_dns_name(&d.name)?;
+            validate_weight(d.weight)?;
+        }
+        config.discover = discover.clone();
+    }
     if let Some(upgrades) = &spec.upgrades {
         config.upgrades = validate_upgrades(upgrades)?;
     }
@@ -238,7 +250,18 @@ fn add_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), 
 fn edit_service(state: &mut State, name: &str, spec: &ServiceSpec) -> Result<(), ControlError> {
     let mut config = service_mut(state, name)?.config.clone();
     apply_spec(state, &mut config, spec)?;
-    service_mut(state, name)?.config = config;
+    let def = service_mut(state, name)?;
+    // Servers found under a name no longer discovered leave with it
+    // (unless a rule names them).
+    let rules = def.rules.clone();
+    def.servers.retain(|s| match &s.discovered {
+        None => true,
+        Some(n) => {
+            config.discover.iter().any(|d| &d.name == n)
+                || rules.iter().any(|r| r.servers.contains(&s.addr))
+        }
+    });
+    def.config = config;
     Ok(())
 }
 
@@ -287,6 +310,7 @@ fn add_server(
         tls: None,
         maxconn: 0,
         send_proxy: None,
+        discovered: None,
     });
     Ok(())
 }
@@ -350,6 +374,47 @@ fn edit_server(
     if let Some(w) = weight {
         validate_weight(w)?;
         entry.weight = w;
+    }
+    Ok(())
+}
+
+fn sync_discovered(
+    state: &mut State,
+    service: &str,
+    name: &str,
+    addrs: &[SocketAddr],
+) -> Result<(), ControlError> {
+    let def = service_mut(state, service)?;
+    let Some(weight) = def
+        .config
+        .discover
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.weight)
+    else {
+        return Err(ControlError::Invalid {
+            what: "discover name",
+            value: name.to_string(),
+            reason: format!("service '{service}' does not discover it"),
+        });
+    };
+    let named = |s: &ServerConfig| s.discovered.as_deref() == Some(name);
+    let in_rules =
+        |addr: SocketAddr, rules: &[RuleConfig]| rules.iter().any(|r| r.servers.contains(&addr));
+    let rules = def.rules.clone();
+    def.servers
+        .retain(|s| !named(s) || addrs.contains(&s.addr) || in_rules(s.addr, &rules));
+    for &addr in addrs {
+        if def.server(addr).is_none() {
+            def.servers.push(ServerConfig {
+                addr,
+                weight,
+                tls: None,
+                maxconn: 0,
+                send_proxy: None,
+                discovered: Some(name.to_string()),
+            });
+        }
     }
     Ok(())
 }

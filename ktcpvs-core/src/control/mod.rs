@@ -44,6 +44,7 @@ fn blame(commands: &[Command], service: &str) -> usize {
         | Command::SetServerTls { service: s, .. }
         | Command::SetServerLimit { service: s, .. }
         | Command::SetServerProxy { service: s, .. }
+        | Command::SyncDiscovered { service: s, .. }
         | Command::AddRule { service: s, .. }
         | Command::DeleteRule { service: s, .. } => s == service,
         Command::Start { service: s } | Command::Stop { service: s } => {
