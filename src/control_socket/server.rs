@@ -433,6 +433,20 @@ fn serve_client(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
         }
         let reply = match Request::parse(&line) {
             Err(e) => Reply::error(ErrorKind::of_protocol_error(&e), e),
+            Ok(Request::Handover) => {
+                log::warn!("control: handover requested");
+                let go_on = super::handover::serve(
+                    &mut reader,
+                    &writer,
+                    shared.dispatcher.handover_gate(),
+                    || shared.dispatcher.handover_body(),
+                    shared.options.idle_timeout,
+                )?;
+                if go_on {
+                    continue;
+                }
+                return Ok(());
+            }
             Ok(request @ Request::Load { .. }) => match read_load_text(&mut reader)? {
                 LoadText::Eof => return Ok(()),
                 LoadText::TooLong => Reply::error(
