@@ -52,7 +52,15 @@ pub struct AdminServer {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    /// A descriptor on the listening socket, to hand to a next process.
+    listener: TcpListener,
 }
+
+/// How often the acceptor looks at its stop flag. It waits for
+/// connections with `poll`, not a blocking `accept`: a listening socket
+/// handed to a next process is shared with it, so a connection made to
+/// wake the acceptor could reach the other process instead.
+const STOP_CHECK: u16 = 100;
 
 impl AdminServer {
     /// Binds `addr` and serves the figures of `control`'s configuration and,
@@ -75,8 +83,19 @@ impl AdminServer {
         control: Control,
         engine: Option<EngineObserver>,
     ) -> io::Result<AdminServer> {
-        let listener = TcpListener::bind(addr)?;
+        Self::from_listener(TcpListener::bind(addr)?, control, engine)
+    }
+
+    /// Serves on a listening socket the host already holds (handed over by
+    /// the process this one replaces), as [`start`](Self::start) does.
+    pub fn from_listener(
+        listener: TcpListener,
+        control: Control,
+        engine: Option<EngineObserver>,
+    ) -> io::Result<AdminServer> {
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let kept = listener.try_clone()?;
         let stopping = Arc::new(AtomicBool::new(false));
         let source = Source { control, engine };
         let stop = Arc::clone(&stopping);
@@ -87,7 +106,13 @@ impl AdminServer {
             addr,
             stopping,
             acceptor: Some(acceptor),
+            listener: kept,
         })
+    }
+
+    /// A new descriptor on the listening socket (for a binary upgrade).
+    pub fn try_clone_listener(&self) -> io::Result<TcpListener> {
+        self.listener.try_clone()
     }
 
     /// The address it listens on.
@@ -103,8 +128,7 @@ impl AdminServer {
 
     fn halt(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        // The acceptor sees the flag within STOP_CHECK milliseconds.
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
@@ -117,17 +141,32 @@ impl Drop for AdminServer {
     }
 }
 
+/// Waits up to [`STOP_CHECK`] ms for a connection to accept.
+fn wait_readable(listener: &TcpListener) {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let _ = poll(&mut fds, STOP_CHECK);
+}
+
 fn accept_loop(listener: &TcpListener, source: &Source, stopping: &AtomicBool) {
     let busy = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else {
-            // Out of descriptors, say: do not spin.
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
+    while !stopping.load(Ordering::SeqCst) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_readable(listener);
+                continue;
+            }
+            Err(_) => {
+                // Out of descriptors, say: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
         };
+        if stream.set_nonblocking(false).is_err() {
+            continue;
+        }
         if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             busy.fetch_sub(1, Ordering::SeqCst);
             continue;

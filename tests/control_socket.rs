@@ -11,8 +11,10 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::TempDir;
+use ktcpvs::control_socket::protocol::{ListenerInfo, ListenerRole};
 use ktcpvs::control_socket::{
-    ControlClient, ControlServer, Dispatcher, ErrorKind, Reply, Request, ServerOptions, SocketError,
+    ControlClient, ControlServer, Dispatcher, ErrorKind, HandoverError, Reply, Request,
+    ServerOptions, SocketError,
 };
 use ktcpvs::{builtin_schedulers, Control};
 
@@ -422,4 +424,215 @@ fn tcpvsadm_refuses_a_daemon_of_another_user() {
         stderr.contains(&format!("served by uid {NOBODY}")),
         "{stderr}"
     );
+}
+
+/// A handover source for one listening socket that records confirmations.
+struct OneSocket {
+    socket: std::net::TcpListener,
+    confirmed: std::sync::Mutex<Vec<Option<Duration>>>,
+}
+
+impl ktcpvs::control_socket::HandoverSource for OneSocket {
+    fn listeners(&self) -> std::io::Result<Vec<ktcpvs::control_socket::HandedListener>> {
+        Ok(vec![ktcpvs::control_socket::HandedListener {
+            info: ListenerInfo {
+                role: ListenerRole::Service("web".into()),
+                addr: self.socket.local_addr()?,
+            },
+            socket: self.socket.try_clone()?,
+        }])
+    }
+    fn confirmed(&self, grace: Option<Duration>) {
+        self.confirmed.lock().unwrap().push(grace);
+    }
+}
+
+fn handover_server(dir: &TempDir) -> (std::sync::Arc<OneSocket>, ControlServer) {
+    let control = Control::new(builtin_schedulers());
+    control
+        .load_config("Virtual web {\n    listen = 127.0.0.1:1\n}\n", None)
+        .unwrap();
+    let source = std::sync::Arc::new(OneSocket {
+        socket: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        confirmed: std::sync::Mutex::new(Vec::new()),
+    });
+    let dispatcher = Dispatcher::new(control, None).with_handover(source.clone());
+    let server = ControlServer::bind(&dir.join("ctl.sock"), dispatcher).unwrap();
+    (source, server)
+}
+
+#[test]
+fn a_handover_passes_the_sockets_and_the_daemon_stops_only_when_confirmed() {
+    let dir = TempDir::new("handover");
+    let (source, server) = handover_server(&dir);
+    // Abandoned twice: by closing, then by another request.
+    let mut client = ControlClient::connect(server.path()).unwrap();
+    let handed = client.handover().unwrap();
+    assert_eq!(handed.listeners.len(), 1);
+    drop(client);
+    let mut client = ControlClient::connect(server.path()).unwrap();
+    let handed = loop {
+        match client.handover() {
+            Err(HandoverError::Refused {
+                kind: ErrorKind::Unavailable,
+                ..
+            }) => {
+                // The first connection's end is noticed asynchronously.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let expected = source.socket.local_addr().unwrap();
+    assert_eq!(handed.listeners[0].info.addr, expected);
+    assert_eq!(handed.listeners[0].socket.local_addr().unwrap(), expected);
+    assert!(handed.config.contains("Virtual web {"), "{}", handed.config);
+    assert!(handed.running.is_empty());
+    assert!(handed.settings.iter().any(|(n, _)| n == "max_backlog"));
+    match client.request(&Request::Ping).unwrap() {
+        Reply::Err { kind, .. } => assert_eq!(kind, ErrorKind::Usage),
+        other => panic!("{other:?}"),
+    }
+    assert!(source.confirmed.lock().unwrap().is_empty());
+    // The passed socket is the very one: a connection to it is accepted
+    // from the received descriptor.
+    let _peer = std::net::TcpStream::connect(expected).unwrap();
+    assert!(handed.listeners[0].socket.accept().is_ok());
+    // Out of turn, handover-done is refused.
+    match client
+        .request(&Request::HandoverDone { grace: None })
+        .unwrap()
+    {
+        Reply::Err { kind, .. } => assert_eq!(kind, ErrorKind::Usage),
+        other => panic!("{other:?}"),
+    }
+    let _again = client.handover().unwrap();
+    client
+        .confirm_handover(Some(Duration::from_secs(7)))
+        .unwrap();
+    assert_eq!(
+        *source.confirmed.lock().unwrap(),
+        [Some(Duration::from_secs(7))]
+    );
+    let mut late = ControlClient::connect(server.path()).unwrap();
+    assert!(matches!(
+        late.handover(),
+        Err(HandoverError::Refused {
+            kind: ErrorKind::Unavailable,
+            ..
+        })
+    ));
+}
+
+/// A planted "old daemon": greets, reads the request, then answers with
+/// `text` and `fds` attached.
+fn fake_daemon(
+    dir: &TempDir,
+    text: &'static str,
+    fds: Vec<std::os::fd::OwnedFd>,
+) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("fake.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        writer.write_all(b"KTCPVS 1 fake 0\n").unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let rights = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[nix::sys::socket::ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+        let _ = nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[std::io::IoSlice::new(text.as_bytes())],
+            cmsgs,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    path
+}
+
+#[test]
+fn a_hostile_old_daemon_is_refused_without_crashing_or_hanging() {
+    let tcp = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let try_with = |text: &'static str, fds: Vec<std::os::fd::OwnedFd>| {
+        let dir = TempDir::new("hostile");
+        let path = fake_daemon(&dir, text, fds);
+        let mut client = ControlClient::connect(&path).unwrap();
+        client.handover()
+    };
+    // Garbage instead of a reply.
+    assert!(matches!(
+        try_with("HELLO\n", Vec::new()),
+        Err(HandoverError::Malformed(_))
+    ));
+    // A body cut short by the peer closing.
+    assert!(try_with("OK 3\nlistener admin 127.0.0.1:1\n", Vec::new()).is_err());
+    // A listener announced, no descriptor sent.
+    assert!(matches!(
+        try_with("OK 2\nlistener admin 127.0.0.1:1\nconfig\n", Vec::new()),
+        Err(HandoverError::Count {
+            announced: 1,
+            received: 0
+        })
+    ));
+    // A descriptor that is not a socket, or not a listening TCP socket, or
+    // bound elsewhere than announced.
+    let file: std::os::fd::OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+    let (unix, _other) = UnixStream::pair().unwrap();
+    let idle = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    idle.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    for fd in [file, unix.into(), idle.into(), tcp().into()] {
+        let result = try_with("OK 2\nlistener admin 127.0.0.1:1\nconfig\n", vec![fd]);
+        assert!(
+            matches!(result, Err(HandoverError::NotAListener { index: 0, .. })),
+            "{result:?}"
+        );
+    }
+    // The errors above closed what they received; a good one passes.
+    assert!(try_with("OK 1\nconfig\n", Vec::new()).is_ok());
+}
+
+#[test]
+fn a_handover_asked_by_another_user_is_refused_before_any_descriptor_moves() {
+    if !can_switch_users("foreign handover") {
+        return;
+    }
+    let dir = TempDir::new("foreign-handover");
+    let (source, server) = handover_server(&dir);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(server.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = std::process::Command::new("socat")
+        .args([
+            "-t",
+            "2",
+            "-",
+            &format!("UNIX-CONNECT:{}", server.path().display()),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn()
+        .and_then(|mut child| {
+            // After the refusal came: the daemon closes without reading,
+            // and unread bytes would turn its close into a reset that can
+            // overtake the refusal.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"handover\nhandover-done\n");
+            child.wait_with_output()
+        })
+        .expect("run socat as nobody");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("ERR permission"), "{answer}");
+    assert!(!answer.contains("listener"), "{answer}");
+    assert!(source.confirmed.lock().unwrap().is_empty());
 }

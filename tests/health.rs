@@ -583,8 +583,9 @@ fn the_retry_budget_bounds_retries_during_an_outage() {
     // A full budget: every failed connect is retried and every request
     // is served.
     let proxy = control_of("100");
-    for _ in 0..60 {
-        assert_eq!(get(proxy.addr(), "/").0, 200);
+    for i in 0..60 {
+        let (status, body) = get(proxy.addr(), "/");
+        assert_eq!(status, 200, "request {i}: {body:?} {:?}", proxy.stats());
     }
     assert_eq!(proxy.stats().retries_refused, 0);
 }

@@ -8,10 +8,13 @@
 //! * SIGHUP reloads the `-f` file as one transaction (a bad file changes
 //!   nothing), then the certificate files of every TLS service;
 //! * `--demo` starts three demo real servers and the README's example;
+//! * `--upgrade-from PATH` takes over from the daemon serving PATH (binary
+//!   upgrade without downtime; see `upgrade.rs`);
 //! * the soft limit on open files is raised to the hard limit at start.
 
 mod demo;
 mod options;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -49,6 +52,9 @@ enum Event {
     Unload,
     /// The `drain` setting was set: announce, wait this long, then stop.
     Drain(Duration),
+    /// A new daemon took over the listening sockets: stop accepting,
+    /// finish within this grace (the default when `None`), exit.
+    HandedOver(Option<Duration>),
 }
 
 /// The log level for a `debug_level` value (levels of the original:
@@ -78,22 +84,19 @@ fn main() -> ExitCode {
         Ok(demo) => demo,
         Err(e) => return fail(e),
     };
+    let mut takeover = match &options.upgrade_from {
+        Some(path) => match upgrade::take_over(path, &control, &options.sysctl) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let access_log = match open_access_log(&options, &control) {
         Ok(log) => log,
         Err(e) => return fail(e),
     };
-    let mut builder = Engine::builder(control.clone());
-    if let Some(log) = &access_log {
-        builder = builder.access_log(log.clone());
-    }
-    for listener in systemd_listeners() {
-        builder = builder.inherit(listener);
-    }
-    if let Some(n) = options.workers {
-        builder = builder.workers(usize::from(n));
-    }
-    let engine: Arc<EngineHandle> = match builder.start() {
-        Ok(h) => Arc::new(h),
+    let engine = match start_engine(&options, &control, access_log.as_ref(), takeover.as_mut()) {
+        Ok(engine) => engine,
         Err(e) => return fail(e),
     };
     let bound: BoundAddr = {
@@ -102,9 +105,17 @@ fn main() -> ExitCode {
         let engine = Arc::downgrade(&engine);
         Arc::new(move |service: &str| engine.upgrade().and_then(|e| e.local_addr(service)))
     };
-    let dispatcher = Dispatcher::new(control.clone(), Some(Arc::clone(&bound)));
+    let admin_socket = Arc::new(std::sync::Mutex::new(None));
+    let handing = upgrade::Handing {
+        engine: Arc::downgrade(&engine),
+        admin: Arc::clone(&admin_socket),
+        events: std::sync::Mutex::new(events.clone()),
+    };
+    let dispatcher =
+        Dispatcher::new(control.clone(), Some(Arc::clone(&bound))).with_handover(Arc::new(handing));
     let socket_path = options.socket_path();
-    let server = match serve_control(&socket_path, &dispatcher, demo.as_ref(), &bound) {
+    let replace = options.upgrade_from.as_ref() == Some(&socket_path);
+    let server = match serve_control(&socket_path, &dispatcher, demo.as_ref(), &bound, replace) {
         Ok(server) => server,
         Err(e) => {
             engine.shutdown(Duration::ZERO);
@@ -117,9 +128,11 @@ fn main() -> ExitCode {
         control: control.clone(),
         engine: engine.observer(),
         serving: None,
+        handed: admin_socket,
     };
     let wanted = options.admin.or(control.config().admin).or(admin.fallback);
-    if let Err(e) = admin.serve(wanted) {
+    let inherited = takeover.as_mut().and_then(|t| t.admin_for(wanted));
+    if let Err(e) = admin.serve_on(wanted, inherited) {
         engine.shutdown(Duration::ZERO);
         return fail(e);
     }
@@ -137,6 +150,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
+    if let Some(takeover) = takeover {
+        confirm_takeover(takeover, &options);
+    }
     run_until_stopped(
         &options,
         &control,
@@ -165,6 +181,48 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+/// Starts the engine: the access log, the sockets systemd passed or (on an
+/// upgrade) the old daemon handed over, the worker count.
+fn start_engine(
+    options: &Options,
+    control: &Control,
+    access_log: Option<&AccessLog>,
+    takeover: Option<&mut upgrade::Takeover>,
+) -> Result<Arc<EngineHandle>, String> {
+    let mut builder = Engine::builder(control.clone());
+    if let Some(log) = access_log {
+        builder = builder.access_log(log.clone());
+    }
+    for listener in systemd_listeners() {
+        builder = builder.inherit(listener);
+    }
+    if let Some(takeover) = takeover {
+        for listener in takeover.services.drain(..) {
+            builder = builder.inherit(listener);
+        }
+    }
+    if let Some(n) = options.workers {
+        builder = builder.workers(usize::from(n));
+    }
+    builder.start().map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// Everything serves: tell the old daemon to finish and exit. If it cannot
+/// be told (it died meanwhile, or gave up waiting), this one serves on:
+/// stopping now would leave nobody accepting.
+fn confirm_takeover(takeover: upgrade::Takeover, options: &Options) {
+    let grace = Duration::from_secs(options.upgrade_grace);
+    match takeover.confirm(grace) {
+        Ok(()) => eprintln!(
+            "ktcpvsd: upgrade done; the old daemon finishes its exchanges (up to {}s) and exits",
+            grace.as_secs()
+        ),
+        Err(e) => log::error!(
+            "upgrade: the old daemon was not told to stop ({e}); this one serves, and the old one may too until stopped (SIGTERM)"
+        ),
     }
 }
 
@@ -234,7 +292,9 @@ fn configure(options: &Options, control: &Control) -> Result<Option<demo::Demo>,
     for alias in &options.host_alias {
         control.alias_host(&alias.name, alias.addr);
     }
-    if let Some(path) = &options.config {
+    // On an upgrade the configuration comes from the old daemon (its live
+    // state); the file is for SIGHUP.
+    if let (Some(path), None) = (&options.config, &options.upgrade_from) {
         control.load_file(path).map_err(|e| e.to_string())?;
     }
     Ok(demo)
@@ -247,8 +307,14 @@ fn serve_control(
     dispatcher: &Dispatcher,
     demo: Option<&demo::Demo>,
     bound: &BoundAddr,
+    replace: bool,
 ) -> Result<ControlServer, String> {
-    let server = ControlServer::bind(socket_path, dispatcher.clone()).map_err(|e| e.to_string())?;
+    let server = if replace {
+        ControlServer::bind_replacing(socket_path, dispatcher.clone())
+    } else {
+        ControlServer::bind(socket_path, dispatcher.clone())
+    }
+    .map_err(|e| e.to_string())?;
     eprintln!(
         "ktcpvsd {}: control socket {}",
         env!("CARGO_PKG_VERSION"),
@@ -318,23 +384,45 @@ struct Admin {
     control: Control,
     engine: ktcpvs::EngineObserver,
     serving: Option<(SocketAddr, AdminServer)>,
+    /// A descriptor on the listening socket while serving, for a handover.
+    handed: Arc<std::sync::Mutex<Option<std::net::TcpListener>>>,
 }
 
 impl Admin {
     /// Serves on `addr` (stopping the listener on another address), or
     /// stops serving with `None`.
     fn serve(&mut self, addr: Option<SocketAddr>) -> Result<(), String> {
+        self.serve_on(addr, None)
+    }
+
+    /// [`serve`](Self::serve), on `inherited` (the socket an old daemon
+    /// handed over, bound to `addr`) when given.
+    fn serve_on(
+        &mut self,
+        addr: Option<SocketAddr>,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<(), String> {
         if self.serving.as_ref().map(|(a, _)| *a) == addr {
             return Ok(());
         }
         if let Some((_, old)) = self.serving.take() {
+            if let Ok(mut handed) = self.handed.lock() {
+                *handed = None;
+            }
             old.stop();
         }
         let Some(addr) = addr else {
             return Ok(());
         };
-        let server = AdminServer::start(addr, self.control.clone(), Some(self.engine.clone()))
-            .map_err(|e| format!("cannot open the admin listener on {addr}: {e}"))?;
+        let (control, engine) = (self.control.clone(), Some(self.engine.clone()));
+        let server = match inherited {
+            Some(socket) => AdminServer::from_listener(socket, control, engine),
+            None => AdminServer::start(addr, control, engine),
+        }
+        .map_err(|e| format!("cannot open the admin listener on {addr}: {e}"))?;
+        if let Ok(mut handed) = self.handed.lock() {
+            *handed = server.try_clone_listener().ok();
+        }
         eprintln!(
             "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
             env!("CARGO_PKG_VERSION"),
@@ -462,6 +550,17 @@ fn run_until_stopped(
                 log::warn!("unload requested: draining and exiting");
                 return;
             }
+            Ok(Event::HandedOver(grace)) => {
+                let grace = grace.unwrap_or(STOP_GRACE);
+                log::warn!(
+                    "handed over to a new ktcpvsd: stopping accepts, finishing exchanges (up to {grace:?}), then exiting"
+                );
+                // The admin socket is the new daemon's now too: stop
+                // answering on it (the socket stays open over there).
+                let _ = admin.serve(None);
+                engine.shutdown(grace);
+                return;
+            }
             Ok(Event::Drain(delay)) => {
                 log::warn!(
                     "drain requested: /healthz fails now; serving {}s more, then draining and exiting",
@@ -486,7 +585,7 @@ fn announce_then_stop(delay: Duration, engine: &EngineHandle, wake: &mpsc::Recei
             break;
         }
         match wake.recv_timeout(left) {
-            Ok(Event::Stop | Event::Unload) => break,
+            Ok(Event::Stop | Event::Unload | Event::HandedOver(_)) => break,
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }

@@ -49,6 +49,7 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     about = "The ktcpvs host program: runs the Layer-7 load balancer in the foreground and serves its control socket",
     after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the -f file as one transaction, then the certificate files.\n\
         `tcpvsadm --sysctl unload=1` drains and stops the daemon.\n\
+        Upgrade without downtime: start the new binary with --upgrade-from SOCKET.\n\
         Try it: cargo run --release --example ktcpvsd -- --demo"
 )]
 pub struct Options {
@@ -82,6 +83,17 @@ pub struct Options {
     /// Write an access log, one line per request, to FILE (`-`: stderr); its format is the `access_log` setting (switchable live; 1 common at start unless --sysctl says otherwise). SIGUSR1 or SIGHUP reopens FILE.
     #[arg(long = "access-log", value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// Binary upgrade: take over the listening sockets, configuration and control socket of the ktcpvsd serving the control socket PATH, then tell it to finish its exchanges and exit (docs/deployment.md). The control socket is PATH unless --socket says otherwise.
+    #[arg(long = "upgrade-from", value_name = "PATH", conflicts_with = "demo")]
+    pub upgrade_from: Option<PathBuf>,
+    /// With --upgrade-from: the seconds the old ktcpvsd gives its exchanges in flight before it closes what is left.
+    #[arg(
+        long = "upgrade-grace",
+        value_name = "SECONDS",
+        default_value_t = 10,
+        requires = "upgrade_from"
+    )]
+    pub upgrade_grace: u64,
     /// The daemon's own log lines: plain text, or one JSON object per line.
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -92,6 +104,7 @@ impl Options {
     pub fn socket_path(&self) -> PathBuf {
         self.socket
             .clone()
+            .or_else(|| self.upgrade_from.clone())
             .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
     }
 }

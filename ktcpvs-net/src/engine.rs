@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::access_log::AccessLog;
 use crate::error::EngineError;
-use crate::listener::{bind_group, inherited_group, ClientGate};
+use crate::listener::{bind_group, inherited_group, ClientGate, Group};
 use crate::stats::{WorkerSnapshot, WorkerStats};
 use crate::upstream::checker::Checker;
 use crate::worker::{Inbox, Message, Worker};
@@ -69,6 +69,23 @@ struct Listening {
     configured: SocketAddr,
     bound: SocketAddr,
     gate: Arc<ClientGate>,
+    /// The service's distinct sockets (the workers hold handles on them):
+    /// kept to hand over to a next process. Dropped with the entry, when
+    /// the workers close theirs.
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// One listening socket of a running service, duplicated for the host
+/// (see [`EngineHandle::listeners`]).
+#[derive(Debug)]
+pub struct ListeningSocket {
+    /// The service's name.
+    pub service: String,
+    /// The address the socket is bound to.
+    pub addr: SocketAddr,
+    /// A new descriptor on the socket (close-on-exec); the engine keeps
+    /// its own.
+    pub socket: std::net::TcpListener,
 }
 
 #[derive(Debug, Default)]
@@ -80,8 +97,9 @@ struct Table {
 
 /// What the engine's threads and the control watcher share.
 struct Shared {
-    /// Listening sockets the host handed over, by address.
-    inherited: HashMap<SocketAddr, std::net::TcpListener>,
+    /// Listening sockets the host handed over, by address (several for an
+    /// address when a previous process bound one per worker).
+    inherited: HashMap<SocketAddr, Vec<std::net::TcpListener>>,
     inboxes: Vec<Arc<Inbox>>,
     /// Each worker's figures.
     workers: Vec<Arc<WorkerStats>>,
@@ -137,20 +155,26 @@ impl Shared {
             let name = &service.config().name;
             let listen = service.config().listen;
             let opened = match self.inherited.get(&listen) {
-                Some(socket) => inherited_group(socket, self.inboxes.len()),
+                Some(sockets) => inherited_group(sockets, self.inboxes.len()),
                 None => bind_group(listen, backlog, self.inboxes.len()),
             };
             match opened {
-                Ok((sockets, bound)) => {
+                Ok(Group {
+                    sockets,
+                    handles,
+                    bound,
+                }) => {
                     let gate = moved_gates
                         .remove(&service.id())
                         .unwrap_or_else(|| Arc::new(ClientGate::new()));
-                    for (inbox, listener) in self.inboxes.iter().zip(sockets) {
-                        inbox.send(Message::Open {
-                            service: service.id(),
-                            listener,
-                            gate: Arc::clone(&gate),
-                        });
+                    for (worker, listener) in handles {
+                        if let Some(inbox) = self.inboxes.get(worker) {
+                            inbox.send(Message::Open {
+                                service: service.id(),
+                                listener,
+                                gate: Arc::clone(&gate),
+                            });
+                        }
                     }
                     log::info!("[{name}] listening on {bound}");
                     table.services.insert(
@@ -160,6 +184,7 @@ impl Shared {
                             configured: listen,
                             bound,
                             gate,
+                            sockets,
                         },
                     );
                 }
@@ -193,6 +218,21 @@ impl Shared {
     }
 }
 
+/// Inherited sockets grouped by the address they are bound to (a socket
+/// whose address cannot be read is dropped).
+fn by_address(
+    sockets: Vec<std::net::TcpListener>,
+) -> HashMap<SocketAddr, Vec<std::net::TcpListener>> {
+    let mut map: HashMap<SocketAddr, Vec<std::net::TcpListener>> = HashMap::new();
+    for socket in sockets {
+        match socket.local_addr() {
+            Ok(addr) => map.entry(addr).or_default().push(socket),
+            Err(e) => log::warn!("an inherited socket has no address ({e}); not used"),
+        }
+    }
+    map
+}
+
 impl EngineBuilder {
     /// How many worker threads (default: the available parallelism).
     pub fn workers(mut self, n: usize) -> Self {
@@ -213,6 +253,11 @@ impl EngineBuilder {
     /// of binding its own, so no connection waiting in its queue is lost.
     /// The socket stays the engine's while the engine runs, even when no
     /// service uses it at the moment.
+    ///
+    /// Several sockets may be given for one address (a previous process
+    /// bound one per worker with `SO_REUSEPORT`, each with its own accept
+    /// queue): the service accepts from all of them, each socket from at
+    /// least one worker.
     pub fn inherit(mut self, listener: std::net::TcpListener) -> Self {
         self.inherited.push(listener);
         self
@@ -235,11 +280,7 @@ impl EngineBuilder {
         }
         let stop_checks = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            inherited: self
-                .inherited
-                .into_iter()
-                .filter_map(|l| Some((l.local_addr().ok()?, l)))
-                .collect(),
+            inherited: by_address(self.inherited),
             inboxes: workers.iter().map(Worker::inbox).collect(),
             workers: workers.iter().map(Worker::stats).collect(),
             access_log: self.access_log.clone(),
@@ -347,6 +388,27 @@ impl EngineHandle {
             .values()
             .find(|l| l.name == service)
             .map(|l| l.bound)
+    }
+
+    /// Every listening socket of every running service, duplicated (for a
+    /// binary upgrade: the next process accepts from the very sockets, so
+    /// no connection waiting in an accept queue is lost when this engine
+    /// closes its own). Each service has one socket per worker (each with
+    /// its own accept queue), or the sockets it inherited. Empty once the
+    /// engine drains.
+    pub fn listeners(&self) -> std::io::Result<Vec<ListeningSocket>> {
+        let table = self.shared.table.lock();
+        let mut out = Vec::new();
+        for l in table.services.values() {
+            for socket in &l.sockets {
+                out.push(ListeningSocket {
+                    service: l.name.clone(),
+                    addr: l.bound,
+                    socket: socket.try_clone()?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Each worker's figures (event-loop iterations, sessions, pooled

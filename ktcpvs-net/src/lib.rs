@@ -51,7 +51,7 @@ pub(crate) mod token;
 pub(crate) mod upstream;
 pub(crate) mod worker;
 
-pub use engine::{Engine, EngineBuilder, EngineHandle, EngineObserver};
+pub use engine::{Engine, EngineBuilder, EngineHandle, EngineObserver, ListeningSocket};
 pub use error::EngineError;
 pub use resource::raise_open_file_limit;
 pub use stats::WorkerSnapshot;

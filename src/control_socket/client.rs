@@ -91,8 +91,8 @@ pub enum ClientError {
 /// A connection to a daemon's control socket.
 #[derive(Debug)]
 pub struct ControlClient {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    pub(super) reader: BufReader<UnixStream>,
+    pub(super) writer: UnixStream,
 }
 
 impl ControlClient {

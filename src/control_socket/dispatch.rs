@@ -14,7 +14,8 @@ use ktcpvs_core::config::PrintOptions;
 use ktcpvs_core::control::{Command, Control, ServiceSpec};
 use ktcpvs_core::ControlError;
 
-use super::protocol::{ErrorKind, Reply, Request, ServiceArgs, SysctlRequest, VERBS};
+use super::handover::{HandoverGate, HandoverSource};
+use super::protocol::{ErrorKind, HandoverBody, Reply, Request, ServiceArgs, SysctlRequest, VERBS};
 
 /// Tells which address a started service actually listens on (the engine
 /// knows it; with `listen=…:0` it differs from the configured one).
@@ -25,6 +26,7 @@ pub type BoundAddr = Arc<dyn Fn(&str) -> Option<SocketAddr> + Send + Sync>;
 pub struct Dispatcher {
     control: Control,
     bound_addr: Option<BoundAddr>,
+    handover: Option<Arc<HandoverGate>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("control", &self.control)
             .field("bound_addr", &self.bound_addr.is_some())
+            .field("handover", &self.handover.is_some())
             .finish()
     }
 }
@@ -54,6 +57,44 @@ impl Dispatcher {
         Dispatcher {
             control,
             bound_addr,
+            handover: None,
+        }
+    }
+
+    /// The same dispatcher, able to hand its listening sockets over to a
+    /// new daemon (`handover`, served by the control socket server only):
+    /// `source` says which sockets and learns when the new daemon took
+    /// over. Without it, `handover` is refused (`ERR unavailable`).
+    pub fn with_handover(mut self, source: Arc<dyn HandoverSource>) -> Dispatcher {
+        self.handover = Some(Arc::new(HandoverGate::new(source)));
+        self
+    }
+
+    /// The handover source with its one-at-a-time rule, if any.
+    pub(crate) fn handover_gate(&self) -> Option<&HandoverGate> {
+        self.handover.as_deref()
+    }
+
+    /// The text of a `handover` reply but its listeners: the started
+    /// services, the settings and the numeric listing.
+    pub(crate) fn handover_body(&self) -> HandoverBody {
+        let snapshot = self.control.snapshot();
+        let options = PrintOptions { numeric: true };
+        HandoverBody {
+            listeners: Vec::new(),
+            running: snapshot
+                .services()
+                .iter()
+                .filter(|s| s.is_running())
+                .map(|s| s.config().name.clone())
+                .collect(),
+            settings: self
+                .control
+                .settings()
+                .iter()
+                .map(|(info, value)| (info.name.to_string(), value.to_string()))
+                .collect(),
+            config: self.control.list(None, &options).unwrap_or_default(),
         }
     }
 
@@ -88,6 +129,16 @@ impl Dispatcher {
                 None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
             },
             Request::Help => Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
+            // The control socket server serves `handover` itself (it passes
+            // descriptors); `handover-done` reaches here only out of turn.
+            Request::Handover => Reply::error(
+                ErrorKind::Unavailable,
+                "'handover' is served over the control socket only",
+            ),
+            Request::HandoverDone { .. } => Reply::error(
+                ErrorKind::Usage,
+                "'handover-done' only follows a handover reply on the same connection",
+            ),
             // Ping, Quit, and (above) every changing request.
             _ => Reply::Ok(Vec::new()),
         }
@@ -190,6 +241,8 @@ impl Dispatcher {
             | Request::Load { .. }
             | Request::Ping
             | Request::Help
+            | Request::Handover
+            | Request::HandoverDone { .. }
             | Request::Quit => return None,
         })
     }

@@ -9,11 +9,13 @@
 //! | [`server`] | serving a dispatcher on a socket file (mode 0600, bounded lines, timeouts) |
 //! | [`client`] | connecting to a daemon and exchanging requests and replies |
 //! | [`trust`] | who may use the socket: its directory, its file, the peer's credentials |
+//! | [`handover`] | binary upgrade: passing the listening sockets to a new daemon |
 //!
 //! The protocol itself is documented in `docs/control-protocol.md`.
 
 pub mod client;
 pub mod dispatch;
+pub mod handover;
 pub mod protocol;
 pub mod server;
 pub mod trust;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use client::{ClientError, ControlClient};
 pub use dispatch::{BoundAddr, Dispatcher};
+pub use handover::{HandedListener, Handover, HandoverError, HandoverSource};
 pub use protocol::{ErrorKind, ProtocolError, Reply, Request, ServiceArgs, SysctlRequest};
 pub use server::{ControlServer, ServerOptions, SocketError};
 

@@ -145,8 +145,9 @@ fn io_err<'a>(
 }
 
 /// Removes a stale socket file at `path`, refusing live sockets and
-/// non-sockets.
-fn clear_stale(path: &Path) -> Result<(), SocketError> {
+/// non-sockets. With `live_ok` (a binary upgrade) a live socket is left
+/// for the rename to replace.
+fn clear_stale(path: &Path, live_ok: bool) -> Result<(), SocketError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -164,6 +165,7 @@ fn clear_stale(path: &Path) -> Result<(), SocketError> {
         });
     }
     match UnixStream::connect(path) {
+        Ok(_) if live_ok => Ok(()),
         Ok(_) => Err(SocketError::InUse {
             path: path.to_path_buf(),
         }),
@@ -218,10 +220,32 @@ impl ControlServer {
         dispatcher: Dispatcher,
         options: ServerOptions,
     ) -> Result<ControlServer, SocketError> {
+        Self::open(path, dispatcher, options, false)
+    }
+
+    /// Serves `dispatcher` at `path` in place of the live daemon there
+    /// (a binary upgrade, after `handover`): the new socket is renamed
+    /// over the old one's file, so clients reach this daemon from then on
+    /// while the old one finishes; the old one does not remove the file
+    /// (it is no longer the one it created). The directory and ownership
+    /// checks of [`bind`](Self::bind) apply.
+    pub fn bind_replacing(
+        path: &Path,
+        dispatcher: Dispatcher,
+    ) -> Result<ControlServer, SocketError> {
+        Self::open(path, dispatcher, ServerOptions::default(), true)
+    }
+
+    fn open(
+        path: &Path,
+        dispatcher: Dispatcher,
+        options: ServerOptions,
+        replace: bool,
+    ) -> Result<ControlServer, SocketError> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             prepare_directory(dir)?;
         }
-        clear_stale(path)?;
+        clear_stale(path, replace)?;
         let listener = bind_private(path)?;
         let meta = std::fs::symlink_metadata(path).map_err(io_err("inspect", path))?;
         let shared = Arc::new(Shared {
@@ -261,8 +285,7 @@ impl ControlServer {
             return;
         };
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let _ = UnixStream::connect(&self.path);
+        // The accept thread sees the flag within STOP_CHECK milliseconds.
         let _ = thread.join();
         // Close the read side only: a client waiting for its next request
         // sees the end of the stream, while one whose request is being
@@ -295,11 +318,39 @@ impl Drop for ControlServer {
     }
 }
 
-fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
+/// How often the accept thread looks at its stop flag. It waits with
+/// `poll` rather than in a blocking `accept` woken by a connection to the
+/// path: after a binary upgrade the path leads to the next daemon.
+const STOP_CHECK: u16 = 100;
+
+/// The next client, or `None` when the server stops.
+fn next_client(
+    listener: &UnixListener,
+    stopping: &AtomicBool,
+) -> Option<std::io::Result<UnixStream>> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
+    loop {
+        if stopping.load(Ordering::SeqCst) {
+            return None;
         }
+        match listener.accept() {
+            Ok((stream, _)) => return Some(stream.set_nonblocking(false).map(|()| stream)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, STOP_CHECK);
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        log::error!("control socket: cannot make the listener non-blocking: {e}");
+        return;
+    }
+    while let Some(stream) = next_client(&listener, &shared.stopping) {
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
@@ -433,6 +484,20 @@ fn serve_client(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
         }
         let reply = match Request::parse(&line) {
             Err(e) => Reply::error(ErrorKind::of_protocol_error(&e), e),
+            Ok(Request::Handover) => {
+                log::warn!("control: handover requested");
+                let go_on = super::handover::serve(
+                    &mut reader,
+                    &writer,
+                    shared.dispatcher.handover_gate(),
+                    || shared.dispatcher.handover_body(),
+                    shared.options.idle_timeout,
+                )?;
+                if go_on {
+                    continue;
+                }
+                return Ok(());
+            }
             Ok(request @ Request::Load { .. }) => match read_load_text(&mut reader)? {
                 LoadText::Eof => return Ok(()),
                 LoadText::TooLong => Reply::error(

@@ -24,8 +24,10 @@
 //! | `request.rs` | [`Request`] and its fields: parse and format |
 //! | `reply.rs` | [`Reply`] and [`ErrorKind`]: format and parse |
 //! | `framing.rs` | line framing: the bounded reader and `load` dot-stuffing |
+//! | `handover.rs` | the text of the `handover` reply (binary upgrade) |
 
 mod framing;
+mod handover;
 mod reply;
 mod request;
 mod words;
@@ -33,6 +35,7 @@ mod words;
 use thiserror::Error;
 
 pub use framing::{read_line, stuff_line, unstuff_line, LineRead, TextLine};
+pub use handover::{HandoverBody, HandoverBodyError, ListenerInfo, ListenerRole, MAX_FDS};
 pub use reply::{ErrorKind, Reply};
 pub use request::{Request, ServiceArgs, SysctlRequest, VERBS};
 pub(crate) use words::quote_if_needed;

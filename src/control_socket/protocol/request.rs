@@ -173,6 +173,18 @@ pub enum Request {
     /// `reload-certificates`: read every TLS service's certificate files
     /// again (all or nothing).
     ReloadCertificates,
+    /// `handover`: a new `ktcpvsd` takes over this one's listening
+    /// sockets (passed with the reply as `SCM_RIGHTS`) and configuration;
+    /// see [`handover`](crate::control_socket::handover).
+    Handover,
+    /// `handover-done [grace=S]`: the new daemon serves; this one stops
+    /// accepting, finishes its exchanges within `grace` seconds and exits.
+    /// Only valid right after a `handover` reply on the same connection.
+    HandoverDone {
+        /// Seconds the old daemon gives its exchanges in flight (its own
+        /// default when absent).
+        grace: Option<u64>,
+    },
     /// `ping`: answers `OK`.
     Ping,
     /// `help`: the list of verbs.
@@ -203,6 +215,8 @@ pub const VERBS: &[(&str, &str)] = &[
     ("server-limit", "server-limit SERVICE server=HOST[:PORT] maxconn=N (0: no limit)"),
     ("server-proxy", "server-proxy SERVICE server=HOST[:PORT] send_proxy=v1|v2|off"),
     ("reload-certificates", "reload-certificates"),
+    ("handover", "handover   (binary upgrade: the listening sockets as SCM_RIGHTS, then 'handover-done')"),
+    ("handover-done", "handover-done [grace=S]"),
     ("ping", "ping"),
     ("help", "help"),
     ("quit", "quit"),
@@ -283,6 +297,10 @@ impl Request {
                 },
             },
             "reload-certificates" => Request::ReloadCertificates,
+            "handover" => Request::Handover,
+            "handover-done" => Request::HandoverDone {
+                grace: a.take_parsed("grace")?,
+            },
             "ping" => Request::Ping,
             "help" => Request::Help,
             "quit" => Request::Quit,
@@ -316,6 +334,8 @@ impl Request {
             Request::SetServerLimit { .. } => "server-limit",
             Request::SetServerProxy { .. } => "server-proxy",
             Request::ReloadCertificates => "reload-certificates",
+            Request::Handover => "handover",
+            Request::HandoverDone { .. } => "handover-done",
             Request::Ping => "ping",
             Request::Help => "help",
             Request::Quit => "quit",
@@ -703,8 +723,14 @@ impl fmt::Display for Request {
                 let version = version.map_or("off".to_string(), |v| v.to_string());
                 push_pair(&mut out, "send_proxy", &version);
             }
+            Request::HandoverDone { grace } => {
+                if let Some(g) = grace {
+                    push_pair(&mut out, "grace", &g.to_string());
+                }
+            }
             Request::Flush
             | Request::ReloadCertificates
+            | Request::Handover
             | Request::Ping
             | Request::Help
             | Request::Quit => {}
@@ -841,6 +867,22 @@ mod tests {
                 file: Some("/etc/ktcpvs.conf".into())
             }
         );
+    }
+
+    #[test]
+    fn handover_requests_round_trip() {
+        assert_eq!(round_trip("handover"), Request::Handover);
+        assert_eq!(
+            round_trip("handover-done"),
+            Request::HandoverDone { grace: None }
+        );
+        assert_eq!(
+            round_trip("handover-done grace=5"),
+            Request::HandoverDone { grace: Some(5) }
+        );
+        assert!(Request::parse("handover web").is_err());
+        assert!(Request::parse("handover-done grace=soon").is_err());
+        assert!(Request::parse("handover-done grace=-1").is_err());
     }
 
     #[test]
