@@ -45,6 +45,13 @@ fn v1_longest_line_is_accepted() {
     line.push_str("\r\n");
     assert_eq!(line.len(), V1_MAX);
     assert_eq!(v1(&line).unwrap().unwrap().len, V1_MAX);
+    // A CR as the 107th byte leaves no room for the LF.
+    let mut cr_last = String::from("PROXY UNKNOWN ");
+    cr_last.push_str(&"x".repeat(V1_MAX - cr_last.len() - 1));
+    cr_last.push('\r');
+    assert_eq!(cr_last.len(), V1_MAX);
+    assert_eq!(v1(&cr_last), Err(ProxyError::V1TooLong));
+    assert_eq!(v1(&format!("{cr_last}\n")), Err(ProxyError::V1TooLong));
     let longer = line.replacen("UNKNOWN ", "UNKNOWN xx", 1);
     assert_eq!(v1(&longer), Err(ProxyError::V1TooLong));
 }
