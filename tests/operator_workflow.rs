@@ -698,8 +698,15 @@ fn listing_several_daemons_shows_each_configuration_hash_so_drift_shows() {
     let both = String::from_utf8(fleet(&["-L"]).stdout).unwrap();
     let nodes: Vec<&str> = both.split("# node ").filter(|s| !s.is_empty()).collect();
     assert_ne!(hash(nodes[0]), hash(nodes[1]), "{both}");
-    // A change goes to one daemon at a time.
-    let out = fleet(&["-D", "-i", "web"]);
+    // A change goes to both (tests/fleet.rs covers the refusals), and the
+    // drift is gone.
+    let out = fleet(&["-e", "-i", "web", "-r", "127.0.0.1:7100", "-w", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let both = String::from_utf8(fleet(&["-L"]).stdout).unwrap();
+    let nodes: Vec<&str> = both.split("# node ").filter(|s| !s.is_empty()).collect();
+    assert_eq!(hash(nodes[0]), hash(nodes[1]), "{both}");
+    // What is neither a listing nor a change stays one daemon's.
+    let out = fleet(&["--sysctl", "debug_level"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("several --socket"));
 }

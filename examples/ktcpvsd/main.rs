@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ktcpvs::admin::AdminServer;
+use ktcpvs::control_socket::remote::{RemoteControl, Token};
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
 use ktcpvs::discovery::{Discoverer, Nameservers};
 use ktcpvs::net::access_log::{AccessLog, Sink};
@@ -122,6 +123,13 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
+    let remote = match serve_remote(&options, &dispatcher) {
+        Ok(remote) => remote,
+        Err(e) => {
+            engine.shutdown(Duration::ZERO);
+            return fail(e);
+        }
+    };
     let mut admin = Admin {
         fixed: options.admin,
         fallback: options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -166,6 +174,7 @@ fn main() -> ExitCode {
     // The control server's dispatcher holds a clone of `bound`, which holds
     // the engine; release both before waiting for the engine.
     drop(discoverer);
+    drop(remote);
     drop(server);
     drop(admin);
     drop(dispatcher);
@@ -302,6 +311,24 @@ fn configure(options: &Options, control: &Control) -> Result<Option<demo::Demo>,
 
 /// Opens the control socket, says where, and sets up the demo's service
 /// (printing what to try) when there is one.
+/// The remote control listener, when `--control-listen` asks for one.
+fn serve_remote(
+    options: &Options,
+    dispatcher: &Dispatcher,
+) -> Result<Option<RemoteControl>, String> {
+    let (Some(addr), Some(file)) = (options.control_listen, &options.control_token_file) else {
+        return Ok(None);
+    };
+    let token = Token::from_file(file).map_err(|e| e.to_string())?;
+    let remote = RemoteControl::bind(addr, token, dispatcher.clone()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "ktcpvsd {}: remote control on {} (token required)",
+        env!("CARGO_PKG_VERSION"),
+        remote.local_addr()
+    );
+    Ok(Some(remote))
+}
+
 fn serve_control(
     socket_path: &std::path::Path,
     dispatcher: &Dispatcher,

@@ -77,6 +77,20 @@ pub struct Options {
     /// Serve /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
+    /// Also serve the control protocol over TCP on this address (loopback or a management network: the token travels in clear), to clients presenting the token of --control-token-file.
+    #[arg(
+        long = "control-listen",
+        value_name = "ADDR:PORT",
+        requires = "control_token_file"
+    )]
+    pub control_listen: Option<SocketAddr>,
+    /// The shared token of --control-listen: a file only its owner may read, holding 16 or more printable characters.
+    #[arg(
+        long = "control-token-file",
+        value_name = "FILE",
+        requires = "control_listen"
+    )]
+    pub control_token_file: Option<PathBuf>,
     /// The DNS server that answers the `discover` names of the configuration [default: the system's, from /etc/resolv.conf].
     #[arg(long, value_name = "ADDR:PORT")]
     pub resolver: Option<SocketAddr>,

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
+use ktcpvs::control_socket::remote::Token;
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
 use ktcpvs::core::model::{ProxyVersion, MAX_MATCH_GROUP, MAX_WEIGHT};
@@ -246,6 +247,9 @@ pub struct Cli {
     /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock]. Repeatable with -L: each daemon's listing in turn, with its configuration hash.
     #[arg(long = "socket", value_name = "PATH")]
     socket: Vec<PathBuf>,
+    /// The token of the remote control listeners named by --socket tcp://HOST:PORT [default: $KTCPVS_TOKEN].
+    #[arg(long = "token-file", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 /// What the invocation asks for, after checking.
@@ -302,8 +306,11 @@ pub enum UsageError {
     /// A file name that cannot be made absolute.
     #[error("illegal file name '{0}'")]
     File(String),
-    /// Several `--socket` with a command that changes something.
-    #[error("several --socket are for listing (-L) only: a change goes to one daemon at a time")]
+    /// Several `--socket` with a command that is neither a listing nor a
+    /// change.
+    #[error(
+        "several --socket take a listing (-L) or a change (applied to all of them, or to none)"
+    )]
     SeveralSockets,
     /// A `--health` setting that does not parse.
     #[error("--health {0}")]
@@ -418,6 +425,20 @@ impl Cli {
             .unwrap_or_else(ktcpvs::control_socket::default_socket_path)
     }
 
+    /// The token for remote control listeners: `--token-file`, else
+    /// `$KTCPVS_TOKEN`, else none.
+    pub fn token(&self) -> Result<Option<Token>, String> {
+        if let Some(file) = &self.token_file {
+            return Token::from_file(file).map(Some).map_err(|e| e.to_string());
+        }
+        match std::env::var("KTCPVS_TOKEN") {
+            Ok(text) if !text.is_empty() => Token::new(&text)
+                .map(Some)
+                .map_err(|e| format!("$KTCPVS_TOKEN: {e}")),
+            _ => Ok(None),
+        }
+    }
+
     /// Every control socket given (the default one when none was).
     pub fn sockets(&self) -> Vec<PathBuf> {
         if self.socket.is_empty() {
@@ -514,10 +535,12 @@ impl Cli {
     pub fn action(&self) -> Result<Action, UsageError> {
         let verb = self.verb();
         self.check_options(verb)?;
-        if self.socket.len() > 1 && verb != Verb::List {
+        let request = self.request(verb)?;
+        let change = request.as_ref().is_some_and(Request::is_change);
+        if self.socket.len() > 1 && !matches!(verb, Verb::List | Verb::Load) && !change {
             return Err(UsageError::SeveralSockets);
         }
-        Ok(match (self.request(verb)?, verb) {
+        Ok(match (request, verb) {
             (Some(request), _) => Action::Request(Box::new(request)),
             (None, Verb::Load) => Action::Load(self.load_configfile.clone().unwrap_or_default()),
             (None, _) => Action::List {

@@ -9,6 +9,7 @@
 mod cli;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,6 +28,7 @@ const EXIT_UNREACHABLE: u8 = 3;
 enum Failure {
     Refused(String),
     Unreachable(ClientError),
+    Usage(String),
 }
 
 impl From<ClientError> for Failure {
@@ -96,14 +98,97 @@ fn listing(
     Ok(lines)
 }
 
+/// Connects to one daemon: a socket file, or a remote control listener
+/// (`tcp://HOST:PORT`) with the token.
+fn connect(cli: &Cli, target: &Path) -> Result<ControlClient, Failure> {
+    let token = cli.token().map_err(Failure::Usage)?;
+    Ok(ControlClient::connect_to(target, token.as_ref())?)
+}
+
+/// A change for several daemons.
+enum Change {
+    Request(Box<Request>),
+    Load { file: String, text: String },
+}
+
+impl Change {
+    fn send(&self, client: &mut ControlClient, check: bool) -> Result<Reply, ClientError> {
+        match (self, check) {
+            (Change::Request(r), false) => client.request(r),
+            (Change::Request(r), true) => client.request(&Request::Check(r.clone())),
+            (Change::Load { file, text }, false) => client.load(Some(file), text),
+            (Change::Load { file, text }, true) => client.check_load(Some(file), text),
+        }
+    }
+}
+
+/// Makes one change on every daemon of `--socket`, as one: every node
+/// checks it first (`check`), and it is applied only when all accept it;
+/// one line per node says what each did. A node that refuses it after its
+/// check (its configuration changed in between, or a listener cannot bind)
+/// is reported, and the run fails saying the nodes now differ.
+fn fleet(cli: &Cli, change: &Change) -> Result<(), Failure> {
+    let sockets = cli.sockets();
+    let mut clients = Vec::with_capacity(sockets.len());
+    for path in &sockets {
+        clients.push((path, connect(cli, path)?));
+    }
+    let mut lines = Vec::new();
+    let mut refused = 0;
+    for (path, client) in &mut clients {
+        match change.send(client, true)? {
+            Reply::Ok(_) => lines.push(format!("node {}: check ok", path.display())),
+            Reply::Err { message, .. } => {
+                refused += 1;
+                lines.push(format!("node {}: check refused: {message}", path.display()));
+            }
+        }
+    }
+    if refused > 0 {
+        print_lines(&lines);
+        return Err(Failure::Refused(format!(
+            "{refused} of {} node(s) refused the change; nothing was applied",
+            clients.len()
+        )));
+    }
+    let mut failed = 0;
+    for (path, client) in &mut clients {
+        match change.send(client, false)? {
+            Reply::Ok(_) => lines.push(format!("node {}: applied", path.display())),
+            Reply::Err { message, .. } => {
+                failed += 1;
+                lines.push(format!("node {}: apply refused: {message}", path.display()));
+            }
+        }
+    }
+    print_lines(&lines);
+    if failed > 0 {
+        return Err(Failure::Refused(format!(
+            "applied on {} of {} node(s): the nodes now differ",
+            clients.len() - failed,
+            clients.len()
+        )));
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
     let socket = cli.socket();
+    let several = cli.sockets().len() > 1;
     match action {
+        Action::Load(path) if several => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::Refused(format!("config file {} opening error: {e}", path.display()))
+            })?;
+            let file = path.display().to_string();
+            fleet(cli, &Change::Load { file, text })
+        }
+        Action::Request(request) if several => fleet(cli, &Change::Request(request)),
         Action::Load(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 Failure::Refused(format!("config file {} opening error: {e}", path.display()))
             })?;
-            let mut client = ControlClient::connect(&socket)?;
+            let mut client = connect(cli, &socket)?;
             let file = path.display().to_string();
             body_or_refusal(client.load(Some(&file), &text)?)?;
             Ok(())
@@ -120,7 +205,7 @@ fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
                 if sockets.len() > 1 {
                     lines.push(format!("# node {}", path.display()));
                 }
-                let mut client = ControlClient::connect(path)?;
+                let mut client = connect(cli, path)?;
                 if json {
                     let body = body_or_refusal(client.request(&Request::StatsJson {
                         service: service.clone(),
@@ -135,7 +220,7 @@ fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
             Ok(())
         }
         Action::Request(request) => {
-            let mut client = ControlClient::connect(&socket)?;
+            let mut client = connect(cli, &socket)?;
             let body = body_or_refusal(client.request(&request)?)?;
             print_lines(&body);
             Ok(())
@@ -169,6 +254,10 @@ fn main() -> ExitCode {
         Err(Failure::Unreachable(e)) => {
             eprintln!("tcpvsadm: {e}");
             ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("tcpvsadm: {message}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -13,7 +13,8 @@
 //! # Ok::<(), ktcpvs::control_socket::ClientError>(())
 //! ```
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use super::protocol::{
     parse_greeting, read_line, stuff_line, ErrorKind, LineRead, ProtocolError, Reply, Request,
     END_OF_TEXT, MAX_LINE, PROTOCOL_VERSION,
 };
+use super::remote::Token;
 use super::trust::{effective_uid, is_trusted_uid, peer_uid};
 
 /// Why a request could not be carried to the daemon and back. (A refusal
@@ -80,6 +82,14 @@ pub enum ClientError {
     /// The daemon sent something that is not the protocol.
     #[error("protocol error from ktcpvsd: {0}")]
     Protocol(#[from] ProtocolError),
+    /// A remote control listener needs a token and none was given.
+    #[error(
+        "{path} is a remote control listener: give its token (--token-file FILE or $KTCPVS_TOKEN)"
+    )]
+    NoToken {
+        /// The address tried.
+        path: PathBuf,
+    },
     /// The connection closed before the reply was complete.
     #[error("ktcpvsd closed the connection before replying")]
     Closed,
@@ -88,11 +98,67 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
+/// What a [`ControlClient`] talks over: the socket file, or the remote
+/// control listener.
+#[derive(Debug)]
+pub(super) enum Transport {
+    /// A Unix domain socket.
+    Unix(UnixStream),
+    /// A TCP connection, authenticated with a token.
+    Tcp(TcpStream),
+}
+
+impl Transport {
+    fn try_clone(&self) -> std::io::Result<Transport> {
+        Ok(match self {
+            Transport::Unix(s) => Transport::Unix(s.try_clone()?),
+            Transport::Tcp(s) => Transport::Tcp(s.try_clone()?),
+        })
+    }
+
+    /// The Unix socket, which alone can carry descriptors.
+    pub(super) fn unix(&self) -> Option<&UnixStream> {
+        match self {
+            Transport::Unix(s) => Some(s),
+            Transport::Tcp(_) => None,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Unix(s) => s.read(buf),
+            Transport::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Unix(s) => s.write(buf),
+            Transport::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Unix(s) => s.flush(),
+            Transport::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// The prefix of a `--socket` value that names a remote control listener
+/// (`tcp://HOST:PORT`) rather than a socket file.
+pub const TCP_PREFIX: &str = "tcp://";
+
 /// A connection to a daemon's control socket.
 #[derive(Debug)]
 pub struct ControlClient {
-    pub(super) reader: BufReader<UnixStream>,
-    pub(super) writer: UnixStream,
+    pub(super) reader: BufReader<Transport>,
+    pub(super) writer: Transport,
 }
 
 impl ControlClient {
@@ -117,11 +183,68 @@ impl ControlClient {
             });
         }
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let writer = stream.try_clone()?;
-        let mut client = ControlClient {
-            reader: BufReader::new(stream),
-            writer,
+        let mut client = ControlClient::over(Transport::Unix(stream))?;
+        client.greeted(path)?;
+        Ok(client)
+    }
+
+    /// Connects to `target`: a remote control listener when it reads
+    /// `tcp://HOST:PORT` (presenting `token`), else a socket file (see
+    /// [`connect`](Self::connect)).
+    pub fn connect_to(target: &Path, token: Option<&Token>) -> Result<ControlClient, ClientError> {
+        let remote = target.to_str().and_then(|t| t.strip_prefix(TCP_PREFIX));
+        match remote {
+            Some(addr) => Self::connect_tcp(addr, token),
+            None => Self::connect(target),
+        }
+    }
+
+    /// Connects to the remote control listener at `addr` (`HOST:PORT`) and
+    /// authenticates with `token`.
+    pub fn connect_tcp(addr: &str, token: Option<&Token>) -> Result<ControlClient, ClientError> {
+        let path = PathBuf::from(format!("{TCP_PREFIX}{addr}"));
+        let not_running = |source| ClientError::NotRunning {
+            path: path.clone(),
+            source,
         };
+        let resolved = addr
+            .to_socket_addrs()
+            .map_err(not_running)?
+            .next()
+            .ok_or_else(|| not_running(std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        let stream =
+            TcpStream::connect_timeout(&resolved, Duration::from_secs(5)).map_err(not_running)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let _ = stream.set_nodelay(true);
+        let mut client = ControlClient::over(Transport::Tcp(stream))?;
+        client.greeted(&path)?;
+        let Some(token) = token else {
+            return Err(ClientError::NoToken { path });
+        };
+        client
+            .writer
+            .write_all(format!("auth {}\n", token.as_str()).as_bytes())?;
+        match client.reply()? {
+            Reply::Ok(_) => Ok(client),
+            Reply::Err { kind, message } => Err(ClientError::Refused {
+                path,
+                kind,
+                message,
+            }),
+        }
+    }
+
+    fn over(transport: Transport) -> Result<ControlClient, ClientError> {
+        let writer = transport.try_clone()?;
+        Ok(ControlClient {
+            reader: BufReader::new(transport),
+            writer,
+        })
+    }
+
+    /// Reads and checks the daemon's greeting.
+    fn greeted(&mut self, path: &Path) -> Result<(), ClientError> {
+        let client = self;
         let greeting = client.line()?;
         if let Ok(Err(Reply::Err { kind, message })) = Reply::parse_status(&greeting) {
             return Err(ClientError::Refused {
@@ -137,7 +260,7 @@ impl ControlClient {
                 found: version,
             });
         }
-        Ok(client)
+        Ok(())
     }
 
     fn line(&mut self) -> Result<String, ClientError> {
@@ -167,7 +290,7 @@ impl ControlClient {
     pub fn request(&mut self, request: &Request) -> Result<Reply, ClientError> {
         let line = request.to_line()?;
         self.writer.write_all(format!("{line}\n").as_bytes())?;
-        if matches!(request, Request::Load { .. }) {
+        if request.takes_text() {
             self.writer
                 .write_all(format!("{END_OF_TEXT}\n").as_bytes())?;
         }
@@ -177,10 +300,25 @@ impl ControlClient {
     /// Sends `load` with the configuration `text` (named `file` in error
     /// messages) and reads the reply.
     pub fn load(&mut self, file: Option<&str>, text: &str) -> Result<Reply, ClientError> {
-        let line = Request::Load {
+        self.send_text(
+            Request::Load {
+                file: file.map(str::to_string),
+            },
+            text,
+        )
+    }
+
+    /// Sends `check load` with the configuration `text`: whether the daemon
+    /// would load it, loading nothing.
+    pub fn check_load(&mut self, file: Option<&str>, text: &str) -> Result<Reply, ClientError> {
+        let load = Request::Load {
             file: file.map(str::to_string),
-        }
-        .to_line()?;
+        };
+        self.send_text(Request::Check(Box::new(load)), text)
+    }
+
+    fn send_text(&mut self, request: Request, text: &str) -> Result<Reply, ClientError> {
+        let line = request.to_line()?;
         let mut wire = format!("{line}\n");
         for line in text.lines() {
             wire.push_str(&stuff_line(line));

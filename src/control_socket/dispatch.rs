@@ -98,6 +98,26 @@ impl Dispatcher {
         }
     }
 
+    /// Whether `request` would apply (`check`), applying nothing.
+    fn check(&self, request: &Request, text: Option<&str>) -> Reply {
+        if let Request::Load { file } = request {
+            return match text {
+                Some(text) => done(
+                    self.control
+                        .check_config(text, file.as_deref().map(Path::new)),
+                ),
+                None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
+            };
+        }
+        match self.command(request) {
+            Some(command) => done(self.control.check(&[command]).map_err(|(_, e)| e)),
+            None => Reply::error(
+                ErrorKind::Unavailable,
+                format!("'{}' cannot be checked in advance", request.verb()),
+            ),
+        }
+    }
+
     /// The control handle requests are applied to.
     pub fn control(&self) -> &Control {
         &self.control
@@ -111,6 +131,7 @@ impl Dispatcher {
             return done(self.control.execute(command));
         }
         match request {
+            Request::Check(inner) => self.check(inner, text),
             Request::List { service, numeric } => {
                 let options = PrintOptions { numeric: *numeric };
                 match self.control.list(service.as_deref(), &options) {
@@ -239,6 +260,7 @@ impl Dispatcher {
             | Request::StatsJson { .. }
             | Request::Sysctl(_)
             | Request::Load { .. }
+            | Request::Check(_)
             | Request::Ping
             | Request::Help
             | Request::Handover

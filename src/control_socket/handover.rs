@@ -324,12 +324,17 @@ impl ControlClient {
                 "unexpected bytes before the handover reply".into(),
             ));
         }
-        self.writer
-            .set_read_timeout(Some(REPLY_TIMEOUT))
+        let Some(unix) = self.writer.unix() else {
+            return Err(HandoverError::Malformed(
+                "a handover needs the control socket file, not a TCP connection".into(),
+            ));
+        };
+        unix.set_read_timeout(Some(REPLY_TIMEOUT))
             .map_err(HandoverError::Io)?;
         let line = Request::Handover.to_line()?;
-        self.writer.write_all(format!("{line}\n").as_bytes())?;
-        let (first, fds) = receive_with_fds(&self.writer)?;
+        let mut writer = unix;
+        writer.write_all(format!("{line}\n").as_bytes())?;
+        let (first, fds) = receive_with_fds(unix)?;
         let reply = {
             let mut reader = Cursor::new(first).chain(&mut self.reader);
             read_bounded_reply(&mut reader)?

@@ -7,6 +7,7 @@
 //! | [`protocol`] | the wire format: [`Request`] and [`Reply`], parse and format, the version |
 //! | [`dispatch`] | carrying a request out against a [`Control`](ktcpvs_core::Control) |
 //! | [`server`] | serving a dispatcher on a socket file (mode 0600, bounded lines, timeouts) |
+//! | [`remote`] | serving it over TCP to clients with a shared token (off unless opened) |
 //! | [`client`] | connecting to a daemon and exchanging requests and replies |
 //! | [`trust`] | who may use the socket: its directory, its file, the peer's credentials |
 //! | [`handover`] | binary upgrade: passing the listening sockets to a new daemon |
@@ -17,12 +18,13 @@ pub mod client;
 pub mod dispatch;
 pub mod handover;
 pub mod protocol;
+pub mod remote;
 pub mod server;
 pub mod trust;
 
 use std::path::{Path, PathBuf};
 
-pub use client::{ClientError, ControlClient};
+pub use client::{ClientError, ControlClient, TCP_PREFIX};
 pub use dispatch::{BoundAddr, Dispatcher};
 pub use handover::{HandedListener, Handover, HandoverError, HandoverSource};
 pub use protocol::{ErrorKind, ProtocolError, Reply, Request, ServiceArgs, SysctlRequest};

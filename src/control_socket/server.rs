@@ -466,11 +466,40 @@ fn serve_client(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     writer.write_all(format!("{}\n", greeting()).as_bytes())?;
+    serve_requests(
+        &mut reader,
+        &mut writer,
+        &shared.dispatcher,
+        &shared.stopping,
+        |reader, writer| {
+            log::warn!("control: handover requested");
+            super::handover::serve(
+                reader,
+                writer,
+                shared.dispatcher.handover_gate(),
+                || shared.dispatcher.handover_body(),
+                shared.options.idle_timeout,
+            )
+        },
+    )
+}
+
+/// Reads requests from `reader` and answers each on `writer` until the
+/// client leaves, says `quit`, or `stopping` is set. `handover` serves a
+/// `handover` request (it passes descriptors, which only some transports
+/// can); it returns whether to go on serving.
+pub(super) fn serve_requests<S: std::io::Read + Write>(
+    reader: &mut BufReader<S>,
+    writer: &mut S,
+    dispatcher: &Dispatcher,
+    stopping: &AtomicBool,
+    mut handover: impl FnMut(&mut BufReader<S>, &mut S) -> std::io::Result<bool>,
+) -> std::io::Result<()> {
     loop {
-        if shared.stopping.load(Ordering::SeqCst) {
+        if stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let line = match read_line(&mut reader, MAX_LINE)? {
+        let line = match read_line(reader, MAX_LINE)? {
             Ok(LineRead::Eof) => return Ok(()),
             Ok(LineRead::Line(line)) => line,
             Err(e) => {
@@ -485,20 +514,12 @@ fn serve_client(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
         let reply = match Request::parse(&line) {
             Err(e) => Reply::error(ErrorKind::of_protocol_error(&e), e),
             Ok(Request::Handover) => {
-                log::warn!("control: handover requested");
-                let go_on = super::handover::serve(
-                    &mut reader,
-                    &writer,
-                    shared.dispatcher.handover_gate(),
-                    || shared.dispatcher.handover_body(),
-                    shared.options.idle_timeout,
-                )?;
-                if go_on {
+                if handover(reader, writer)? {
                     continue;
                 }
                 return Ok(());
             }
-            Ok(request @ Request::Load { .. }) => match read_load_text(&mut reader)? {
+            Ok(request) if request.takes_text() => match read_load_text(reader)? {
                 LoadText::Eof => return Ok(()),
                 LoadText::TooLong => Reply::error(
                     ErrorKind::TooLong,
@@ -507,12 +528,12 @@ fn serve_client(stream: UnixStream, shared: &Shared) -> std::io::Result<()> {
                 LoadText::Malformed(e) => Reply::error(ErrorKind::of_protocol_error(&e), e),
                 LoadText::Complete(text) => {
                     log::info!("control: {request}");
-                    shared.dispatcher.handle(&request, Some(&text))
+                    dispatcher.handle(&request, Some(&text))
                 }
             },
             Ok(request) => {
                 log::debug!("control: {request}");
-                let reply = shared.dispatcher.handle(&request, None);
+                let reply = dispatcher.handle(&request, None);
                 if let Reply::Err { message, .. } = &reply {
                     log::info!("control: {request} refused: {message}");
                 } else if !matches!(

@@ -105,6 +105,13 @@ struct Inner {
     activators: Mutex<Vec<Activator>>,
 }
 
+/// Whether a transaction takes effect or is only checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Apply,
+    CheckOnly,
+}
+
 /// The control handle. Cheap to clone; every clone controls the same
 /// balancer.
 ///
@@ -220,6 +227,32 @@ impl Control {
     /// Like [`transaction`](Self::transaction), but on failure also says
     /// which command (by index) was refused.
     pub fn transaction_at(&self, commands: &[Command]) -> Result<(), (usize, ControlError)> {
+        self.run_transaction(commands, Effect::Apply)
+    }
+
+    /// Checks that `commands` would apply as one transaction, and changes
+    /// nothing: every command is applied to a copy of the configuration and
+    /// the copy is built as a snapshot would be (patterns compiled,
+    /// schedulers asked, TLS files read). What only applying can find
+    /// (a listener that cannot bind) is not foreseen. On failure, says
+    /// which command was refused.
+    ///
+    /// ```
+    /// use ktcpvs_core::{Command, Control, SchedulerRegistry, ServiceSpec};
+    /// let control = Control::new(std::sync::Arc::new(SchedulerRegistry::new()));
+    /// let add = Command::AddService { name: "web".into(), spec: ServiceSpec { scheduler: Some("none".into()), ..Default::default() } };
+    /// assert!(control.check(&[add]).is_err()); // no scheduler "none"
+    /// assert!(control.config().services.is_empty());
+    /// ```
+    pub fn check(&self, commands: &[Command]) -> Result<(), (usize, ControlError)> {
+        self.run_transaction(commands, Effect::CheckOnly)
+    }
+
+    fn run_transaction(
+        &self,
+        commands: &[Command],
+        effect: Effect,
+    ) -> Result<(), (usize, ControlError)> {
         let mut guard = self.inner.state.lock();
         let (state, registry) = &mut *guard;
         if state.unloading {
@@ -232,6 +265,9 @@ impl Control {
         let snapshot = self
             .rebuild(&next, registry)
             .map_err(|(service, e)| (blame(commands, &service), e))?;
+        if effect == Effect::CheckOnly {
+            return Ok(());
+        }
         let previous = std::mem::replace(state, next);
         if let Err(reason) = self.publish(snapshot, registry, state) {
             // Roll back: put the previous configuration into effect again.
@@ -254,6 +290,21 @@ impl Control {
     /// keep running (their listeners stay open); nothing is applied when any
     /// line is wrong, and the error names the line.
     pub fn load_config(&self, text: &str, file: Option<&Path>) -> Result<(), ControlError> {
+        self.run_config(text, file, Effect::Apply)
+    }
+
+    /// Checks that [`load_config`](Self::load_config) would accept `text`,
+    /// and changes nothing (see [`check`](Self::check)).
+    pub fn check_config(&self, text: &str, file: Option<&Path>) -> Result<(), ControlError> {
+        self.run_config(text, file, Effect::CheckOnly)
+    }
+
+    fn run_config(
+        &self,
+        text: &str,
+        file: Option<&Path>,
+        effect: Effect,
+    ) -> Result<(), ControlError> {
         let located = config::parse(text, file)?;
         let running: Vec<String> = self.inner.state.lock().0.running.iter().cloned().collect();
         let mut commands = Vec::with_capacity(located.len() + running.len() + 1);
@@ -271,7 +322,7 @@ impl Control {
                 service: Some(name.clone()),
             });
         }
-        self.transaction_at(&commands).map_err(|(i, e)| {
+        self.run_transaction(&commands, effect).map_err(|(i, e)| {
             let location = i
                 .checked_sub(1)
                 .and_then(|i| located.get(i))

@@ -95,6 +95,10 @@ pub enum ProtocolError {
     /// An empty request line.
     #[error("empty request")]
     Empty,
+    /// `check` wraps a request that changes nothing (a listing, `ping`,
+    /// another `check`).
+    #[error("'check' takes a change or 'load', not '{0}'")]
+    NotAChange(&'static str),
     /// A quoted value is not closed.
     #[error("unterminated quoted string in {0:?}")]
     Unterminated(String),

@@ -141,6 +141,7 @@ impl ErrorKind {
             ProtocolError::BadGreeting(_)
             | ProtocolError::NotUtf8
             | ProtocolError::Empty
+            | ProtocolError::NotAChange(_)
             | ProtocolError::Unterminated(_)
             | ProtocolError::UnexpectedWord { .. }
             | ProtocolError::Missing { .. }

@@ -38,6 +38,10 @@ pub struct ServiceArgs {
 /// One request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// `check REQUEST`: whether a change (or with `load`, a configuration
+    /// text) would apply, applying nothing: the first phase of a change
+    /// made to several daemons at once.
+    Check(Box<Request>),
     /// `add-service NAME [key=value…]`.
     AddService {
         /// The service name.
@@ -220,6 +224,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("ping", "ping"),
     ("help", "help"),
     ("quit", "quit"),
+    ("check", "check REQUEST   (a change, or 'load' and its text: validated against this daemon, nothing applied)"),
 ];
 
 impl Request {
@@ -228,6 +233,15 @@ impl Request {
     /// ([`ProtocolError::ControlCharacter`]).
     pub fn parse(line: &str) -> Result<Request, ProtocolError> {
         check_one_line(line)?;
+        if let Some(rest) = line.trim_start().strip_prefix("check") {
+            if rest.starts_with([' ', '\t']) {
+                let inner = Request::parse(rest)?;
+                if !inner.is_change() {
+                    return Err(ProtocolError::NotAChange(inner.verb()));
+                }
+                return Ok(Request::Check(Box::new(inner)));
+            }
+        }
         let mut words = split_words(line)?;
         if words.is_empty() {
             return Err(ProtocolError::Empty);
@@ -314,6 +328,7 @@ impl Request {
     /// The verb of this request.
     pub fn verb(&self) -> &'static str {
         match self {
+            Request::Check(_) => "check",
             Request::AddService { .. } => "add-service",
             Request::EditService { .. } => "edit-service",
             Request::DeleteService { .. } => "delete-service",
@@ -358,6 +373,35 @@ fn check_one_line(line: &str) -> Result<(), ProtocolError> {
 }
 
 impl Request {
+    /// Whether the request changes the configuration or settings (what
+    /// `check` may wrap): not listings, statistics, `ping`, `help`,
+    /// `quit`, `handover` or `check` itself.
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Request::Check(_)
+                | Request::List { .. }
+                | Request::Stats { .. }
+                | Request::StatsJson { .. }
+                | Request::Sysctl(SysctlRequest::All | SysctlRequest::Get(_))
+                | Request::Ping
+                | Request::Help
+                | Request::Quit
+                | Request::Handover
+                | Request::HandoverDone { .. }
+        )
+    }
+
+    /// The request's text with `load`'s configuration text after it: a
+    /// `load`, or a `check` of one.
+    pub fn takes_text(&self) -> bool {
+        match self {
+            Request::Load { .. } => true,
+            Request::Check(inner) => inner.takes_text(),
+            _ => false,
+        }
+    }
+
     /// The request as the line to send (without its newline): its
     /// [`Display`](fmt::Display) form, refused when a value holds a
     /// control character, which could end the line early and smuggle a
@@ -670,6 +714,9 @@ impl fmt::Display for Request {
     /// Formats the request as one line (no newline), the inverse of
     /// [`Request::parse`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Request::Check(inner) = self {
+            return write!(f, "check {inner}");
+        }
         let mut out = String::from(self.verb());
         let name = |out: &mut String, n: &str| {
             out.push(' ');
@@ -728,6 +775,8 @@ impl fmt::Display for Request {
                     push_pair(&mut out, "grace", &g.to_string());
                 }
             }
+            // Written above, whole.
+            Request::Check(_) => {}
             Request::Flush
             | Request::ReloadCertificates
             | Request::Handover
@@ -911,6 +960,17 @@ mod tests {
         round_trip("server-tls web server=r1:443 tls=off");
         round_trip("server-limit web server=r1:80 maxconn=10");
         round_trip("server-proxy web server=r1:80 send_proxy=v2");
+        round_trip("check add-server web server=10.0.0.1:80 weight=3");
+        round_trip("check load file=a.conf");
+        round_trip("check sysctl debug_level=2");
+        assert_eq!(
+            Request::parse("check list").unwrap_err(),
+            ProtocolError::NotAChange("list")
+        );
+        assert_eq!(
+            Request::parse("check check flush").unwrap_err(),
+            ProtocolError::NotAChange("check")
+        );
         round_trip("server-proxy web server=r1:80 send_proxy=off");
         round_trip("edit-service web proxy_protocol=10.0.0.0/8,::1/128");
         round_trip("edit-service web proxy_protocol=none");
