@@ -236,6 +236,19 @@ fn servers_follow_their_dns_records_without_a_failed_request() {
     let (done, failed) = load.stop();
     assert_eq!(failed, 0, "{failed} of {done} requests failed");
     assert!(done > 100, "{done} requests");
+    // Discovery is edited live like any other setting: dropping the SRV
+    // name drops its server; a name added through tcpvsadm is followed.
+    node.adm_ok(&["-E", "-i", "viasrv", "--discover", "none"]);
+    let listing = node.adm_ok(&["-L", "-n"]);
+    assert!(!listing.contains("_http._tcp.web.test"), "{listing}");
+    let added = format!("dns web.test:{port} 3");
+    node.adm_ok(&["-E", "-i", "viasrv", "--discover", &added]);
+    assert!(common::eventually(200, || get_status(srv, "/")
+        .1
+        .starts_with("b ")));
+    assert!(node.adm_ok(&["-L", "-n"]).contains(&format!(
+        "# server = 127.0.0.12:{port} 3 (discovered: web.test)"
+    )));
     eprintln!(
         "dns: b joined in {joined:?}, a left in {left:?}; {done} requests, 0 failed; a served {}, b {}",
         a.requests(),

@@ -9,7 +9,7 @@ use clap::{ArgGroup, Parser};
 use ktcpvs::control_socket::remote::Token;
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
-use ktcpvs::core::model::{ProxyVersion, MAX_MATCH_GROUP, MAX_WEIGHT};
+use ktcpvs::core::model::{Discovery, ProxyVersion, MAX_MATCH_GROUP, MAX_WEIGHT};
 use ktcpvs::core::network::Networks;
 use ktcpvs::{BackendTls, CertificateFiles, ServiceSpec};
 
@@ -238,6 +238,9 @@ pub struct Cli {
     /// With --server-proxy: the PROXY protocol version to send, v1 or v2, or off.
     #[arg(long = "send-proxy", value_name = "v1|v2|off", value_parser = parse_send_proxy)]
     send_proxy: Option<SendProxy>,
+    /// A DNS name whose addresses are real servers: "dns NAME:PORT [WEIGHT]" or "srv NAME [WEIGHT]" (repeatable, replacing the list; "none" clears it; -A, -E).
+    #[arg(long = "discover", value_name = "DISCOVERY")]
+    discover: Vec<String>,
     /// Networks trusted to send a PROXY protocol header, CIDR blocks separated by commas, or none (-A, -E).
     #[arg(long = "proxy-protocol", value_name = "NETWORKS", value_parser = parse_networks)]
     proxy_protocol: Option<Networks>,
@@ -312,6 +315,9 @@ pub enum UsageError {
         "several --socket take a listing (-L) or a change (applied to all of them, or to none)"
     )]
     SeveralSockets,
+    /// A `--discover` entry that does not parse.
+    #[error("--discover: {0}")]
+    Discover(String),
     /// A `--health` setting that does not parse.
     #[error("--health {0}")]
     Health(String),
@@ -364,6 +370,7 @@ impl Verb {
                     "--certificate",
                     "--sni-host-check",
                     "--proxy-protocol",
+                    "--discover",
                     "--health",
                 ],
             ),
@@ -378,6 +385,7 @@ impl Verb {
                     "--no-certificates",
                     "--sni-host-check",
                     "--proxy-protocol",
+                    "--discover",
                     "--health",
                 ],
             ),
@@ -513,6 +521,7 @@ impl Cli {
             (self.no_certificates, "--no-certificates"),
             (self.sni_host_check.is_some(), "--sni-host-check"),
             (self.proxy_protocol.is_some(), "--proxy-protocol"),
+            (!self.discover.is_empty(), "--discover"),
             (self.send_proxy.is_some(), "--send-proxy"),
             (self.tls_name.is_some(), "--tls-name"),
             (self.tls_ca.is_some(), "--tls-ca"),
@@ -590,6 +599,7 @@ impl Cli {
         let pattern = || self.pattern.clone().unwrap_or_default();
         let certificates = self.certificates()?;
         let health = self.health_settings()?;
+        let discover = self.discoveries()?;
         let service_args = || ServiceArgs {
             spec: ServiceSpec {
                 listen: self.listen.clone(),
@@ -597,6 +607,7 @@ impl Cli {
                 certificates: certificates.clone(),
                 host_check: self.sni_host_check,
                 proxy_protocol: self.proxy_protocol.clone(),
+                discover: discover.clone(),
                 health: health.clone(),
                 ..Default::default()
             },
@@ -667,6 +678,25 @@ impl Cli {
             },
             Verb::Load | Verb::List => return Ok(None),
         }))
+    }
+
+    /// The `--discover` entries: `None` when not given, an empty list for
+    /// `none`.
+    fn discoveries(&self) -> Result<Option<Vec<Discovery>>, UsageError> {
+        if self.discover.is_empty() {
+            return Ok(None);
+        }
+        if self.discover.iter().any(|d| d == "none") {
+            return Ok(Some(Vec::new()));
+        }
+        self.discover
+            .iter()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e: ktcpvs::ControlError| UsageError::Discover(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// The `--health KEY=VALUE` settings, each checked here so a typo is a
@@ -930,6 +960,26 @@ mod tests {
             args.spec.proxy_protocol.unwrap().to_string(),
             "10.0.0.0/8,127.0.0.1/32"
         );
+        let Request::EditService { args, .. } = request(&[
+            "-E",
+            "-i",
+            "web",
+            "--discover",
+            "dns a.test:80 2",
+            "--discover",
+            "srv _http._tcp.b.test",
+        ]) else {
+            panic!("not an edit");
+        };
+        let list: Vec<String> = args
+            .spec
+            .discover
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(list, ["dns a.test:80 2", "srv _http._tcp.b.test 1"]);
+        assert!(action(&["-E", "-i", "web", "--discover", "dns a.test"]).is_err());
     }
 
     #[test]

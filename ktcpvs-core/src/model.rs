@@ -316,6 +316,59 @@ impl fmt::Display for Discovery {
     }
 }
 
+impl FromStr for Discovery {
+    type Err = ControlError;
+
+    /// Reads the form a configuration file writes after `discover =`:
+    /// `dns NAME:PORT [WEIGHT]` or `srv NAME [WEIGHT]` (a trailing dot on
+    /// the name is dropped).
+    ///
+    /// ```
+    /// use ktcpvs_core::model::Discovery;
+    /// let d: Discovery = "dns web.internal.:8080".parse().unwrap();
+    /// assert_eq!(d.to_string(), "dns web.internal:8080 1");
+    /// assert!("dns web.internal".parse::<Discovery>().is_err());
+    /// assert!("mdns x 1".parse::<Discovery>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Discovery, ControlError> {
+        let invalid = |reason: &str| ControlError::Invalid {
+            what: "discover",
+            value: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let (kind, target, weight) = match words.as_slice() {
+            [kind, target] => (*kind, *target, 1),
+            [kind, target, weight] => {
+                let weight = weight
+                    .parse::<u32>()
+                    .map_err(|_| invalid("the weight must be a number"))?;
+                validate_weight(weight)?;
+                (*kind, *target, weight)
+            }
+            _ => {
+                return Err(invalid(
+                    "expected 'dns NAME:PORT [WEIGHT]' or 'srv NAME [WEIGHT]'",
+                ))
+            }
+        };
+        let (kind, name) = match kind {
+            "dns" => {
+                let (name, port) = target
+                    .rsplit_once(':')
+                    .and_then(|(n, p)| Some((n, p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| invalid("a dns name needs :PORT"))?;
+                (DiscoveryKind::Address { port }, name)
+            }
+            "srv" => (DiscoveryKind::Srv, target),
+            _ => return Err(invalid("expected dns or srv")),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name).to_string();
+        validate_dns_name(&name)?;
+        Ok(Discovery { kind, name, weight })
+    }
+}
+
 /// Checks a name to look up: 1..=253 bytes of letters, digits, `-`, `_`
 /// and `.`, no empty label.
 pub fn validate_dns_name(name: &str) -> Result<(), ControlError> {

@@ -343,3 +343,45 @@ fn a_layer4_service_passes_the_client_on() {
     assert_eq!(src, "[2001:db8::77]:6000".parse().unwrap());
     assert_eq!(dst, "[2001:db8::1]:443".parse().unwrap());
 }
+
+#[test]
+fn a_tls_service_reads_the_header_before_the_handshake() {
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConnection, StreamOwned};
+    let pki = support::tls::Pki::new("proxy-tls");
+    let certificate = pki.issue("a", &["a.test"]);
+    let backend = HttpBackend::start("b");
+    let control = control();
+    control.set_tls_loader(std::sync::Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            certificates: Some(vec![certificate]),
+            forward_for: Some(true),
+            proxy_protocol: Some("127.0.0.1".parse().unwrap()),
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", backend.addr());
+    start(&control, "web");
+    let running = run(control);
+    let mut tcp = support::client::connect_timed(running.addr("web"));
+    tcp.write_all(&v2("198.51.100.23:999", "203.0.113.1:443"))
+        .unwrap();
+    let name = ServerName::try_from("a.test".to_string()).unwrap();
+    let conn = ClientConnection::new(pki.client_config(&[b"http/1.1"]), name).unwrap();
+    let mut stream = StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .expect("handshake");
+    }
+    let mut client = Client::over(stream);
+    client.host = "a.test".into();
+    assert_eq!(client.get("/tls").expect("response").status, 200);
+    let heads = backend.heads();
+    assert_eq!(xff(heads.last().unwrap()).as_deref(), Some("198.51.100.23"));
+}

@@ -199,7 +199,7 @@ pub enum Request {
 
 /// Every verb, with its synopsis, in the order `help` lists them.
 pub const VERBS: &[(&str, &str)] = &[
-    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [option.NAME=VALUE] [health.KEY=VALUE]"),
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [proxy_protocol=NETWORKS|none] [discover=\"dns NAME:PORT [W],srv NAME [W]\"|none] [option.NAME=VALUE] [health.KEY=VALUE]"),
     ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
     ("delete-service", "delete-service NAME"),
     ("flush", "flush"),
@@ -519,6 +519,15 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
     if let Some(text) = a.take("proxy_protocol") {
         spec.proxy_protocol = Some(parse_value("proxy_protocol", text)?);
     }
+    if let Some(text) = a.take("discover") {
+        spec.discover = Some(if text == "none" {
+            Vec::new()
+        } else {
+            text.split(',')
+                .map(|d| parse_value("discover", d.trim().to_string()))
+                .collect::<Result<_, _>>()?
+        });
+    }
     let mut i = 0;
     while i < a.pairs.len() {
         if let Some(name) = a.pairs[i].0.strip_prefix("option.") {
@@ -697,6 +706,18 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     }
     if let Some(networks) = &s.proxy_protocol {
         push_pair(out, "proxy_protocol", &networks.to_string());
+    }
+    if let Some(discover) = &s.discover {
+        let list = if discover.is_empty() {
+            "none".to_string()
+        } else {
+            discover
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        push_pair(out, "discover", &list);
     }
     for (name, value) in &s.options {
         push_pair(
@@ -974,6 +995,8 @@ mod tests {
         round_trip("server-proxy web server=r1:80 send_proxy=off");
         round_trip("edit-service web proxy_protocol=10.0.0.0/8,::1/128");
         round_trip("edit-service web proxy_protocol=none");
+        round_trip("edit-service web discover=\"dns web.test:80 1,srv _http._tcp.web.test 2\"");
+        round_trip("edit-service web discover=none");
         // Found by the control_request fuzz target: `none` among empty
         // items is the empty list, so it prints back as `none`.
         round_trip("edit-service tw upgrade=\"\t\t,\"none");
