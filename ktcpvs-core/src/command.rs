@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 
+use crate::condition::{Conditions, HeaderEdit, RuleAction};
 use crate::endpoint::Endpoint;
 use crate::model::{Discovery, ProxyVersion};
 use crate::network::Networks;
@@ -132,6 +133,31 @@ pub enum Command {
         /// The server the rule routes to; it must exist in the service.
         server: Endpoint,
     },
+    /// Add a rule with conditions, an edge action or header edits (a
+    /// `rule =` statement that is more than `pattern … use server …`), or
+    /// a server to such a rule. A forwarding rule needs `server`; a
+    /// redirect or fixed response takes none. Rules are named by pattern,
+    /// match group and conditions: adding a server to an existing one
+    /// needs the same action and edits.
+    AddRuleWith {
+        /// The service.
+        service: String,
+        /// The rule.
+        rule: RuleSpec,
+        /// The server it routes to (forwarding rules).
+        server: Option<Endpoint>,
+    },
+    /// Delete a server from the rule named by `rule`'s pattern, match group
+    /// and conditions (the rule goes with its last server), or with no
+    /// server the whole rule.
+    DeleteRuleWith {
+        /// The service.
+        service: String,
+        /// The rule (its pattern, match group and conditions name it).
+        rule: RuleSpec,
+        /// The server to remove, or `None` for the rule.
+        server: Option<Endpoint>,
+    },
     /// Delete a rule/server pair (`tcpvsadm --del-rule`); the rule goes
     /// when its last server does.
     DeleteRule {
@@ -213,4 +239,19 @@ pub enum Command {
         /// Its new value, as text.
         value: String,
     },
+}
+
+/// A rule as [`Command::AddRuleWith`] adds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// The target pattern.
+    pub pattern: String,
+    /// The capture group hashing schedulers key on.
+    pub match_group: Option<u32>,
+    /// The conditions besides the pattern.
+    pub conditions: Conditions,
+    /// What the rule does.
+    pub action: RuleAction,
+    /// Its header edits.
+    pub edits: Vec<HeaderEdit>,
 }

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod command;
+pub mod condition;
 pub mod config;
 pub mod control;
 pub mod endpoint;
@@ -47,7 +48,7 @@ pub mod testkit;
 pub mod tls;
 pub mod view;
 
-pub use command::{Command, ServiceSpec};
+pub use command::{Command, RuleSpec, ServiceSpec};
 pub use control::Control;
 pub use endpoint::Endpoint;
 pub use error::{AddrError, ConfigError, ConfigProblem, ControlError, Location, SchedulerError};

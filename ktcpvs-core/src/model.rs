@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use crate::condition::{Conditions, HeaderEdit, RuleAction};
 use crate::error::ControlError;
 use crate::health::HealthConfig;
 use crate::network::Networks;
@@ -534,23 +535,36 @@ impl FromStr for ProxyVersion {
 /// Largest accepted per-server `maxconn`.
 pub const MAX_SERVER_CONNECTIONS: u32 = 1_000_000;
 
-/// A content rule: requests whose target matches `pattern` go to `servers`.
+/// A content rule: requests whose target matches `pattern` (and that meet
+/// its `conditions`) go to `servers`, or get the rule's redirect or fixed
+/// response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleConfig {
     /// The regular expression, matched unanchored against the raw request
-    /// target (path and query, exactly as the client sent it).
+    /// target (path and query, exactly as the client sent it), or its
+    /// normalised form with the `normalize` condition.
     pub pattern: String,
     /// The capture group a hashing scheduler keys on (`match N`), if any.
     pub match_group: Option<u32>,
-    /// The servers this rule routes to, in the order they were added.
+    /// The servers this rule routes to, in the order they were added
+    /// (none for a redirect or fixed response).
     pub servers: Vec<SocketAddr>,
+    /// Conditions besides the pattern; a rule is named by its pattern,
+    /// match group and conditions.
+    pub conditions: Conditions,
+    /// What it does with a request it matches.
+    pub action: RuleAction,
+    /// Header edits of the requests it forwards and their responses.
+    pub edits: Vec<HeaderEdit>,
 }
 
 impl RuleConfig {
-    /// Whether the pattern is one of the catch-alls `.*` and `^/.*`, which
-    /// are always tried after every other rule, as in the original.
+    /// Whether the rule is a catch-all: the pattern `.*` or `^/.*` with no
+    /// other condition. Catch-alls are always tried after every other rule,
+    /// as in the original; a catch-all pattern with conditions is an
+    /// ordinary rule.
     pub fn is_catch_all(&self) -> bool {
-        is_catch_all_pattern(&self.pattern)
+        is_catch_all_pattern(&self.pattern) && self.conditions.is_empty()
     }
 }
 

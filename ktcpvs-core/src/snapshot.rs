@@ -187,7 +187,7 @@ impl ServiceSnapshot {
                 )?;
                 indices.push(index);
             }
-            rules.push(Rule::new(&r.pattern, r.match_group, indices)?);
+            rules.push(Rule::compile(r, indices)?);
         }
         let rule_loads = def
             .rules

@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use regex::{CaptureLocations, Regex};
 use thread_local::ThreadLocal;
 
+use crate::condition::{CompiledConditions, Conditions, HeaderEdit, RuleAction};
 use crate::error::ControlError;
-use crate::model::{is_catch_all_pattern, MAX_MATCH_GROUP, MAX_PATTERN_LEN};
+use crate::model::{is_catch_all_pattern, RuleConfig, MAX_MATCH_GROUP, MAX_PATTERN_LEN};
+use crate::scheduler::PickRequest;
 
 /// What a scheduler may know about one real server.
 pub trait RealServer {
@@ -81,6 +83,10 @@ pub struct Rule {
     servers: Vec<usize>,
     locations: ThreadLocal<RefCell<CaptureLocations>>,
     shortcut: Shortcut,
+    conditions: CompiledConditions,
+    conditional: bool,
+    action: RuleAction,
+    edits: Vec<HeaderEdit>,
 }
 
 /// How [`Rule::is_match`] can answer without running the regex: the
@@ -144,7 +150,65 @@ impl Rule {
                 "^/.*" => Shortcut::Slash,
                 _ => Shortcut::None,
             },
+            conditions: CompiledConditions::new(&Conditions::default())?,
+            conditional: false,
+            action: RuleAction::Forward,
+            edits: Vec::new(),
         })
+    }
+
+    /// Compiles a configured rule, with its conditions, action and edits,
+    /// routing to `servers` (indices into the service).
+    pub fn compile(config: &RuleConfig, servers: Vec<usize>) -> Result<Rule, ControlError> {
+        let mut rule = Rule::new(&config.pattern, config.match_group, servers)?;
+        config.action.validate()?;
+        for edit in &config.edits {
+            edit.validate()?;
+        }
+        rule.conditions = CompiledConditions::new(&config.conditions)?;
+        rule.conditional = !config.conditions.is_empty();
+        rule.action = config.action.clone();
+        rule.edits = config.edits.clone();
+        Ok(rule)
+    }
+
+    /// What the rule does with a request it matches.
+    pub fn action(&self) -> &RuleAction {
+        &self.action
+    }
+
+    /// Its header edits.
+    pub fn edits(&self) -> &[HeaderEdit] {
+        &self.edits
+    }
+
+    /// Whether the rule has conditions besides its pattern.
+    pub fn is_conditional(&self) -> bool {
+        self.conditional
+    }
+
+    /// Whether the rule matches `request`: its pattern on the target (or
+    /// the normalised target), and every condition. A request without a
+    /// head (layer 4) matches only a rule whose conditions need none, on
+    /// an empty target. Allocates nothing after a thread's first call.
+    pub fn matches(&self, request: &PickRequest<'_>) -> bool {
+        self.explain(request).is_ok()
+    }
+
+    /// Like [`matches`](Self::matches), naming what failed: `"pattern"`,
+    /// or the condition (`"host"`, `"method"`, `"header"`, `"cookie"`,
+    /// `"query"`, `"src"`).
+    pub fn explain(&self, request: &PickRequest<'_>) -> Result<(), &'static str> {
+        let target = request.head.map_or("", |h| h.target);
+        let matched = if self.conditions.normalizes() {
+            self.conditions.with_target(target, |t| self.is_match(t))
+        } else {
+            self.is_match(target)
+        };
+        if !matched {
+            return Err("pattern");
+        }
+        self.conditions.check(request)
     }
 
     /// The pattern as written.
@@ -162,9 +226,9 @@ impl Rule {
         &self.servers
     }
 
-    /// Whether this is a catch-all (`.*` or `^/.*`).
+    /// Whether this is a catch-all (`.*` or `^/.*`, without conditions).
     pub fn is_catch_all(&self) -> bool {
-        is_catch_all_pattern(&self.pattern)
+        is_catch_all_pattern(&self.pattern) && !self.conditional
     }
 
     /// Whether the rule matches `target`. Allocates nothing; the
@@ -206,9 +270,21 @@ impl fmt::Debug for Rule {
 }
 
 /// The first rule (in evaluation order) whose pattern matches `target`,
-/// with its position. Allocates nothing.
+/// with its position, ignoring conditions: for rules without any (use
+/// [`first_rule_for`] to honour them). Allocates nothing.
 pub fn first_matching_rule<'r>(rules: &'r [Rule], target: &str) -> Option<(usize, &'r Rule)> {
     rules.iter().enumerate().find(|(_, r)| r.is_match(target))
+}
+
+/// The first rule (in evaluation order) that matches `request`, pattern
+/// and conditions, with its position: what every rule-based scheduler and
+/// the engine's edge actions use. Allocates nothing after a thread's first
+/// call.
+pub fn first_rule_for<'r>(
+    rules: &'r [Rule],
+    request: &PickRequest<'_>,
+) -> Option<(usize, &'r Rule)> {
+    rules.iter().enumerate().find(|(_, r)| r.matches(request))
 }
 
 #[cfg(test)]

@@ -90,6 +90,9 @@ fn first_example_loads_field_by_field() {
             pattern: "/users/([^/]+)/.*".to_string(),
             match_group: Some(1),
             servers: vec![addr("192.168.0.12:80")],
+            conditions: Default::default(),
+            action: Default::default(),
+            edits: Vec::new(),
         }]
     );
     // Loading does not start services, as in the original.
@@ -376,7 +379,7 @@ const BAD: &[Bad] = &[
     Bad { name: "bad redirect", text: "Virtual web {\n  redirect = [::1\n}", line: 2, column: 14, message: "parsing redirect address error: illegal address '[::1'" },
     Bad { name: "unterminated string", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"/a use server 10.0.0.1:80\n}", line: 3, column: 18, message: "unterminated string" },
     Bad { name: "rule without pattern keyword", text: "Virtual web {\n  rule = \"/a\" use server 10.0.0.1:80\n}", line: 2, column: 10, message: "parsing rule error: expected the keyword 'pattern' but found string \"/a\"" },
-    Bad { name: "rule without use", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"/a\" server 10.0.0.1:80\n}", line: 3, column: 23, message: "parsing rule error: expected 'match' or 'use' but found 'server'" },
+    Bad { name: "rule without use", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"/a\" server 10.0.0.1:80\n}", line: 3, column: 23, message: "parsing rule error: expected a condition, 'use', 'redirect' or 'respond' but found 'server'" },
     Bad { name: "match out of range", text: "Virtual web {\n  server = 10.0.0.1:80\n  rule = pattern \"(a)\" match 11 use server 10.0.0.1:80\n}", line: 3, column: 30, message: "parsing rule error: 11 is out of range: must be 0..=10" },
     Bad { name: "upgrade to h2c", text: "Virtual web {\n  upgrade = websocket,h2c\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'h2c': upgrades to HTTP/2 are never forwarded: such requests are served as HTTP/1.1" },
     Bad { name: "upgrade with a version", text: "Virtual web {\n  upgrade = \"websocket/13\"\n}", line: 2, column: 13, message: "parsing upgrade error: invalid upgrade protocol 'websocket/13': a protocol name is an HTTP token, without a '/version'" },

@@ -5,7 +5,7 @@
 //! servers. Picking within the pool is each scheduler's own.
 
 use ktcpvs_core::scheduler::{PickRequest, Selection};
-use ktcpvs_core::view::{first_matching_rule, Rule, VirtualService};
+use ktcpvs_core::view::{first_rule_for, Rule, VirtualService};
 
 /// The servers a request may go to.
 #[derive(Clone, Copy)]
@@ -24,8 +24,8 @@ impl<'s> Pool<'s> {
         if rules.is_empty() {
             return Some(Pool::All(service.server_count()));
         }
-        let target = request.head?.target;
-        first_matching_rule(rules, target).map(|(position, rule)| Pool::Rule(position, rule))
+        request.head?;
+        first_rule_for(rules, request).map(|(position, rule)| Pool::Rule(position, rule))
     }
 
     /// How many servers it holds.

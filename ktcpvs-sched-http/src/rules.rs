@@ -2,14 +2,14 @@
 //! scheduler of this crate, plus the build-time checks they all make.
 //!
 //! Rules are evaluated in the core's order ([`VirtualService::rules`],
-//! catch-alls last) against the raw request target, and the first rule that
-//! matches decides, even when none of its servers is available: that is
+//! catch-alls last) against the request (target pattern and conditions),
+//! and the first rule that matches decides, even when none of its servers is available: that is
 //! the original's semantics (`tcp_vs_ctl.c`), kept so a configuration means
 //! the same thing here.
 
 use ktcpvs_core::error::SchedulerError;
 use ktcpvs_core::scheduler::{least_connection, PickRequest};
-use ktcpvs_core::view::{first_matching_rule, Rule, VirtualService};
+use ktcpvs_core::view::{first_rule_for, Rule, VirtualService};
 
 /// A [`SchedulerError`] from scheduler `scheduler` about `service`.
 pub(crate) fn refuse(
@@ -46,14 +46,15 @@ pub(crate) fn check_rules(
     Ok(())
 }
 
-/// The first rule (position and rule) matching the request target, or
-/// `None` when the request has no head or no rule matches.
+/// The first rule (position and rule) matching the request (its target
+/// pattern and its conditions), or `None` when the request has no head or
+/// no rule matches.
 pub(crate) fn matching_rule<'s>(
     service: &'s dyn VirtualService,
     request: &PickRequest<'_>,
 ) -> Option<(usize, &'s Rule)> {
-    let head = request.head?;
-    first_matching_rule(service.rules(), head.target)
+    request.head?;
+    first_rule_for(service.rules(), request)
 }
 
 /// Weighted least-connection among the servers of `rule` that are

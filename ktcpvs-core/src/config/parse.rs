@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use super::lexer::{tokenize, Token, TokenKind};
 use super::Located;
-use crate::command::{Command, ServiceSpec};
+use crate::command::{Command, RuleSpec, ServiceSpec};
+use crate::condition::{Conditions, EditOp, EditSide, HeaderEdit, RuleAction};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::health::{is_health_key, HealthConfig};
@@ -895,41 +896,194 @@ impl<'a> Parser<'a> {
             .map_err(|e| self.error_at(&t, format!("{context}: {e}")))
     }
 
-    /// The part of a rule after `rule =`:
-    /// `pattern "RE" [match N] use server ADDR[:PORT]`.
+    /// The part of a rule after `rule =`: `pattern "RE" [match N]
+    /// {condition} (use server ADDR | redirect STATUS "LOCATION" | respond
+    /// STATUS "TYPE" "BODY") {edit}`. A rule that is only a pattern, a
+    /// match and a server is the original's [`Command::AddRule`].
     fn rule(&mut self, context: &str, service: &str) -> Result<Command, ConfigError> {
         self.expect_keyword(context, "pattern")?;
-        let t = self.expect_any(context, "a quoted pattern")?;
-        let pattern = match &t.kind {
-            TokenKind::Str(s) | TokenKind::Word(s) => s.clone(),
-            other => {
+        let (_, pattern) = self.text_value(context, "a quoted pattern")?;
+        let mut spec = RuleSpec {
+            pattern,
+            ..RuleSpec::default()
+        };
+        if self.next_word_is("match") {
+            self.pos += 1;
+            spec.match_group =
+                Some(self.expect_number(context, "a match number", 0, MAX_MATCH_GROUP)?);
+        }
+        self.rule_conditions(context, &mut spec.conditions)?;
+        let (t, word) = self.expect_word(context, "'use', 'redirect' or 'respond'")?;
+        let server = match word.to_ascii_lowercase().as_str() {
+            "use" => {
+                self.expect_keyword(context, "server")?;
+                Some(self.expect_endpoint(context)?)
+            }
+            "redirect" => {
+                let status = self.expect_number(context, "a redirect status", 300, 399)?;
+                let (_, location) = self.text_value(context, "a quoted location")?;
+                spec.action = RuleAction::Redirect {
+                    status: status as u16,
+                    location,
+                };
+                None
+            }
+            "respond" => {
+                let status = self.expect_number(context, "a response status", 200, 599)?;
+                let (_, content_type) = self.text_value(context, "a quoted content type")?;
+                let (_, body) = self.text_value(context, "a quoted body")?;
+                spec.action = RuleAction::Respond {
+                    status: status as u16,
+                    content_type,
+                    body,
+                };
+                None
+            }
+            _ => {
                 return Err(self.error_at(
                     &t,
-                    format!("{context}: expected a quoted pattern but found {other}"),
+                    format!("{context}: expected a condition, 'use', 'redirect' or 'respond' but found '{word}'"),
                 ))
             }
         };
-        let (t, word) = self.expect_word(context, "'match' or 'use'")?;
-        let match_group = if word.eq_ignore_ascii_case("match") {
-            let n = self.expect_number(context, "a match number", 0, MAX_MATCH_GROUP)?;
-            self.expect_keyword(context, "use")?;
-            Some(n)
-        } else if word.eq_ignore_ascii_case("use") {
-            None
-        } else {
-            return Err(self.error_at(
-                &t,
-                format!("{context}: expected 'match' or 'use' but found '{word}'"),
-            ));
-        };
-        self.expect_keyword(context, "server")?;
-        let server = self.expect_endpoint(context)?;
-        Ok(Command::AddRule {
-            service: service.to_string(),
-            pattern,
-            match_group,
-            server,
+        self.rule_edits(context, &mut spec.edits)?;
+        if let Err(e) = spec.action.validate() {
+            return Err(self.error_at_end_of_last(format!("{context}: {e}")));
+        }
+        Ok(match server {
+            Some(server)
+                if spec.conditions.is_empty()
+                    && spec.edits.is_empty()
+                    && spec.action == RuleAction::Forward =>
+            {
+                Command::AddRule {
+                    service: service.to_string(),
+                    pattern: spec.pattern,
+                    match_group: spec.match_group,
+                    server,
+                }
+            }
+            server => Command::AddRuleWith {
+                service: service.to_string(),
+                rule: spec,
+                server,
+            },
         })
+    }
+
+    /// Whether the next token is the word `word` (any case).
+    fn next_word_is(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token { kind: TokenKind::Word(w), .. }) if w.eq_ignore_ascii_case(word))
+    }
+
+    /// A bare word or a quoted string.
+    fn text_value(&mut self, context: &str, what: &str) -> Result<(Token, String), ConfigError> {
+        let t = self.expect_any(context, what)?;
+        match &t.kind {
+            TokenKind::Str(s) | TokenKind::Word(s) => {
+                let s = s.clone();
+                Ok((t, s))
+            }
+            other => {
+                Err(self.error_at(&t, format!("{context}: expected {what} but found {other}")))
+            }
+        }
+    }
+
+    /// The conditions of a rule, up to its action.
+    fn rule_conditions(&mut self, context: &str, c: &mut Conditions) -> Result<(), ConfigError> {
+        loop {
+            let Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) = self.peek()
+            else {
+                return Ok(());
+            };
+            let word = w.to_ascii_lowercase();
+            let twice =
+                |p: &Self, t: &Token| p.error_at(t, format!("{context}: '{word}' given twice"));
+            let token = match word.as_str() {
+                "host" | "method" | "header" | "cookie" | "query" | "src" | "normalize" => {
+                    self.expect_any(context, "a condition")?
+                }
+                _ => return Ok(()),
+            };
+            match word.as_str() {
+                "host" if c.host.is_none() => {
+                    c.host = Some(self.text_value(context, "a host pattern")?.1)
+                }
+                "method" if c.methods.is_empty() => {
+                    let (_, list) = self.text_value(context, "a list of methods")?;
+                    c.methods = list.split(',').map(|m| m.trim().to_string()).collect();
+                }
+                "header" | "cookie" => {
+                    let (_, name) = self.expect_word(context, "a name")?;
+                    let (_, re) = self.text_value(context, "a quoted pattern")?;
+                    let list = if word == "header" {
+                        &mut c.headers
+                    } else {
+                        &mut c.cookies
+                    };
+                    list.push((name, re));
+                }
+                "query" if c.query.is_none() => {
+                    c.query = Some(self.text_value(context, "a query pattern")?.1)
+                }
+                "src" if c.src.is_empty() => {
+                    let (t, text) = self.text_value(context, "a list of networks")?;
+                    c.src = text
+                        .parse()
+                        .map_err(|e| self.error_at(&t, format!("{context}: {e}")))?;
+                }
+                "normalize" if !c.normalize => c.normalize = true,
+                _ => return Err(twice(self, &token)),
+            }
+        }
+    }
+
+    /// The header edits after a rule's action.
+    fn rule_edits(
+        &mut self,
+        context: &str,
+        edits: &mut Vec<HeaderEdit>,
+    ) -> Result<(), ConfigError> {
+        loop {
+            let side = if self.next_word_is("request_header") {
+                EditSide::Request
+            } else if self.next_word_is("response_header") {
+                EditSide::Response
+            } else {
+                return Ok(());
+            };
+            self.pos += 1;
+            let (t, op) = self.expect_word(context, "set, add or del")?;
+            let op = match op.to_ascii_lowercase().as_str() {
+                "set" => EditOp::Set,
+                "add" => EditOp::Add,
+                "del" => EditOp::Del,
+                _ => {
+                    return Err(self.error_at(
+                        &t,
+                        format!("{context}: expected set, add or del but found '{op}'"),
+                    ))
+                }
+            };
+            let (_, name) = self.expect_word(context, "a header name")?;
+            let value = match op {
+                EditOp::Del => String::new(),
+                EditOp::Set | EditOp::Add => self.text_value(context, "a quoted value")?.1,
+            };
+            let edit = HeaderEdit {
+                side,
+                op,
+                name,
+                value,
+            };
+            edit.validate()
+                .map_err(|e| self.error_at_end_of_last(format!("{context}: {e}")))?;
+            edits.push(edit);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::condition::RuleAction;
 use crate::endpoint::format_addr;
 use crate::model::{format_upgrade_list, Config, ServiceDef, DEFAULT_UPGRADES};
 
@@ -33,7 +34,9 @@ pub fn print(config: &Config, options: &PrintOptions) -> String {
     out
 }
 
-fn quote(text: &str) -> String {
+/// `text` in double quotes, with `"` and `\` escaped and line breaks and
+/// tabs as `\n`, `\r`, `\t`, as the lexer reads them back.
+pub(crate) fn quote(text: &str) -> String {
     let mut q = String::with_capacity(text.len() + 2);
     q.push('"');
     for c in text.chars() {
@@ -163,12 +166,21 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         out.push('\n');
     }
     for r in &def.rules {
-        for addr in &r.servers {
-            let _ = write!(out, "    rule = pattern {}", quote(&r.pattern));
-            if let Some(m) = r.match_group {
-                let _ = write!(out, " match {m}");
+        let mut head = format!("    rule = pattern {}", quote(&r.pattern));
+        if let Some(m) = r.match_group {
+            let _ = write!(head, " match {m}");
+        }
+        let _ = write!(head, "{}", r.conditions);
+        let mut edits = String::new();
+        for e in &r.edits {
+            let _ = write!(edits, " {e}");
+        }
+        if r.action == RuleAction::Forward {
+            for addr in &r.servers {
+                let _ = writeln!(out, "{head} use server {}{edits}", format_addr(*addr, n));
             }
-            let _ = writeln!(out, " use server {}", format_addr(*addr, n));
+        } else {
+            let _ = writeln!(out, "{head} {}{edits}", r.action);
         }
     }
     out.push_str("}\n");

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 use super::State;
-use crate::command::{Command, ServiceSpec};
+use crate::command::{Command, RuleSpec, ServiceSpec};
+use crate::condition::RuleAction;
 use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
@@ -75,7 +76,24 @@ pub(super) fn apply(state: &mut State, command: &Command) -> Result<(), ControlE
             pattern,
             match_group,
             server,
-        } => add_rule(state, service, pattern, *match_group, server),
+        } => {
+            let spec = RuleSpec {
+                pattern: pattern.clone(),
+                match_group: *match_group,
+                ..RuleSpec::default()
+            };
+            add_rule(state, service, &spec, Some(server))
+        }
+        Command::AddRuleWith {
+            service,
+            rule,
+            server,
+        } => add_rule(state, service, rule, server.as_ref()),
+        Command::DeleteRuleWith {
+            service,
+            rule,
+            server,
+        } => delete_rule_with(state, service, rule, server.as_ref()),
         Command::DeleteRule {
             service,
             pattern,
@@ -442,50 +460,127 @@ fn delete_server(state: &mut State, service: &str, server: &Endpoint) -> Result<
 fn add_rule(
     state: &mut State,
     service: &str,
-    pattern: &str,
-    match_group: Option<u32>,
-    server: &Endpoint,
+    spec: &RuleSpec,
+    server: Option<&Endpoint>,
 ) -> Result<(), ControlError> {
-    let addr = server_addr(state, service, server)?;
+    let addr = match server {
+        Some(server) => Some(server_addr(state, service, server)?),
+        None => None,
+    };
     let def = service_mut(state, service)?;
-    if def.server(addr).is_none() {
+    if let Some(addr) = addr.filter(|&a| def.server(a).is_none()) {
         return Err(ControlError::NoSuchDestination {
             service: service.to_string(),
             server: addr,
         });
     }
-    // Compile once here so a bad pattern or match number names itself
-    // before anything else.
-    Rule::new(pattern, match_group, Vec::new())?;
-    if let Some(rule) = def
-        .rules
-        .iter_mut()
-        .find(|r| r.pattern == pattern && r.match_group == match_group)
-    {
-        if rule.servers.contains(&addr) {
-            return Err(ControlError::RuleExists {
-                service: service.to_string(),
-                pattern: pattern.to_string(),
-                server: addr,
+    let candidate = RuleConfig {
+        pattern: spec.pattern.clone(),
+        match_group: spec.match_group,
+        servers: addr.into_iter().collect(),
+        conditions: spec.conditions.clone(),
+        action: spec.action.clone(),
+        edits: spec.edits.clone(),
+    };
+    // Compile once here so a bad pattern, condition, match number, action
+    // or edit names itself before anything else.
+    Rule::compile(&candidate, Vec::new())?;
+    match (&spec.action, addr) {
+        (RuleAction::Forward, None) => {
+            return Err(ControlError::Invalid {
+                what: "rule",
+                value: spec.pattern.clone(),
+                reason: "a forwarding rule needs 'use server ADDR'".into(),
+            })
+        }
+        (RuleAction::Redirect { .. } | RuleAction::Respond { .. }, Some(a)) => {
+            return Err(ControlError::Invalid {
+                what: "rule",
+                value: spec.pattern.clone(),
+                reason: format!("a redirect or fixed response routes to no server ({a})"),
+            })
+        }
+        _ => {}
+    }
+    if let Some(rule) = def.rules.iter_mut().find(|r| same_rule(r, spec)) {
+        let exists = || ControlError::RuleExists {
+            service: service.to_string(),
+            pattern: spec.pattern.clone(),
+            server: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        };
+        let Some(addr) = addr else {
+            return Err(exists());
+        };
+        if rule.action != spec.action || rule.edits != spec.edits {
+            return Err(ControlError::Invalid {
+                what: "rule",
+                value: spec.pattern.clone(),
+                reason: "the rule exists with another action or other header edits".into(),
             });
+        }
+        if rule.servers.contains(&addr) {
+            return Err(exists());
         }
         rule.servers.push(addr);
         return Ok(());
     }
-    let rule = RuleConfig {
-        pattern: pattern.to_string(),
-        match_group,
-        servers: vec![addr],
-    };
-    if rule.is_catch_all() {
-        def.rules.push(rule);
+    if candidate.is_catch_all() {
+        def.rules.push(candidate);
     } else {
         let at = def
             .rules
             .iter()
             .position(|r| r.is_catch_all())
             .unwrap_or(def.rules.len());
-        def.rules.insert(at, rule);
+        def.rules.insert(at, candidate);
+    }
+    Ok(())
+}
+
+/// Whether `rule` is the one `spec` names (pattern, match group,
+/// conditions).
+fn same_rule(rule: &RuleConfig, spec: &RuleSpec) -> bool {
+    rule.pattern == spec.pattern
+        && rule.match_group == spec.match_group
+        && rule.conditions == spec.conditions
+}
+
+fn delete_rule_with(
+    state: &mut State,
+    service: &str,
+    spec: &RuleSpec,
+    server: Option<&Endpoint>,
+) -> Result<(), ControlError> {
+    let addr = match server {
+        Some(server) => Some(server_addr(state, service, server)?),
+        None => None,
+    };
+    let def = service_mut(state, service)?;
+    let missing = || ControlError::NoSuchRule {
+        service: service.to_string(),
+        pattern: spec.pattern.clone(),
+        server: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+    };
+    let at = def
+        .rules
+        .iter()
+        .position(|r| same_rule(r, spec))
+        .ok_or_else(missing)?;
+    match addr {
+        None => {
+            def.rules.remove(at);
+        }
+        Some(addr) => {
+            let rule = &mut def.rules[at];
+            let before = rule.servers.len();
+            rule.servers.retain(|a| *a != addr);
+            if rule.servers.len() == before {
+                return Err(missing());
+            }
+            if rule.servers.is_empty() {
+                def.rules.remove(at);
+            }
+        }
     }
     Ok(())
 }
@@ -511,7 +606,8 @@ fn delete_rule(
             server: addr,
         });
     }
-    def.rules.retain(|r| !r.servers.is_empty());
+    def.rules
+        .retain(|r| !r.servers.is_empty() || r.action != RuleAction::Forward);
     Ok(())
 }
 

@@ -46,7 +46,9 @@ fn blame(commands: &[Command], service: &str) -> usize {
         | Command::SetServerProxy { service: s, .. }
         | Command::SyncDiscovered { service: s, .. }
         | Command::AddRule { service: s, .. }
-        | Command::DeleteRule { service: s, .. } => s == service,
+        | Command::DeleteRule { service: s, .. }
+        | Command::AddRuleWith { service: s, .. }
+        | Command::DeleteRuleWith { service: s, .. } => s == service,
         Command::Start { service: s } | Command::Stop { service: s } => {
             s.as_deref() == Some(service)
         }
