@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         close: flags & 2 != 0,
         keep_alive: flags & 4 != 0,
         extra: (flags & 8 != 0).then_some(&b"X-Stamp: 1"[..]),
+        edits: &[],
     };
     let mut out = Vec::new();
     write_request_head(&head, &info, &opts, &mut out);

@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         close: flags & 2 != 0,
         keep_alive: flags & 4 != 0,
         extra: (flags & 8 != 0).then_some(&b"Set-Cookie: SID=1; Path=/"[..]),
+        edits: &[],
     };
     let mut out = Vec::new();
     write_response_head(&head, &info, &opts, &mut out);

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::condition::RuleAction;
 use crate::error::ControlError;
 use crate::live::{HealthChange, Lease, ServerLoad, ServiceLoad};
 use crate::metrics::RuleLoad;
@@ -122,6 +123,10 @@ pub struct ServiceSnapshot {
     rules: Vec<Rule>,
     /// The counters of each rule, by position.
     rule_loads: Vec<Arc<RuleLoad>>,
+    /// Whether some rule answers at the edge (redirect, fixed response).
+    edge: bool,
+    /// Whether some rule edits headers.
+    edits: bool,
     load: Arc<ServiceLoad>,
     dispatch: Dispatch,
     picker: Box<dyn Picker>,
@@ -197,6 +202,8 @@ impl ServiceSnapshot {
             .collect();
         // The scheduler builds its picker from the very snapshot that will
         // hold it, so the picker sees the same servers at the same indices.
+        let edge = rules.iter().any(|r| *r.action() != RuleAction::Forward);
+        let edits = rules.iter().any(|r| !r.edits().is_empty());
         let mut snapshot = ServiceSnapshot {
             id,
             def,
@@ -204,6 +211,8 @@ impl ServiceSnapshot {
             servers,
             rules,
             rule_loads,
+            edge,
+            edits,
             load: service_load,
             dispatch: scheduler.dispatch(),
             picker: Box::new(Unbuilt),
@@ -221,6 +230,23 @@ impl ServiceSnapshot {
     pub fn config(&self) -> &ServiceConfig {
         &self.def.config
     }
+    /// Whether some rule answers requests itself (a redirect or a fixed
+    /// response): the engine then looks for the matching rule before
+    /// asking the scheduler.
+    pub fn has_edge_actions(&self) -> bool {
+        self.edge
+    }
+
+    /// Whether some rule edits request or response headers.
+    pub fn has_header_edits(&self) -> bool {
+        self.edits
+    }
+
+    /// The compiled rules, in evaluation order.
+    pub fn compiled_rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// The whole definition (settings, servers, rules).
     pub fn def(&self) -> &ServiceDef {
         &self.def

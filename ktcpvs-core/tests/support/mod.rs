@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use ktcpvs_core::scheduler::least_connection;
-use ktcpvs_core::view::first_matching_rule;
+use ktcpvs_core::view::first_rule_for;
 use ktcpvs_core::{
     BackendTls, Control, Dispatch, PickRequest, Picker, Scheduler, SchedulerError,
     SchedulerRegistry, Selection, TlsConfig, TlsError, TlsLoader, TlsMaterial, VirtualService,
@@ -32,7 +32,8 @@ impl Picker for TestPicker {
         let rules = service.rules();
         match request.head {
             Some(head) if !rules.is_empty() => {
-                let (index, rule) = first_matching_rule(rules, head.target)?;
+                let _ = head;
+                let (index, rule) = first_rule_for(rules, request)?;
                 let server = least_connection(
                     rule.servers().iter().map(|&i| (i, service.server(i))),
                     request.exclude,

@@ -11,6 +11,7 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use httparse::Header;
+use ktcpvs_core::condition::{EditOp, EditSide, HeaderEdit};
 use ktcpvs_core::RequestHead;
 
 use super::headers::is_connection_specific;
@@ -43,11 +44,43 @@ pub struct ForwardOptions<'a> {
     /// Path=/`), written just before the empty line; a missing CRLF is
     /// added.
     pub extra: Option<&'a [u8]>,
+    /// A rule's header edits: those of the request side apply to a request
+    /// head, those of the response side to a response head (fields named
+    /// by `set` or `del` are left out, then `set` and `add` fields are
+    /// written before the proxy's own).
+    pub edits: &'a [HeaderEdit],
 }
 
 impl ForwardOptions<'_> {
     fn adds_nothing(&self) -> bool {
-        self.forwarded_for.is_none() && !self.close && !self.keep_alive && self.extra.is_none()
+        self.forwarded_for.is_none()
+            && !self.close
+            && !self.keep_alive
+            && self.extra.is_none()
+            && !self.edits_on(EditSide::Request)
+    }
+
+    /// Whether some edit applies to `side`.
+    fn edits_on(&self, side: EditSide) -> bool {
+        self.edits.iter().any(|e| e.side == side)
+    }
+
+    /// Whether an edit of `side` replaces or removes the field `name`.
+    fn edits_away(&self, side: EditSide, name: &str) -> bool {
+        self.edits
+            .iter()
+            .any(|e| e.side == side && e.op != EditOp::Add && e.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Writes the `set` and `add` fields of `side`.
+    fn write_edits(&self, side: EditSide, out: &mut Vec<u8>) {
+        for e in self
+            .edits
+            .iter()
+            .filter(|e| e.side == side && e.op != EditOp::Del)
+        {
+            write_field(out, e.name.as_bytes(), e.value.as_bytes());
+        }
     }
 }
 
@@ -71,7 +104,7 @@ pub fn can_forward_response_verbatim(info: &ResponseInfo, opts: &ForwardOptions<
     } else {
         !info.needs_rewrite || info.keep_alive_only
     };
-    connection_ok && !opts.close && opts.extra.is_none()
+    connection_ok && !opts.close && opts.extra.is_none() && !opts.edits_on(EditSide::Response)
 }
 
 /// The field line [`close_splice`] puts into a received response head.
@@ -153,7 +186,9 @@ pub enum ResponsePlan {
 /// assert_eq!(plan_response_head(&info, &stamp), ResponsePlan::Rewrite);
 /// ```
 pub fn plan_response_head(info: &ResponseInfo, opts: &ForwardOptions<'_>) -> ResponsePlan {
-    if can_forward_response_verbatim(info, opts) {
+    if opts.edits_on(EditSide::Response) {
+        ResponsePlan::Rewrite
+    } else if can_forward_response_verbatim(info, opts) {
         ResponsePlan::Verbatim
     } else if let Some(cut) = close_splice(info, opts) {
         ResponsePlan::Splice(cut)
@@ -219,10 +254,14 @@ pub fn write_request_head(
             || (authority.is_some() && name.eq_ignore_ascii_case("host"))
     };
     for h in head.headers {
-        if keeps(h.name, head.headers, info.upgrade) && !replaced(h.name) {
+        if keeps(h.name, head.headers, info.upgrade)
+            && !replaced(h.name)
+            && !opts.edits_away(EditSide::Request, h.name)
+        {
             write_field(out, h.name.as_bytes(), h.value);
         }
     }
+    opts.write_edits(EditSide::Request, out);
     if let Some(client) = opts.forwarded_for {
         let ip = client.ip();
         write_merged(out, "X-Forwarded-For", head.headers, |out| {
@@ -275,10 +314,12 @@ pub fn write_response_head(
     out.extend_from_slice(head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in head.headers {
-        if keeps(h.name, head.headers, info.upgrade) {
+        if keeps(h.name, head.headers, info.upgrade) && !opts.edits_away(EditSide::Response, h.name)
+        {
             write_field(out, h.name.as_bytes(), h.value);
         }
     }
+    opts.write_edits(EditSide::Response, out);
     write_connection(
         out,
         info.upgrade,
@@ -288,10 +329,25 @@ pub fn write_response_head(
     finish(out, opts.extra);
 }
 
-/// The reason phrase of `status` (RFC 9110 §15), or `"Error"` for a code
-/// the engine does not send itself.
+/// The reason phrase of `status` (RFC 9110 §15); for a code it does not
+/// name, its class's (`"Redirect"`, `"Error"`, …).
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        451 => "Unavailable For Legal Reasons",
         400 => "Bad Request",
         408 => "Request Timeout",
         413 => "Content Too Large",
@@ -303,7 +359,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
-        _ => "Error",
+        _ => match status / 100 {
+            2 => "Success",
+            3 => "Redirect",
+            _ => "Error",
+        },
     }
 }
 

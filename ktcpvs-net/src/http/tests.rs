@@ -1554,6 +1554,7 @@ mod properties {
                 close,
                 keep_alive,
                 extra: None,
+                edits: &[],
             };
             let out = rewrite_request(&buf, &opts);
             let mut slots = [httparse::EMPTY_HEADER; SLOTS];

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ktcpvs_core::scheduler::least_connection;
-use ktcpvs_core::view::first_matching_rule;
+use ktcpvs_core::view::first_rule_for;
 use ktcpvs_core::{
     Dispatch, PickRequest, Picker, Scheduler, SchedulerError, SchedulerRegistry, Selection,
     VirtualService,
@@ -56,8 +56,7 @@ impl Picker for RulesPicker {
                     stamp: self.stamp,
                 });
         }
-        let target = r.head.map_or("/", |h| h.target);
-        let (index, rule) = first_matching_rule(rules, target)?;
+        let (index, rule) = first_rule_for(rules, r)?;
         let server = least_connection(rule.servers().iter().map(|&i| (i, s.server(i))), r.exclude)?;
         Some(Selection {
             server,

@@ -54,6 +54,7 @@ use crate::io::conn::{Conn, Fill};
 use crate::upstream::connect::{record_connect_time, Connecting, Excluded, Target};
 
 mod backend;
+mod edge;
 mod exchange;
 mod logging;
 mod pace;
@@ -693,6 +694,22 @@ impl HttpSession {
         self.io.scratch.clear();
         self.io.scratch.reserve(SCRATCH_HEAD);
         write_error_response(status, &mut self.io.scratch);
+    }
+
+    /// Answers the request at the edge with the response a rule wrote into
+    /// the scratch (see [`edge`]), then closes like an error does.
+    fn answer_at_edge(&mut self, status: u16, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
+        service.load().add_proxy_response(status);
+        service.load().responses().count(status);
+        if let Some(mut pending) = self.io.log.take() {
+            pending.status = status;
+            pending.finish(service, (0, 0), "edge", ctx);
+        }
+        match std::mem::replace(&mut self.state, State::Error { sent: 0 }) {
+            State::Connecting { backend, .. } => ctx.backends.close(backend),
+            State::Reading { keep, .. } => keep.release(ctx),
+            _ => {}
+        }
     }
 
     fn send_error(&mut self, client: &mut Conn, ctx: &mut Ctx<'_>) -> Step {

@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ktcpvs_core::condition::HeaderEdit;
 use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{Dispatch, RequestHead};
@@ -152,13 +153,24 @@ impl HttpSession {
             self.fail(421, &service, ctx);
             return Step::Again;
         }
-        let req = self.request(&service, from, info, head);
+        let rule = if service.has_edge_actions() || service.has_header_edits() {
+            super::edge::matching_rule(&service, from, head)
+        } else {
+            None
+        };
+        let edits = rule.map_or(&[][..], |r| r.edits());
+        let req = self.request(&service, from, info, head, edits);
         if let Some(stale) = self.io.log.take() {
             if let Some(log) = ctx.access_log {
                 stale.discard(log);
             }
         }
         self.io.log = PendingLog::start(head, info.version, from.addr, ctx);
+        if let Some(status) = rule.and_then(|r| super::edge::answer(r, head, &mut self.io.scratch))
+        {
+            self.answer_at_edge(status, &service, ctx);
+            return Step::Again;
+        }
         let keep = match &mut self.state {
             State::Reading { keep, .. } => std::mem::take(keep),
             _ => Keep::Nothing,
@@ -189,6 +201,7 @@ impl HttpSession {
         from: ClientId<'_>,
         info: &RequestInfo,
         head: &RequestHead<'_>,
+        edits: &[HeaderEdit],
     ) -> Request {
         let upgrade = info.upgrade && upgrade_allowed(head.headers, &service.config().upgrades);
         let info = &RequestInfo { upgrade, ..*info };
@@ -200,6 +213,7 @@ impl HttpSession {
             // the connection for the pool.
             keep_alive: info.version == 0,
             extra: None,
+            edits,
         };
         let head_at = if can_forward_request_verbatim(info, &opts) {
             Head::Verbatim(info.head_len)

@@ -220,12 +220,22 @@ impl Exchange {
                 .response_header(&pick.selection(), info.sets_cookie),
             _ => None,
         };
+        let edits = match self.route.pick.and_then(|p| p.selection().rule) {
+            Some(rule) if self.route.service.has_header_edits() => self
+                .route
+                .service
+                .compiled_rules()
+                .get(rule)
+                .map_or(&[][..], |r| r.edits()),
+            _ => &[],
+        };
         let opts = ForwardOptions {
             forwarded_for: None,
             client_tls: false,
             close: !client_keep && !info.interim,
             keep_alive: client_keep && http10 && !info.interim,
             extra,
+            edits,
         };
         let spliced = |at: usize, skip: usize| {
             Some(HeadOut::Spliced {

@@ -1,0 +1,102 @@
+//! Rules that answer at the edge: when the first rule a request matches
+//! is a `redirect` or a `respond`, the proxy writes the response itself and
+//! the request reaches no server.
+//!
+//! The location of a redirect is built from its template: `$1`…`$9` are
+//! the pattern's capture groups in the target as sent, `{host}` the
+//! request's host and `{path}` its target. Every part comes from a parsed
+//! head (no CR, LF or other control character can be in it), and the
+//! result is checked again before it is written.
+
+use std::io::Write;
+
+use ktcpvs_core::condition::RuleAction;
+use ktcpvs_core::snapshot::ServiceSnapshot;
+use ktcpvs_core::view::{first_rule_for, Rule};
+use ktcpvs_core::{PickRequest, RequestHead};
+
+use super::ClientId;
+use crate::http::reason_phrase;
+
+/// The first rule `head` from `from` matches, pattern and conditions.
+pub(super) fn matching_rule<'s>(
+    service: &'s ServiceSnapshot,
+    from: ClientId<'_>,
+    head: &RequestHead<'_>,
+) -> Option<&'s Rule> {
+    let request = PickRequest {
+        client: from.addr,
+        head: Some(head),
+        exclude: &[],
+        server_name: from.server_name,
+    };
+    first_rule_for(service.compiled_rules(), &request).map(|(_, rule)| rule)
+}
+
+/// Writes the edge answer of `rule` to `head` into `out` when the rule has
+/// one, and returns the status; `None` when the request is to be
+/// forwarded. The response closes the connection.
+pub(super) fn answer(rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) -> Option<u16> {
+    let is_head = head.method == "HEAD";
+    match rule.action() {
+        RuleAction::Forward => None,
+        RuleAction::Redirect { status, location } => {
+            out.clear();
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status} {}\r\nLocation: ",
+                reason_phrase(*status)
+            );
+            let at = out.len();
+            expand(location, rule, head, out);
+            if out[at..].iter().any(|&b| b < 0x20 || b == 0x7f) {
+                out.clear();
+                return None;
+            }
+            out.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            Some(*status)
+        }
+        RuleAction::Respond {
+            status,
+            content_type,
+            body,
+        } => {
+            out.clear();
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                reason_phrase(*status),
+                body.len()
+            );
+            if !is_head {
+                out.extend_from_slice(body.as_bytes());
+            }
+            Some(*status)
+        }
+    }
+}
+
+/// Appends `template` to `out` with `$N`, `{host}` and `{path}` replaced.
+fn expand(template: &str, rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) {
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &template[i..];
+        if let (b'$', Some(d)) = (bytes[i], bytes.get(i + 1).filter(|d| d.is_ascii_digit())) {
+            let group = u32::from(d - b'0');
+            if let Some(text) = rule.capture(head.target, group) {
+                out.extend_from_slice(text.as_bytes());
+            }
+            i += 2;
+        } else if rest.starts_with("{host}") {
+            out.extend_from_slice(head.host.unwrap_or("").as_bytes());
+            i += "{host}".len();
+        } else if rest.starts_with("{path}") {
+            out.extend_from_slice(head.target.as_bytes());
+            i += "{path}".len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+}
