@@ -115,10 +115,10 @@ pub struct Cli {
     /// Delete a real server (needs -i, -r).
     #[arg(short = 'd', long = "delete-server", group = "command")]
     delete_server: bool,
-    /// Add a rule: requests matching the pattern go to the server (needs -i, -p, -r; takes -m).
+    /// Add a rule: requests matching the pattern go to the server (needs -i, -p, -r; takes -m), or the rule --rule writes.
     #[arg(long = "add-rule", group = "command")]
     add_rule: bool,
-    /// Delete a rule/server pair (needs -i, -p, -r).
+    /// Delete a rule/server pair (needs -i, -p, -r), or the rule --rule writes.
     #[arg(long = "del-rule", group = "command")]
     del_rule: bool,
     /// Start one service (-i), or all.
@@ -235,6 +235,9 @@ pub struct Cli {
     /// With --server-tls: reach the server over plain TCP again.
     #[arg(long = "tls-off", conflicts_with_all = ["tls_name", "tls_ca", "client_certificate", "client_key"])]
     tls_off: bool,
+    /// With --add-rule/--del-rule (and -i): the whole rule as a configuration file writes it after 'rule =', with conditions, a redirect, a fixed response or header edits (docs/configuration.md).
+    #[arg(long = "rule", value_name = "STATEMENT", allow_hyphen_values = true)]
+    rule: Option<String>,
     /// With --server-proxy: the PROXY protocol version to send, v1 or v2, or off.
     #[arg(long = "send-proxy", value_name = "v1|v2|off", value_parser = parse_send_proxy)]
     send_proxy: Option<SendProxy>,
@@ -335,6 +338,8 @@ enum Verb {
     DeleteServer,
     AddRule,
     DelRule,
+    AddRuleStatement,
+    DelRuleStatement,
     Start,
     Stop,
     Load,
@@ -396,6 +401,8 @@ impl Verb {
             Verb::DeleteServer => ("-d", &["-i", "-r"], &[]),
             Verb::AddRule => ("--add-rule", &["-i", "-p", "-r"], &["-m"]),
             Verb::DelRule => ("--del-rule", &["-i", "-p", "-r"], &[]),
+            Verb::AddRuleStatement => ("--add-rule", &["-i", "--rule"], &[]),
+            Verb::DelRuleStatement => ("--del-rule", &["-i", "--rule"], &[]),
             Verb::Start => ("--start", &[], &["-i"]),
             Verb::Stop => ("--stop", &[], &["-i"]),
             Verb::Load => ("-f", &[], &[]),
@@ -471,6 +478,10 @@ impl Cli {
             Verb::EditServer
         } else if self.delete_server {
             Verb::DeleteServer
+        } else if self.add_rule && self.rule.is_some() {
+            Verb::AddRuleStatement
+        } else if self.del_rule && self.rule.is_some() {
+            Verb::DelRuleStatement
         } else if self.add_rule {
             Verb::AddRule
         } else if self.del_rule {
@@ -521,6 +532,7 @@ impl Cli {
             (self.no_certificates, "--no-certificates"),
             (self.sni_host_check.is_some(), "--sni-host-check"),
             (self.proxy_protocol.is_some(), "--proxy-protocol"),
+            (self.rule.is_some(), "--rule"),
             (!self.discover.is_empty(), "--discover"),
             (self.send_proxy.is_some(), "--send-proxy"),
             (self.tls_name.is_some(), "--tls-name"),
@@ -648,6 +660,14 @@ impl Cli {
                 service: ident(),
                 pattern: pattern(),
                 server: server(),
+            },
+            Verb::AddRuleStatement => Request::AddRuleStatement {
+                service: ident(),
+                statement: self.rule.clone().unwrap_or_default(),
+            },
+            Verb::DelRuleStatement => Request::DeleteRuleStatement {
+                service: ident(),
+                statement: self.rule.clone().unwrap_or_default(),
             },
             Verb::Start => Request::Start {
                 service: self.ident.clone(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ktcpvs_core::config::PrintOptions;
 use ktcpvs_core::control::{Command, Control, ServiceSpec};
-use ktcpvs_core::ControlError;
+use ktcpvs_core::{ControlError, RuleSpec};
 
 use super::handover::{HandoverGate, HandoverSource};
 use super::protocol::{ErrorKind, HandoverBody, Reply, Request, ServiceArgs, SysctlRequest, VERBS};
@@ -41,6 +41,55 @@ impl std::fmt::Debug for Dispatcher {
 
 fn refused(e: ControlError) -> Reply {
     Reply::error(ErrorKind::of_control_error(&e), e)
+}
+
+/// The command of a rule given as a statement (`add-rule SERVICE
+/// rule="…"`, `delete-rule SERVICE rule="…"`), parsed as a configuration
+/// file's `rule =` line; `None` for any other request.
+fn statement_command(request: &Request) -> Option<Result<Command, ControlError>> {
+    let (service, statement, delete) = match request {
+        Request::AddRuleStatement { service, statement } => (service, statement, false),
+        Request::DeleteRuleStatement { service, statement } => (service, statement, true),
+        _ => return None,
+    };
+    let parsed = ktcpvs_core::config::parse_rule(service, statement).map_err(ControlError::Config);
+    Some(parsed.map(|command| {
+        if delete {
+            deletion_of(command)
+        } else {
+            command
+        }
+    }))
+}
+
+/// The command that undoes a rule's addition.
+fn deletion_of(add: Command) -> Command {
+    match add {
+        Command::AddRule {
+            service,
+            pattern,
+            match_group,
+            server,
+        } => Command::DeleteRuleWith {
+            service,
+            rule: RuleSpec {
+                pattern,
+                match_group,
+                ..RuleSpec::default()
+            },
+            server: Some(server),
+        },
+        Command::AddRuleWith {
+            service,
+            rule,
+            server,
+        } => Command::DeleteRuleWith {
+            service,
+            rule,
+            server,
+        },
+        other => other,
+    }
 }
 
 fn done(result: Result<(), ControlError>) -> Reply {
@@ -109,6 +158,9 @@ impl Dispatcher {
                 None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
             };
         }
+        if let Some(command) = statement_command(request) {
+            return done(command.and_then(|c| self.control.check(&[c]).map_err(|(_, e)| e)));
+        }
         match self.command(request) {
             Some(command) => done(self.control.check(&[command]).map_err(|(_, e)| e)),
             None => Reply::error(
@@ -129,6 +181,9 @@ impl Dispatcher {
     pub fn handle(&self, request: &Request, text: Option<&str>) -> Reply {
         if let Some(command) = self.command(request) {
             return done(self.control.execute(command));
+        }
+        if let Some(command) = statement_command(request) {
+            return done(command.and_then(|c| self.control.execute(c)));
         }
         match request {
             Request::Check(inner) => self.check(inner, text),
@@ -261,6 +316,8 @@ impl Dispatcher {
             | Request::Sysctl(_)
             | Request::Load { .. }
             | Request::Check(_)
+            | Request::AddRuleStatement { .. }
+            | Request::DeleteRuleStatement { .. }
             | Request::Ping
             | Request::Help
             | Request::Handover

@@ -56,3 +56,23 @@ pub struct Located<T> {
 pub fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Command>>, ConfigError> {
     parse::parse(text, file)
 }
+
+/// Parses one rule in the form a configuration file writes after `rule =`
+/// (`pattern "RE" [match N] {condition} use server ADDR {edit}`, or with
+/// `redirect`/`respond`), as the command that adds it to `service`: what
+/// the control socket's `add-rule SERVICE rule="…"` and `tcpvsadm
+/// --add-rule --rule` take.
+///
+/// ```
+/// use ktcpvs_core::config::parse_rule;
+/// use ktcpvs_core::Command;
+/// let c = parse_rule("web", r#"pattern "^/a" host "=a.test" use server 10.0.0.1:80"#)?;
+/// assert!(matches!(c, Command::AddRuleWith { .. }));
+/// let plain = parse_rule("web", r#"pattern "^/a" use server 10.0.0.1:80"#)?;
+/// assert!(matches!(plain, Command::AddRule { .. }));
+/// assert!(parse_rule("web", r#"pattern "^/a" use server 10.0.0.1:80 rule"#).is_err());
+/// # Ok::<(), ktcpvs_core::ConfigError>(())
+/// ```
+pub fn parse_rule(service: &str, text: &str) -> Result<Command, ConfigError> {
+    parse::parse_rule(service, text)
+}

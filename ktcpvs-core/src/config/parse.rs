@@ -178,6 +178,36 @@ struct Parser<'a> {
     end: (usize, usize),
 }
 
+/// Parses the text of one rule statement after `rule =` for `service`.
+pub(super) fn parse_rule(service: &str, text: &str) -> Result<Command, ConfigError> {
+    let tokens = tokenize(text).map_err(|e| ConfigError {
+        location: Location {
+            file: None,
+            line: e.line,
+            column: e.column,
+        },
+        message: e.message,
+        problem: ConfigProblem::Syntax,
+    })?;
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        file: None,
+        end: end_of(text),
+    };
+    let command = parser.rule("parsing rule error", service)?;
+    if let Some(extra) = parser.next() {
+        return Err(parser.error_at(
+            &extra,
+            format!(
+                "parsing rule error: unexpected {} after the rule",
+                extra.kind
+            ),
+        ));
+    }
+    Ok(command)
+}
+
 /// Parses a whole configuration text.
 pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Command>>, ConfigError> {
     let tokens = tokenize(text).map_err(|e| ConfigError {

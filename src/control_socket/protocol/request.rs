@@ -99,6 +99,24 @@ pub enum Request {
         /// The server.
         server: Endpoint,
     },
+    /// `add-rule SERVICE rule="STATEMENT"`: a rule in the form a
+    /// configuration file writes after `rule =`, with conditions, a
+    /// redirect or fixed response, or header edits.
+    AddRuleStatement {
+        /// The service.
+        service: String,
+        /// The rule statement.
+        statement: String,
+    },
+    /// `delete-rule SERVICE rule="STATEMENT"`: removes the statement's
+    /// server from its rule (the rule goes with its last server), or a
+    /// redirect or fixed response rule.
+    DeleteRuleStatement {
+        /// The service.
+        service: String,
+        /// The rule statement.
+        statement: String,
+    },
     /// `delete-rule SERVICE pattern=P server=ADDR`.
     DeleteRule {
         /// The service.
@@ -206,8 +224,8 @@ pub const VERBS: &[(&str, &str)] = &[
     ("add-server", "add-server SERVICE server=HOST[:PORT] [weight=N]"),
     ("edit-server", "edit-server SERVICE server=HOST[:PORT] [weight=N]"),
     ("delete-server", "delete-server SERVICE server=HOST[:PORT]"),
-    ("add-rule", "add-rule SERVICE pattern=REGEX server=HOST[:PORT] [match=N]"),
-    ("delete-rule", "delete-rule SERVICE pattern=REGEX server=HOST[:PORT]"),
+    ("add-rule", "add-rule SERVICE pattern=REGEX server=HOST[:PORT] [match=N] | rule=\"STATEMENT\" (as after 'rule =' in a file)"),
+    ("delete-rule", "delete-rule SERVICE pattern=REGEX server=HOST[:PORT] | rule=\"STATEMENT\""),
     ("start", "start [SERVICE]"),
     ("stop", "stop [SERVICE]"),
     ("list", "list [-n] [SERVICE]"),
@@ -259,17 +277,29 @@ impl Request {
         let request = match verb {
             "add-service" | "edit-service" | "delete-service" | "flush" => service_request(&mut a)?,
             "add-server" | "edit-server" | "delete-server" => server_request(&mut a)?,
-            "add-rule" => Request::AddRule {
-                service: a.name("a service name")?,
-                pattern: a.require("pattern")?,
-                match_group: a.take_parsed("match")?,
-                server: a.endpoint("server")?,
-            },
-            "delete-rule" => Request::DeleteRule {
-                service: a.name("a service name")?,
-                pattern: a.require("pattern")?,
-                server: a.endpoint("server")?,
-            },
+            "add-rule" => {
+                let service = a.name("a service name")?;
+                match a.take("rule") {
+                    Some(statement) => Request::AddRuleStatement { service, statement },
+                    None => Request::AddRule {
+                        service,
+                        pattern: a.require("pattern")?,
+                        match_group: a.take_parsed("match")?,
+                        server: a.endpoint("server")?,
+                    },
+                }
+            }
+            "delete-rule" => {
+                let service = a.name("a service name")?;
+                match a.take("rule") {
+                    Some(statement) => Request::DeleteRuleStatement { service, statement },
+                    None => Request::DeleteRule {
+                        service,
+                        pattern: a.require("pattern")?,
+                        server: a.endpoint("server")?,
+                    },
+                }
+            }
             "start" => Request::Start {
                 service: a.optional_name(),
             },
@@ -337,7 +367,8 @@ impl Request {
             Request::EditServer { .. } => "edit-server",
             Request::DeleteServer { .. } => "delete-server",
             Request::AddRule { .. } => "add-rule",
-            Request::DeleteRule { .. } => "delete-rule",
+            Request::DeleteRule { .. } | Request::DeleteRuleStatement { .. } => "delete-rule",
+            Request::AddRuleStatement { .. } => "add-rule",
             Request::Start { .. } => "start",
             Request::Stop { .. } => "stop",
             Request::List { .. } => "list",
@@ -846,6 +877,11 @@ impl fmt::Display for Request {
                 push_pair(&mut out, "pattern", pattern);
                 push_pair(&mut out, "server", &server.to_string());
             }
+            Request::AddRuleStatement { service, statement }
+            | Request::DeleteRuleStatement { service, statement } => {
+                name(&mut out, service);
+                push_pair(&mut out, "rule", statement);
+            }
             Request::Start { service }
             | Request::Stop { service }
             | Request::Stats { service }
@@ -984,6 +1020,10 @@ mod tests {
         round_trip("check add-server web server=10.0.0.1:80 weight=3");
         round_trip("check load file=a.conf");
         round_trip("check sysctl debug_level=2");
+        round_trip(
+            r#"add-rule web rule="pattern \"^/a\" host \"=a.test\" use server 10.0.0.1:80""#,
+        );
+        round_trip(r#"delete-rule web rule="pattern \"^/old\" redirect 301 \"/new\"""#);
         assert_eq!(
             Request::parse("check list").unwrap_err(),
             ProtocolError::NotAChange("list")
