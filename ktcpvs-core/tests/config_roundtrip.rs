@@ -8,8 +8,10 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use ktcpvs_core::condition::{Conditions, EditOp, EditSide, HeaderEdit, RuleAction};
 use ktcpvs_core::config::{self, PrintOptions};
 use ktcpvs_core::model::{Discovery, DiscoveryKind, ProxyVersion};
+use ktcpvs_core::RuleSpec;
 use ktcpvs_core::{BackendTls, CertificateFiles, Command, Config, Control, Endpoint, ServiceSpec};
 use proptest::prelude::*;
 
@@ -30,6 +32,8 @@ struct ServiceGen {
     servers: Vec<ServerGen>,
     /// (pattern, match group, index into `servers`)
     rules: Vec<(String, Option<u32>, usize)>,
+    /// Whether rules get conditions, header edits and edge actions too.
+    decorate: bool,
 }
 
 fn ip() -> impl Strategy<Value = IpAddr> {
@@ -277,6 +281,7 @@ fn service() -> impl Strategy<Value = ServiceGen> {
                 spec,
                 servers,
                 rules,
+                decorate: true,
             }
         })
 }
@@ -318,16 +323,106 @@ fn build(services: &[ServiceGen]) -> Control {
                 });
             }
         }
-        for (pattern, match_group, server) in &s.rules {
-            let _ = control.execute(Command::AddRule {
+        for (j, (pattern, match_group, server)) in s.rules.iter().enumerate() {
+            let server = Endpoint::from_addr(s.servers[*server].0);
+            let (conditions, edits) = if s.decorate {
+                (conditions_of(j), edits_of(j))
+            } else {
+                (Conditions::default(), Vec::new())
+            };
+            let _ = if conditions.is_empty() && edits.is_empty() {
+                control.execute(Command::AddRule {
+                    service: s.name.clone(),
+                    pattern: pattern.clone(),
+                    match_group: *match_group,
+                    server,
+                })
+            } else {
+                control.execute(Command::AddRuleWith {
+                    service: s.name.clone(),
+                    rule: RuleSpec {
+                        pattern: pattern.clone(),
+                        match_group: *match_group,
+                        conditions,
+                        action: RuleAction::Forward,
+                        edits,
+                    },
+                    server: Some(server),
+                })
+            };
+        }
+        let edges = if s.decorate { s.rules.len() } else { 0 };
+        for (j, action) in edge_actions().into_iter().enumerate().take(edges) {
+            let _ = control.execute(Command::AddRuleWith {
                 service: s.name.clone(),
-                pattern: pattern.clone(),
-                match_group: *match_group,
-                server: Endpoint::from_addr(s.servers[*server].0),
+                rule: RuleSpec {
+                    pattern: format!("^/edge{j}/(.*)"),
+                    conditions: conditions_of(j + 1),
+                    action,
+                    ..RuleSpec::default()
+                },
+                server: None,
             });
         }
     }
     control
+}
+
+/// The conditions of the `j`th generated rule: none for most, texts with
+/// quotes, backslashes and `#` among the others.
+fn conditions_of(j: usize) -> Conditions {
+    match j % 4 {
+        1 => Conditions {
+            host: Some("=a.test".into()),
+            ..Default::default()
+        },
+        2 => Conditions {
+            methods: vec!["GET".into(), "HEAD".into()],
+            headers: vec![("X-A".into(), r#"^"b\d#"$"#.into())],
+            ..Default::default()
+        },
+        3 => Conditions {
+            cookies: vec![("s".into(), ".+".into())],
+            query: Some("v=1&x=#".into()),
+            src: "10.0.0.0/8,::1".parse().unwrap(),
+            normalize: true,
+            ..Default::default()
+        },
+        _ => Conditions::default(),
+    }
+}
+
+/// The header edits of the `j`th generated rule.
+fn edits_of(j: usize) -> Vec<HeaderEdit> {
+    let edit = |side, op, name: &str, value: &str| HeaderEdit {
+        side,
+        op,
+        name: name.into(),
+        value: value.into(),
+    };
+    match (j / 2) % 3 {
+        1 => vec![edit(EditSide::Request, EditOp::Set, "X-T", "1")],
+        2 => vec![
+            edit(EditSide::Response, EditOp::Del, "Server", ""),
+            edit(EditSide::Response, EditOp::Add, "X-A", r#"a "q" \ # b"#),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Edge actions, with texts that need quoting.
+fn edge_actions() -> Vec<RuleAction> {
+    vec![
+        RuleAction::Redirect {
+            status: 301,
+            location: "https://{host}/n/$1?a=\"b\"#".into(),
+        },
+        RuleAction::Respond {
+            status: 503,
+            content_type: "text/html; charset=utf-8".into(),
+            body: "<h1>\"back\" soon</h1>\n\ttab \\ # end".into(),
+        },
+    ]
 }
 
 /// Prints `config`, loads the text into a fresh control handle, and checks
@@ -386,6 +481,7 @@ fn tricky_names_ports_and_patterns_round_trip() {
             ("/u/([^/]+)".into(), Some(1), 0),
             ("/u/([^/]+)".into(), Some(1), 1),
         ],
+        decorate: false,
     }];
     let control = build(&services);
     let config = control.config();
@@ -419,4 +515,24 @@ fn listing_uses_service_names_unless_numeric() {
     assert!(numeric.contains("listen = 0.0.0.0:8080\n"), "{numeric}");
     assert!(numeric.contains("server = 10.0.0.1:80 2\n"), "{numeric}");
     assert!(named.starts_with("Virtual web {\n") && named.ends_with("}\n"));
+}
+
+/// The decorations the generator adds are accepted (not silently refused),
+/// so the property above really covers conditions, edits and actions.
+#[test]
+fn decorated_rules_are_built() {
+    let services = vec![ServiceGen {
+        name: "d".into(),
+        spec: ServiceSpec::default(),
+        servers: vec![("10.0.0.1:80".parse().unwrap(), None, None, 0, None)],
+        rules: (0..6).map(|i| (format!("^/r{i}"), None, 0)).collect(),
+        decorate: true,
+    }];
+    let config = build(&services).config();
+    let rules = &config.service("d").unwrap().rules;
+    assert_eq!(rules.len(), 8, "{rules:#?}");
+    assert_eq!(rules.iter().filter(|r| !r.conditions.is_empty()).count(), 6);
+    assert_eq!(rules.iter().filter(|r| !r.edits.is_empty()).count(), 4);
+    assert_eq!(rules.iter().filter(|r| r.action != RuleAction::Forward).count(), 2);
+    round_trip(&config, &PrintOptions { numeric: true }).unwrap();
 }
