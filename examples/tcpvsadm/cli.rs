@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
+use ktcpvs::control_socket::explain::ExplainRequest;
 use ktcpvs::control_socket::remote::Token;
 use ktcpvs::control_socket::{Request, ServiceArgs, SysctlRequest};
 use ktcpvs::core::endpoint::Endpoint;
@@ -163,6 +164,9 @@ pub struct Cli {
     /// Limit a real server's connections or requests in flight (needs -i, -r, -x).
     #[arg(long = "server-limit", group = "command")]
     server_limit: bool,
+    /// Explain what the running configuration would do with a request, 'METHOD TARGET' (takes -i, -H, --src): the matching rule, the conditions of earlier rules that failed, the candidates and the scheduler's pick now; nothing is sent to a server.
+    #[arg(long = "explain", value_name = "METHOD TARGET", group = "command")]
+    explain: Option<String>,
     /// Send a PROXY protocol header first on each connection to a real server (needs -i, -r, --send-proxy).
     #[arg(long = "server-proxy", group = "command")]
     server_proxy: bool,
@@ -235,6 +239,12 @@ pub struct Cli {
     /// With --server-tls: reach the server over plain TCP again.
     #[arg(long = "tls-off", conflicts_with_all = ["tls_name", "tls_ca", "client_certificate", "client_key"])]
     tls_off: bool,
+    /// With --explain: a request header field, 'Name: value' (repeatable; Host names the host).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    header: Vec<String>,
+    /// With --explain: the client's address [default: 127.0.0.1].
+    #[arg(long = "src", value_name = "ADDR")]
+    src: Option<std::net::IpAddr>,
     /// With --add-rule/--del-rule (and -i): the whole rule as a configuration file writes it after 'rule =', with conditions, a redirect, a fixed response or header edits (docs/configuration.md).
     #[arg(long = "rule", value_name = "STATEMENT", allow_hyphen_values = true)]
     rule: Option<String>,
@@ -318,6 +328,9 @@ pub enum UsageError {
         "several --socket take a listing (-L) or a change (applied to all of them, or to none)"
     )]
     SeveralSockets,
+    /// An `--explain` request that does not parse.
+    #[error("--explain: {0}")]
+    Explain(String),
     /// A `--discover` entry that does not parse.
     #[error("--discover: {0}")]
     Discover(String),
@@ -348,6 +361,7 @@ enum Verb {
     ServerTls,
     ServerLimit,
     ServerProxy,
+    Explain,
     Drain,
     List,
 }
@@ -420,6 +434,7 @@ impl Verb {
             ),
             Verb::ServerLimit => ("--server-limit", &["-i", "-r", "-x"], &[]),
             Verb::ServerProxy => ("--server-proxy", &["-i", "-r", "--send-proxy"], &[]),
+            Verb::Explain => ("--explain", &[], &["-i", "-H", "--src"]),
             Verb::Drain => ("--drain", &[], &[]),
             Verb::List => ("-L", &[], &["-i", "-n", "--stats", "--json"]),
         };
@@ -502,6 +517,8 @@ impl Cli {
             Verb::ServerLimit
         } else if self.server_proxy {
             Verb::ServerProxy
+        } else if self.explain.is_some() {
+            Verb::Explain
         } else if self.drain.is_some() {
             Verb::Drain
         } else {
@@ -533,6 +550,8 @@ impl Cli {
             (self.sni_host_check.is_some(), "--sni-host-check"),
             (self.proxy_protocol.is_some(), "--proxy-protocol"),
             (self.rule.is_some(), "--rule"),
+            (!self.header.is_empty(), "-H"),
+            (self.src.is_some(), "--src"),
             (!self.discover.is_empty(), "--discover"),
             (self.send_proxy.is_some(), "--send-proxy"),
             (self.tls_name.is_some(), "--tls-name"),
@@ -661,6 +680,7 @@ impl Cli {
                 pattern: pattern(),
                 server: server(),
             },
+            Verb::Explain => self.explain_request()?,
             Verb::AddRuleStatement => Request::AddRuleStatement {
                 service: ident(),
                 statement: self.rule.clone().unwrap_or_default(),
@@ -698,6 +718,37 @@ impl Cli {
             },
             Verb::Load | Verb::List => return Ok(None),
         }))
+    }
+
+    /// The `explain` request of `--explain 'METHOD TARGET'`, `-H` and
+    /// `--src`.
+    fn explain_request(&self) -> Result<Request, UsageError> {
+        let text = self.explain.clone().unwrap_or_default();
+        let mut words = text.split_whitespace();
+        let (Some(method), Some(target), None) = (words.next(), words.next(), words.next()) else {
+            return Err(UsageError::Explain(format!(
+                "'{text}' is not 'METHOD TARGET'"
+            )));
+        };
+        let mut headers = Vec::new();
+        for field in &self.header {
+            let Some((name, value)) = field.split_once(':') else {
+                return Err(UsageError::Explain(format!(
+                    "-H '{field}' is not 'Name: value'"
+                )));
+            };
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        let ip = self.src.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        Ok(Request::Explain {
+            service: self.ident.clone(),
+            request: ExplainRequest {
+                method: method.to_string(),
+                target: target.to_string(),
+                headers,
+                client: std::net::SocketAddr::new(ip, 0),
+            },
+        })
     }
 
     /// The `--discover` entries: `None` when not given, an empty list for

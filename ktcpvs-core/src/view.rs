@@ -17,7 +17,7 @@ use thread_local::ThreadLocal;
 use crate::condition::{CompiledConditions, Conditions, HeaderEdit, RuleAction};
 use crate::error::ControlError;
 use crate::model::{is_catch_all_pattern, RuleConfig, MAX_MATCH_GROUP, MAX_PATTERN_LEN};
-use crate::scheduler::PickRequest;
+use crate::scheduler::{PickRequest, RequestHead};
 
 /// What a scheduler may know about one real server.
 pub trait RealServer {
@@ -180,6 +180,36 @@ impl Rule {
     /// Its header edits.
     pub fn edits(&self) -> &[HeaderEdit] {
         &self.edits
+    }
+
+    /// Appends the location a `redirect` rule sends `head` to: its
+    /// template with `$1`…`$9` replaced by the pattern's capture groups in
+    /// the target as sent, `{host}` by the request's host and `{path}` by
+    /// its target. Nothing for another action.
+    pub fn write_location(&self, head: &RequestHead<'_>, out: &mut Vec<u8>) {
+        let RuleAction::Redirect { location, .. } = &self.action else {
+            return;
+        };
+        let bytes = location.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &location[i..];
+            if let (b'$', Some(d)) = (bytes[i], bytes.get(i + 1).filter(|d| d.is_ascii_digit())) {
+                if let Some(text) = self.capture(head.target, u32::from(d - b'0')) {
+                    out.extend_from_slice(text.as_bytes());
+                }
+                i += 2;
+            } else if rest.starts_with("{host}") {
+                out.extend_from_slice(head.host.unwrap_or("").as_bytes());
+                i += "{host}".len();
+            } else if rest.starts_with("{path}") {
+                out.extend_from_slice(head.target.as_bytes());
+                i += "{path}".len();
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
     }
 
     /// Whether the rule has conditions besides its pattern.

@@ -533,6 +533,12 @@ fn decorated_rules_are_built() {
     assert_eq!(rules.len(), 8, "{rules:#?}");
     assert_eq!(rules.iter().filter(|r| !r.conditions.is_empty()).count(), 6);
     assert_eq!(rules.iter().filter(|r| !r.edits.is_empty()).count(), 4);
-    assert_eq!(rules.iter().filter(|r| r.action != RuleAction::Forward).count(), 2);
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| r.action != RuleAction::Forward)
+            .count(),
+        2
+    );
     round_trip(&config, &PrintOptions { numeric: true }).unwrap();
 }

@@ -147,6 +147,27 @@ impl Dispatcher {
         }
     }
 
+    /// What `service` (the only one when `None`) would do with `request`.
+    fn explain(&self, service: Option<&str>, request: &super::explain::ExplainRequest) -> Reply {
+        let snapshot = self.control.snapshot();
+        let found = match service {
+            Some(name) => snapshot.service(name),
+            None if snapshot.services().len() == 1 => snapshot.services().first(),
+            None => {
+                return Reply::error(
+                    ErrorKind::Usage,
+                    "several services (or none): name one with -i",
+                )
+            }
+        };
+        match found {
+            Some(s) => Reply::Ok(super::explain::explain(s, request)),
+            None => refused(ControlError::NoSuchService(
+                service.unwrap_or("").to_string(),
+            )),
+        }
+    }
+
     /// Whether `request` would apply (`check`), applying nothing.
     fn check(&self, request: &Request, text: Option<&str>) -> Reply {
         if let Request::Load { file } = request {
@@ -187,6 +208,7 @@ impl Dispatcher {
         }
         match request {
             Request::Check(inner) => self.check(inner, text),
+            Request::Explain { service, request } => self.explain(service.as_deref(), request),
             Request::List { service, numeric } => {
                 let options = PrintOptions { numeric: *numeric };
                 match self.control.list(service.as_deref(), &options) {
@@ -316,6 +338,7 @@ impl Dispatcher {
             | Request::Sysctl(_)
             | Request::Load { .. }
             | Request::Check(_)
+            | Request::Explain { .. }
             | Request::AddRuleStatement { .. }
             | Request::DeleteRuleStatement { .. }
             | Request::Ping

@@ -5,6 +5,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`protocol`] | the wire format: [`Request`] and [`Reply`], parse and format, the version |
+//! | [`explain`] | what a configuration would do with a request (`tcpvsadm --explain`) |
 //! | [`dispatch`] | carrying a request out against a [`Control`](ktcpvs_core::Control) |
 //! | [`server`] | serving a dispatcher on a socket file (mode 0600, bounded lines, timeouts) |
 //! | [`remote`] | serving it over TCP to clients with a shared token (off unless opened) |
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod explain;
 pub mod handover;
 pub mod protocol;
 pub mod remote;

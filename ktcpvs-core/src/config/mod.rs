@@ -15,7 +15,7 @@ mod print;
 use std::path::Path;
 
 pub use crate::model::MAX_TIMEOUT_SECS;
-pub(crate) use print::quote;
+pub use print::quote;
 pub use print::{print, print_service, PrintOptions};
 
 use crate::command::Command;

@@ -36,7 +36,11 @@ pub fn print(config: &Config, options: &PrintOptions) -> String {
 
 /// `text` in double quotes, with `"` and `\` escaped and line breaks and
 /// tabs as `\n`, `\r`, `\t`, as the lexer reads them back.
-pub(crate) fn quote(text: &str) -> String {
+///
+/// ```
+/// assert_eq!(ktcpvs_core::config::quote("a\"b\n"), r#""a\"b\n""#);
+/// ```
+pub fn quote(text: &str) -> String {
     let mut q = String::with_capacity(text.len() + 2);
     q.push('"');
     for c in text.chars() {

@@ -12,6 +12,7 @@ use ktcpvs_core::{BackendTls, CertificateFiles};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
 use super::ProtocolError;
+use crate::control_socket::explain::ExplainRequest;
 
 /// What a `sysctl` request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,15 @@ pub struct ServiceArgs {
 /// One request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// `explain [SERVICE] method=M target=T [header.N="Name: value"]…
+    /// [src=ADDR]`: what the service would do with the request, nothing
+    /// sent to a server (see [`explain`](crate::control_socket::explain)).
+    Explain {
+        /// The service; the only one when omitted.
+        service: Option<String>,
+        /// The request, as the explanation takes it.
+        request: ExplainRequest,
+    },
     /// `check REQUEST`: whether a change (or with `load`, a configuration
     /// text) would apply, applying nothing: the first phase of a change
     /// made to several daemons at once.
@@ -242,6 +252,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("ping", "ping"),
     ("help", "help"),
     ("quit", "quit"),
+    ("explain", "explain [SERVICE] method=M target=T [header.N=\"Name: value\" ...] [src=ADDR]"),
     ("check", "check REQUEST   (a change, or 'load' and its text: validated against this daemon, nothing applied)"),
 ];
 
@@ -340,6 +351,7 @@ impl Request {
                     text => Some(parse_value("send_proxy", text)?),
                 },
             },
+            "explain" => explain_request(&mut a)?,
             "reload-certificates" => Request::ReloadCertificates,
             "handover" => Request::Handover,
             "handover-done" => Request::HandoverDone {
@@ -359,6 +371,7 @@ impl Request {
     pub fn verb(&self) -> &'static str {
         match self {
             Request::Check(_) => "check",
+            Request::Explain { .. } => "explain",
             Request::AddService { .. } => "add-service",
             Request::EditService { .. } => "edit-service",
             Request::DeleteService { .. } => "delete-service",
@@ -411,6 +424,7 @@ impl Request {
         !matches!(
             self,
             Request::Check(_)
+                | Request::Explain { .. }
                 | Request::List { .. }
                 | Request::Stats { .. }
                 | Request::StatsJson { .. }
@@ -658,6 +672,42 @@ fn certificates(a: &mut Args) -> Result<Option<Vec<CertificateFiles>>, ProtocolE
     Ok((!list.is_empty()).then_some(list))
 }
 
+/// The client an `explain` without `src=` is taken to be.
+pub const EXPLAIN_CLIENT: &str = "127.0.0.1:0";
+
+/// `explain [SERVICE] method=M target=T [header.N="Name: value"]… [src=ADDR]`.
+fn explain_request(a: &mut Args) -> Result<Request, ProtocolError> {
+    let service = a.optional_name();
+    let method = a.require("method")?;
+    let target = a.require("target")?;
+    let mut headers = Vec::new();
+    for n in 1.. {
+        let key = format!("header.{n}");
+        let Some(field) = a.take(&key) else { break };
+        let Some((name, value)) = field.split_once(':') else {
+            return Err(ProtocolError::BadValue {
+                key,
+                value: field,
+                reason: "must be 'Name: value'".into(),
+            });
+        };
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let client = match a.take("src") {
+        Some(text) => parse_value("src", text)?,
+        None => parse_value("src", EXPLAIN_CLIENT.to_string())?,
+    };
+    Ok(Request::Explain {
+        service,
+        request: ExplainRequest {
+            method,
+            target,
+            headers,
+            client,
+        },
+    })
+}
+
 fn missing_pair(missing: &str, given: &str) -> ProtocolError {
     ProtocolError::BadValue {
         key: given.into(),
@@ -829,6 +879,17 @@ impl fmt::Display for Request {
             }
             // Written above, whole.
             Request::Check(_) => {}
+            Request::Explain { service, request } => {
+                if let Some(s) = service {
+                    name(&mut out, s);
+                }
+                push_pair(&mut out, "method", &request.method);
+                push_pair(&mut out, "target", &request.target);
+                for (i, (n, v)) in request.headers.iter().enumerate() {
+                    push_pair(&mut out, &format!("header.{}", i + 1), &format!("{n}: {v}"));
+                }
+                push_pair(&mut out, "src", &request.client.to_string());
+            }
             Request::Flush
             | Request::ReloadCertificates
             | Request::Handover
@@ -1020,6 +1081,7 @@ mod tests {
         round_trip("check add-server web server=10.0.0.1:80 weight=3");
         round_trip("check load file=a.conf");
         round_trip("check sysctl debug_level=2");
+        round_trip("explain web method=GET target=/a?b=1 header.1=\"Host: x\" header.2=\"X-A: 1\" src=192.0.2.1:5");
         round_trip(
             r#"add-rule web rule="pattern \"^/a\" host \"=a.test\" use server 10.0.0.1:80""#,
         );

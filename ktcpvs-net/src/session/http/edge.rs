@@ -40,7 +40,7 @@ pub(super) fn answer(rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) -> 
     let is_head = head.method == "HEAD";
     match rule.action() {
         RuleAction::Forward => None,
-        RuleAction::Redirect { status, location } => {
+        RuleAction::Redirect { status, .. } => {
             out.clear();
             let _ = write!(
                 out,
@@ -48,7 +48,7 @@ pub(super) fn answer(rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) -> 
                 reason_phrase(*status)
             );
             let at = out.len();
-            expand(location, rule, head, out);
+            rule.write_location(head, out);
             if out[at..].iter().any(|&b| b < 0x20 || b == 0x7f) {
                 out.clear();
                 return None;
@@ -72,31 +72,6 @@ pub(super) fn answer(rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) -> 
                 out.extend_from_slice(body.as_bytes());
             }
             Some(*status)
-        }
-    }
-}
-
-/// Appends `template` to `out` with `$N`, `{host}` and `{path}` replaced.
-fn expand(template: &str, rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) {
-    let bytes = template.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = &template[i..];
-        if let (b'$', Some(d)) = (bytes[i], bytes.get(i + 1).filter(|d| d.is_ascii_digit())) {
-            let group = u32::from(d - b'0');
-            if let Some(text) = rule.capture(head.target, group) {
-                out.extend_from_slice(text.as_bytes());
-            }
-            i += 2;
-        } else if rest.starts_with("{host}") {
-            out.extend_from_slice(head.host.unwrap_or("").as_bytes());
-            i += "{host}".len();
-        } else if rest.starts_with("{path}") {
-            out.extend_from_slice(head.target.as_bytes());
-            i += "{path}".len();
-        } else {
-            out.push(bytes[i]);
-            i += 1;
         }
     }
 }
