@@ -84,6 +84,7 @@ pub struct Rule {
     locations: ThreadLocal<RefCell<CaptureLocations>>,
     shortcut: Shortcut,
     conditions: CompiledConditions,
+    condition_config: Conditions,
     conditional: bool,
     action: RuleAction,
     edits: Vec<HeaderEdit>,
@@ -151,6 +152,7 @@ impl Rule {
                 _ => Shortcut::None,
             },
             conditions: CompiledConditions::new(&Conditions::default())?,
+            condition_config: Conditions::default(),
             conditional: false,
             action: RuleAction::Forward,
             edits: Vec::new(),
@@ -167,6 +169,7 @@ impl Rule {
         }
         rule.conditions = CompiledConditions::new(&config.conditions)?;
         rule.conditional = !config.conditions.is_empty();
+        rule.condition_config = config.conditions.clone();
         rule.action = config.action.clone();
         rule.edits = config.edits.clone();
         Ok(rule)
@@ -210,6 +213,12 @@ impl Rule {
                 i += 1;
             }
         }
+    }
+
+    /// Its conditions besides the pattern, as configured (what a plug-in
+    /// scheduler may read; [`matches`](Self::matches) evaluates them).
+    pub fn conditions(&self) -> &Conditions {
+        &self.condition_config
     }
 
     /// Whether the rule has conditions besides its pattern.
