@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use crate::condition::{Conditions, HeaderEdit, RuleAction};
 use crate::endpoint::Endpoint;
-use crate::model::{Discovery, ProxyVersion};
+use crate::model::{Discovery, ErrorPage, ProxyVersion};
 use crate::network::Networks;
 use crate::tls::{BackendTls, CertificateFiles};
 
@@ -66,6 +66,8 @@ pub struct ServiceSpec {
     pub proxy_protocol: Option<Networks>,
     /// The DNS names whose addresses are servers (replacing the list).
     pub discover: Option<Vec<Discovery>>,
+    /// Error pages to set (`Some`) or remove (`None`), by status.
+    pub error_pages: Vec<(u16, Option<ErrorPage>)>,
     /// Health and overload settings to set, `(key, value)` as
     /// [`HealthConfig::set`](crate::health::HealthConfig::set) reads them,
     /// applied in order.

@@ -271,7 +271,22 @@ pub struct ServiceConfig {
     /// to date by a resolver outside the request path (`discover = dns
     /// NAME:PORT [WEIGHT]`, `discover = srv NAME [WEIGHT]`).
     pub discover: Vec<Discovery>,
+    /// Pages the proxy sends in place of its own error responses, by
+    /// status (`error_page = 503 "text/html" "BODY"`).
+    pub error_pages: BTreeMap<u16, ErrorPage>,
 }
+
+/// A page the proxy sends in place of one of its own error responses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ErrorPage {
+    /// The `Content-Type`.
+    pub content_type: String,
+    /// The body (at most 64 KiB).
+    pub body: String,
+}
+
+/// The statuses the proxy answers itself, which `error_page` may replace.
+pub const PROXY_STATUSES: [u16; 11] = [400, 408, 413, 414, 421, 431, 500, 501, 502, 503, 504];
 
 /// A DNS name whose addresses are real servers (see
 /// [`Command::SyncDiscovered`](crate::Command::SyncDiscovered)).
@@ -414,6 +429,7 @@ impl ServiceConfig {
             health: HealthConfig::default(),
             proxy_protocol: Networks::none(),
             discover: Vec::new(),
+            error_pages: BTreeMap::new(),
         }
     }
 

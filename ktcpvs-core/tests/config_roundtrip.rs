@@ -143,6 +143,13 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 "10.0.0.0/8,192.168.1.0/24",
                 "::1,fd00::/8,172.16.0.0/12",
             ])),
+            prop::sample::subsequence(
+                vec![
+                    (502u16, "text/html; charset=utf-8", "<h1>\"down\"</h1>\n#x"),
+                    (400, "text/plain", "bad \\ req"),
+                ],
+                0..=2,
+            ),
             prop::option::of(prop::sample::select(vec![
                 "",
                 "dns a.test:80 1",
@@ -157,7 +164,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 (ff, upgrades),
                 opts,
                 (certificates, host_check),
-                (health, proxy_protocol, discover),
+                (health, proxy_protocol, error_pages, discover),
             )| {
                 ServiceSpec {
                     listen: listen.map(Endpoint::from_addr),
@@ -187,6 +194,18 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                     host_check,
                     proxy_protocol: proxy_protocol.map(|n| n.parse().unwrap()),
                     discover: discover.map(discoveries),
+                    error_pages: error_pages
+                        .into_iter()
+                        .map(|(status, t, b)| {
+                            (
+                                status,
+                                Some(ktcpvs_core::model::ErrorPage {
+                                    content_type: t.into(),
+                                    body: b.into(),
+                                }),
+                            )
+                        })
+                        .collect(),
                     health: health
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))

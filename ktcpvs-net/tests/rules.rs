@@ -206,3 +206,29 @@ fn header_edits_apply_both_ways() {
         );
     }
 }
+
+#[test]
+fn error_pages_replace_the_proxys_own_answers() {
+    let control = control();
+    control
+        .load_config(
+            "Virtual web {\n  listen = 127.0.0.1:0\n  scheduler = phttp\n  error_page = 503 \"text/html\" \"<h1>busy</h1>\"\n  error_page = 400 \"text/plain\" \"bad\\n\"\n}\n",
+            None,
+        )
+        .unwrap();
+    start(&control, "web");
+    let running = run(control);
+    let addr = running.addr("web");
+    // No server: the proxy's 503, with the page.
+    let r = get(addr, "/", "");
+    assert!(r.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{r}");
+    assert!(
+        r.contains("Content-Type: text/html\r\n") && r.ends_with("\r\n\r\n<h1>busy</h1>"),
+        "{r}"
+    );
+    let r = exchange(addr, "GET / HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.1 400 Bad Request\r\n") && r.ends_with("\r\n\r\nbad\n"),
+        "{r}"
+    );
+}

@@ -27,7 +27,7 @@ use crate::error::{ConfigError, ConfigProblem, Location};
 use crate::health::{is_health_key, HealthConfig};
 use crate::model::{
     parse_upgrade_list, validate_dns_name, validate_service_name, validate_upgrades, Discovery,
-    DiscoveryKind, ProxyVersion, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK,
+    DiscoveryKind, ErrorPage, ProxyVersion, MAX_CLIENTS_LIMIT, MAX_MATCH_GROUP, MAX_PREFORK,
     MAX_SERVER_CONNECTIONS, MAX_TIMEOUT_SECS, MAX_WEIGHT,
 };
 use crate::network::Networks;
@@ -57,10 +57,11 @@ enum Keyword {
     SniHostCheck,
     ProxyProtocol,
     Discover,
+    ErrorPage,
 }
 
 impl Keyword {
-    const ALL: [Keyword; 21] = [
+    const ALL: [Keyword; 22] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -82,6 +83,7 @@ impl Keyword {
         Keyword::SniHostCheck,
         Keyword::ProxyProtocol,
         Keyword::Discover,
+        Keyword::ErrorPage,
     ];
 
     /// The keyword as written in a file (lower case).
@@ -108,6 +110,7 @@ impl Keyword {
             Keyword::SniHostCheck => "sni_host_check",
             Keyword::ProxyProtocol => "proxy_protocol",
             Keyword::Discover => "discover",
+            Keyword::ErrorPage => "error_page",
         }
     }
 
@@ -137,6 +140,7 @@ impl Keyword {
                 | Keyword::Option
                 | Keyword::Certificate
                 | Keyword::Discover
+                | Keyword::ErrorPage
         )
     }
 
@@ -531,6 +535,18 @@ impl<'a> Parser<'a> {
                     .get_or_insert_with(Vec::new)
                     .push(files);
             }
+            Keyword::ErrorPage => {
+                let (t, word) = self.expect_word(context, "a status")?;
+                let status = number(&word, "a status", 400, 599)
+                    .map_err(|e| self.error_at(&t, format!("{context}: {e}")))?;
+                let (_, content_type) = self.text_value(context, "a quoted content type")?;
+                let (_, body) = self.text_value(context, "a quoted body")?;
+                let pages = &mut block.spec.error_pages;
+                if pages.iter().any(|(s, _)| u32::from(*s) == status) {
+                    return Err(self.error_at(&t, format!("{context}: {status} given twice")));
+                }
+                pages.push((status as u16, Some(ErrorPage { content_type, body })));
+            }
             Keyword::Discover => {
                 let discovery = self.discovery(context)?;
                 let list = block.spec.discover.get_or_insert_with(Vec::new);
@@ -775,7 +791,8 @@ impl<'a> Parser<'a> {
             | Keyword::Rule
             | Keyword::Option
             | Keyword::Certificate
-            | Keyword::Discover => {}
+            | Keyword::Discover
+            | Keyword::ErrorPage => {}
             _ => {
                 let (lo, hi) = keyword.range();
                 let what = if lo == 0 {

@@ -97,6 +97,14 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     for d in &c.discover {
         let _ = writeln!(out, "    discover = {d}");
     }
+    for (status, page) in &c.error_pages {
+        let _ = writeln!(
+            out,
+            "    error_page = {status} {} {}",
+            quote(&page.content_type),
+            quote(&page.body)
+        );
+    }
     if c.upgrades.iter().map(String::as_str).ne(DEFAULT_UPGRADES) {
         // Protocol names are tokens, so the list is one bare word, unless
         // one holds a `#`, which would start a comment there.

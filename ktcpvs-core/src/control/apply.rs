@@ -13,7 +13,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ControlError;
 use crate::model::{
     validate_dns_name, validate_service_name, validate_upgrades, validate_weight, RuleConfig,
-    ServerConfig, ServiceConfig, ServiceDef, MAX_SERVER_CONNECTIONS,
+    ServerConfig, ServiceConfig, ServiceDef, MAX_SERVER_CONNECTIONS, PROXY_STATUSES,
 };
 use crate::tls::{BackendTls, TlsConfig};
 use crate::view::Rule;
@@ -179,6 +179,29 @@ fn apply_spec(
     }
     if let Some(networks) = &spec.proxy_protocol {
         config.proxy_protocol = networks.clone();
+    }
+    for (status, page) in &spec.error_pages {
+        if !PROXY_STATUSES.contains(status) {
+            return Err(ControlError::Invalid {
+                what: "error_page status",
+                value: status.to_string(),
+                reason: format!("the proxy answers only {PROXY_STATUSES:?} itself"),
+            });
+        }
+        match page {
+            Some(page) => {
+                RuleAction::Respond {
+                    status: *status,
+                    content_type: page.content_type.clone(),
+                    body: page.body.clone(),
+                }
+                .validate()?;
+                config.error_pages.insert(*status, page.clone());
+            }
+            None => {
+                config.error_pages.remove(status);
+            }
+        }
     }
     if let Some(discover) = &spec.discover {
         for d in discover {

@@ -34,7 +34,9 @@
 //! | `backend.rs` | connects, retries, replays, pooling and byte counts of backend connections |
 //! | `exchange/` | one request/response exchange: the coordinator, the request side, the response side |
 //! | `pace.rs` | the minimum transfer rate a client must keep while a body waits on it |
+//! | `edge.rs` | rules that answer themselves: redirects and fixed responses |
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +50,7 @@ use self::logging::PendingLog;
 use super::relay::Direction;
 use super::tunnel::Tunnel;
 use super::{Ctx, Flow};
-use crate::http::{write_error_response, Framing, Method};
+use crate::http::{reason_phrase, write_error_response, Framing, Method};
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
 use crate::upstream::connect::{record_connect_time, Connecting, Excluded, Target};
@@ -693,7 +695,19 @@ impl HttpSession {
         }
         self.io.scratch.clear();
         self.io.scratch.reserve(SCRATCH_HEAD);
-        write_error_response(status, &mut self.io.scratch);
+        match service.config().error_pages.get(&status) {
+            Some(page) => {
+                let _ = write!(
+                    self.io.scratch,
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    reason_phrase(status),
+                    page.content_type,
+                    page.body.len()
+                );
+                self.io.scratch.extend_from_slice(page.body.as_bytes());
+            }
+            None => write_error_response(status, &mut self.io.scratch),
+        }
     }
 
     /// Answers the request at the edge with the response a rule wrote into
