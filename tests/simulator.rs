@@ -76,6 +76,13 @@ fn hhttp_moves_at_most_about_one_nth_of_the_keys() {
         let moved = report.change.expect("a change report");
         assert_eq!(moved.keys, 20_000);
         let n = moved.servers_before.max(moved.servers_after) as f64;
+        println!(
+            "{change}: {} of {} keys moved ({:.4}), 1/n = {:.4}",
+            moved.moved,
+            moved.keys,
+            moved.moved_share,
+            1.0 / n
+        );
         assert!(
             moved.moved_share <= 1.0 / n + 0.01,
             "{change}: {} of {} keys moved ({:.4}), 1/n = {:.4}",
@@ -106,6 +113,7 @@ fn wlc_shares_follow_weights_5_3_2_under_load() {
     };
     let report = sim.run(&trace, &options).unwrap();
     let shares: Vec<f64> = report.servers.iter().map(|s| s.share).collect();
+    println!("wlc 5/3/2 shares: {shares:?}");
     for (share, want) in shares.iter().zip([0.5, 0.3, 0.2]) {
         assert!((share - want).abs() < 0.03, "shares {shares:?}");
     }

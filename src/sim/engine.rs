@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use ktcpvs_core::live::{response_time_decayed, response_time_step};
 use ktcpvs_core::snapshot::{ServerEntry, ServiceSnapshot};
-use ktcpvs_core::{Lease, PickRequest, RealServer, RequestHead, Rule, Selection, VirtualService};
+use ktcpvs_core::{
+    Dispatch, Lease, PickRequest, RealServer, RequestHead, Rule, Selection, VirtualService,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -303,7 +305,9 @@ impl Sim<'_> {
                 )
                 .filter(|s| s.server < n)
         };
-        match &request.http {
+        // At layer 4 the engine reads nothing before it picks.
+        let layer4 = self.snapshot.dispatch() == Dispatch::Connection;
+        match request.http.as_ref().filter(|_| !layer4) {
             None => Ok(ask(None)),
             Some(http) => http
                 .with_head(&self.options.host, &mut self.head_buf, |h| ask(Some(h)))

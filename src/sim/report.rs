@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::view::first_matching_rule;
-use ktcpvs_core::{RealServer, VirtualService};
+use ktcpvs_core::{Dispatch, RealServer, VirtualService};
 use serde::Serialize;
 
 use super::engine::{Refusal, Replay};
@@ -338,8 +338,8 @@ fn rule_table(out: &mut String, rules: &[RuleReport]) {
 }
 
 /// The key of each request for the remap measure: the capture of the
-/// matching rule's `match N`, else the request's host and target (the
-/// client's IP at layer 4).
+/// matching rule's `match N`, else the request's host and target; the
+/// client's IP for a layer-4 line or a layer-4 scheduler.
 pub(crate) fn keys(
     service: &ServiceSnapshot,
     trace: &Trace,
@@ -352,7 +352,8 @@ pub(crate) fn keys(
         .iter()
         .zip(clients)
         .map(|(request, client)| {
-            let Some(http) = &request.http else {
+            let layer4 = service.dispatch() == Dispatch::Connection;
+            let Some(http) = request.http.as_ref().filter(|_| !layer4) else {
                 return Ok(client.ip().to_string());
             };
             http.with_head(host, &mut buf, |head| {

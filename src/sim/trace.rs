@@ -573,7 +573,9 @@ struct JsonLine {
     time: String,
     client: SocketAddr,
     service: String,
+    #[serde(deserialize_with = "nullable")]
     rule: Option<usize>,
+    #[serde(deserialize_with = "nullable")]
     server: Option<SocketAddr>,
     method: String,
     target: String,
@@ -581,11 +583,23 @@ struct JsonLine {
     status: u16,
     bytes_in: u64,
     bytes_out: u64,
+    #[serde(deserialize_with = "nullable")]
     connect_ms: Option<f64>,
+    #[serde(deserialize_with = "nullable")]
     first_byte_ms: Option<f64>,
     total_ms: f64,
     retries: u32,
     end: String,
+}
+
+/// A field that must be present, as a value or `null` (an `Option` field
+/// alone would take a missing one for `null`).
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
 }
 
 /// A line of the `json` access-log format.
@@ -643,6 +657,7 @@ mod tests {
             ),
             (COMMON.replace(" retries=0", ""), 1),
             (JSON.replace(",\"end\":\"done\"", ""), 1),
+            (JSON.replace("\"rule\":0,", ""), 1),
             (JSON.replace("\"end\"", "\"extra\":1,\"end\""), 1),
             (
                 format!("{JSON}\n{}", JSON.replace("/images/a.png", "/a b")),
