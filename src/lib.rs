@@ -20,6 +20,7 @@
 //! | [`metrics`] | every figure as one snapshot, rendered for Prometheus and as JSON |
 //! | [`admin`] | the admin HTTP listener: `/metrics`, `/healthz`, `/stats` |
 //! | [`demo`] | name-answering HTTP servers for demonstrations and tests |
+//! | [`sim`] | a scheduler simulator: replays a request trace through any scheduler, on a virtual clock |
 //!
 //! The example programs `ktcpvsd` (the host program, what `insmod ktcpvs`
 //! was) and `tcpvsadm` (the admin tool) show the whole operator workflow.
@@ -69,6 +70,7 @@ pub mod control_socket;
 pub mod demo;
 pub mod discovery;
 pub mod metrics;
+pub mod sim;
 
 use std::sync::Arc;
 

@@ -36,14 +36,47 @@ fn monotonic_micros() -> u64 {
 /// falls to 1/e after this long (Finagle's peak EWMA uses 10 s too).
 const RESPONSE_TIME_DECAY_US: f64 = 10_000_000.0;
 
-/// A response time of `us` recorded at `at`, decayed towards zero until
-/// `now` (both in `monotonic_micros()`).
-fn decayed(us: u64, at: u64, now: u64) -> u64 {
+/// A response time of `us` microseconds recorded at `at`, decayed towards
+/// zero until `now` (both in microseconds of one clock): the value
+/// [`ServerLoad::response_time`] reports. Public so that a simulator
+/// running on a virtual clock keeps the very same average.
+///
+/// ```
+/// use ktcpvs_core::live::response_time_decayed;
+/// assert_eq!(response_time_decayed(1000, 5, 5), 1000);
+/// // One time constant (10 s) later, about 1/e of it is left.
+/// assert_eq!(response_time_decayed(1000, 0, 10_000_000), 367);
+/// ```
+pub fn response_time_decayed(us: u64, at: u64, now: u64) -> u64 {
     if us == 0 {
         return 0;
     }
     let w = (-(now.saturating_sub(at) as f64) / RESPONSE_TIME_DECAY_US).exp();
     (us as f64 * w) as u64
+}
+
+/// One step of the peak-EWMA response time: the average `prev` (µs, 0 for
+/// none) last updated at `last`, given a new `sample` (µs) at `now`. A
+/// sample slower than the decayed average replaces it; a faster one pulls
+/// it down with a time constant of 10 s. The result is at least 1.
+/// [`ServerLoad::record_response_time`] applies it on the monotonic clock.
+///
+/// ```
+/// use ktcpvs_core::live::response_time_step;
+/// assert_eq!(response_time_step(0, 0, 2000, 7), 2000); // first sample
+/// assert_eq!(response_time_step(1000, 0, 5000, 1), 5000); // slower: at once
+/// assert!(response_time_step(5000, 0, 1000, 1_000_000) > 1000); // faster: gradually
+/// ```
+pub fn response_time_step(prev: u64, last: u64, sample: u64, now: u64) -> u64 {
+    let sample = sample.max(1);
+    let prev = response_time_decayed(prev, last, now);
+    let next = if prev == 0 || sample >= prev {
+        sample
+    } else {
+        let w = (-(now.saturating_sub(last) as f64) / RESPONSE_TIME_DECAY_US).exp();
+        (prev as f64 * w + sample as f64 * (1.0 - w)) as u64
+    };
+    next.max(1)
 }
 
 /// Adds one to `counter` unless it is at `max` already: exact under
@@ -391,16 +424,11 @@ impl ServerLoad {
     /// average stays a sample-weighted estimate.
     pub fn record_response_time(&self, sample: Duration) {
         let now = monotonic_micros();
-        let sample = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
+        let sample = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX);
         let last = self.response_at.swap(now, Ordering::Relaxed);
-        let prev = decayed(self.response_us.load(Ordering::Relaxed), last, now);
-        let next = if prev == 0 || sample >= prev {
-            sample
-        } else {
-            let w = (-(now.saturating_sub(last) as f64) / RESPONSE_TIME_DECAY_US).exp();
-            (prev as f64 * w + sample as f64 * (1.0 - w)) as u64
-        };
-        self.response_us.store(next.max(1), Ordering::Relaxed);
+        let prev = self.response_us.load(Ordering::Relaxed);
+        let next = response_time_step(prev, last, sample, now);
+        self.response_us.store(next, Ordering::Relaxed);
     }
 
     /// The server's response time (see
@@ -414,7 +442,7 @@ impl ServerLoad {
         }
         let at = self.response_at.load(Ordering::Relaxed);
         Some(Duration::from_micros(
-            decayed(us, at, monotonic_micros()).max(1),
+            response_time_decayed(us, at, monotonic_micros()).max(1),
         ))
     }
 
@@ -819,9 +847,9 @@ mod tests {
         );
         // Ten seconds without a sample take a value to about 37 %, thirty
         // to about 5 %.
-        assert_eq!(decayed(1_000_000, 0, 10_000_000), 367_879);
-        assert!(decayed(1_000_000, 0, 30_000_000) < 50_000);
-        assert_eq!(decayed(0, 0, 5), 0);
+        assert_eq!(response_time_decayed(1_000_000, 0, 10_000_000), 367_879);
+        assert!(response_time_decayed(1_000_000, 0, 30_000_000) < 50_000);
+        assert_eq!(response_time_decayed(0, 0, 5), 0);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn examples_dir() -> &'static Path {
             .expect("test executable lives in target/<profile>/deps")
             .to_path_buf();
         let dir = profile_dir.join("examples");
-        let missing = ["ktcpvsd", "tcpvsadm"]
+        let missing = ["ktcpvsd", "tcpvsadm", "ktcpvs-sim", "sim_plugin"]
             .iter()
             .any(|name| !dir.join(name).exists());
         if missing {
