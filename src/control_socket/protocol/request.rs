@@ -5,7 +5,7 @@
 
 use std::fmt::{self, Write as _};
 
-use ktcpvs_core::control::ServiceSpec;
+use ktcpvs_core::control::{Command, ServiceSpec};
 use ktcpvs_core::endpoint::Endpoint;
 use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list, ProxyVersion};
 use ktcpvs_core::{BackendTls, CertificateFiles};
@@ -143,6 +143,13 @@ pub enum Request {
         /// The file name, for error messages only.
         file: Option<String>,
     },
+    /// `plan [file=NAME]`, followed by configuration text and a `.` line:
+    /// what loading the text would change, as request lines (one per
+    /// change, in the order to make them), applying nothing.
+    Plan {
+        /// The file name, for error messages only.
+        file: Option<String>,
+    },
     /// `server-tls SERVICE server=ADDR [name=NAME] [ca=FILE]
     /// [client_certificate=FILE client_key=FILE]` or `… tls=off`: how the
     /// proxy reaches one real server over TLS, or plain TCP again.
@@ -225,6 +232,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("help", "help"),
     ("quit", "quit"),
     ("check", "check REQUEST   (a change, or 'load' and its text: validated against this daemon, nothing applied)"),
+    ("plan", "plan [file=NAME]   (then the configuration text, then a line '.'; replies what loading it would change, one request line per change, nothing applied)"),
 ];
 
 impl Request {
@@ -296,6 +304,9 @@ impl Request {
             "load" => Request::Load {
                 file: a.take("file"),
             },
+            "plan" => Request::Plan {
+                file: a.take("file"),
+            },
             "server-tls" => server_tls_request(&mut a)?,
             "server-limit" => Request::SetServerLimit {
                 service: a.name("a service name")?,
@@ -345,6 +356,7 @@ impl Request {
             Request::StatsJson { .. } => "stats-json",
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
+            Request::Plan { .. } => "plan",
             Request::SetServerTls { .. } => "server-tls",
             Request::SetServerLimit { .. } => "server-limit",
             Request::SetServerProxy { .. } => "server-proxy",
@@ -389,6 +401,7 @@ impl Request {
                 | Request::Quit
                 | Request::Handover
                 | Request::HandoverDone { .. }
+                | Request::Plan { .. }
         )
     }
 
@@ -396,7 +409,7 @@ impl Request {
     /// `load`, or a `check` of one.
     pub fn takes_text(&self) -> bool {
         match self {
-            Request::Load { .. } => true,
+            Request::Load { .. } | Request::Plan { .. } => true,
             Request::Check(inner) => inner.takes_text(),
             _ => false,
         }
@@ -418,6 +431,115 @@ impl Request {
         let line = self.to_string();
         check_one_line(&line)?;
         Ok(line)
+    }
+}
+
+impl Request {
+    /// The request that makes `command`, the inverse of what the daemon
+    /// does with a request; `None` for the commands no request carries
+    /// (`admin =` is set by a load only, and discovered servers by the
+    /// daemon's resolver).
+    ///
+    /// ```
+    /// use ktcpvs::control_socket::Request;
+    /// use ktcpvs::Command;
+    /// let command = Command::EditServer {
+    ///     service: "web".into(),
+    ///     server: "10.0.0.1:80".parse().unwrap(),
+    ///     weight: Some(3),
+    /// };
+    /// let request = Request::from_command(&command).unwrap();
+    /// assert_eq!(request.to_string(), "edit-server web server=10.0.0.1:80 weight=3");
+    /// assert!(Request::from_command(&Command::SetAdmin { addr: None }).is_none());
+    /// ```
+    pub fn from_command(command: &Command) -> Option<Request> {
+        let args = |spec: &ServiceSpec| ServiceArgs {
+            spec: spec.clone(),
+            port: None,
+        };
+        Some(match command.clone() {
+            Command::AddService { name, spec } => Request::AddService {
+                args: args(&spec),
+                name,
+            },
+            Command::EditService { name, spec } => Request::EditService {
+                args: args(&spec),
+                name,
+            },
+            Command::DeleteService { name } => Request::DeleteService { name },
+            Command::Flush => Request::Flush,
+            Command::AddServer {
+                service,
+                server,
+                weight,
+            } => Request::AddServer {
+                service,
+                server,
+                weight,
+            },
+            Command::EditServer {
+                service,
+                server,
+                weight,
+            } => Request::EditServer {
+                service,
+                server,
+                weight,
+            },
+            Command::DeleteServer { service, server } => Request::DeleteServer { service, server },
+            Command::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            } => Request::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            },
+            Command::DeleteRule {
+                service,
+                pattern,
+                server,
+            } => Request::DeleteRule {
+                service,
+                pattern,
+                server,
+            },
+            Command::Start { service } => Request::Start { service },
+            Command::Stop { service } => Request::Stop { service },
+            Command::SetServerTls {
+                service,
+                server,
+                tls,
+            } => Request::SetServerTls {
+                service,
+                server,
+                tls,
+            },
+            Command::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            } => Request::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            },
+            Command::SetServerProxy {
+                service,
+                server,
+                version,
+            } => Request::SetServerProxy {
+                service,
+                server,
+                version,
+            },
+            Command::ReloadCertificates => Request::ReloadCertificates,
+            Command::Set { name, value } => Request::Sysctl(SysctlRequest::Set(name, value)),
+            Command::SetAdmin { .. } | Command::SyncDiscovered { .. } => return None,
+        })
     }
 }
 
@@ -865,7 +987,7 @@ impl fmt::Display for Request {
             Request::Sysctl(SysctlRequest::All) => {}
             Request::Sysctl(SysctlRequest::Get(n)) => name(&mut out, n),
             Request::Sysctl(SysctlRequest::Set(n, v)) => push_pair(&mut out, n, v),
-            Request::Load { file } => {
+            Request::Load { file } | Request::Plan { file } => {
                 if let Some(file) = file {
                     push_pair(&mut out, "file", file);
                 }
@@ -984,6 +1106,13 @@ mod tests {
         round_trip("check add-server web server=10.0.0.1:80 weight=3");
         round_trip("check load file=a.conf");
         round_trip("check sysctl debug_level=2");
+        round_trip("plan");
+        round_trip("plan file=\"/etc/my lb.conf\"");
+        assert!(Request::parse("plan file=a.conf").unwrap().takes_text());
+        assert_eq!(
+            Request::parse("check plan").unwrap_err(),
+            ProtocolError::NotAChange("plan")
+        );
         assert_eq!(
             Request::parse("check list").unwrap_err(),
             ProtocolError::NotAChange("list")
