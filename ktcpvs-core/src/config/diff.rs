@@ -2,27 +2,8 @@
 //! turn one into the other: what `tcpvsadm -f FILE --dry-run` shows before
 //! a load replaces the running configuration.
 //!
-//! [`diff`] is exact: applying its commands one after the other to the
-//! old configuration gives the new one, up to the order services are
-//! listed in (reported as [`ConfigChange::ServiceOrder`], which no command
-//! changes). It is also ordered so that every command is accepted when its
-//! turn comes:
-//!
-//! 1. services that are gone are deleted (freeing their listen addresses);
-//! 2. a changed `admin =` address is set;
-//! 3. per service that stays: the rule/server pairs that go are deleted,
-//!    then the servers that go (no rule names them any more), then one
-//!    [`Command::EditService`] with every changed setting, then the
-//!    servers that come and the changes of those that stay, then the
-//!    rule/server pairs that come;
-//! 4. new services are added with their settings, servers and rules.
-//!
-//! Servers and rules keep their order in a configuration (the order they
-//! were added, catch-all rules last): a new one is always appended. So a
-//! server or rule that the new configuration lists before one it keeps
-//! but the old did not shows as deleted and added again, as do the rules
-//! after it. Servers found through DNS (`discover`) are not configuration
-//! and are left out on both sides.
+//! [`diff`] says what it promises: exactness, and an order in which every
+//! command is accepted.
 //!
 //! Each field of [`ServiceConfig`], [`ServerConfig`] and [`RuleConfig`] is
 //! named here without `..`, so a field added to the model does not compile
@@ -47,8 +28,30 @@ pub enum ConfigChange {
     ServiceOrder(Vec<String>),
 }
 
-/// The changes that turn `old` into `new`, in the order to apply them
-/// (see the [module documentation](self)); empty when they are the same.
+/// The changes that turn `old` into `new`, in the order to apply them;
+/// empty when they are the same.
+///
+/// The diff is exact: applying its commands one after the other to the
+/// old configuration gives the new one, up to the order services are
+/// listed in (reported as [`ConfigChange::ServiceOrder`], which no command
+/// changes). It is also ordered so that every command is accepted when its
+/// turn comes:
+///
+/// 1. services that are gone are deleted (freeing their listen addresses);
+/// 2. a changed `admin =` address is set;
+/// 3. per service that stays: the rule/server pairs that go are deleted,
+///    then the servers that go (no rule names them any more), then one
+///    [`Command::EditService`] with every changed setting, then the
+///    servers that come and the changes of those that stay, then the
+///    rule/server pairs that come;
+/// 4. new services are added with their settings, servers and rules.
+///
+/// Servers and rules keep their order in a configuration (the order they
+/// were added, catch-all rules last): a new one is always appended. So a
+/// server or rule that the new configuration lists before one it keeps
+/// but the old did not shows as deleted and added again, as do the rules
+/// after it. Servers found through DNS (`discover`) are not configuration
+/// and are left out on both sides.
 ///
 /// ```
 /// use ktcpvs_core::config::{diff, ConfigChange};
