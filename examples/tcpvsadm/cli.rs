@@ -136,6 +136,9 @@ pub struct Cli {
         group = "command"
     )]
     load_configfile: Option<PathBuf>,
+    /// With -f: print what loading the file would change, as the commands that make the same change (tcpvsadm lines, or control-socket requests where tcpvsadm has no flag), and apply nothing.
+    #[arg(long = "dry-run", requires = "load_configfile")]
+    dry_run: bool,
     /// Print every runtime setting, print one (NAME), or set one (NAME=VALUE).
     #[arg(
         long = "sysctl",
@@ -286,6 +289,8 @@ pub enum Action {
     },
     /// Load a config file (read here, sent as text).
     Load(PathBuf),
+    /// Show what loading a config file would change, loading nothing.
+    DryRun(PathBuf),
 }
 
 /// A command line that is well-formed for clap but not for the command it
@@ -419,7 +424,7 @@ impl Verb {
             Verb::DelRuleStatement => ("--del-rule", &["-i", "--rule"], &[]),
             Verb::Start => ("--start", &[], &["-i"]),
             Verb::Stop => ("--stop", &[], &["-i"]),
-            Verb::Load => ("-f", &[], &[]),
+            Verb::Load => ("-f", &[], &["--dry-run"]),
             Verb::Sysctl => ("--sysctl", &[], &[]),
             Verb::ReloadCertificates => ("--reload-certificates", &[], &[]),
             Verb::ServerTls => (
@@ -563,6 +568,7 @@ impl Cli {
             (self.tls_off, "--tls-off"),
             (self.max_connections.is_some(), "-x"),
             (!self.health.is_empty(), "--health"),
+            (self.dry_run, "--dry-run"),
         ] {
             if set {
                 given.push(name);
@@ -582,7 +588,14 @@ impl Cli {
         }
         Ok(match (request, verb) {
             (Some(request), _) => Action::Request(Box::new(request)),
-            (None, Verb::Load) => Action::Load(self.load_configfile.clone().unwrap_or_default()),
+            (None, Verb::Load) => {
+                let path = self.load_configfile.clone().unwrap_or_default();
+                if self.dry_run {
+                    Action::DryRun(path)
+                } else {
+                    Action::Load(path)
+                }
+            }
             (None, _) => Action::List {
                 service: self.ident.clone(),
                 numeric: self.numeric,
@@ -909,6 +922,11 @@ mod tests {
             action(&["-f", "x.conf"]).unwrap(),
             Action::Load(_)
         ));
+        assert_eq!(
+            action(&["-f", "x.conf", "--dry-run"]).unwrap(),
+            Action::DryRun("x.conf".into())
+        );
+        assert!(action(&["-L", "--dry-run"]).is_err());
         assert_eq!(request(&["-F"]), Request::Flush);
         assert_eq!(
             request(&["--start", "-i", "http"]),

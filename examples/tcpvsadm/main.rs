@@ -7,6 +7,7 @@
 //! The manual is `docs/tcpvsadm.md`.
 
 mod cli;
+mod render;
 
 use std::io::Write;
 use std::path::Path;
@@ -172,22 +173,63 @@ fn fleet(cli: &Cli, change: &Change) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads a configuration file to send.
+fn read_config(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::Refused(format!("config file {} opening error: {e}", path.display())))
+}
+
+/// `-f FILE --dry-run`: each daemon of `--socket` says what loading the
+/// file would change (`plan`), printed in tcpvsadm's form after a
+/// `# node PATH` line when there are several, or `# no change`; nothing is
+/// applied. A daemon that would refuse the file has its refusal (naming
+/// the file's line) on stderr, and the run fails.
+fn dry_run(cli: &Cli, path: &Path) -> Result<(), Failure> {
+    let text = read_config(path)?;
+    let file = path.display().to_string();
+    let sockets = cli.sockets();
+    let several = sockets.len() > 1;
+    let mut refusals = Vec::new();
+    for target in &sockets {
+        let mut client = connect(cli, target)?;
+        let mut lines = Vec::new();
+        if several {
+            lines.push(format!("# node {}", target.display()));
+        }
+        match client.plan(Some(&file), &text)? {
+            Reply::Ok(body) if body.is_empty() => lines.push("# no change".to_string()),
+            Reply::Ok(body) => lines.extend(body.iter().map(|l| render::plan_line(l))),
+            Reply::Err { message, .. } if several => {
+                refusals.push(format!("node {}: {message}", target.display()))
+            }
+            Reply::Err { message, .. } => refusals.push(message),
+        }
+        print_lines(&lines);
+    }
+    match refusals.len() {
+        0 => Ok(()),
+        n if several => Err(Failure::Refused(format!(
+            "{}\n{n} of {} node(s) would refuse the file",
+            refusals.join("\n"),
+            sockets.len()
+        ))),
+        _ => Err(Failure::Refused(refusals.join("\n"))),
+    }
+}
+
 fn run(cli: &Cli, action: Action) -> Result<(), Failure> {
     let socket = cli.socket();
     let several = cli.sockets().len() > 1;
     match action {
+        Action::DryRun(path) => dry_run(cli, &path),
         Action::Load(path) if several => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Failure::Refused(format!("config file {} opening error: {e}", path.display()))
-            })?;
+            let text = read_config(&path)?;
             let file = path.display().to_string();
             fleet(cli, &Change::Load { file, text })
         }
         Action::Request(request) if several => fleet(cli, &Change::Request(request)),
         Action::Load(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                Failure::Refused(format!("config file {} opening error: {e}", path.display()))
-            })?;
+            let text = read_config(&path)?;
             let mut client = connect(cli, &socket)?;
             let file = path.display().to_string();
             body_or_refusal(client.load(Some(&file), &text)?)?;

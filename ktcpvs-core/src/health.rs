@@ -288,6 +288,8 @@ impl HealthConfig {
                 }
                 self.path = value.to_string();
             }
+            // The empty text sets it back to the server's address.
+            "check_host" if value.is_empty() => self.host = None,
             "check_host" => {
                 if !printable_word(value) || value.len() > 255 {
                     return Err(bad("a host name of printable characters, no blank"));
@@ -337,90 +339,81 @@ impl HealthConfig {
     /// [`set`](Self::set) reads back, in [`HEALTH_KEYS`] order (then the
     /// retry budget).
     pub fn entries(&self) -> Vec<(&'static str, String)> {
-        let d = HealthConfig::default();
-        let mut out = Vec::new();
-        let mut push = |key: &'static str, differs: bool, value: String| {
-            if differs {
-                out.push((key, value));
-            }
-        };
-        let check = match self.check {
+        let defaults = HealthConfig::default().all_entries();
+        self.all_entries()
+            .into_iter()
+            .zip(defaults)
+            .filter(|(mine, default)| mine.1 != default.1)
+            .map(|(mine, _)| mine)
+            .collect()
+    }
+
+    /// Every setting, default or not, as `(key, value)` pairs
+    /// [`set`](Self::set) reads back, in [`HEALTH_KEYS`] order (then the
+    /// retry budget). An unset `check_host` or `check_body` is the empty
+    /// text, which sets it back to unset.
+    ///
+    /// ```
+    /// use ktcpvs_core::health::{HealthConfig, HEALTH_KEYS};
+    /// let all = HealthConfig::default().all_entries();
+    /// assert_eq!(all.len(), HEALTH_KEYS.len() + 1);
+    /// assert!(all.contains(&("check_interval", "2s".to_string())));
+    /// assert!(all.contains(&("check_host", String::new())));
+    /// ```
+    pub fn all_entries(&self) -> Vec<(&'static str, String)> {
+        // Every field is named: a field added to the struct does not
+        // compile here until it is listed (and so printed and diffed).
+        let HealthConfig {
+            check,
+            method,
+            path,
+            host,
+            status,
+            body,
+            interval,
+            timeout,
+            rise,
+            fall,
+            jitter,
+            all_down,
+            eject_5xx,
+            eject_failures,
+            max_ejection_percent,
+            slow_start,
+            queue,
+            queue_timeout,
+            retry_budget,
+        } = self;
+        let check = match check {
             None => "none",
             Some(CheckKind::Tcp) => "tcp",
             Some(CheckKind::Http) => "http",
         };
-        push("check", self.check != d.check, check.to_string());
-        push("check_method", self.method != d.method, self.method.clone());
-        push("check_path", self.path != d.path, self.path.clone());
-        if let Some(host) = &self.host {
-            push("check_host", true, host.clone());
-        }
-        push(
-            "check_status",
-            self.status != d.status,
-            format_status_range(self.status),
-        );
-        if let Some(body) = &self.body {
-            push("check_body", true, body.clone());
-        }
-        push(
-            "check_interval",
-            self.interval != d.interval,
-            format_duration(self.interval),
-        );
-        push(
-            "check_timeout",
-            self.timeout != d.timeout,
-            format_duration(self.timeout),
-        );
-        push("check_rise", self.rise != d.rise, self.rise.to_string());
-        push("check_fall", self.fall != d.fall, self.fall.to_string());
-        push(
-            "check_jitter",
-            self.jitter != d.jitter,
-            self.jitter.to_string(),
-        );
-        push(
-            "all_down",
-            self.all_down != d.all_down,
-            match self.all_down {
-                AllDown::Refuse => "refuse",
-                AllDown::Open => "open",
-            }
-            .to_string(),
-        );
-        push(
-            "eject_5xx",
-            self.eject_5xx != d.eject_5xx,
-            self.eject_5xx.to_string(),
-        );
-        push(
-            "eject_failures",
-            self.eject_failures != d.eject_failures,
-            self.eject_failures.to_string(),
-        );
-        push(
-            "max_ejection_percent",
-            self.max_ejection_percent != d.max_ejection_percent,
-            self.max_ejection_percent.to_string(),
-        );
-        push(
-            "slow_start",
-            self.slow_start != d.slow_start,
-            format_duration(self.slow_start),
-        );
-        push("queue", self.queue != d.queue, self.queue.to_string());
-        push(
-            "queue_timeout",
-            self.queue_timeout != d.queue_timeout,
-            format_duration(self.queue_timeout),
-        );
-        push(
-            RETRY_BUDGET_KEY,
-            self.retry_budget != d.retry_budget,
-            self.retry_budget.to_string(),
-        );
-        out
+        let all_down = match all_down {
+            AllDown::Refuse => "refuse",
+            AllDown::Open => "open",
+        };
+        vec![
+            ("check", check.to_string()),
+            ("check_method", method.clone()),
+            ("check_path", path.clone()),
+            ("check_host", host.clone().unwrap_or_default()),
+            ("check_status", format_status_range(*status)),
+            ("check_body", body.clone().unwrap_or_default()),
+            ("check_interval", format_duration(*interval)),
+            ("check_timeout", format_duration(*timeout)),
+            ("check_rise", rise.to_string()),
+            ("check_fall", fall.to_string()),
+            ("check_jitter", jitter.to_string()),
+            ("all_down", all_down.to_string()),
+            ("eject_5xx", eject_5xx.to_string()),
+            ("eject_failures", eject_failures.to_string()),
+            ("max_ejection_percent", max_ejection_percent.to_string()),
+            ("slow_start", format_duration(*slow_start)),
+            ("queue", queue.to_string()),
+            ("queue_timeout", format_duration(*queue_timeout)),
+            (RETRY_BUDGET_KEY, retry_budget.to_string()),
+        ]
     }
 }
 
@@ -504,6 +497,18 @@ mod tests {
         }
         assert_eq!(again, h);
         assert!(HealthConfig::default().entries().is_empty());
+    }
+
+    #[test]
+    fn the_defaults_written_out_set_every_setting_back() {
+        let mut h = HealthConfig::default();
+        h.set("check_host", "example.com").unwrap();
+        h.set("check_body", "ok").unwrap();
+        h.set("check_interval", "250ms").unwrap();
+        for (k, v) in HealthConfig::default().all_entries() {
+            h.set(k, &v).unwrap();
+        }
+        assert_eq!(h, HealthConfig::default());
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! (`-n`). Configurations are built through the control API from random
 //! services, servers and rules, so every one of them is a configuration a
 //! user could really have.
+//!
+//! The same generators, drawing from small pools of names, addresses and
+//! patterns so that two configurations share much, check `config::diff`:
+//! its commands, applied one at a time to one configuration, give the
+//! other.
 
 mod support;
 
@@ -466,6 +471,89 @@ proptest! {
         let config = build(&services).config();
         round_trip(&config, &PrintOptions { numeric: false })?;
         round_trip(&config, &PrintOptions { numeric: true })?;
+    }
+}
+
+/// A service whose name, servers and rules come from small pools, so two
+/// such configurations share services, servers and rules.
+fn pooled_service() -> impl Strategy<Value = ServiceGen> {
+    let addrs: Vec<SocketAddr> = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[::1]:81"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let patterns = vec!["/a", "/b", "/c/(x)", ".*", "^/.*"];
+    (
+        prop::sample::select(vec!["a", "b", "c"]),
+        spec(),
+        prop::collection::vec(
+            (
+                prop::sample::select(addrs),
+                prop::option::of(0u32..=3),
+                prop::option::of(backend_tls()),
+                0u32..2,
+                prop::option::of(Just(ProxyVersion::V1)),
+            ),
+            0..5,
+        ),
+        prop::collection::vec(
+            (
+                prop::sample::select(patterns),
+                prop::option::of(0u32..=1),
+                any::<prop::sample::Index>(),
+            ),
+            0..7,
+        ),
+    )
+        .prop_map(|(name, spec, servers, rules)| {
+            let rules = if servers.is_empty() {
+                Vec::new()
+            } else {
+                rules
+                    .into_iter()
+                    .map(|(p, m, i)| (p.to_string(), m, i.index(servers.len())))
+                    .collect()
+            };
+            ServiceGen {
+                name: name.to_string(),
+                spec,
+                servers,
+                rules,
+                decorate: true,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_diff_applied_to_the_old_configuration_gives_the_new_one(
+        old in prop::collection::vec(pooled_service(), 0..4),
+        new in prop::collection::vec(pooled_service(), 0..4),
+    ) {
+        let control = build(&old);
+        let (before, after) = (control.config(), build(&new).config());
+        let changes = config::diff(&before, &after);
+        for change in &changes {
+            if let config::ConfigChange::Command(c) = change {
+                if let Err(e) = control.execute((**c).clone()) {
+                    return Err(TestCaseError::fail(format!("{c:?} refused: {e}\n{changes:#?}")));
+                }
+            }
+        }
+        let mut reached = control.config();
+        let listed_as_new = reached.services.iter().map(|s| &s.config.name)
+            .eq(after.services.iter().map(|s| &s.config.name));
+        prop_assert_eq!(
+            listed_as_new,
+            !matches!(changes.last(), Some(config::ConfigChange::ServiceOrder(_)))
+        );
+        // Services are compared in the new order (no command moves one).
+        reached.services.sort_by_key(|s| {
+            after.services.iter().position(|d| d.config.name == s.config.name)
+        });
+        prop_assert_eq!(&reached, &after, "changes: {:#?}", changes);
+        prop_assert!(config::diff(&after, &after).is_empty());
     }
 }
 

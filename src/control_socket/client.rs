@@ -317,6 +317,17 @@ impl ControlClient {
         self.send_text(Request::Check(Box::new(load)), text)
     }
 
+    /// Sends `plan` with the configuration `text`: what loading it would
+    /// change, as request lines (and `#` lines for the changes no request
+    /// makes), in the order to make them; an empty body for no change.
+    /// Nothing is applied.
+    pub fn plan(&mut self, file: Option<&str>, text: &str) -> Result<Reply, ClientError> {
+        let plan = Request::Plan {
+            file: file.map(str::to_string),
+        };
+        self.send_text(plan, text)
+    }
+
     fn send_text(&mut self, request: Request, text: &str) -> Result<Reply, ClientError> {
         let line = request.to_line()?;
         let mut wire = format!("{line}\n");

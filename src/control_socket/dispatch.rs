@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use ktcpvs_core::config::PrintOptions;
+use ktcpvs_core::config::{ConfigChange, PrintOptions};
 use ktcpvs_core::control::{Command, Control, ServiceSpec};
 use ktcpvs_core::{ControlError, RuleSpec};
 
@@ -191,6 +191,16 @@ impl Dispatcher {
         }
     }
 
+    /// What loading `text` would change (`plan`): one line per change, in
+    /// the order to make them (see [`plan_lines`]); refused as the load
+    /// would be. Nothing is applied.
+    fn plan(&self, text: &str, file: Option<&str>) -> Reply {
+        match self.control.diff_config(text, file.map(Path::new)) {
+            Ok(changes) => Reply::Ok(plan_lines(&changes)),
+            Err(e) => refused(e),
+        }
+    }
+
     /// The control handle requests are applied to.
     pub fn control(&self) -> &Control {
         &self.control
@@ -225,6 +235,10 @@ impl Dispatcher {
                         .load_config(text, file.as_deref().map(Path::new)),
                 ),
                 None => Reply::error(ErrorKind::Usage, "'load' needs the configuration text"),
+            },
+            Request::Plan { file } => match text {
+                Some(text) => self.plan(text, file.as_deref()),
+                None => Reply::error(ErrorKind::Usage, "'plan' needs the configuration text"),
             },
             Request::Help => Reply::Ok(VERBS.iter().map(|(_, s)| s.to_string()).collect()),
             // The control socket server serves `handover` itself (it passes
@@ -337,6 +351,7 @@ impl Dispatcher {
             | Request::StatsJson { .. }
             | Request::Sysctl(_)
             | Request::Load { .. }
+            | Request::Plan { .. }
             | Request::Check(_)
             | Request::Explain { .. }
             | Request::AddRuleStatement { .. }
@@ -454,6 +469,40 @@ impl Dispatcher {
     }
 }
 
+/// The lines of a `plan` reply: per change the request line that makes
+/// it, or, for a change no request makes, a line starting with `#` that
+/// says what it is: the `admin =` address and the order services are
+/// listed in (a load alone changes them), and a change whose values hold
+/// a control character (no request line can carry it).
+fn plan_lines(changes: &[ConfigChange]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|change| match change {
+            ConfigChange::Command(command) => match Request::from_command(command) {
+                Some(request) => request.to_line().unwrap_or_else(|_| {
+                    format!(
+                        "# {:?} (only a load makes this change)",
+                        request.to_string()
+                    )
+                }),
+                None => match &**command {
+                    Command::SetAdmin { addr: Some(addr) } => {
+                        format!("# admin = {addr} (only a load changes it)")
+                    }
+                    Command::SetAdmin { addr: None } => {
+                        "# admin removed (only a load changes it)".to_string()
+                    }
+                    other => format!("# {other:?}"),
+                },
+            },
+            ConfigChange::ServiceOrder(names) => format!(
+                "# services listed in the order {} (only a load changes it)",
+                names.join(" ")
+            ),
+        })
+        .collect()
+}
+
 /// One server's line of `stats`: its counters, then its health: `state`
 /// (`up`, `down` by its checks, `ejected` by passive health, `open` when
 /// down but let in by a service failing open), `since` (seconds since the
@@ -504,4 +553,99 @@ fn server_stats_line(service: &str, entry: &ktcpvs_core::snapshot::ServerEntry) 
         )
     );
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "Virtual web {\n  listen = 127.0.0.1:8080\n  scheduler = http\n  server = 10.0.0.1:80 1\n  server = 10.0.0.2:80 2\n  rule = pattern \"/img/.*\" use server 10.0.0.1:80\n  rule = pattern \".*\" use server 10.0.0.2:80\n}\n";
+
+    fn dispatcher() -> Dispatcher {
+        let control = Control::new(crate::builtin_schedulers());
+        control.load_config(BEFORE, None).unwrap();
+        Dispatcher::new(control, None)
+    }
+
+    fn plan(d: &Dispatcher, text: &str) -> Reply {
+        d.handle(
+            &Request::Plan {
+                file: Some("lb.conf".into()),
+            },
+            Some(text),
+        )
+    }
+
+    #[test]
+    fn plan_replies_the_request_lines_of_a_load_and_applies_nothing() {
+        let d = dispatcher();
+        let before = d.control().config();
+        assert_eq!(plan(&d, BEFORE), Reply::Ok(Vec::new()));
+        let after = BEFORE
+            .replace("10.0.0.2:80 2", "10.0.0.2:80 3")
+            .replace("scheduler = http", "scheduler = wlc\n  maxclients = 100")
+            .replace("  rule = pattern \"/img/.*\" use server 10.0.0.1:80\n", "")
+            .replace("  rule = pattern \".*\" use server 10.0.0.2:80\n", "")
+            + "admin = 127.0.0.1:9100\nVirtual api {\n  listen = 127.0.0.1:8081\n  scheduler = rr\n  server = 10.0.0.3:80 1 maxconn 5\n}\n";
+        let Reply::Ok(lines) = plan(&d, &after) else {
+            panic!("refused");
+        };
+        assert_eq!(
+            lines,
+            [
+                "# admin = 127.0.0.1:9100 (only a load changes it)",
+                r#"delete-rule web rule="pattern \"/img/.*\" use server 10.0.0.1:80""#,
+                r#"delete-rule web rule="pattern \".*\" use server 10.0.0.2:80""#,
+                "edit-service web scheduler=wlc maxclients=100",
+                "edit-server web server=10.0.0.2:80 weight=3",
+                "add-service api listen=127.0.0.1:8081 scheduler=rr",
+                "add-server api server=10.0.0.3:80",
+                "server-limit api server=10.0.0.3:80 maxconn=5",
+            ]
+        );
+        assert_eq!(d.control().config(), before);
+        // Each line read back is the request of the same command.
+        let changes = d.control().diff_config(&after, None).unwrap();
+        for (change, line) in changes.iter().zip(&lines) {
+            let ConfigChange::Command(command) = change else {
+                continue;
+            };
+            if line.starts_with('#') {
+                continue;
+            }
+            let request = Request::parse(line).unwrap();
+            let got = d
+                .command(&request)
+                .or_else(|| statement_command(&request).and_then(Result::ok));
+            assert_eq!(got.as_ref(), Some(&**command), "{line}");
+        }
+        // Applied in order, they make the load's configuration.
+        for line in lines.iter().filter(|l| !l.starts_with('#')) {
+            assert_eq!(
+                d.handle(&Request::parse(line).unwrap(), None),
+                Reply::Ok(Vec::new()),
+                "{line}"
+            );
+        }
+        let reached = d.control().config();
+        let control = Control::new(crate::builtin_schedulers());
+        control.load_config(&after, None).unwrap();
+        let wanted = control.config();
+        assert_eq!(reached.services, wanted.services);
+    }
+
+    #[test]
+    fn plan_refuses_what_a_load_refuses_naming_the_line() {
+        let d = dispatcher();
+        let reply = plan(&d, "Virtual web {\n  scheduler = nosuch\n}\n");
+        let Reply::Err { message, .. } = reply else {
+            panic!("accepted");
+        };
+        assert!(message.contains("lb.conf:1"), "{message}");
+        assert!(d.control().config().service("web").is_some());
+        assert!(matches!(
+            d.handle(&Request::Plan { file: None }, None),
+            Reply::Err { .. }
+        ));
+    }
 }

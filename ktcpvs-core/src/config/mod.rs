@@ -7,7 +7,10 @@
 //! located commands. Loading replays the commands in one transaction
 //! ([`Control::load_config`](crate::control::Control::load_config)), so a
 //! file means exactly what the equivalent `tcpvsadm` invocations mean.
+//! [`diff`] turns two configurations back into the commands between them
+//! (what a load would change).
 
+mod diff;
 mod lexer;
 mod parse;
 mod print;
@@ -15,8 +18,9 @@ mod print;
 use std::path::Path;
 
 pub use crate::model::MAX_TIMEOUT_SECS;
+pub use diff::{diff, ConfigChange};
 pub use print::quote;
-pub use print::{print, print_service, PrintOptions};
+pub use print::{print, print_service, rule_statement, PrintOptions};
 
 use crate::command::Command;
 use crate::error::{ConfigError, Location};

@@ -4,8 +4,9 @@
 
 use std::fmt::Write;
 
+use crate::command::RuleSpec;
 use crate::condition::RuleAction;
-use crate::endpoint::format_addr;
+use crate::endpoint::{format_addr, Endpoint};
 use crate::model::{format_upgrade_list, Config, ServiceDef, DEFAULT_UPGRADES};
 
 /// How to print a configuration.
@@ -196,5 +197,38 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
         }
     }
     out.push_str("}\n");
+    out
+}
+
+/// The text of a rule statement after `rule =`, as a file writes it and
+/// [`parse_rule`](super::parse_rule) reads it: the rule `spec` routing to
+/// `server` (a forwarding rule), or answering itself (`server` `None`).
+///
+/// ```
+/// use ktcpvs_core::config::{parse_rule, rule_statement};
+/// use ktcpvs_core::{Command, RuleSpec};
+/// let text = r#"pattern "^/a" host "=a.test" use server 10.0.0.1:80 request_header set X-A "1""#;
+/// let Command::AddRuleWith { rule, server, .. } = parse_rule("web", text)? else { panic!() };
+/// assert_eq!(rule_statement(&rule, server.as_ref()), text);
+/// # Ok::<(), ktcpvs_core::ConfigError>(())
+/// ```
+pub fn rule_statement(spec: &RuleSpec, server: Option<&Endpoint>) -> String {
+    let mut out = format!("pattern {}", quote(&spec.pattern));
+    if let Some(m) = spec.match_group {
+        let _ = write!(out, " match {m}");
+    }
+    let _ = write!(out, "{}", spec.conditions);
+    match (&spec.action, server) {
+        (RuleAction::Forward, Some(server)) => {
+            let _ = write!(out, " use server {server}");
+        }
+        (RuleAction::Forward, None) => out.push_str(" use server"),
+        (action, _) => {
+            let _ = write!(out, " {action}");
+        }
+    }
+    for e in &spec.edits {
+        let _ = write!(out, " {e}");
+    }
     out
 }

@@ -107,6 +107,13 @@ struct Inner {
     activators: Mutex<Vec<Activator>>,
 }
 
+/// The configuration before a checked transaction and the one it would
+/// make.
+struct Plan {
+    before: Config,
+    after: Config,
+}
+
 /// Whether a transaction takes effect or is only checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
@@ -250,13 +257,27 @@ impl Control {
         self.run_transaction(commands, Effect::CheckOnly)
     }
 
-    fn run_transaction(
-        &self,
-        commands: &[Command],
-        effect: Effect,
-    ) -> Result<(), (usize, ControlError)> {
+    /// The configuration before `commands` and the one they would make,
+    /// checked as [`check`](Self::check) does; nothing is applied. Both
+    /// are read under the same lock.
+    fn plan_transaction(&self, commands: &[Command]) -> Result<Plan, (usize, ControlError)> {
         let mut guard = self.inner.state.lock();
         let (state, registry) = &mut *guard;
+        let (next, _) = self.stage(state, registry, commands)?;
+        Ok(Plan {
+            before: state.config.clone(),
+            after: next.config,
+        })
+    }
+
+    /// Applies `commands` to a copy of `state` and builds its snapshot;
+    /// on failure says which command was refused.
+    fn stage(
+        &self,
+        state: &State,
+        registry: &mut Registry,
+        commands: &[Command],
+    ) -> Result<(State, Snapshot), (usize, ControlError)> {
         if state.unloading {
             return Err((0, ControlError::Unloaded));
         }
@@ -267,6 +288,17 @@ impl Control {
         let snapshot = self
             .rebuild(&next, registry)
             .map_err(|(service, e)| (blame(commands, &service), e))?;
+        Ok((next, snapshot))
+    }
+
+    fn run_transaction(
+        &self,
+        commands: &[Command],
+        effect: Effect,
+    ) -> Result<(), (usize, ControlError)> {
+        let mut guard = self.inner.state.lock();
+        let (state, registry) = &mut *guard;
+        let (next, snapshot) = self.stage(state, registry, commands)?;
         if effect == Effect::CheckOnly {
             return Ok(());
         }
@@ -292,21 +324,69 @@ impl Control {
     /// keep running (their listeners stay open); nothing is applied when any
     /// line is wrong, and the error names the line.
     pub fn load_config(&self, text: &str, file: Option<&Path>) -> Result<(), ControlError> {
-        self.run_config(text, file, Effect::Apply)
+        self.run_config(text, file, |c| self.run_transaction(c, Effect::Apply))
     }
 
     /// Checks that [`load_config`](Self::load_config) would accept `text`,
     /// and changes nothing (see [`check`](Self::check)).
     pub fn check_config(&self, text: &str, file: Option<&Path>) -> Result<(), ControlError> {
-        self.run_config(text, file, Effect::CheckOnly)
+        self.run_config(text, file, |c| self.run_transaction(c, Effect::CheckOnly))
     }
 
-    fn run_config(
+    /// The configuration [`load_config`](Self::load_config) would make of
+    /// `text`, built and checked as [`check_config`](Self::check_config)
+    /// does, with this daemon's schedulers, host aliases and name
+    /// resolution; nothing is applied.
+    ///
+    /// ```
+    /// use ktcpvs_core::{Control, SchedulerRegistry};
+    /// let control = Control::new(std::sync::Arc::new(SchedulerRegistry::new()));
+    /// let planned = control.plan_config("admin = 127.0.0.1:9100\n", None)?;
+    /// assert_eq!(planned.admin, Some("127.0.0.1:9100".parse().unwrap()));
+    /// assert_eq!(control.config().admin, None);
+    /// # Ok::<(), ktcpvs_core::ControlError>(())
+    /// ```
+    pub fn plan_config(&self, text: &str, file: Option<&Path>) -> Result<Config, ControlError> {
+        self.planned(text, file).map(|plan| plan.after)
+    }
+
+    /// What loading `text` would change, as the commands that make the
+    /// same change from the current configuration, in order
+    /// ([`config::diff`]); empty when it would change nothing. Refused as
+    /// [`load_config`](Self::load_config) would refuse it; nothing is
+    /// applied.
+    ///
+    /// ```
+    /// use ktcpvs_core::config::ConfigChange;
+    /// use ktcpvs_core::{Command, Control, SchedulerRegistry};
+    /// let control = Control::new(std::sync::Arc::new(SchedulerRegistry::new()));
+    /// let changes = control.diff_config("admin = 127.0.0.1:9100\n", None)?;
+    /// assert!(matches!(changes.as_slice(), [ConfigChange::Command(c)] if matches!(**c, Command::SetAdmin { .. })));
+    /// assert!(control.diff_config("", None)?.is_empty());
+    /// # Ok::<(), ktcpvs_core::ControlError>(())
+    /// ```
+    pub fn diff_config(
         &self,
         text: &str,
         file: Option<&Path>,
-        effect: Effect,
-    ) -> Result<(), ControlError> {
+    ) -> Result<Vec<config::ConfigChange>, ControlError> {
+        self.planned(text, file)
+            .map(|plan| config::diff(&plan.before, &plan.after))
+    }
+
+    fn planned(&self, text: &str, file: Option<&Path>) -> Result<Plan, ControlError> {
+        self.run_config(text, file, |c| self.plan_transaction(c))
+    }
+
+    /// Parses `text` into the commands of a load (a flush, the file's
+    /// commands, and a start of each running service that remains) and
+    /// hands them to `run`; a refusal names the file's line.
+    fn run_config<T>(
+        &self,
+        text: &str,
+        file: Option<&Path>,
+        run: impl FnOnce(&[Command]) -> Result<T, (usize, ControlError)>,
+    ) -> Result<T, ControlError> {
         let located = config::parse(text, file)?;
         let running: Vec<String> = self.inner.state.lock().0.running.iter().cloned().collect();
         let mut commands = Vec::with_capacity(located.len() + running.len() + 1);
@@ -324,7 +404,7 @@ impl Control {
                 service: Some(name.clone()),
             });
         }
-        self.run_transaction(&commands, effect).map_err(|(i, e)| {
+        run(&commands).map_err(|(i, e)| {
             let location = i
                 .checked_sub(1)
                 .and_then(|i| located.get(i))

@@ -5,9 +5,9 @@
 
 use std::fmt::{self, Write as _};
 
-use ktcpvs_core::control::ServiceSpec;
+use ktcpvs_core::control::{Command, ServiceSpec};
 use ktcpvs_core::endpoint::Endpoint;
-use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list, ProxyVersion};
+use ktcpvs_core::model::{format_upgrade_list, parse_upgrade_list, ErrorPage, ProxyVersion};
 use ktcpvs_core::{BackendTls, CertificateFiles};
 
 use super::words::{parse_value, quote_if_needed, split_words, Args};
@@ -171,6 +171,13 @@ pub enum Request {
         /// The file name, for error messages only.
         file: Option<String>,
     },
+    /// `plan [file=NAME]`, followed by configuration text and a `.` line:
+    /// what loading the text would change, as request lines (one per
+    /// change, in the order to make them), applying nothing.
+    Plan {
+        /// The file name, for error messages only.
+        file: Option<String>,
+    },
     /// `server-tls SERVICE server=ADDR [name=NAME] [ca=FILE]
     /// [client_certificate=FILE client_key=FILE]` or `… tls=off`: how the
     /// proxy reaches one real server over TLS, or plain TCP again.
@@ -254,6 +261,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("quit", "quit"),
     ("explain", "explain [SERVICE] method=M target=T [header.N=\"Name: value\" ...] [src=ADDR]"),
     ("check", "check REQUEST   (a change, or 'load' and its text: validated against this daemon, nothing applied)"),
+    ("plan", "plan [file=NAME]   (then the configuration text, then a line '.'; replies what loading it would change, one request line per change, nothing applied)"),
 ];
 
 impl Request {
@@ -337,6 +345,9 @@ impl Request {
             "load" => Request::Load {
                 file: a.take("file"),
             },
+            "plan" => Request::Plan {
+                file: a.take("file"),
+            },
             "server-tls" => server_tls_request(&mut a)?,
             "server-limit" => Request::SetServerLimit {
                 service: a.name("a service name")?,
@@ -389,6 +400,7 @@ impl Request {
             Request::StatsJson { .. } => "stats-json",
             Request::Sysctl(_) => "sysctl",
             Request::Load { .. } => "load",
+            Request::Plan { .. } => "plan",
             Request::SetServerTls { .. } => "server-tls",
             Request::SetServerLimit { .. } => "server-limit",
             Request::SetServerProxy { .. } => "server-proxy",
@@ -434,6 +446,7 @@ impl Request {
                 | Request::Quit
                 | Request::Handover
                 | Request::HandoverDone { .. }
+                | Request::Plan { .. }
         )
     }
 
@@ -441,7 +454,7 @@ impl Request {
     /// `load`, or a `check` of one.
     pub fn takes_text(&self) -> bool {
         match self {
-            Request::Load { .. } => true,
+            Request::Load { .. } | Request::Plan { .. } => true,
             Request::Check(inner) => inner.takes_text(),
             _ => false,
         }
@@ -463,6 +476,131 @@ impl Request {
         let line = self.to_string();
         check_one_line(&line)?;
         Ok(line)
+    }
+}
+
+impl Request {
+    /// The request that makes `command`, the inverse of what the daemon
+    /// does with a request; `None` for the commands no request carries
+    /// (`admin =` is set by a load only, and discovered servers by the
+    /// daemon's resolver).
+    ///
+    /// ```
+    /// use ktcpvs::control_socket::Request;
+    /// use ktcpvs::Command;
+    /// let command = Command::EditServer {
+    ///     service: "web".into(),
+    ///     server: "10.0.0.1:80".parse().unwrap(),
+    ///     weight: Some(3),
+    /// };
+    /// let request = Request::from_command(&command).unwrap();
+    /// assert_eq!(request.to_string(), "edit-server web server=10.0.0.1:80 weight=3");
+    /// assert!(Request::from_command(&Command::SetAdmin { addr: None }).is_none());
+    /// ```
+    pub fn from_command(command: &Command) -> Option<Request> {
+        let args = |spec: &ServiceSpec| ServiceArgs {
+            spec: spec.clone(),
+            port: None,
+        };
+        Some(match command.clone() {
+            Command::AddService { name, spec } => Request::AddService {
+                args: args(&spec),
+                name,
+            },
+            Command::EditService { name, spec } => Request::EditService {
+                args: args(&spec),
+                name,
+            },
+            Command::DeleteService { name } => Request::DeleteService { name },
+            Command::Flush => Request::Flush,
+            Command::AddServer {
+                service,
+                server,
+                weight,
+            } => Request::AddServer {
+                service,
+                server,
+                weight,
+            },
+            Command::EditServer {
+                service,
+                server,
+                weight,
+            } => Request::EditServer {
+                service,
+                server,
+                weight,
+            },
+            Command::DeleteServer { service, server } => Request::DeleteServer { service, server },
+            Command::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            } => Request::AddRule {
+                service,
+                pattern,
+                match_group,
+                server,
+            },
+            Command::DeleteRule {
+                service,
+                pattern,
+                server,
+            } => Request::DeleteRule {
+                service,
+                pattern,
+                server,
+            },
+            Command::Start { service } => Request::Start { service },
+            Command::Stop { service } => Request::Stop { service },
+            Command::SetServerTls {
+                service,
+                server,
+                tls,
+            } => Request::SetServerTls {
+                service,
+                server,
+                tls,
+            },
+            Command::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            } => Request::SetServerLimit {
+                service,
+                server,
+                maxconn,
+            },
+            Command::SetServerProxy {
+                service,
+                server,
+                version,
+            } => Request::SetServerProxy {
+                service,
+                server,
+                version,
+            },
+            Command::ReloadCertificates => Request::ReloadCertificates,
+            Command::Set { name, value } => Request::Sysctl(SysctlRequest::Set(name, value)),
+            Command::AddRuleWith {
+                service,
+                rule,
+                server,
+            } => Request::AddRuleStatement {
+                service,
+                statement: ktcpvs_core::config::rule_statement(&rule, server.as_ref()),
+            },
+            Command::DeleteRuleWith {
+                service,
+                rule,
+                server,
+            } => Request::DeleteRuleStatement {
+                service,
+                statement: ktcpvs_core::config::rule_statement(&rule, server.as_ref()),
+            },
+            Command::SetAdmin { .. } | Command::SyncDiscovered { .. } => return None,
+        })
     }
 }
 
@@ -584,11 +722,63 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
             let key = key.to_string();
             let (_, value) = a.pairs.remove(i);
             spec.health.push((key, value));
+        } else if a.pairs[i].0.starts_with("error_page.") {
+            let (key, value) = a.pairs.remove(i);
+            error_page(&key, value, a, &mut spec)?;
         } else {
             i += 1;
         }
     }
     Ok(ServiceArgs { spec, port })
+}
+
+/// One `error_page.STATUS=none`, or `error_page.STATUS.type=T` with its
+/// `error_page.STATUS.body=B` (taken from `a` too), into `spec`.
+fn error_page(
+    key: &str,
+    value: String,
+    a: &mut Args,
+    spec: &mut ServiceSpec,
+) -> Result<(), ProtocolError> {
+    let rest = key.trim_start_matches("error_page.");
+    let bad = |reason: &str| ProtocolError::BadValue {
+        key: key.to_string(),
+        value: String::new(),
+        reason: reason.to_string(),
+    };
+    let (status, part) = match rest.split_once('.') {
+        Some((status, part)) => (status, Some(part)),
+        None => (rest, None),
+    };
+    let status: u16 = status.parse().map_err(|_| bad("not a status"))?;
+    let page = match (part, value.as_str()) {
+        (None, "none") => None,
+        (Some("type"), _) => {
+            let body = a
+                .take(&format!("error_page.{status}.body"))
+                .ok_or_else(|| bad("needs its error_page.STATUS.body="))?;
+            Some(ErrorPage {
+                content_type: value,
+                body,
+            })
+        }
+        (Some("body"), _) => {
+            let content_type = a
+                .take(&format!("error_page.{status}.type"))
+                .ok_or_else(|| bad("needs its error_page.STATUS.type="))?;
+            Some(ErrorPage {
+                content_type,
+                body: value,
+            })
+        }
+        _ => {
+            return Err(bad(
+                "must be error_page.STATUS=none or error_page.STATUS.type= with .body=",
+            ))
+        }
+    };
+    spec.error_pages.push((status, page));
+    Ok(())
 }
 
 /// `server-tls SERVICE server=ADDR …`.
@@ -810,6 +1000,19 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     for (key, value) in &s.health {
         push_pair(out, &format!("health.{key}"), value);
     }
+    for (status, page) in &s.error_pages {
+        match page {
+            None => push_pair(out, &format!("error_page.{status}"), "none"),
+            Some(page) => {
+                push_pair(
+                    out,
+                    &format!("error_page.{status}.type"),
+                    &page.content_type,
+                );
+                push_pair(out, &format!("error_page.{status}.body"), &page.body);
+            }
+        }
+    }
 }
 
 impl fmt::Display for Request {
@@ -962,7 +1165,7 @@ impl fmt::Display for Request {
             Request::Sysctl(SysctlRequest::All) => {}
             Request::Sysctl(SysctlRequest::Get(n)) => name(&mut out, n),
             Request::Sysctl(SysctlRequest::Set(n, v)) => push_pair(&mut out, n, v),
-            Request::Load { file } => {
+            Request::Load { file } | Request::Plan { file } => {
                 if let Some(file) = file {
                     push_pair(&mut out, "file", file);
                 }
@@ -1086,6 +1289,13 @@ mod tests {
             r#"add-rule web rule="pattern \"^/a\" host \"=a.test\" use server 10.0.0.1:80""#,
         );
         round_trip(r#"delete-rule web rule="pattern \"^/old\" redirect 301 \"/new\"""#);
+        round_trip("plan");
+        round_trip("plan file=\"/etc/my lb.conf\"");
+        assert!(Request::parse("plan file=a.conf").unwrap().takes_text());
+        assert_eq!(
+            Request::parse("check plan").unwrap_err(),
+            ProtocolError::NotAChange("plan")
+        );
         assert_eq!(
             Request::parse("check list").unwrap_err(),
             ProtocolError::NotAChange("list")
@@ -1099,6 +1309,7 @@ mod tests {
         round_trip("edit-service web proxy_protocol=none");
         round_trip("edit-service web discover=\"dns web.test:80 1,srv _http._tcp.web.test 2\"");
         round_trip("edit-service web discover=none");
+        round_trip("edit-service web error_page.503.type=text/html error_page.503.body=\"<h1>busy</h1>\" error_page.400=none");
         // Found by the control_request fuzz target: `none` among empty
         // items is the empty list, so it prints back as `none`.
         round_trip("edit-service tw upgrade=\"\t\t,\"none");
