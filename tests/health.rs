@@ -441,11 +441,14 @@ fn outlier_ejection_never_ejects_more_than_the_cap() {
     assert_eq!(most, 2, "the cap is reached, not undershot");
     let total: u64 = backends.iter().map(|b| proxy.server(b).ejections).sum();
     assert!(total >= 2);
-    assert!(
-        proxy.server(&backends[0]).reason.contains("5xx"),
-        "{:?}",
-        proxy.server(&backends[0])
-    );
+    // Which servers the cap lets go first depends on timing; each one
+    // ejected says why.
+    for b in &backends {
+        let s = proxy.server(b);
+        if s.ejections > 0 {
+            assert!(s.reason.contains("5xx"), "{s:?}");
+        }
+    }
 }
 
 /// `clients` clients sending requests back to back for `run`: the share
@@ -544,13 +547,13 @@ fn the_retry_budget_bounds_retries_during_an_outage() {
     // request that picks one first needs a retry.
     let dead: Vec<SocketAddr> = (0..2).map(|_| common::refused_addr()).collect();
     let live = Backend::start("live");
-    let control_of = |budget: &str| {
+    let control_of = |budget: &str, dead: &[SocketAddr]| {
         let proxy = Proxy::start(
             "p2c",
             &[("eject_failures", "10000"), ("retry_budget", budget)],
             &[&live],
         );
-        for d in &dead {
+        for d in dead {
             proxy
                 .control
                 .execute(Command::AddServer {
@@ -563,7 +566,7 @@ fn the_retry_budget_bounds_retries_during_an_outage() {
         proxy
     };
     // No share of requests: only the floor (ten a second, ten banked).
-    let proxy = control_of("0");
+    let proxy = control_of("0", &dead);
     let start = Instant::now();
     let mut failed = 0;
     for _ in 0..150 {
@@ -580,9 +583,12 @@ fn the_retry_budget_bounds_retries_during_an_outage() {
     );
     assert!(s.retries_refused > 0 && failed > 0, "{s:?}");
     drop(proxy);
-    // A full budget: every failed connect is retried and every request
-    // is served.
-    let proxy = control_of("100");
+    // A full budget (one retry per request, plus the floor): with one
+    // dead server of two, every failed connect is retried and every
+    // request is served. (With two dead of three, p2c needs one retry per
+    // request on average: exactly the budget, so a run of unlucky picks
+    // may spend it.)
+    let proxy = control_of("100", &dead[..1]);
     for i in 0..60 {
         let (status, body) = get(proxy.addr(), "/");
         assert_eq!(status, 200, "request {i}: {body:?} {:?}", proxy.stats());
