@@ -8,7 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ktcpvs_core::ServiceSpec;
+use std::net::SocketAddr;
+
+use ktcpvs_core::{Control, ServiceSpec};
 use support::backend::HttpBackend;
 use support::client::Client;
 use support::*;
@@ -59,14 +61,41 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn measure(scheduler: &str) -> u64 {
+    measure_with(scheduler, |control, a, b| {
+        add_rule(control, "web", "^/a", a);
+        add_rule(control, "web", ".*", b);
+    })
+}
+
+/// The same, with rules that have conditions, header edits both ways and
+/// an edge answer (which these requests do not match): every request is
+/// matched by the engine before the scheduler matches it again.
+fn measure_conditional() -> u64 {
+    measure_with("phttp", |control, a, b| {
+        let rule = |statement: String| {
+            let command = ktcpvs_core::config::parse_rule("web", &statement).unwrap();
+            control.execute(command).unwrap();
+        };
+        rule(r#"pattern "^/deny" normalize respond 403 "text/plain" "no""#.to_string());
+        rule(format!(
+            r#"pattern "^/a" normalize host "=t" method GET header X-Missing ".*" use server {a}"#
+        ));
+        rule(format!(
+            r#"pattern "^/a" normalize src 127.0.0.0/8 use server {a} request_header set X-Tier "gold" response_header del x-server"#
+        ));
+        rule(format!(r#"pattern ".*" query "never" use server {b}"#));
+        add_rule(control, "web", ".*", b);
+    })
+}
+
+fn measure_with(scheduler: &str, rules: impl Fn(&Control, SocketAddr, SocketAddr)) -> u64 {
     let backends = [HttpBackend::start("r1"), HttpBackend::start("r2")];
     let control = control();
     add_service(&control, "web", scheduler, ServiceSpec::default());
     for b in &backends {
         add_server(&control, "web", b.addr());
     }
-    add_rule(&control, "web", "^/a", backends[0].addr());
-    add_rule(&control, "web", ".*", backends[1].addr());
+    rules(&control, backends[0].addr(), backends[1].addr());
     start(&control, "web");
     let engine = run(control);
     let mut c = Client::connect(engine.addr("web"));
@@ -97,5 +126,10 @@ fn worker_threads_allocate_nothing_per_request_in_steady_state() {
     assert_eq!(
         per_connection, 0,
         "http: allocations on worker threads over 10,000 requests"
+    );
+    let conditional = measure_conditional();
+    assert_eq!(
+        conditional, 0,
+        "rules with conditions, edits and an edge answer: allocations over 10,000 requests"
     );
 }
