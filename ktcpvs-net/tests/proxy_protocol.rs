@@ -385,3 +385,45 @@ fn a_tls_service_reads_the_header_before_the_handshake() {
     let heads = backend.heads();
     assert_eq!(xff(heads.last().unwrap()).as_deref(), Some("198.51.100.23"));
 }
+
+#[test]
+fn health_probes_to_a_server_expecting_a_header_send_one_naming_no_client() {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let tx = std::sync::Mutex::new(tx);
+    let backend = RawBackend::start(move |stream| {
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let mut first = Vec::new();
+        // The header line and the probe's request line.
+        for _ in 0..2 {
+            let mut line = Vec::new();
+            if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            first.extend_from_slice(&line);
+        }
+        let _ = tx.lock().unwrap().send(first);
+        while read_request_head(&mut r).is_some() {}
+        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    });
+    let control = control();
+    add_service(
+        &control,
+        "web",
+        "phttp",
+        ServiceSpec {
+            health: vec![
+                ("check".into(), "http".into()),
+                ("check_interval".into(), "100ms".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    add_server(&control, "web", backend.addr());
+    send_proxy(&control, backend.addr(), ProxyVersion::V1);
+    start(&control, "web");
+    let _running = run(control);
+    let first = rx.recv_timeout(Duration::from_secs(5)).expect("a probe");
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("PROXY UNKNOWN\r\nGET /"), "{text:?}");
+}
