@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ktcpvs::admin::AdminServer;
+use ktcpvs::admin::{Actions, AdminServer};
 use ktcpvs::control_socket::remote::{RemoteControl, Token};
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
 use ktcpvs::discovery::{Discoverer, Nameservers};
@@ -130,8 +130,19 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
+    let actions = match &options.admin_token_file {
+        Some(path) => match Token::from_file(path) {
+            Ok(token) => Some(Arc::new(Actions::new(dispatcher.clone(), token))),
+            Err(e) => {
+                engine.shutdown(Duration::ZERO);
+                return fail(e);
+            }
+        },
+        None => None,
+    };
     let mut admin = Admin {
         fixed: options.admin,
+        actions,
         fallback: options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         control: control.clone(),
         engine: engine.observer(),
@@ -406,6 +417,8 @@ fn systemd_listeners() -> Vec<std::net::TcpListener> {
 /// configuration's `admin =` says, moved when a reload changes it.
 struct Admin {
     fixed: Option<SocketAddr>,
+    /// The status page's actions, with `--admin-token-file`.
+    actions: Option<Arc<Actions>>,
     /// With `--demo` and no address configured: loopback, a free port.
     fallback: Option<SocketAddr>,
     control: Control,
@@ -442,18 +455,25 @@ impl Admin {
             return Ok(());
         };
         let (control, engine) = (self.control.clone(), Some(self.engine.clone()));
+        let actions = self.actions.clone();
         let server = match inherited {
-            Some(socket) => AdminServer::from_listener(socket, control, engine),
-            None => AdminServer::start(addr, control, engine),
+            Some(socket) => Ok(socket),
+            None => std::net::TcpListener::bind(addr),
         }
+        .and_then(|socket| AdminServer::with_actions(socket, control, engine, actions))
         .map_err(|e| format!("cannot open the admin listener on {addr}: {e}"))?;
         if let Ok(mut handed) = self.handed.lock() {
             *handed = server.try_clone_listener().ok();
         }
         eprintln!(
-            "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
+            "ktcpvsd {}: admin listener http://{}/ (status page{}) /metrics /healthz /stats",
             env!("CARGO_PKG_VERSION"),
-            server.local_addr()
+            server.local_addr(),
+            if self.actions.is_some() {
+                ", actions on"
+            } else {
+                ""
+            }
         );
         self.serving = Some((addr, server));
         Ok(())
