@@ -136,7 +136,7 @@
     return t;
   }
   function serversTable(s) {
-    const cols = [["Server", "11rem"], ["State", "9rem"], ["Weight", "4.5rem", 1], ["Effective", "5rem", 1],
+    const cols = [["Server", "10.5rem"], ["State", "9rem"], ["Weight", "4.5rem", 1], ["Effective", "5.5rem", 1],
       ["Since", "4.5rem", 1], ["Last failure", "12rem"], ["Active", "5.5rem", 1], ["req/s", "5rem", 1],
       ["err/s", "4.5rem", 1], ["p50 / p99", "9rem", 1], ["In / out", "10rem", 1]];
     if (actionsOn) cols.push(["Actions", "15rem"]);
@@ -207,10 +207,11 @@
       if (!card) continue;
       const os = old && old.services.find((o) => o.name === s.name);
       const f = rates(s, os, dt, bounds);
-      badge(set(card, "state", ""), s.running ? "ok" : "idle", s.running ? "▶ running" : "■ stopped");
-      set(card, "rps", fmtRate(f.rps)); set(card, "eps", fmtRate(f.eps)); set(card, "err", f.err || "–");
-      set(card, "p50", fmtSecs(f.p50)); set(card, "p99", fmtSecs(f.p99));
-      set(card, "active", String(s.active)); set(card, "queued", String(s.queued)); set(card, "total", String(s.requests));
+      const figs = card.querySelector(".figures");
+      badge(set(card.querySelector(".svc-head"), "state", ""), s.running ? "ok" : "idle", s.running ? "▶ running" : "■ stopped");
+      set(figs, "rps", fmtRate(f.rps)); set(figs, "eps", fmtRate(f.eps)); set(figs, "err", f.err || "–");
+      set(figs, "p50", fmtSecs(f.p50)); set(figs, "p99", fmtSecs(f.p99));
+      set(figs, "active", String(s.active)); set(figs, "queued", String(s.queued)); set(figs, "total", String(s.requests));
       const hits = s.rules.reduce((a, r) => a + r.requests, 0);
       for (const r of s.rules) {
         const row = card.querySelector(`tr[data-rule="${r.index}"]`);
@@ -282,7 +283,9 @@
     g.strokeStyle = colours.line; g.lineWidth = 1; g.setLineDash([]);
     for (const y of [0.25, 0.5, 0.75]) { g.beginPath(); g.moveTo(0, h * y); g.lineTo(w, h * y); g.stroke(); }
     const now = Date.now();
-    const x = (t) => w - (now - t) / KEEP_MS * w;
+    // The last minute at least, the last five at most.
+    const span = Math.min(KEEP_MS, Math.max(60000, pts.length ? now - pts[0].t : 0));
+    const x = (t) => w - (now - t) / span * w;
     const line = (pick, max, colour, dash) => {
       g.strokeStyle = colour; g.lineWidth = 2; g.setLineDash(dash); g.beginPath();
       let started = false;
