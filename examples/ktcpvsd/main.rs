@@ -130,15 +130,12 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
-    let actions = match &options.admin_token_file {
-        Some(path) => match Token::from_file(path) {
-            Ok(token) => Some(Arc::new(Actions::new(dispatcher.clone(), token))),
-            Err(e) => {
-                engine.shutdown(Duration::ZERO);
-                return fail(e);
-            }
-        },
-        None => None,
+    let actions = match admin_actions(&options, &dispatcher) {
+        Ok(actions) => actions,
+        Err(e) => {
+            engine.shutdown(Duration::ZERO);
+            return fail(e);
+        }
     };
     let mut admin = Admin {
         fixed: options.admin,
@@ -411,6 +408,19 @@ fn systemd_listeners() -> Vec<std::net::TcpListener> {
         listeners.push(listener);
     }
     listeners
+}
+
+/// The status page's actions, with `--admin-token-file`: applied through
+/// the control socket's dispatcher, as `tcpvsadm`'s requests are.
+fn admin_actions(
+    options: &Options,
+    dispatcher: &Dispatcher,
+) -> Result<Option<Arc<Actions>>, String> {
+    let Some(path) = &options.admin_token_file else {
+        return Ok(None);
+    };
+    let token = Token::from_file(path).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(Actions::new(dispatcher.clone(), token))))
 }
 
 /// The admin listener: at `--admin` when given (fixed), else where the

@@ -423,6 +423,25 @@ mod tests {
     }
 
     #[test]
+    fn read_only_by_default_and_the_page_is_served() {
+        let a = admin();
+        let addr = a.local_addr();
+        let body = r#"{"action":"stop","service":"web"}"#;
+        let post = format!(
+            "POST /api/action HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        assert!(ask(addr, post.as_bytes()).starts_with("HTTP/1.1 404"));
+        let page = ask(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("Content-Security-Policy: default-src 'none'"));
+        assert!(page.contains("name=\"ktcpvs-actions\" content=\"off\""));
+        // A body longer than allowed is not read: refused.
+        let big = "POST /api/action HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n";
+        assert!(ask(addr, big.as_bytes()).starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
     fn silent_clients_are_cut_and_cannot_hold_every_slot() {
         let a = admin();
         let addr = a.local_addr();
