@@ -119,6 +119,8 @@ pub fn builtin_schedulers() -> Arc<SchedulerRegistry> {
 /// # Ok::<(), ktcpvs::ControlError>(())
 /// ```
 pub fn new_control() -> Control {
+    // Uptime, in the admin listener's figures, counts from here.
+    metrics::started();
     let control = Control::new(builtin_schedulers());
     control.set_tls_loader(Arc::new(ktcpvs_net::tls::RustlsLoader::new()));
     control

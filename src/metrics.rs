@@ -16,7 +16,8 @@
 //! lock a worker takes, nothing on a request's path.
 
 use std::fmt::Write;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use ktcpvs_core::metrics::{HistogramSnapshot, LatencySnapshot, LATENCY_BOUNDS_US};
 use ktcpvs_core::Control;
@@ -33,12 +34,38 @@ pub struct MetricsSnapshot {
     pub version: &'static str,
     /// Whether the engine drains or stopped (`/healthz` answers 503).
     pub draining: bool,
+    /// Seconds since this process started serving (since its first
+    /// [`new_control`](crate::new_control) or snapshot).
+    pub uptime_seconds: f64,
+    /// The configuration hash `tcpvsadm -L` prints: XXH3-64 of the
+    /// numeric listing's lines joined with `\n`, 16 hex digits.
+    pub config_hash: String,
+    /// The upper bounds of the latency histograms' buckets, seconds (the
+    /// last bucket, `+Inf`, is not listed).
+    pub latency_bounds_seconds: Vec<f64>,
     /// Every service, in the order added.
     pub services: Vec<ServiceMetrics>,
     /// Each worker thread's figures.
     pub workers: Vec<WorkerMetrics>,
     /// Access-log lines written and dropped (queue full), when logging.
     pub access_log: Option<(u64, u64)>,
+    /// The changes made through the admin listener's status page, oldest
+    /// first (the last [`ACTIONS_KEPT`](crate::admin::ACTIONS_KEPT));
+    /// empty unless its actions are enabled.
+    pub admin_actions: Vec<AdminAction>,
+}
+
+/// One change asked for through the admin listener.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdminAction {
+    /// When, seconds since the Unix epoch.
+    pub unix_time: u64,
+    /// The control-protocol request it made, as `tcpvsadm` would send it.
+    pub request: String,
+    /// Whether the daemon applied it.
+    pub ok: bool,
+    /// The daemon's answer: empty when applied, else why not.
+    pub message: String,
 }
 
 /// One service's figures.
@@ -50,6 +77,8 @@ pub struct ServiceMetrics {
     pub running: bool,
     /// Its scheduler.
     pub scheduler: String,
+    /// The addresses it listens on (as configured).
+    pub listen: Vec<String>,
     /// Client connections open now.
     pub active: u64,
     /// Client connections accepted.
@@ -98,6 +127,9 @@ pub struct ServerMetrics {
     pub address: String,
     /// Its configured weight.
     pub weight: u32,
+    /// The weight schedulers use now, on the configured weight's scale:
+    /// below `weight` while it ramps up (slow start), else `weight`.
+    pub effective_weight: f64,
     /// Its `maxconn` (0: none).
     pub maxconn: u32,
     /// Connections or requests in flight now.
@@ -139,6 +171,14 @@ pub struct RuleMetrics {
     pub index: usize,
     /// Its pattern.
     pub pattern: String,
+    /// Its further conditions as the configuration writes them (`host
+    /// "…" method GET …`); empty: none.
+    pub conditions: String,
+    /// What it does besides choosing a server (a redirect or fixed
+    /// response); empty: it forwards.
+    pub action: String,
+    /// The servers it sends to.
+    pub servers: Vec<String>,
     /// Requests it routed.
     pub requests: u64,
     /// Responses to them, by class.
@@ -234,6 +274,7 @@ impl MetricsSnapshot {
                     name: c.name.clone(),
                     running: service.is_running(),
                     scheduler: c.scheduler.clone(),
+                    listen: vec![c.listen.to_string()],
                     active: s.active,
                     connections: s.connections,
                     requests: s.requests,
@@ -251,23 +292,12 @@ impl MetricsSnapshot {
                     retries: s.retries,
                     retries_refused: s.retries_refused,
                     latency: service.load().latency().snapshot().into(),
-                    servers: service.server_entries().iter().map(server).collect(),
-                    rules: service
-                        .def()
-                        .rules
+                    servers: service
+                        .server_entries()
                         .iter()
-                        .zip(service.rule_loads())
-                        .enumerate()
-                        .map(|(index, (rule, load))| {
-                            let (requests, responses) = load.snapshot();
-                            RuleMetrics {
-                                index,
-                                pattern: rule.pattern.clone(),
-                                requests,
-                                responses,
-                            }
-                        })
+                        .map(|e| server(e, !c.health.slow_start.is_zero()))
                         .collect(),
+                    rules: rules(service),
                 }
             })
             .collect();
@@ -275,11 +305,18 @@ impl MetricsSnapshot {
             version: env!("CARGO_PKG_VERSION"),
             draining: engine.is_some_and(EngineObserver::is_draining)
                 || snapshot.settings().drain() > 0,
+            uptime_seconds: started().elapsed().as_secs_f64(),
+            config_hash: config_hash(control),
+            latency_bounds_seconds: LATENCY_BOUNDS_US
+                .iter()
+                .map(|us| *us as f64 / 1e6)
+                .collect(),
             services,
             workers: engine
                 .map(|e| e.worker_stats().into_iter().map(Into::into).collect())
                 .unwrap_or_default(),
             access_log: engine.and_then(EngineObserver::access_log),
+            admin_actions: Vec::new(),
         }
     }
 
@@ -691,14 +728,66 @@ impl MetricsSnapshot {
     }
 }
 
-/// One server's figures.
-fn server(entry: &ktcpvs_core::snapshot::ServerEntry) -> ServerMetrics {
+/// When this process started, as far as the metrics know: the first call.
+pub(crate) fn started() -> Instant {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// The configuration hash `tcpvsadm -L` prints: XXH3-64 of the numeric
+/// listing of every service, its lines joined with `\n` (what the control
+/// socket's `list -n` sends, line for line), as 16 hex digits.
+pub fn config_hash(control: &Control) -> String {
+    let options = ktcpvs_core::config::PrintOptions { numeric: true };
+    let text = control.list(None, &options).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(lines.join("\n").as_bytes());
+    format!("{hash:016x}")
+}
+
+/// One service's rules with their figures, in evaluation order.
+fn rules(service: &ktcpvs_core::snapshot::ServiceSnapshot) -> Vec<RuleMetrics> {
+    service
+        .def()
+        .rules
+        .iter()
+        .zip(service.rule_loads())
+        .enumerate()
+        .map(|(index, (rule, load))| {
+            let (requests, responses) = load.snapshot();
+            let action = match rule.action {
+                ktcpvs_core::condition::RuleAction::Forward => String::new(),
+                ref other => other.to_string(),
+            };
+            RuleMetrics {
+                index,
+                pattern: rule.pattern.clone(),
+                conditions: rule.conditions.to_string(),
+                action,
+                servers: rule.servers.iter().map(ToString::to_string).collect(),
+                requests,
+                responses,
+            }
+        })
+        .collect()
+}
+
+/// One server's figures; `scaled`: its service ramps weights (slow
+/// start), so schedulers see a hundred times the configured weight.
+fn server(entry: &ktcpvs_core::snapshot::ServerEntry, scaled: bool) -> ServerMetrics {
+    use ktcpvs_core::view::RealServer;
     let t = entry.load().stats();
     let h = entry.health();
     let state = h.state();
+    let seen = f64::from(entry.weight());
     ServerMetrics {
         address: entry.config().addr.to_string(),
         weight: entry.config().weight,
+        effective_weight: if scaled && entry.config().weight > 0 {
+            seen / 100.0
+        } else {
+            seen
+        },
         maxconn: entry.config().maxconn,
         active: t.active,
         total: t.total,

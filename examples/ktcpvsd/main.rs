@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ktcpvs::admin::AdminServer;
+use ktcpvs::admin::{Actions, AdminServer};
 use ktcpvs::control_socket::remote::{RemoteControl, Token};
 use ktcpvs::control_socket::{BoundAddr, ControlServer, Dispatcher};
 use ktcpvs::discovery::{Discoverer, Nameservers};
@@ -130,8 +130,16 @@ fn main() -> ExitCode {
             return fail(e);
         }
     };
+    let actions = match admin_actions(&options, &dispatcher) {
+        Ok(actions) => actions,
+        Err(e) => {
+            engine.shutdown(Duration::ZERO);
+            return fail(e);
+        }
+    };
     let mut admin = Admin {
         fixed: options.admin,
+        actions,
         fallback: options.demo.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         control: control.clone(),
         engine: engine.observer(),
@@ -402,10 +410,25 @@ fn systemd_listeners() -> Vec<std::net::TcpListener> {
     listeners
 }
 
+/// The status page's actions, with `--admin-token-file`: applied through
+/// the control socket's dispatcher, as `tcpvsadm`'s requests are.
+fn admin_actions(
+    options: &Options,
+    dispatcher: &Dispatcher,
+) -> Result<Option<Arc<Actions>>, String> {
+    let Some(path) = &options.admin_token_file else {
+        return Ok(None);
+    };
+    let token = Token::from_file(path).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(Actions::new(dispatcher.clone(), token))))
+}
+
 /// The admin listener: at `--admin` when given (fixed), else where the
 /// configuration's `admin =` says, moved when a reload changes it.
 struct Admin {
     fixed: Option<SocketAddr>,
+    /// The status page's actions, with `--admin-token-file`.
+    actions: Option<Arc<Actions>>,
     /// With `--demo` and no address configured: loopback, a free port.
     fallback: Option<SocketAddr>,
     control: Control,
@@ -442,18 +465,25 @@ impl Admin {
             return Ok(());
         };
         let (control, engine) = (self.control.clone(), Some(self.engine.clone()));
+        let actions = self.actions.clone();
         let server = match inherited {
-            Some(socket) => AdminServer::from_listener(socket, control, engine),
-            None => AdminServer::start(addr, control, engine),
+            Some(socket) => Ok(socket),
+            None => std::net::TcpListener::bind(addr),
         }
+        .and_then(|socket| AdminServer::with_actions(socket, control, engine, actions))
         .map_err(|e| format!("cannot open the admin listener on {addr}: {e}"))?;
         if let Ok(mut handed) = self.handed.lock() {
             *handed = server.try_clone_listener().ok();
         }
         eprintln!(
-            "ktcpvsd {}: admin listener http://{}/metrics /healthz /stats",
+            "ktcpvsd {}: admin listener http://{}/ (status page{}) /metrics /healthz /stats",
             env!("CARGO_PKG_VERSION"),
-            server.local_addr()
+            server.local_addr(),
+            if self.actions.is_some() {
+                ", actions on"
+            } else {
+                ""
+            }
         );
         self.serving = Some((addr, server));
         Ok(())

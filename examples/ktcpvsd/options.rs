@@ -74,9 +74,12 @@ pub struct Options {
     /// With --demo: serve the example over HTTPS, with a self-signed certificate made at start.
     #[arg(long, requires = "demo")]
     pub tls: bool,
-    /// Serve /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
+    /// Serve the status page (/), /metrics (Prometheus), /healthz and /stats (JSON) over HTTP on this address [default with --demo: 127.0.0.1, a free port].
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
+    /// Turn on the status page's actions (set a weight, drain, start, stop) for operators presenting the token in FILE: a file only its owner may read, holding 16 or more printable characters. Without it the admin listener is read-only.
+    #[arg(long = "admin-token-file", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Also serve the control protocol over TCP on this address (loopback or a management network: the token travels in clear), to clients presenting the token of --control-token-file.
     #[arg(
         long = "control-listen",

@@ -6,14 +6,18 @@
 //! | `GET /metrics` | every figure in the Prometheus text format ([`MetricsSnapshot::to_prometheus`]) |
 //! | `GET /healthz` | `200 ok` while the node serves, `503 draining` while it drains or runs no service, so an L4 tier takes it out first |
 //! | `GET /stats` | the same figures as JSON ([`MetricsSnapshot::to_json`]) |
+//! | `GET /` | the status page: one HTML document (its CSS and script inline, all embedded in the binary) that polls `/stats` |
+//! | `POST /api/action` | with a token only: an action of the status page ([`actions`]) |
 //!
 //! It runs on threads of its own: one accepting, one per connection (at
 //! most [`MAX_CONNECTIONS`] at once; more are closed at once). A request
 //! head must arrive within [`READ_TIMEOUT`] and fit [`MAX_HEAD`] bytes; it
 //! is parsed by the engine's own strict parser, and anything but `GET` or
-//! `HEAD` of a known target gets 405 or 404. Every answer closes the
-//! connection. The listener is read-only: nothing it serves changes the
-//! configuration.
+//! `HEAD` of a known target gets 405 or 404. A body is read only for an
+//! action, and only up to [`actions::MAX_BODY`] bytes. Every answer closes
+//! the connection. The listener is read-only unless it was given
+//! [`Actions`] (an operator's token): then the status page's actions go
+//! through the same control API as `tcpvsadm`'s requests.
 
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
@@ -23,11 +27,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ktcpvs_core::scheduler::RequestHead;
 use ktcpvs_core::Control;
-use ktcpvs_net::http::{parse_request_uninit, Limits};
+use ktcpvs_net::http::{parse_request_uninit, Framing, Limits};
 use ktcpvs_net::EngineObserver;
 
+use crate::control_socket::Reply;
 use crate::metrics::MetricsSnapshot;
+
+pub mod actions;
+mod page;
+
+pub use actions::{ActionError, Actions, ACTIONS_KEPT};
 
 /// Most admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -38,11 +49,13 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 
-/// What the admin listener reads its figures from.
+/// What the admin listener reads its figures from, and carries actions
+/// out with.
 #[derive(Clone)]
 struct Source {
     control: Control,
     engine: Option<EngineObserver>,
+    actions: Option<Arc<Actions>>,
 }
 
 /// A running admin listener; stopped (and its threads joined) when
@@ -93,11 +106,27 @@ impl AdminServer {
         control: Control,
         engine: Option<EngineObserver>,
     ) -> io::Result<AdminServer> {
+        Self::with_actions(listener, control, engine, None)
+    }
+
+    /// Serves as [`from_listener`](Self::from_listener) does and, with
+    /// `actions`, lets the status page change weights and start or stop
+    /// services (see [`actions`]).
+    pub fn with_actions(
+        listener: TcpListener,
+        control: Control,
+        engine: Option<EngineObserver>,
+        actions: Option<Arc<Actions>>,
+    ) -> io::Result<AdminServer> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let kept = listener.try_clone()?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let source = Source { control, engine };
+        let source = Source {
+            control,
+            engine,
+            actions,
+        };
         let stop = Arc::clone(&stopping);
         let acceptor = std::thread::Builder::new()
             .name("ktcpvs-admin".into())
@@ -186,13 +215,37 @@ fn accept_loop(listener: &TcpListener, source: &Source, stopping: &AtomicBool) {
     }
 }
 
-/// Reads one request head and answers it.
+/// One answer: status, content type, extra header lines, body.
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            content_type,
+            headers: String::new(),
+            body: body.into(),
+        }
+    }
+
+    fn text(status: u16, body: impl Into<String>) -> Answer {
+        Answer::new(status, "text/plain; charset=utf-8", body)
+    }
+}
+
+/// Reads one request (its head, and a body of at most
+/// [`actions::MAX_BODY`] bytes) and answers it.
 fn serve(mut stream: TcpStream, source: &Source) -> io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
     let mut buf = vec![0u8; MAX_HEAD];
     let mut filled = 0;
-    let (status, content_type, body, head_only) = loop {
+    let (answer, head_only) = loop {
         let n = stream.read(&mut buf[filled..])?;
         if n == 0 {
             return Ok(());
@@ -200,52 +253,117 @@ fn serve(mut stream: TcpStream, source: &Source) -> io::Result<()> {
         filled += n;
         let mut slots = [const { MaybeUninit::uninit() }; 64];
         match parse_request_uninit(&buf[..filled], &mut slots, &Limits::default()) {
-            Ok(Some((_, head))) => {
-                let head_only = head.method == "HEAD";
-                let (status, ct, body) = answer(head.method, head.target, source);
-                break (status, ct, body, head_only);
+            Ok(Some((info, head))) => {
+                let length = match info.framing {
+                    Framing::None => Some(0),
+                    Framing::Length(n) => usize::try_from(n).ok(),
+                    _ => None,
+                };
+                let length = length.filter(|n| *n <= actions::MAX_BODY);
+                let body = match length {
+                    Some(n) => read_body(&mut stream, &buf[info.head_len..filled], n)?,
+                    None => Vec::new(),
+                };
+                break (answer(&head, length, &body, source), head.method == "HEAD");
             }
-            Ok(None) if filled < buf.len() => continue,
-            Ok(None) => break (431, "text/plain", "request head too large\n".into(), false),
-            Err(e) => break (e.status(), "text/plain", format!("{e}\n"), false),
+            Ok(None) if filled < MAX_HEAD => continue,
+            Ok(None) => break (Answer::text(431, "request head too large\n"), false),
+            Err(e) => break (Answer::text(e.status(), format!("{e}\n")), false),
         }
     };
+    write_answer(&mut stream, &answer, head_only)
+}
+
+/// A body of `len` bytes whose first bytes came with the head (`read`);
+/// reads the rest (within the connection's read timeout).
+fn read_body(stream: &mut TcpStream, read: &[u8], len: usize) -> io::Result<Vec<u8>> {
+    let mut body = vec![0u8; len];
+    let mut filled = read.len().min(len);
+    body[..filled].copy_from_slice(&read[..filled]);
+    while filled < len {
+        let n = stream.read(&mut body[filled..])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += n;
+    }
+    Ok(body)
+}
+
+fn write_answer(stream: &mut TcpStream, answer: &Answer, head_only: bool) -> io::Result<()> {
+    let status = answer.status;
     let reason = ktcpvs_net::http::reason_phrase(status);
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{}Connection: close\r\n\r\n",
+        answer.content_type,
+        answer.body.len(),
+        answer.headers,
     );
     stream.write_all(head.as_bytes())?;
     if !head_only {
-        stream.write_all(body.as_bytes())?;
+        stream.write_all(answer.body.as_bytes())?;
     }
     stream.flush()
 }
 
-/// The status, content type and body for `method target`.
-fn answer(method: &str, target: &str, source: &Source) -> (u16, &'static str, String) {
-    let path = target.split('?').next().unwrap_or(target);
-    let known = matches!(path, "/metrics" | "/healthz" | "/stats");
+/// The answer to a request: `length` is its body's (`None`: too long or
+/// not framed by a length), `body` the body read.
+fn answer(head: &RequestHead<'_>, length: Option<usize>, body: &[u8], source: &Source) -> Answer {
+    let path = head.target.split('?').next().unwrap_or(head.target);
+    if path == "/api/action" {
+        return action(head, length, body, source);
+    }
+    let known = matches!(path, "/" | "/metrics" | "/healthz" | "/stats");
     if !known {
-        return (
-            404,
-            "text/plain",
-            "not found: try /metrics, /healthz or /stats\n".into(),
-        );
+        return Answer::text(404, "not found: try /, /metrics, /healthz or /stats\n");
     }
-    if method != "GET" && method != "HEAD" {
-        return (405, "text/plain", "only GET and HEAD\n".into());
+    if head.method != "GET" && head.method != "HEAD" {
+        return Answer::text(405, "only GET and HEAD\n");
     }
-    let snapshot = MetricsSnapshot::collect(&source.control, source.engine.as_ref());
+    if path == "/" {
+        let csrf = source.actions.as_deref().map(Actions::csrf);
+        let (html, nonce) = page::render(csrf);
+        let mut answer = Answer::new(200, "text/html; charset=utf-8", html);
+        answer.headers = page::security_headers(&nonce);
+        return answer;
+    }
+    let mut snapshot = MetricsSnapshot::collect(&source.control, source.engine.as_ref());
     match path {
-        "/metrics" => (
+        "/metrics" => Answer::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
             snapshot.to_prometheus(),
         ),
-        "/healthz" if snapshot.serving() => (200, "text/plain", "ok\n".into()),
-        "/healthz" => (503, "text/plain", "draining\n".into()),
-        _ => (200, "application/json", snapshot.to_json()),
+        "/healthz" if snapshot.serving() => Answer::text(200, "ok\n"),
+        "/healthz" => Answer::text(503, "draining\n"),
+        _ => {
+            if let Some(actions) = &source.actions {
+                snapshot.admin_actions = actions.log();
+            }
+            Answer::new(200, "application/json", snapshot.to_json())
+        }
+    }
+}
+
+/// `POST /api/action`: checked, then carried out through the dispatcher.
+fn action(head: &RequestHead<'_>, length: Option<usize>, body: &[u8], source: &Source) -> Answer {
+    let Some(actions) = source.actions.as_deref() else {
+        let e = ActionError::Disabled;
+        return Answer::text(e.status(), format!("{e}\n"));
+    };
+    let outcome = actions
+        .authorize(head, length)
+        .and_then(|()| actions.run(body));
+    match outcome {
+        Ok(Reply::Ok(lines)) => Answer::text(200, format!("ok\n{}", lines.join("\n"))),
+        Ok(Reply::Err { message, .. }) => Answer::text(409, format!("{message}\n")),
+        Err(e) => {
+            let mut answer = Answer::text(e.status(), format!("{e}\n"));
+            if e == ActionError::Unauthorized {
+                answer.headers = "WWW-Authenticate: Bearer realm=\"ktcpvs\"\r\n".into();
+            }
+            answer
+        }
     }
 }
 
@@ -302,6 +420,25 @@ mod tests {
             head.starts_with("HTTP/1.1 503") && head.ends_with("\r\n\r\n"),
             "{head:?}"
         );
+    }
+
+    #[test]
+    fn read_only_by_default_and_the_page_is_served() {
+        let a = admin();
+        let addr = a.local_addr();
+        let body = r#"{"action":"stop","service":"web"}"#;
+        let post = format!(
+            "POST /api/action HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        assert!(ask(addr, post.as_bytes()).starts_with("HTTP/1.1 404"));
+        let page = ask(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("Content-Security-Policy: default-src 'none'"));
+        assert!(page.contains("name=\"ktcpvs-actions\" content=\"off\""));
+        // A body longer than allowed is not read: refused.
+        let big = "POST /api/action HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n";
+        assert!(ask(addr, big.as_bytes()).starts_with("HTTP/1.1 404"));
     }
 
     #[test]
