@@ -239,13 +239,16 @@ impl Rule {
     /// `"query"`, `"src"`).
     pub fn explain(&self, request: &PickRequest<'_>) -> Result<(), &'static str> {
         let target = request.head.map_or("", |h| h.target);
-        let matched = if self.conditions.normalizes() {
+        let matched = if self.conditional && self.conditions.normalizes() {
             self.conditions.with_target(target, |t| self.is_match(t))
         } else {
             self.is_match(target)
         };
         if !matched {
             return Err("pattern");
+        }
+        if !self.conditional {
+            return Ok(());
         }
         self.conditions.check(request)
     }

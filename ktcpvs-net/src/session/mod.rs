@@ -321,14 +321,14 @@ impl Session {
                 Flow::Done
             };
         }
-        ctx.origin = Some(self.origin());
+        ctx.origin = self.origin();
         if let Kind::AwaitingProxy { until } = self.kind {
             match self.read_proxy_header() {
                 ProxyRead::Wait => return Flow::Open(Some(until)),
                 ProxyRead::Refused => return Flow::Done,
                 ProxyRead::Read => {}
             }
-            ctx.origin = Some(self.origin());
+            ctx.origin = self.origin();
             let Some(kind) = start_kind(self.peer.addr(), &self.service, ctx) else {
                 return Flow::Done;
             };
@@ -395,7 +395,7 @@ impl Session {
 
     /// The session's deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Flow {
-        ctx.origin = Some(self.origin());
+        ctx.origin = self.origin();
         let flow = match &mut self.kind {
             Kind::AwaitingProxy { .. } => {
                 self.refuse_proxy("no PROXY protocol header in time");
@@ -462,15 +462,15 @@ impl Session {
     }
 
     /// The client connection as a server expecting a PROXY protocol
-    /// header is told of it: the client, and the address it reached (the
-    /// service's listen address when that was not read).
-    fn origin(&self) -> Addresses {
-        Addresses {
+    /// header is told of it: the client, and the address it reached; `None`
+    /// when that address was not noted (the service's servers expected no
+    /// header when the connection came, and it brought none), and such a
+    /// server is then sent a header naming no client.
+    fn origin(&self) -> Option<Addresses> {
+        self.destination.map(|d| Addresses {
             source: self.peer.addr(),
-            destination: self
-                .destination
-                .map_or(self.service.config().listen, Peer::addr),
-        }
+            destination: d.addr(),
+        })
     }
 
     /// Reads the PROXY protocol header at the start of the client's bytes,

@@ -220,12 +220,12 @@ impl Exchange {
                 .response_header(&pick.selection(), info.sets_cookie),
             _ => None,
         };
-        let edits = match self.route.pick.and_then(|p| p.selection().rule) {
-            Some(rule) if self.route.service.has_header_edits() => self
-                .route
-                .service
-                .compiled_rules()
-                .get(rule)
+        let service = &self.route.service;
+        let edits = match self.route.pick {
+            Some(pick) if service.has_header_edits() => pick
+                .selection()
+                .rule
+                .and_then(|rule| service.compiled_rules().get(rule))
                 .map_or(&[][..], |r| r.edits()),
             _ => &[],
         };
