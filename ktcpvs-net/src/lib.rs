@@ -38,6 +38,7 @@ pub mod access_log;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod http2;
 pub(crate) mod io;
 pub(crate) mod listener;
 pub mod proxy_protocol;

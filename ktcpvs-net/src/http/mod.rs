@@ -36,6 +36,7 @@ mod body;
 pub mod headers;
 mod limits;
 mod request;
+pub(crate) use request::is_host_delimiter;
 mod response;
 mod rewrite;
 mod scan;

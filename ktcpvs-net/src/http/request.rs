@@ -543,7 +543,7 @@ fn split_absolute(target: &str) -> Result<(&str, &str), RequestError> {
 /// Bytes a host (a `Host` value or an authority) may not hold, so that two
 /// hops cannot read different authorities: whitespace, `,`, `/`, `?`,
 /// `#` and `@` (user information).
-fn is_host_delimiter(b: &u8) -> bool {
+pub(crate) fn is_host_delimiter(b: &u8) -> bool {
     matches!(b, b' ' | b'\t' | b',' | b'/' | b'?' | b'#' | b'@')
 }
 
