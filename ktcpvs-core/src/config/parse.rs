@@ -182,23 +182,31 @@ struct Parser<'a> {
     end: (usize, usize),
 }
 
+impl<'a> Parser<'a> {
+    /// A parser over the tokens of `text` (named `file` in errors); a
+    /// lexical error is a syntax error at its place.
+    fn of(text: &str, file: Option<&'a Path>) -> Result<Parser<'a>, ConfigError> {
+        let tokens = tokenize(text).map_err(|e| ConfigError {
+            location: Location {
+                file: file.map(Path::to_path_buf),
+                line: e.line,
+                column: e.column,
+            },
+            message: e.message,
+            problem: ConfigProblem::Syntax,
+        })?;
+        Ok(Parser {
+            tokens,
+            pos: 0,
+            file,
+            end: end_of(text),
+        })
+    }
+}
+
 /// Parses the text of one rule statement after `rule =` for `service`.
 pub(super) fn parse_rule(service: &str, text: &str) -> Result<Command, ConfigError> {
-    let tokens = tokenize(text).map_err(|e| ConfigError {
-        location: Location {
-            file: None,
-            line: e.line,
-            column: e.column,
-        },
-        message: e.message,
-        problem: ConfigProblem::Syntax,
-    })?;
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        file: None,
-        end: end_of(text),
-    };
+    let mut parser = Parser::of(text, None)?;
     let command = parser.rule("parsing rule error", service)?;
     if let Some(extra) = parser.next() {
         return Err(parser.error_at(
@@ -214,21 +222,7 @@ pub(super) fn parse_rule(service: &str, text: &str) -> Result<Command, ConfigErr
 
 /// Parses a whole configuration text.
 pub(super) fn parse(text: &str, file: Option<&Path>) -> Result<Vec<Located<Command>>, ConfigError> {
-    let tokens = tokenize(text).map_err(|e| ConfigError {
-        location: Location {
-            file: file.map(Path::to_path_buf),
-            line: e.line,
-            column: e.column,
-        },
-        message: e.message,
-        problem: ConfigProblem::Syntax,
-    })?;
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        file,
-        end: end_of(text),
-    };
+    let mut parser = Parser::of(text, file)?;
     let mut commands = Vec::new();
     let mut admin_line: Option<usize> = None;
     while let Some(token) = parser.next() {

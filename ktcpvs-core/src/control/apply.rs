@@ -486,10 +486,7 @@ fn add_rule(
     spec: &RuleSpec,
     server: Option<&Endpoint>,
 ) -> Result<(), ControlError> {
-    let addr = match server {
-        Some(server) => Some(server_addr(state, service, server)?),
-        None => None,
-    };
+    let addr = optional_addr(state, service, server)?;
     let def = service_mut(state, service)?;
     if let Some(addr) = addr.filter(|&a| def.server(a).is_none()) {
         return Err(ControlError::NoSuchDestination {
@@ -560,6 +557,15 @@ fn add_rule(
     Ok(())
 }
 
+/// The address of `server` in `service`, when there is a server.
+fn optional_addr(
+    state: &State,
+    service: &str,
+    server: Option<&Endpoint>,
+) -> Result<Option<SocketAddr>, ControlError> {
+    server.map(|s| server_addr(state, service, s)).transpose()
+}
+
 /// Whether `rule` is the one `spec` names (pattern, match group,
 /// conditions).
 fn same_rule(rule: &RuleConfig, spec: &RuleSpec) -> bool {
@@ -574,10 +580,7 @@ fn delete_rule_with(
     spec: &RuleSpec,
     server: Option<&Endpoint>,
 ) -> Result<(), ControlError> {
-    let addr = match server {
-        Some(server) => Some(server_addr(state, service, server)?),
-        None => None,
-    };
+    let addr = optional_addr(state, service, server)?;
     let def = service_mut(state, service)?;
     let missing = || ControlError::NoSuchRule {
         service: service.to_string(),

@@ -53,8 +53,9 @@ pub use response::{
 };
 pub use rewrite::{
     can_forward_request_verbatim, can_forward_response_verbatim, close_splice, plan_response_head,
-    reason_phrase, write_error_response, write_request_head, write_response_head, CloseSplice,
-    ForwardOptions, ResponsePlan, CONNECTION_CLOSE_LINE, CONTINUE_RESPONSE,
+    reason_phrase, write_error_response, write_fixed_response, write_request_head,
+    write_response_head, CloseSplice, ForwardOptions, ResponsePlan, CONNECTION_CLOSE_LINE,
+    CONTINUE_RESPONSE,
 };
 
 #[cfg(test)]

@@ -367,6 +367,34 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Appends a complete response the proxy writes itself: status line with
+/// reason, `Content-Type`, `Content-Length`, `Connection: close`, and the
+/// body unless `head_only` (the answer to a `HEAD`).
+///
+/// ```
+/// use ktcpvs_net::http::write_fixed_response;
+/// let mut out = Vec::new();
+/// write_fixed_response(403, "text/plain", b"no", false, &mut out);
+/// assert_eq!(out, b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno");
+/// ```
+pub fn write_fixed_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    out: &mut Vec<u8>,
+) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status:03} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
 /// Appends a complete error response: status line with reason,
 /// `Content-Type: text/plain`, `Content-Length`, `Connection: close`, and
 /// a one-line body (`502 Bad Gateway`). Meant for 400, 408, 413, 414, 431,

@@ -16,7 +16,7 @@ use ktcpvs_core::view::{first_rule_for, Rule};
 use ktcpvs_core::{PickRequest, RequestHead};
 
 use super::ClientId;
-use crate::http::reason_phrase;
+use crate::http::{reason_phrase, write_fixed_response};
 
 /// The first rule `head` from `from` matches, pattern and conditions.
 pub(super) fn matching_rule<'s>(
@@ -62,15 +62,7 @@ pub(super) fn answer(rule: &Rule, head: &RequestHead<'_>, out: &mut Vec<u8>) -> 
             body,
         } => {
             out.clear();
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                reason_phrase(*status),
-                body.len()
-            );
-            if !is_head {
-                out.extend_from_slice(body.as_bytes());
-            }
+            write_fixed_response(*status, content_type, body.as_bytes(), is_head, out);
             Some(*status)
         }
     }

@@ -36,7 +36,6 @@
 //! | `pace.rs` | the minimum transfer rate a client must keep while a body waits on it |
 //! | `edge.rs` | rules that answer themselves: redirects and fixed responses |
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +49,7 @@ use self::logging::PendingLog;
 use super::relay::Direction;
 use super::tunnel::Tunnel;
 use super::{Ctx, Flow};
-use crate::http::{reason_phrase, write_error_response, Framing, Method};
+use crate::http::{write_error_response, write_fixed_response, Framing, Method};
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
 use crate::upstream::connect::{record_connect_time, Connecting, Excluded, Target};
@@ -696,16 +695,13 @@ impl HttpSession {
         self.io.scratch.clear();
         self.io.scratch.reserve(SCRATCH_HEAD);
         match service.config().error_pages.get(&status) {
-            Some(page) => {
-                let _ = write!(
-                    self.io.scratch,
-                    "HTTP/1.1 {status} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    reason_phrase(status),
-                    page.content_type,
-                    page.body.len()
-                );
-                self.io.scratch.extend_from_slice(page.body.as_bytes());
-            }
+            Some(page) => write_fixed_response(
+                status,
+                &page.content_type,
+                page.body.as_bytes(),
+                false,
+                &mut self.io.scratch,
+            ),
             None => write_error_response(status, &mut self.io.scratch),
         }
     }
