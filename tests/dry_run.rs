@@ -7,27 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{example, Daemon, TempDir};
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The configuration hash line of a node's listing.
-fn hash(node: &Daemon) -> String {
-    node.adm_ok(&["-L"])
-        .lines()
-        .find(|l| l.starts_with("# configuration hash"))
-        .expect("a hash line")
-        .to_string()
-}
+use common::{example, hash_line, output_text, Daemon, TempDir};
 
 const BEFORE: &str = "Virtual web {
     listen = 127.0.0.1:0
@@ -84,10 +66,10 @@ fn dry_run_prints_the_difference_and_applies_nothing() {
     let out = node.adm_ok(&["-f", before.to_str().unwrap(), "--dry-run"]);
     assert_eq!(out, "# no change\n");
 
-    let hash_before = hash(&node);
+    let hash_before = hash_line(&node);
     let out = node.adm_ok(&["-f", after.to_str().unwrap(), "--dry-run"]);
     assert_eq!(
-        hash(&node),
+        hash_line(&node),
         hash_before,
         "a dry run changed the configuration"
     );
@@ -133,9 +115,9 @@ fn dry_run_prints_the_difference_and_applies_nothing() {
     let out = node.adm_ok(&["-f", after.to_str().unwrap(), "--dry-run"]);
     assert_eq!(out, "# no change\n");
     // The load itself changes nothing more: the same hash.
-    let made = hash(&node);
+    let made = hash_line(&node);
     node.adm_ok(&["-f", after.to_str().unwrap()]);
-    assert_eq!(hash(&node), made);
+    assert_eq!(hash_line(&node), made);
 }
 
 #[test]
@@ -144,16 +126,16 @@ fn a_file_that_would_not_load_is_refused_naming_its_line() {
     let dir = TempDir::new("dry-run-bad");
     let file = dir.join("bad.conf");
     std::fs::write(&file, "Virtual web {\n  scheduler = http\n  bogus = 1\n}\n").unwrap();
-    let before = hash(&a);
+    let before = hash_line(&a);
     let out = a.adm(&["-f", file.to_str().unwrap(), "--dry-run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bad.conf:3"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
-    assert!(out.stdout.is_empty(), "{}", text(&out));
-    assert_eq!(hash(&a), before);
+    assert!(out.stdout.is_empty(), "{}", output_text(&out));
+    assert_eq!(hash_line(&a), before);
 
     // Several nodes: one diff per node; a node that would refuse the file
     // fails the run.
@@ -163,7 +145,7 @@ fn a_file_that_would_not_load_is_refused_naming_its_line() {
     )
     .unwrap();
     a.adm_ok(&["-f", file.to_str().unwrap()]);
-    let (ha, hb) = (hash(&a), hash(&b));
+    let (ha, hb) = (hash_line(&a), hash_line(&b));
     let out = Command::new(example("tcpvsadm"))
         .args(["--socket", a.socket.to_str().unwrap()])
         .args(["--socket", b.socket.to_str().unwrap()])
@@ -172,12 +154,12 @@ fn a_file_that_would_not_load_is_refused_naming_its_line() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let expected = format!(
         "# node {}\n# no change\n# node {}\ntcpvsadm -A -i web -l 127.0.0.1:0 -s wlc\ntcpvsadm -a -i web -r 127.0.0.1:8081\n",
         a.socket.display(),
         b.socket.display()
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
-    assert_eq!((hash(&a), hash(&b)), (ha, hb));
+    assert_eq!((hash_line(&a), hash_line(&b)), (ha, hb));
 }

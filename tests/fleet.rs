@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{example, free_port, Daemon, TempDir};
+use common::{example, free_port, hash_line, output_text, Daemon, TempDir};
 
 const TOKEN: &str = "fleet-token-0123456789abcdef";
 
@@ -29,24 +29,6 @@ fn tcpvsadm(args: &[&str], token: Option<&str>) -> Output {
         cmd.env("KTCPVS_TOKEN", t);
     }
     cmd.output().expect("run tcpvsadm")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The configuration hash line of a node's listing.
-fn hash(node: &Daemon) -> String {
-    node.adm_ok(&["-L"])
-        .lines()
-        .find(|l| l.starts_with("# configuration hash"))
-        .expect("a hash line")
-        .to_string()
 }
 
 fn sockets<'a>(nodes: &[&'a Daemon]) -> Vec<&'a str> {
@@ -66,21 +48,21 @@ fn a_change_applies_to_every_node_or_to_none() {
         tcpvsadm(&args, None)
     };
     let out = run(&["-A", "-i", "web", "-s", "wlc", "-l", "127.0.0.1:0"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for n in [&a, &b] {
         let s = n.socket.display();
         assert!(stdout.contains(&format!("node {s}: check ok")), "{stdout}");
         assert!(stdout.contains(&format!("node {s}: applied")), "{stdout}");
     }
-    assert_eq!(hash(&a), hash(&b));
+    assert_eq!(hash_line(&a), hash_line(&b));
 
     // A service only node a has: node b refuses the check, and node a
     // applies nothing either.
     a.adm_ok(&["-A", "-i", "only-a", "-s", "wlc"]);
-    let before = (hash(&a), hash(&b));
+    let before = (hash_line(&a), hash_line(&b));
     let out = run(&["-a", "-i", "only-a", "-r", "127.0.0.1:9"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("node {}: check refused", b.socket.display())),
@@ -88,7 +70,7 @@ fn a_change_applies_to_every_node_or_to_none() {
     );
     assert!(!stdout.contains("applied"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was applied"));
-    assert_eq!((hash(&a), hash(&b)), before);
+    assert_eq!((hash_line(&a), hash_line(&b)), before);
 
     // A configuration file: checked on both, then loaded on both.
     let dir = TempDir::new("fleet");
@@ -99,25 +81,25 @@ fn a_change_applies_to_every_node_or_to_none() {
     )
     .unwrap();
     let out = run(&["-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(hash(&a), hash(&b));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(hash_line(&a), hash_line(&b));
     assert!(a
         .adm_ok(&["-L", "-n"])
         .contains("server = 127.0.0.1:8081 2"));
     // A broken file changes no node, and says where it is wrong.
     std::fs::write(&file, "Virtual api {\n  scheduler = rr\n  bogus = 1\n}\n").unwrap();
-    let before = (hash(&a), hash(&b));
+    let before = (hash_line(&a), hash_line(&b));
     let out = run(&["-f", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("fleet.conf:3"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
-    assert_eq!((hash(&a), hash(&b)), before);
+    assert_eq!((hash_line(&a), hash_line(&b)), before);
     // A request that is neither a change nor a listing stays one node's.
     let out = run(&["--sysctl", "debug_level"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
 }
 
 /// A token file only its owner may read.
@@ -160,7 +142,7 @@ fn the_remote_control_listener_wants_its_token() {
         &["--socket", &target, "-A", "-i", "web", "-s", "wlc"],
         Some(TOKEN),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let file = token_file(&dir, 0o600);
     let out = tcpvsadm(
         &[
@@ -172,21 +154,21 @@ fn the_remote_control_listener_wants_its_token() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Virtual web {"));
     assert!(node.adm_ok(&["-L"]).contains("Virtual web {"));
     // Without it, or with another, nothing is read or changed.
     let out = tcpvsadm(&["--socket", &target, "-L"], None);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let out = tcpvsadm(
         &["--socket", &target, "-D", "-i", "web"],
         Some("another-token-0123456789"),
     );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("permission"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(node.adm_ok(&["-L"]).contains("Virtual web {"));
     // A raw client: a request before `auth`, a prefix of the token, and the
@@ -220,7 +202,7 @@ fn the_remote_control_listener_wants_its_token() {
         ],
         Some(TOKEN),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(local.adm_ok(&["-L"]).contains("Virtual api {"));
     assert!(node.adm_ok(&["-L"]).contains("Virtual api {"));
 }

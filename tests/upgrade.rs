@@ -75,16 +75,6 @@ impl Drop for NewDaemon {
     }
 }
 
-/// The `# configuration hash` line of `tcpvsadm -L`.
-fn hash_line(daemon: &Daemon) -> String {
-    let listing = daemon.adm_ok(&["-L"]);
-    listing
-        .lines()
-        .find(|l| l.starts_with("# configuration hash"))
-        .unwrap_or_else(|| panic!("no hash line in {listing}"))
-        .to_string()
-}
-
 /// The request count of wrk's summary (`N requests in …`).
 fn wrk_requests(summary: &str) -> u64 {
     summary

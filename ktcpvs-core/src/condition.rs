@@ -248,19 +248,7 @@ pub const PROTECTED_FIELDS: [&str; 8] = [
 impl HeaderEdit {
     /// Checks the name (a token, not a framing field) and the value.
     pub fn validate(&self) -> Result<(), ControlError> {
-        let token = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
-            return Err(ControlError::Invalid {
-                what: "header name",
-                value: self.name.clone(),
-                reason: "must be an HTTP token of 1..=64 characters".into(),
-            });
-        }
+        check_name("header name", &self.name)?;
         if PROTECTED_FIELDS
             .iter()
             .any(|p| p.eq_ignore_ascii_case(&self.name))

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::control_socket::remote::{Token, REFUSAL_PAUSE};
+use crate::control_socket::remote::{constant_time_eq, Token, REFUSAL_PAUSE};
 use crate::control_socket::{Dispatcher, Reply, Request};
 use crate::metrics::AdminAction;
 
@@ -291,15 +291,6 @@ impl Actions {
         }
         log.push_back(entry);
     }
-}
-
-/// Whether `a` and `b` are equal, in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, x) in b.iter().enumerate() {
-        diff |= x ^ a.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
 }
 
 /// `bytes` random bytes from the operating system, in hex.

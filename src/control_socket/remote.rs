@@ -116,13 +116,18 @@ impl Token {
     /// Whether `offered` is the token, in time independent of where they
     /// differ.
     pub fn matches(&self, offered: &str) -> bool {
-        let offered = offered.as_bytes();
-        let mut diff = u8::from(offered.len() != self.0.len());
-        for (i, b) in self.0.iter().enumerate() {
-            diff |= b ^ offered.get(i).copied().unwrap_or(0);
-        }
-        diff == 0
+        constant_time_eq(offered.as_bytes(), &self.0)
     }
+}
+
+/// Whether `offered` equals `secret`, in time that depends on the
+/// secret's length only, not on where they differ.
+pub(crate) fn constant_time_eq(offered: &[u8], secret: &[u8]) -> bool {
+    let mut diff = u8::from(offered.len() != secret.len());
+    for (i, b) in secret.iter().enumerate() {
+        diff |= b ^ offered.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 /// Why the remote control listener could not open.

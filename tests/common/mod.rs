@@ -370,3 +370,23 @@ pub fn alias_args(servers: &[NamedHttpServer]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The `# configuration hash` line of a daemon's `tcpvsadm -L`.
+pub fn hash_line(daemon: &Daemon) -> String {
+    let listing = daemon.adm_ok(&["-L"]);
+    listing
+        .lines()
+        .find(|l| l.starts_with("# configuration hash"))
+        .unwrap_or_else(|| panic!("no hash line in {listing}"))
+        .to_string()
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
