@@ -159,7 +159,6 @@ impl HttpSession {
             None
         };
         let edits = rule.map_or(&[][..], |r| r.edits());
-        let req = self.request(&service, from, info, head, edits);
         if let Some(stale) = self.io.log.take() {
             if let Some(log) = ctx.access_log {
                 stale.discard(log);
@@ -171,6 +170,9 @@ impl HttpSession {
             self.answer_at_edge(status, &service, ctx);
             return Step::Again;
         }
+        // After the edge answer: a request answered there is not written
+        // for a server.
+        let req = self.request(&service, from, info, head, edits);
         let keep = match &mut self.state {
             State::Reading { keep, .. } => std::mem::take(keep),
             _ => Keep::Nothing,
