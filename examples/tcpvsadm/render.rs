@@ -201,6 +201,7 @@ fn service_arguments(
         || s.header_timeout.is_some()
         || s.response_timeout.is_some()
         || s.forward_for.is_some()
+        || s.http2.is_some()
         || s.upgrades.is_some()
         || !s.options.is_empty();
     if unflagged {

@@ -50,6 +50,8 @@ pub struct ServiceSpec {
     pub response_timeout: Option<u32>,
     /// Add `X-Forwarded-For`/`Forwarded` to forwarded requests.
     pub forward_for: Option<bool>,
+    /// Serve HTTP/2 to clients (ALPN `h2`, h2c with prior knowledge).
+    pub http2: Option<bool>,
     /// The protocols clients may switch to with `Upgrade` (replacing the
     /// list; empty: none).
     pub upgrades: Option<Vec<String>>,

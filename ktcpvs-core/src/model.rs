@@ -274,6 +274,11 @@ pub struct ServiceConfig {
     /// Pages the proxy sends in place of its own error responses, by
     /// status (`error_page = 503 "text/html" "BODY"`).
     pub error_pages: BTreeMap<u16, ErrorPage>,
+    /// Serve HTTP/2 to clients (`http2 = on`): offered by ALPN (`h2`)
+    /// on a TLS listener, and taken with prior knowledge (h2c) on a plain
+    /// one; each stream is switched on its own to HTTP/1.1 real servers.
+    /// HTTP schedulers only; off by default.
+    pub http2: bool,
 }
 
 /// A page the proxy sends in place of one of its own error responses.
@@ -430,6 +435,7 @@ impl ServiceConfig {
             proxy_protocol: Networks::none(),
             discover: Vec::new(),
             error_pages: BTreeMap::new(),
+            http2: false,
         }
     }
 

@@ -320,6 +320,7 @@ fn service_mutations() -> Vec<Mutation<ServiceConfig>> {
         proxy_protocol: _,
         discover: _,
         error_pages: _,
+        http2: _,
     } = ServiceConfig::new("x");
     vec![
         ("listen", |c| c.listen = "127.0.0.1:9090".parse().unwrap()),
@@ -337,6 +338,7 @@ fn service_mutations() -> Vec<Mutation<ServiceConfig>> {
         ("timeouts.header", |c| c.timeouts.header = Some(5)),
         ("timeouts.response", |c| c.timeouts.response = Some(5)),
         ("forward_for", |c| c.forward_for = true),
+        ("http2", |c| c.http2 = true),
         ("upgrades", |c| c.upgrades = Vec::new()),
         ("options", |c| {
             c.options.insert("k".into(), "v w".into());

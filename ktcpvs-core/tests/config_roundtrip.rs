@@ -134,6 +134,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                 vec!["websocket", "Echo", "my-proto", "x.y_z", "w#s"],
                 0..=4,
             )),
+            prop::option::of(any::<bool>()),
         ),
         prop::collection::btree_map("[A-Za-z0-9_-]{1,10}", option_value(), 0..3),
         (
@@ -166,7 +167,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
             |(
                 (listen, scheduler, ss, mc, mins, maxs, redirect),
                 (ct, rt, kt, ht, rst),
-                (ff, upgrades),
+                (ff, upgrades, http2),
                 opts,
                 (certificates, host_check),
                 (health, proxy_protocol, error_pages, discover),
@@ -186,6 +187,7 @@ fn spec() -> impl Strategy<Value = ServiceSpec> {
                     header_timeout: ht,
                     response_timeout: rst,
                     forward_for: ff,
+                    http2,
                     upgrades: upgrades.map(|u| u.into_iter().map(str::to_string).collect()),
                     options: opts.into_iter().map(|(k, v)| (k, Some(v))).collect(),
                     certificates: certificates.map(|c| {

@@ -351,6 +351,7 @@ fn spec_between(old: &ServiceConfig, new: &ServiceConfig) -> ServiceSpec {
         proxy_protocol,
         discover,
         error_pages,
+        http2,
     } = new;
     let changed = |before: u32, after: u32| (before != after).then_some(after);
     let mut spec = ServiceSpec {
@@ -362,6 +363,7 @@ fn spec_between(old: &ServiceConfig, new: &ServiceConfig) -> ServiceSpec {
         maxspareservers: changed(old.maxspareservers, *maxspareservers),
         redirect: (old.redirect != *redirect).then(|| redirect.map(Endpoint::from_addr)),
         forward_for: (old.forward_for != *forward_for).then_some(*forward_for),
+        http2: (old.http2 != *http2).then_some(*http2),
         upgrades: (old.upgrades != *upgrades).then(|| upgrades.clone()),
         proxy_protocol: (old.proxy_protocol != *proxy_protocol).then(|| proxy_protocol.clone()),
         discover: (old.discover != *discover).then(|| discover.clone()),

@@ -51,6 +51,7 @@ enum Keyword {
     HeaderTimeout,
     ResponseTimeout,
     ForwardFor,
+    Http2,
     Upgrade,
     Option,
     Certificate,
@@ -61,7 +62,7 @@ enum Keyword {
 }
 
 impl Keyword {
-    const ALL: [Keyword; 22] = [
+    const ALL: [Keyword; 23] = [
         Keyword::Listen,
         Keyword::Scheduler,
         Keyword::StartServers,
@@ -77,6 +78,7 @@ impl Keyword {
         Keyword::HeaderTimeout,
         Keyword::ResponseTimeout,
         Keyword::ForwardFor,
+        Keyword::Http2,
         Keyword::Upgrade,
         Keyword::Option,
         Keyword::Certificate,
@@ -104,6 +106,7 @@ impl Keyword {
             Keyword::HeaderTimeout => "header_timeout",
             Keyword::ResponseTimeout => "response_timeout",
             Keyword::ForwardFor => "forwardfor",
+            Keyword::Http2 => "http2",
             Keyword::Upgrade => "upgrade",
             Keyword::Option => "option",
             Keyword::Certificate => "certificate",
@@ -778,6 +781,7 @@ impl<'a> Parser<'a> {
                 spec.scheduler = Some(name);
             }
             Keyword::ForwardFor => spec.forward_for = Some(self.on_off(context)?),
+            Keyword::Http2 => spec.http2 = Some(self.on_off(context)?),
             Keyword::SniHostCheck => spec.host_check = Some(self.on_off(context)?),
             Keyword::Upgrade => spec.upgrades = Some(self.upgrade_list(context)?),
             Keyword::ProxyProtocol => spec.proxy_protocol = Some(self.networks(context)?),

@@ -92,6 +92,9 @@ pub fn print_service(def: &ServiceDef, options: &PrintOptions) -> String {
     if c.forward_for {
         let _ = writeln!(out, "    forwardfor = on");
     }
+    if c.http2 {
+        let _ = writeln!(out, "    http2 = on");
+    }
     if !c.proxy_protocol.is_empty() {
         let _ = writeln!(out, "    proxy_protocol = {}", c.proxy_protocol);
     }

@@ -177,6 +177,9 @@ fn apply_spec(
     if let Some(f) = spec.forward_for {
         config.forward_for = f;
     }
+    if let Some(on) = spec.http2 {
+        config.http2 = on;
+    }
     if let Some(networks) = &spec.proxy_protocol {
         config.proxy_protocol = networks.clone();
     }

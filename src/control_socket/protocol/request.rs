@@ -234,7 +234,7 @@ pub enum Request {
 
 /// Every verb, with its synopsis, in the order `help` lists them.
 pub const VERBS: &[(&str, &str)] = &[
-    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [proxy_protocol=NETWORKS|none] [discover=\"dns NAME:PORT [W],srv NAME [W]\"|none] [option.NAME=VALUE] [health.KEY=VALUE]"),
+    ("add-service", "add-service NAME [listen=ADDR[:PORT]] [port=N] [scheduler=NAME] [startservers=N] [maxclients=N] [minspareservers=N] [maxspareservers=N] [redirect=ADDR[:PORT]|none] [connect_timeout=S] [read_timeout=S] [keepalive_timeout=S] [header_timeout=S] [response_timeout=S] [forwardfor=on|off] [http2=on|off] [upgrade=PROTO,...|none] [certificate.N=CHAIN certificate_key.N=KEY ...|certificate=none] [sni_host_check=on|off] [proxy_protocol=NETWORKS|none] [discover=\"dns NAME:PORT [W],srv NAME [W]\"|none] [option.NAME=VALUE] [health.KEY=VALUE]"),
     ("edit-service", "edit-service NAME [the keys of add-service; option.NAME=none removes an option]"),
     ("delete-service", "delete-service NAME"),
     ("flush", "flush"),
@@ -692,6 +692,9 @@ fn service_args(a: &mut Args) -> Result<ServiceArgs, ProtocolError> {
     if let Some(text) = a.take("forwardfor") {
         spec.forward_for = Some(on_off("forwardfor", text)?);
     }
+    if let Some(text) = a.take("http2") {
+        spec.http2 = Some(on_off("http2", text)?);
+    }
     if let Some(text) = a.take("upgrade") {
         spec.upgrades = Some(parse_upgrade_list(&text));
     }
@@ -949,6 +952,9 @@ fn push_service_args(out: &mut String, args: &ServiceArgs) {
     }
     if let Some(f) = s.forward_for {
         push_pair(out, "forwardfor", if f { "on" } else { "off" });
+    }
+    if let Some(on) = s.http2 {
+        push_pair(out, "http2", if on { "on" } else { "off" });
     }
     if let Some(upgrades) = &s.upgrades {
         push_pair(out, "upgrade", &format_upgrade_list(upgrades));
