@@ -533,6 +533,17 @@ impl Loop {
                     deadline,
                     close_idle_from: (now + DRAIN_IDLE_GRACE).min(deadline),
                 });
+                // HTTP/2 clients are told at once (GOAWAY): they open no
+                // new stream here, and the ones in flight finish.
+                let h2: Vec<usize> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.is_h2())
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in h2 {
+                    self.drive(key, now);
+                }
             }
         }
     }
@@ -589,7 +600,13 @@ impl Loop {
         // The address the client reached, for servers that expect a PROXY
         // protocol header (one `getsockname` per connection, only then).
         let destination = (!expects_proxy && service.sends_proxy())
-            .then(|| client.stream.local_addr().ok().map(Peer::of))
+            .then(|| {
+                client
+                    .stream()
+                    .and_then(|s| s.local_addr())
+                    .ok()
+                    .map(Peer::of)
+            })
             .flatten();
         let kind = if expects_proxy {
             let settings = self.res.control.snapshot_cell().load();
@@ -675,8 +692,11 @@ impl Loop {
         if s.registered || !s.needs_client_events() {
             return true;
         }
+        let Some(stream) = s.client.socket_mut() else {
+            return false;
+        };
         match self.res.poll.registry().register(
-            &mut s.client.stream,
+            stream,
             token::client(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {

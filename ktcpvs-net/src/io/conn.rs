@@ -48,6 +48,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 
 use super::buffer::Buffer;
+use super::memory::MemoryEnd;
 use super::tls::TlsLayer;
 
 /// What the poller last reported about one socket, cleared on `WouldBlock`.
@@ -96,18 +97,31 @@ impl Traffic {
     }
 }
 
-/// A socket with its readiness.
+/// A socket with its readiness (or, for a stream of an HTTP/2
+/// connection, the in-memory end the HTTP/1.1 session of that stream reads
+/// and writes through: see [`super::memory`]).
 #[derive(Debug)]
 pub(crate) struct Conn {
-    /// The socket.
-    pub stream: TcpStream,
-    /// What the poller reported (through TLS: the plaintext view).
+    /// What the poller reported (through TLS: the plaintext view; for a
+    /// memory end: whether it holds bytes, and room).
     pub ready: Ready,
     /// Bytes moved and not yet flushed to the shared counters.
     pub traffic: Traffic,
-    /// TLS between the socket and the relays, on a TLS service's client
-    /// connections.
-    tls: Option<Box<TlsLayer>>,
+    /// Where the bytes go.
+    io: Io,
+}
+
+/// What a [`Conn`] moves bytes through.
+#[derive(Debug)]
+enum Io {
+    /// A socket, with TLS between it and the relays on a TLS service's
+    /// client connections and on connections to servers reached over TLS.
+    Socket {
+        stream: TcpStream,
+        tls: Option<Box<TlsLayer>>,
+    },
+    /// One HTTP/2 stream's request and response as HTTP/1.1 bytes.
+    Memory(Box<MemoryEnd>),
 }
 
 /// The result of one read into a buffer.
@@ -128,14 +142,13 @@ impl Conn {
     /// accepted socket may already hold data).
     pub fn new(stream: TcpStream, ready: bool) -> Self {
         Conn {
-            stream,
             ready: Ready {
                 readable: ready,
                 writable: ready,
                 hup: false,
             },
             traffic: Traffic::default(),
-            tls: None,
+            io: Io::Socket { stream, tls: None },
         }
     }
 
@@ -151,20 +164,93 @@ impl Conn {
         Conn::over_tls(Conn::new(stream, false), tls.into())
     }
 
+    /// The end an HTTP/2 stream's HTTP/1.1 session reads and writes.
+    pub fn memory(end: MemoryEnd) -> Self {
+        let mut conn = Conn {
+            ready: Ready::default(),
+            traffic: Traffic::default(),
+            io: Io::Memory(Box::new(end)),
+        };
+        conn.refresh();
+        conn
+    }
+
     fn over_tls(mut conn: Conn, tls: rustls::Connection) -> Conn {
         let layer = TlsLayer::new(tls, conn.ready);
         conn.ready = layer.view();
-        conn.tls = Some(Box::new(layer));
+        if let Io::Socket { tls, .. } = &mut conn.io {
+            *tls = Some(Box::new(layer));
+        }
         conn
+    }
+
+    /// The socket, unless this is a memory end.
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match &self.io {
+            Io::Socket { stream, .. } => Some(stream),
+            Io::Memory(_) => None,
+        }
+    }
+
+    /// The socket, mutably, unless this is a memory end.
+    pub fn socket_mut(&mut self) -> Option<&mut TcpStream> {
+        match &mut self.io {
+            Io::Socket { stream, .. } => Some(stream),
+            Io::Memory(_) => None,
+        }
+    }
+
+    /// The socket, or `NotConnected` for a memory end.
+    pub fn stream(&self) -> io::Result<&TcpStream> {
+        self.socket()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    /// The memory end, if this is one.
+    pub fn memory_end(&mut self) -> Option<&mut MemoryEnd> {
+        match &mut self.io {
+            Io::Memory(end) => Some(end),
+            Io::Socket { .. } => None,
+        }
+    }
+
+    /// Sets a memory end's readiness from what it holds (readable: bytes
+    /// or an end wait; writable: it has room). Nothing for a socket.
+    pub fn refresh(&mut self) {
+        if let Io::Memory(end) = &self.io {
+            self.ready.readable = end.readable();
+            self.ready.writable = end.writable();
+        }
+    }
+
+    /// The descriptor `splice(2)` may move bytes through: a plain socket's
+    /// (TLS records and memory ends are read and written in user space).
+    pub fn splice_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match &self.io {
+            Io::Socket { stream, tls: None } => Some(stream.as_raw_fd()),
+            _ => None,
+        }
+    }
+
+    fn tls(&self) -> Option<&TlsLayer> {
+        match &self.io {
+            Io::Socket { tls, .. } => tls.as_deref(),
+            Io::Memory(_) => None,
+        }
     }
 
     /// Moves the TLS handshake of a connection to a real server on;
     /// `Ok(true)` once it is done (at once on a plain connection).
     pub fn handshake(&mut self) -> io::Result<bool> {
-        let Some(tls) = &mut self.tls else {
+        let Io::Socket {
+            stream,
+            tls: Some(tls),
+        } = &mut self.io
+        else {
             return Ok(true);
         };
-        let done = tls.advance_handshake(&mut self.stream);
+        let done = tls.advance_handshake(stream);
         self.ready = tls.view();
         done
     }
@@ -172,12 +258,12 @@ impl Conn {
     /// Records a readiness event (on the socket; through TLS, the view
     /// follows).
     pub fn absorb(&mut self, event: &Event) {
-        match &mut self.tls {
-            None => self.ready.absorb(event),
-            Some(tls) => {
+        match &mut self.io {
+            Io::Socket { tls: Some(tls), .. } => {
                 tls.socket.absorb(event);
                 self.ready = tls.view();
             }
+            _ => self.ready.absorb(event),
         }
     }
 
@@ -185,53 +271,69 @@ impl Conn {
     /// (a connect just confirmed, a pooled connection just proved quiet):
     /// through TLS, the socket's flags, the view following.
     pub fn assume_ready(&mut self, readable: bool, writable: bool) {
-        match &mut self.tls {
-            None => {
-                self.ready.readable = readable;
-                self.ready.writable = writable;
-            }
-            Some(tls) => {
+        match &mut self.io {
+            Io::Socket { tls: Some(tls), .. } => {
                 tls.socket.readable = readable;
                 tls.socket.writable = writable;
                 self.ready = tls.view();
             }
+            _ => {
+                self.ready.readable = readable;
+                self.ready.writable = writable;
+            }
         }
     }
 
-    /// Whether the connection runs TLS (its bytes cannot be spliced).
+    /// Whether the client reached the proxy over TLS (a memory end: whether
+    /// its HTTP/2 connection runs TLS). Such bytes cannot be spliced.
     pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        match &self.io {
+            Io::Socket { tls, .. } => tls.is_some(),
+            Io::Memory(end) => end.tls,
+        }
     }
 
     /// The server name the client sent in its TLS handshake, if any.
     pub fn server_name(&self) -> Option<&str> {
-        self.tls.as_ref().and_then(|t| t.server_name())
+        match &self.io {
+            Io::Socket { tls, .. } => tls.as_ref().and_then(|t| t.server_name()),
+            Io::Memory(end) => end.server_name.as_deref(),
+        }
+    }
+
+    /// The protocol ALPN agreed on, if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls().and_then(|t| t.conn.alpn_protocol())
     }
 
     /// Whether a TLS handshake is still under way (the header timeout
     /// bounds it).
     pub fn is_handshaking(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.conn.is_handshaking())
+        self.tls().is_some_and(|t| t.conn.is_handshaking())
     }
 
     /// Why the connection failed at the TLS level, if it did.
     pub fn tls_failure(&self) -> Option<&rustls::Error> {
-        self.tls.as_ref().and_then(|t| t.failure())
+        self.tls().and_then(|t| t.failure())
     }
 
     /// Whether bytes a send accepted still wait to be written (TLS
     /// records, or a `close_notify` and the shutdown after it).
     pub fn wants_write(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.tls().is_some_and(|t| t.wants_write())
     }
 
     /// Writes what waits (see [`wants_write`](Self::wants_write)) as far
     /// as the socket takes it; `Ok(true)` when nothing waits any more.
     pub fn flush(&mut self) -> io::Result<bool> {
-        let Some(tls) = &mut self.tls else {
+        let Io::Socket {
+            stream,
+            tls: Some(tls),
+        } = &mut self.io
+        else {
             return Ok(true);
         };
-        let flushed = tls.flush(&mut self.stream);
+        let flushed = tls.flush(stream);
         self.ready = tls.view();
         flushed
     }
@@ -240,18 +342,25 @@ impl Conn {
     /// a `close_notify`, once every record before it left (`Ok(false)`:
     /// not yet, [`flush`](Self::flush) finishes it).
     pub fn shutdown_write(&mut self) -> io::Result<bool> {
-        match &mut self.tls {
-            None => self
-                .stream
-                .shutdown(std::net::Shutdown::Write)
-                .map(|()| true),
-            Some(tls) => {
-                let done = tls.shutdown_write(&mut self.stream);
+        match &mut self.io {
+            Io::Socket { stream, tls: None } => {
+                stream.shutdown(std::net::Shutdown::Write).map(|()| true)
+            }
+            Io::Socket {
+                stream,
+                tls: Some(tls),
+            } => {
+                let done = tls.shutdown_write(stream);
                 self.ready = tls.view();
                 done
             }
+            Io::Memory(end) => {
+                end.write_shut = true;
+                Ok(true)
+            }
         }
     }
+
     /// Takes the bytes counted since the last call.
     pub fn take_traffic(&mut self) -> Traffic {
         std::mem::take(&mut self.traffic)
@@ -260,11 +369,22 @@ impl Conn {
     /// One read into the free space of `buf`. A short read clears the
     /// readable flag (see the module documentation: it drained the socket).
     pub fn fill(&mut self, buf: &mut Buffer) -> io::Result<Fill> {
-        if let Some(tls) = &mut self.tls {
-            let filled = tls.fill(&mut self.stream, buf, &mut self.traffic);
-            self.ready = tls.view();
-            return filled;
-        }
+        let stream = match &mut self.io {
+            Io::Socket {
+                stream,
+                tls: Some(tls),
+            } => {
+                let filled = tls.fill(stream, buf, &mut self.traffic);
+                self.ready = tls.view();
+                return filled;
+            }
+            Io::Memory(end) => {
+                let filled = end.fill(buf, &mut self.traffic);
+                self.ready.readable = end.readable();
+                return Ok(filled);
+            }
+            Io::Socket { stream, tls: None } => stream,
+        };
         if !self.ready.readable {
             return Ok(Fill::WouldBlock);
         }
@@ -274,7 +394,7 @@ impl Conn {
         }
         let offered = spare.len();
         loop {
-            match self.stream.read(spare) {
+            match stream.read(spare) {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => {
                     buf.commit(n);
@@ -296,19 +416,22 @@ impl Conn {
 
     /// Writes as much of `bytes` as the socket takes; returns how much.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.tls.is_some() {
-            let mut done = 0;
-            while done < bytes.len() && self.ready.writable {
-                match self.send_vectored(&[IoSlice::new(&bytes[done..])])? {
-                    0 => break,
-                    n => done += n,
+        let stream = match &mut self.io {
+            Io::Socket { stream, tls: None } => stream,
+            _ => {
+                let mut done = 0;
+                while done < bytes.len() && self.ready.writable {
+                    match self.send_vectored(&[IoSlice::new(&bytes[done..])])? {
+                        0 => break,
+                        n => done += n,
+                    }
                 }
+                return Ok(done);
             }
-            return Ok(done);
-        }
+        };
         let mut done = 0;
         while done < bytes.len() && self.ready.writable {
-            match self.stream.write(&bytes[done..]) {
+            match stream.write(&bytes[done..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     done += n;
@@ -330,17 +453,28 @@ impl Conn {
     /// takes; returns how many bytes went. A short write clears the
     /// writable flag, as in [`send`](Self::send).
     pub fn send_vectored(&mut self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
-        if let Some(tls) = &mut self.tls {
-            let sent = tls.send(&mut self.stream, parts, &mut self.traffic);
-            self.ready = tls.view();
-            return sent;
-        }
+        let stream = match &mut self.io {
+            Io::Socket {
+                stream,
+                tls: Some(tls),
+            } => {
+                let sent = tls.send(stream, parts, &mut self.traffic);
+                self.ready = tls.view();
+                return sent;
+            }
+            Io::Memory(end) => {
+                let sent = end.send(parts, &mut self.traffic);
+                self.ready.writable = end.writable();
+                return Ok(sent);
+            }
+            Io::Socket { stream, tls: None } => stream,
+        };
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total == 0 || !self.ready.writable {
             return Ok(0);
         }
         loop {
-            match self.stream.write_vectored(parts) {
+            match stream.write_vectored(parts) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.traffic.written += n as u64;

@@ -177,13 +177,16 @@ impl KernelPipe {
 
     /// One splice of at most `len` (> 0) bytes from `src` into the pipe.
     fn splice_in(&mut self, src: &mut Conn, len: usize) -> io::Result<In> {
+        let Some(fd) = src.splice_fd() else {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        };
         loop {
             // SAFETY: both descriptors are open for the duration of the
             // call; null offsets mean "the current position", as required
             // for sockets and pipes.
             let n = unsafe {
                 libc::splice(
-                    src.stream.as_raw_fd(),
+                    fd,
                     std::ptr::null_mut(),
                     self.write.as_raw_fd(),
                     std::ptr::null_mut(),
@@ -214,6 +217,9 @@ impl KernelPipe {
     /// Sends what the pipe holds to `dst` until it is empty or `dst` is
     /// full; returns how many bytes went.
     pub fn drain_to(&mut self, dst: &mut Conn) -> io::Result<usize> {
+        let Some(fd) = dst.splice_fd() else {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        };
         let mut sent = 0;
         while self.held > 0 && dst.ready.writable {
             // SAFETY: as in `splice_in`.
@@ -221,7 +227,7 @@ impl KernelPipe {
                 libc::splice(
                     self.read.as_raw_fd(),
                     std::ptr::null_mut(),
-                    dst.stream.as_raw_fd(),
+                    fd,
                     std::ptr::null_mut(),
                     self.held as usize,
                     libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,

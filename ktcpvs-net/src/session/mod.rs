@@ -11,6 +11,7 @@
 //! What the poller reported is kept apart from what a session wants (see
 //! [`crate::io::conn`]): a state decides which readiness flags it acts on.
 
+pub(crate) mod h2;
 pub(crate) mod http;
 pub(crate) mod relay;
 pub(crate) mod tunnel;
@@ -26,6 +27,7 @@ use ktcpvs_core::{Dispatch, Snapshot};
 use mio::net::TcpStream;
 use mio::Registry;
 
+use self::h2::H2Session;
 use self::http::{HttpFlow, HttpSession, Keep};
 use crate::access_log::{AccessLog, Format};
 use crate::io::buffer::BufferPool;
@@ -192,7 +194,8 @@ pub(crate) fn client_conn(stream: TcpStream, service: &ServiceSnapshot) -> Optio
         log::error!("[{name}] its TLS material was not made by this engine's loader");
         return None;
     };
-    match rustls::ServerConnection::new(Arc::clone(tls.config(service.dispatch()))) {
+    let config = tls.config_for(service.dispatch(), service.config().http2);
+    match rustls::ServerConnection::new(Arc::clone(config)) {
         Ok(conn) => Some(Conn::with_tls(stream, conn)),
         Err(e) => {
             log::error!("[{name}] cannot start a TLS connection: {e}");
@@ -287,6 +290,8 @@ pub(crate) enum Kind {
     /// HTTP/1.x content switching, with a request in flight or a head
     /// being read.
     Http(Box<HttpSession>),
+    /// An HTTP/2 connection (ALPN `h2`, or h2c with prior knowledge).
+    H2(Box<H2Session>),
     /// An HTTP/1.x keep-alive connection waiting for its next request with
     /// nothing buffered.
     Parked(Keep),
@@ -348,6 +353,10 @@ impl Session {
                 return self.close_tls(flow, ctx);
             }
             Kind::Http(h) => h.drive(&mut self.client, self.peer.addr(), &self.service, ctx),
+            Kind::H2(h) => {
+                let flow = h.drive(&mut self.client, self.peer.addr(), &self.service, ctx);
+                return self.close_tls(flow, ctx);
+            }
             Kind::AwaitingProxy { .. } | Kind::Parked(_) | Kind::Closing { .. } => {
                 return Flow::Done
             }
@@ -388,6 +397,7 @@ impl Session {
                 h.close(ctx);
                 ctx.spares.keep(h);
             }
+            Kind::H2(mut h) => h.close(ctx),
             Kind::Parked(keep) => keep.release(ctx),
             Kind::AwaitingProxy { .. } | Kind::Closing { .. } => {}
         }
@@ -403,6 +413,10 @@ impl Session {
             }
             Kind::Tunnel(t) => return t.on_timeout(&mut self.client, &self.service, ctx),
             Kind::Http(h) => h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx),
+            Kind::H2(h) => {
+                let flow = h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx);
+                return self.close_tls(flow, ctx);
+            }
             // A parked connection's keep-alive time is up; a closing one
             // had its time to drain.
             Kind::Parked(_) | Kind::Closing { .. } => return Flow::Done,
@@ -417,6 +431,14 @@ impl Session {
         match flow {
             HttpFlow::Upgrade(tunnel) => {
                 let old = std::mem::replace(&mut self.kind, Kind::Tunnel(tunnel));
+                if let Kind::Http(spare) = old {
+                    ctx.spares.keep(spare);
+                }
+                self.drive(ctx)
+            }
+            HttpFlow::H2(read) => {
+                let h2 = H2Session::start(read, &self.service, ctx);
+                let old = std::mem::replace(&mut self.kind, Kind::H2(Box::new(h2)));
                 if let Kind::Http(spare) = old {
                     ctx.spares.keep(spare);
                 }
@@ -446,9 +468,16 @@ impl Session {
             Kind::AwaitingProxy { .. }
             | Kind::Tunnel(_)
             | Kind::Parked(_)
-            | Kind::Closing { .. } => true,
+            | Kind::Closing { .. }
+            | Kind::H2(_) => true,
             Kind::Http(h) => h.needs_client_events() || self.client.wants_write(),
         }
+    }
+
+    /// Whether the session is an HTTP/2 connection (driven once when a
+    /// drain begins, so that its GOAWAY goes out at once).
+    pub fn is_h2(&self) -> bool {
+        matches!(self.kind, Kind::H2(_))
     }
 
     /// Whether the session is between requests with nothing in flight, so
@@ -457,6 +486,7 @@ impl Session {
         match &self.kind {
             Kind::Tunnel(_) => false,
             Kind::Http(h) => h.is_idle(),
+            Kind::H2(h) => h.is_idle(),
             Kind::AwaitingProxy { .. } | Kind::Parked(_) | Kind::Closing { .. } => true,
         }
     }
@@ -482,7 +512,7 @@ impl Session {
             return ProxyRead::Wait;
         }
         let mut buf = [0u8; proxy_protocol::MAX_HEADER];
-        let seen = match self.client.stream.peek(&mut buf) {
+        let seen = match self.client.stream().and_then(|s| s.peek(&mut buf)) {
             Ok(0) => return ProxyRead::Refused,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -505,7 +535,11 @@ impl Session {
             }
         };
         // The header's bytes are in the socket: the read takes them whole.
-        match (&self.client.stream).read(&mut buf[..header.len]) {
+        match self
+            .client
+            .stream()
+            .and_then(|mut s| s.read(&mut buf[..header.len]))
+        {
             Ok(n) if n == header.len => {}
             _ => return ProxyRead::Refused,
         }

@@ -108,8 +108,8 @@ impl Direction {
         pool: &mut BufferPool,
         zerocopy: bool,
     ) -> Result<Progress, RelayError> {
-        // TLS records are made and read in user space: nothing to splice.
-        let zerocopy = zerocopy && !src.is_tls() && !dst.is_tls();
+        // TLS records and memory ends are read in user space: nothing to splice.
+        let zerocopy = zerocopy && src.splice_fd().is_some() && dst.splice_fd().is_some();
         loop {
             if let Some(progress) = self.splice(src, dst, body, zerocopy)? {
                 return Ok(progress);

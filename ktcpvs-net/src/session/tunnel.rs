@@ -203,7 +203,7 @@ impl Tunnel {
             let Phase::Queued(slot, _) = std::mem::replace(&mut self.phase, Phase::Finished) else {
                 return Flow::Done;
             };
-            let peer = client.stream.peer_addr().ok();
+            let peer = client.stream().and_then(|s| s.peer_addr()).ok();
             match peer.map(|p| connect_next(service, p, &mut self.excluded, ctx)) {
                 Some(Ok(next)) => {
                     slot.served(ctx.now);
@@ -329,7 +329,7 @@ impl Tunnel {
             ctx.backoff(),
         );
         drop(c.lease);
-        let peer = client.stream.peer_addr().ok();
+        let peer = client.stream().and_then(|s| s.peer_addr()).ok();
         let Some(peer) = peer else {
             return Flow::Done;
         };

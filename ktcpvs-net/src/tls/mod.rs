@@ -51,11 +51,13 @@ use self::resolve::ByName;
 const SESSION_CACHE: usize = 4096;
 
 /// What [`RustlsLoader`] makes of one service's certificates: a rustls
-/// server configuration for HTTP services (ALPN `http/1.1`) and one for
+/// server configuration for HTTP services (ALPN `http/1.1`), one for HTTP
+/// services that serve HTTP/2 (ALPN `h2`, then `http/1.1`) and one for
 /// layer-4 services (no ALPN), sharing certificates, tickets and cache.
 #[derive(Debug)]
 pub struct ServerTls {
     http: Arc<ServerConfig>,
+    h2: Arc<ServerConfig>,
     stream: Arc<ServerConfig>,
 }
 
@@ -65,6 +67,15 @@ impl ServerTls {
         match dispatch {
             Dispatch::Connection => &self.stream,
             Dispatch::FirstRequest | Dispatch::EachRequest => &self.http,
+        }
+    }
+
+    /// The configuration for a service that dispatches as `dispatch` and
+    /// serves HTTP/2 when `http2` (offered by ALPN to HTTP services only).
+    pub fn config_for(&self, dispatch: Dispatch, http2: bool) -> &Arc<ServerConfig> {
+        match dispatch {
+            Dispatch::FirstRequest | Dispatch::EachRequest if http2 => &self.h2,
+            _ => self.config(dispatch),
         }
     }
 
@@ -250,10 +261,13 @@ impl TlsLoader for RustlsLoader {
         let http = self
             .server_config(&resolver, &resumption, &[b"http/1.1"])
             .map_err(internal)?;
+        let h2 = self
+            .server_config(&resolver, &resumption, &[b"h2", b"http/1.1"])
+            .map_err(internal)?;
         let stream = self
             .server_config(&resolver, &resumption, &[])
             .map_err(internal)?;
-        Ok(Arc::new(ServerTls { http, stream }))
+        Ok(Arc::new(ServerTls { http, h2, stream }))
     }
 
     fn load_backend(

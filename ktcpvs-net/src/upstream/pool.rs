@@ -129,8 +129,13 @@ impl BackendConn {
     /// cross-CPU wake-up each). Does nothing if it is off already, or if
     /// the poller refuses (the connection then just stays watched).
     pub fn pause_source(&mut self, registry: &Registry) {
-        if !self.source_paused && registry.deregister(&mut self.conn.stream).is_ok() {
-            self.source_paused = true;
+        if self.source_paused {
+            return;
+        }
+        if let Some(stream) = self.conn.socket_mut() {
+            if registry.deregister(stream).is_ok() {
+                self.source_paused = true;
+            }
         }
     }
 
@@ -139,8 +144,12 @@ impl BackendConn {
     /// not paused.
     pub fn resume_source(&mut self, registry: &Registry, id: usize) -> io::Result<()> {
         if self.source_paused {
+            let stream = self
+                .conn
+                .socket_mut()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
             registry.register(
-                &mut self.conn.stream,
+                stream,
                 token::backend(id),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
@@ -295,20 +304,26 @@ impl Backends {
         };
         let owner = match b.use_ {
             Use::Connecting { owner } => {
-                match b.conn.stream.take_error() {
+                let stream = match b.conn.socket_mut() {
+                    Some(stream) => stream,
+                    None => {
+                        return ConnectCheck::Failed(io::Error::from(io::ErrorKind::NotConnected))
+                    }
+                };
+                match stream.take_error() {
                     Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
                     Ok(None) => {}
                 }
-                match b.conn.stream.peer_addr() {
+                match stream.peer_addr() {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                         return ConnectCheck::Pending
                     }
                     Err(e) => return ConnectCheck::Failed(e),
                 }
-                let _ = b.conn.stream.set_nodelay(true);
+                let _ = stream.set_nodelay(true);
                 if let Some(preface) = b.preface.take() {
-                    if let Err(e) = preface.send(&mut b.conn.stream) {
+                    if let Err(e) = preface.send(stream) {
                         return ConnectCheck::Failed(e);
                     }
                 }
@@ -393,7 +408,7 @@ impl Backends {
         let epoch = self.epoch;
         let alive = self.conns.get(id).is_some_and(|b| {
             matches!(b.use_, Use::Idle { since, .. } if idle_for(epoch, since, now) < keepalive)
-                && (!probe || is_quiet(&b.conn.stream))
+                && (!probe || b.conn.socket().is_some_and(is_quiet))
         });
         if alive {
             if let Some(b) = self.conns.get_mut(id) {
@@ -463,10 +478,9 @@ impl Backends {
     /// connection the server closed or wrote to. Drops it unless the event
     /// was spurious.
     pub fn on_idle_event(&mut self, id: usize) {
-        let dead = self
-            .conns
-            .get(id)
-            .is_some_and(|b| matches!(b.use_, Use::Idle { .. }) && !is_quiet(&b.conn.stream));
+        let dead = self.conns.get(id).is_some_and(|b| {
+            matches!(b.use_, Use::Idle { .. }) && !b.conn.socket().is_some_and(is_quiet)
+        });
         if dead {
             self.close(id);
         }

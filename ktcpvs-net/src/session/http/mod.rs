@@ -83,6 +83,19 @@ pub(crate) struct ClientId<'a> {
     pub tls: bool,
     /// The server name of its TLS handshake.
     pub server_name: Option<&'a str>,
+    /// How the connection may turn to HTTP/2.
+    pub h2: H2Start,
+}
+
+/// How a client connection may turn to HTTP/2, on a service that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum H2Start {
+    /// ALPN agreed on `h2`: the connection is HTTP/2 from its first byte.
+    Alpn,
+    /// A plain socket: HTTP/2 if it opens with the prior-knowledge preface.
+    PriorKnowledge,
+    /// HTTP/1.x only (TLS without ALPN `h2`, or a stream's memory end).
+    Never,
 }
 
 impl<'a> ClientId<'a> {
@@ -92,6 +105,13 @@ impl<'a> ClientId<'a> {
             addr,
             tls: client.is_tls(),
             server_name: client.server_name(),
+            h2: if client.alpn_protocol() == Some(b"h2") {
+                H2Start::Alpn
+            } else if client.socket().is_some() && !client.is_tls() {
+                H2Start::PriorKnowledge
+            } else {
+                H2Start::Never
+            },
         }
     }
 }
@@ -103,6 +123,9 @@ pub(crate) enum HttpFlow {
     /// The connection became a byte tunnel (`101`, or the redirect
     /// fallback), boxed as the session's next kind.
     Upgrade(Box<Tunnel>),
+    /// The connection speaks HTTP/2 (ALPN `h2`, or the prior-knowledge
+    /// preface): what was read of it so far.
+    H2(Option<crate::io::buffer::Buffer>),
 }
 
 /// Where a request goes: the service version that decided, the decision
@@ -474,6 +497,8 @@ enum Step {
     Close,
     /// Become a tunnel.
     Tunnel(Box<Tunnel>),
+    /// Become an HTTP/2 session.
+    H2,
 }
 
 impl HttpSession {
@@ -593,6 +618,14 @@ impl HttpSession {
                 Step::Tunnel(t) => {
                     self.state = State::Closed;
                     return HttpFlow::Upgrade(t);
+                }
+                Step::H2 => {
+                    if let State::Reading { keep, .. } =
+                        std::mem::replace(&mut self.state, State::Closed)
+                    {
+                        keep.release(ctx);
+                    }
+                    return HttpFlow::H2(self.io.up.buf.take());
                 }
             }
         }

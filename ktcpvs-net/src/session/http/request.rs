@@ -16,8 +16,8 @@ use super::backend::connect_again;
 use super::exchange::{Exchange, Origin};
 use super::logging::PendingLog;
 use super::{
-    ClientId, Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step, Version,
-    HEADER_SLOTS, SCRATCH_HEAD,
+    ClientId, H2Start, Head, HttpSession, Keep, Persist, Pick, Request, Route, State, Step,
+    Version, HEADER_SLOTS, SCRATCH_HEAD,
 };
 use crate::http::headers::upgrade_allowed;
 use crate::http::{
@@ -27,6 +27,7 @@ use crate::http::{
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
+use crate::session::h2::PREFACE;
 use crate::session::Ctx;
 use crate::upstream::connect::{
     destination, fail_target, start_connect, Chooser, Excluded, NoBackend, Target,
@@ -107,6 +108,20 @@ impl HttpSession {
     ) -> Option<Step> {
         // The buffer is taken out while the head borrows it, and put back.
         let buf = self.io.up.buf.take_if(|b| !b.is_empty())?;
+        if service.config().http2 && from.h2 != H2Start::Never {
+            let seen = buf.filled();
+            let n = seen.len().min(PREFACE.len());
+            let h2 = from.h2 == H2Start::Alpn || seen[..n] == PREFACE[..n];
+            if h2 && (n == PREFACE.len() || from.h2 == H2Start::Alpn) {
+                self.io.up.buf = Some(buf);
+                return Some(Step::H2);
+            }
+            if h2 {
+                // A part of the preface: wait for the rest.
+                self.io.up.buf = Some(buf);
+                return None;
+            }
+        }
         let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
         let n = limits.max_headers.min(HEADER_SLOTS);
         let parsed = parse_request_uninit(buf.filled(), &mut slots[..n], limits);

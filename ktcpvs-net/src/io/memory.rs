@@ -1,0 +1,159 @@
+//! The in-memory end of one HTTP/2 stream: what the stream's HTTP/1.1
+//! session reads (the request the HTTP/2 layer wrote as HTTP/1.1, then its
+//! body) and writes (the HTTP/1.1 response the HTTP/2 layer turns into
+//! HEADERS and DATA frames), through the same [`Conn`](super::conn::Conn)
+//! calls as a socket. Each way is bounded: a full outbound side tells the
+//! session to wait, exactly as a full socket does, so a client that opens
+//! no flow-control window holds back its server through the session's own
+//! timeouts and nothing grows.
+
+use std::io::IoSlice;
+
+use super::buffer::Buffer;
+use super::conn::{Fill, Traffic};
+
+/// Most response bytes one stream's end holds before its session waits.
+pub(crate) const OUTBOUND_LIMIT: usize = 64 * 1024;
+
+/// One HTTP/2 stream's bytes, as HTTP/1.1.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryEnd {
+    /// Request bytes for the session, from `read`.
+    inbound: Vec<u8>,
+    /// How much of `inbound` the session has read.
+    read: usize,
+    /// The HTTP/2 side wrote the whole request: after `inbound`, EOF.
+    pub inbound_done: bool,
+    /// Response bytes the session wrote, not yet taken by the HTTP/2 side.
+    pub outbound: Vec<u8>,
+    /// The session shut its write side (it closes the exchange).
+    pub write_shut: bool,
+    /// Whether the HTTP/2 connection runs TLS.
+    pub tls: bool,
+    /// The server name of its TLS handshake.
+    pub server_name: Option<Box<str>>,
+}
+
+impl MemoryEnd {
+    /// An end for a stream of a connection that runs TLS (or not) with
+    /// this server name.
+    pub fn new(tls: bool, server_name: Option<&str>) -> MemoryEnd {
+        MemoryEnd {
+            tls,
+            server_name: server_name.map(Box::from),
+            ..MemoryEnd::default()
+        }
+    }
+
+    /// Request bytes the session has not read yet.
+    pub fn unread(&self) -> usize {
+        self.inbound.len() - self.read
+    }
+
+    /// Appends request bytes for the session.
+    pub fn push_inbound(&mut self, bytes: &[u8]) {
+        if self.read == self.inbound.len() {
+            self.inbound.clear();
+            self.read = 0;
+        }
+        self.inbound.extend_from_slice(bytes);
+    }
+
+    /// The request bytes' buffer, to write into directly (the HTTP/1.1
+    /// head the downgrade builds); compacted first.
+    pub fn inbound_mut(&mut self) -> &mut Vec<u8> {
+        if self.read > 0 {
+            self.inbound.drain(..self.read);
+            self.read = 0;
+        }
+        &mut self.inbound
+    }
+
+    /// Whether a read would make progress (bytes, or the end).
+    pub fn readable(&self) -> bool {
+        self.unread() > 0 || self.inbound_done
+    }
+
+    /// Whether a write would make progress.
+    pub fn writable(&self) -> bool {
+        self.outbound.len() < OUTBOUND_LIMIT && !self.write_shut
+    }
+
+    /// Copies unread request bytes into `buf`.
+    pub fn fill(&mut self, buf: &mut Buffer, traffic: &mut Traffic) -> Fill {
+        if self.unread() == 0 {
+            return if self.inbound_done {
+                Fill::Eof
+            } else {
+                Fill::WouldBlock
+            };
+        }
+        let spare = buf.spare();
+        if spare.is_empty() {
+            return Fill::NoRoom;
+        }
+        let n = spare.len().min(self.unread());
+        spare[..n].copy_from_slice(&self.inbound[self.read..self.read + n]);
+        buf.commit(n);
+        self.read += n;
+        traffic.read += n as u64;
+        Fill::Data
+    }
+
+    /// Takes as much of `parts` as the outbound side has room for.
+    pub fn send(&mut self, parts: &[IoSlice<'_>], traffic: &mut Traffic) -> usize {
+        let mut taken = 0;
+        for part in parts {
+            let room = OUTBOUND_LIMIT.saturating_sub(self.outbound.len());
+            if room == 0 || self.write_shut {
+                break;
+            }
+            let n = part.len().min(room);
+            self.outbound.extend_from_slice(&part[..n]);
+            taken += n;
+            if n < part.len() {
+                break;
+            }
+        }
+        traffic.written += taken as u64;
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::buffer::BufferPool;
+
+    #[test]
+    fn an_end_reads_what_was_pushed_then_waits_then_ends() {
+        let mut pool = BufferPool::new(8, 2);
+        let mut buf = pool.checkout().expect("a buffer");
+        let mut end = MemoryEnd::new(false, None);
+        let mut traffic = Traffic::default();
+        assert!(matches!(end.fill(&mut buf, &mut traffic), Fill::WouldBlock));
+        end.push_inbound(b"0123456789");
+        assert!(matches!(end.fill(&mut buf, &mut traffic), Fill::Data));
+        assert_eq!(buf.filled(), b"01234567");
+        assert!(matches!(end.fill(&mut buf, &mut traffic), Fill::NoRoom));
+        buf.consume(8);
+        assert!(matches!(end.fill(&mut buf, &mut traffic), Fill::Data));
+        assert_eq!(buf.filled(), b"89");
+        end.inbound_done = true;
+        assert!(matches!(end.fill(&mut buf, &mut traffic), Fill::Eof));
+        assert_eq!(traffic.read, 10);
+    }
+
+    #[test]
+    fn an_end_takes_no_more_than_its_limit() {
+        let mut end = MemoryEnd::new(true, Some("a.test"));
+        let mut traffic = Traffic::default();
+        let big = vec![7u8; OUTBOUND_LIMIT + 10];
+        let n = end.send(&[IoSlice::new(b"head"), IoSlice::new(&big)], &mut traffic);
+        assert_eq!(n, OUTBOUND_LIMIT);
+        assert!(!end.writable());
+        assert_eq!(end.send(&[IoSlice::new(b"x")], &mut traffic), 0);
+        end.outbound.clear();
+        assert!(end.writable());
+    }
+}
