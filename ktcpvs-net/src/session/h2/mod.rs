@@ -169,9 +169,12 @@ impl H2Session {
         }
     }
 
-    /// Whether no stream is open (a draining engine may close it).
+    /// Whether a draining engine may close it now: no stream is open and
+    /// no GOAWAY is under way (a graceful one ends the connection itself
+    /// once the client saw the last stream taken, so streams the client
+    /// sent meanwhile are never cut).
     pub fn is_idle(&self) -> bool {
-        self.streams.is_empty()
+        self.streams.is_empty() && (!self.going_away || matches!(self.phase, Phase::Closed))
     }
 
     /// Does all the I/O it can.

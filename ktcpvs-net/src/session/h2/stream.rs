@@ -212,10 +212,6 @@ impl Stream {
         if matches!(self.down, Down::Done) {
             return Err(End::Complete);
         }
-        if self.http.is_none() && !moved {
-            // The session ended without a whole response.
-            return Err(self.reset(Reason::INTERNAL_ERROR));
-        }
         Ok(moved)
     }
 
@@ -241,6 +237,11 @@ impl Stream {
         if let Some(mut http) = self.http.take() {
             http.close(ctx);
             ctx.spares.keep(http);
+        }
+        // Nothing more will be written: what is there is the whole
+        // response (a response cut short resets the stream).
+        if let Some(end) = self.client.memory_end() {
+            end.write_shut = true;
         }
     }
 
@@ -452,7 +453,12 @@ impl Stream {
         };
         let at_end = matches!(body, DownBody::Close) && end.write_shut;
         if end.outbound.is_empty() && !at_end {
-            return Ok(false);
+            // A body the session left unfinished: the response was cut.
+            return if end.write_shut {
+                Err(Reason::INTERNAL_ERROR)
+            } else {
+                Ok(false)
+            };
         }
         let mut cap = 0;
         if !end.outbound.is_empty() {
