@@ -203,9 +203,14 @@ impl Stream {
             return Err(End::ResetByClient);
         }
         let mut moved = self.pump_up(cx)?;
+        let before = self.levels();
         if let Some(http) = self.http.as_mut() {
             self.client.refresh();
             let flow = http.drive(&mut self.client, peer, service, ctx);
+            // The session taking request bytes makes room for more DATA,
+            // and its response bytes are for the client: either is
+            // progress, and the pass runs again.
+            moved |= self.levels() != before;
             moved |= self.settle(flow, service, peer, ctx)?;
         }
         moved |= self.pump_down(cx, limits)?;
@@ -253,6 +258,14 @@ impl Stream {
             Down::Done => {}
         }
         End::Reset(reason)
+    }
+
+    /// How many request bytes wait unread and response bytes unsent in
+    /// the session's end.
+    fn levels(&mut self) -> (usize, usize) {
+        self.client
+            .memory_end()
+            .map_or((0, 0), |end| (end.unread(), end.outbound.len()))
     }
 
     /// Records what driving the session asked for.
@@ -435,6 +448,10 @@ impl Stream {
         let send = respond
             .send_response(response, body.is_none())
             .map_err(|_| Reason::INTERNAL_ERROR)?;
+        // A request body still coming after a whole response is not
+        // wanted: once the stream is dropped, `h2` tells the client to
+        // stop sending it, without error and after the response's last
+        // frame (RST_STREAM NO_ERROR, RFC 9113 §8.1).
         self.down = match body {
             None => Down::Done,
             Some(body) => Down::Body { send, body },
