@@ -96,6 +96,18 @@ pub struct ServiceMetrics {
     /// Client connections refused for the PROXY protocol (untrusted
     /// source, malformed, missing or late header).
     pub proxy_refused: u64,
+    /// Requests by protocol: `(protocol, count)`, `http/1.x` and `h2` for
+    /// an HTTP service, `tcp` for a layer-4 one.
+    pub protocol_requests: Vec<(&'static str, u64)>,
+    /// HTTP/2 client connections accepted.
+    pub h2_connections: u64,
+    /// HTTP/2 streams refused for their header list.
+    pub h2_streams_refused: u64,
+    /// HTTP/2 streams the client reset.
+    pub h2_streams_reset: u64,
+    /// HTTP/2 connections closed with an error (floods, rapid reset,
+    /// protocol errors).
+    pub h2_connection_errors: u64,
     /// Responses to clients by class, 1xx first.
     pub responses: [u64; 5],
     /// Error responses the proxy produced itself: `(status, count)`.
@@ -283,6 +295,17 @@ impl MetricsSnapshot {
                     errors: s.errors,
                     tls_failures: s.tls_failures,
                     proxy_refused: s.proxy_refused,
+                    protocol_requests: match service.dispatch() {
+                        ktcpvs_core::Dispatch::Connection => vec![("tcp", s.requests)],
+                        _ => vec![
+                            ("http/1.x", s.requests.saturating_sub(s.h2_requests)),
+                            ("h2", s.h2_requests),
+                        ],
+                    },
+                    h2_connections: s.h2_connections,
+                    h2_streams_refused: s.h2_streams_refused,
+                    h2_streams_reset: s.h2_streams_reset,
+                    h2_connection_errors: s.h2_connection_errors,
                     responses: service.load().responses().snapshot(),
                     proxy_responses: service.load().proxy_responses().snapshot().to_vec(),
                     queued: s.queued,
@@ -356,7 +379,7 @@ impl MetricsSnapshot {
 
     fn service_families(&self, p: &mut Exposition<'_>) {
         type Figure = fn(&ServiceMetrics) -> f64;
-        let families: [(&str, &str, &str, Figure); 15] = [
+        let families: [(&str, &str, &str, Figure); 19] = [
             (
                 "ktcpvs_service_running",
                 "gauge",
@@ -412,6 +435,30 @@ impl MetricsSnapshot {
                 |s| s.proxy_refused as f64,
             ),
             (
+                "ktcpvs_service_h2_connections_total",
+                "counter",
+                "HTTP/2 client connections (ALPN h2 or h2c prior knowledge).",
+                |s| s.h2_connections as f64,
+            ),
+            (
+                "ktcpvs_service_h2_streams_refused_total",
+                "counter",
+                "HTTP/2 streams refused for their header list (malformed, or smuggling as HTTP/1.1).",
+                |s| s.h2_streams_refused as f64,
+            ),
+            (
+                "ktcpvs_service_h2_streams_reset_total",
+                "counter",
+                "HTTP/2 streams the client reset.",
+                |s| s.h2_streams_reset as f64,
+            ),
+            (
+                "ktcpvs_service_h2_connection_errors_total",
+                "counter",
+                "HTTP/2 connections closed with an error (floods, rapid reset, protocol errors).",
+                |s| s.h2_connection_errors as f64,
+            ),
+            (
                 "ktcpvs_service_queue_length",
                 "gauge",
                 "Requests waiting for a server below its maxconn.",
@@ -452,6 +499,17 @@ impl MetricsSnapshot {
             p.family(name, kind, help);
             for s in &self.services {
                 p.sample_f(name, &[("service", &s.name)], figure(s));
+            }
+        }
+        let name = "ktcpvs_service_protocol_requests_total";
+        p.family(
+            name,
+            "counter",
+            "Requests by the protocol the client spoke (http/1.x or h2; tcp for layer-4 connections).",
+        );
+        for s in &self.services {
+            for (protocol, n) in &s.protocol_requests {
+                p.sample(name, &[("service", &s.name), ("protocol", protocol)], *n);
             }
         }
         let name = "ktcpvs_service_responses_total";

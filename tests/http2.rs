@@ -208,9 +208,16 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
 /// Starts a daemon on the configuration `conf` and its services, and
 /// waits until `url` answers over h2c.
 fn daemon_with(dir: &TempDir, conf: &str) -> Daemon {
+    daemon_with_args(dir, conf, &[])
+}
+
+/// [`daemon_with`], with more arguments for ktcpvsd.
+fn daemon_with_args(dir: &TempDir, conf: &str, args: &[&str]) -> Daemon {
     let file = dir.join("h2.conf");
     std::fs::write(&file, conf).unwrap();
-    let daemon = Daemon::start(&["-f", file.to_str().unwrap()]);
+    let mut all = vec!["-f", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let daemon = Daemon::start(&all);
     daemon.adm_ok(&["--start"]);
     daemon
 }
@@ -221,9 +228,12 @@ fn streams_on_one_connection_are_each_switched_by_the_rules() {
     let servers = three_servers();
     let bytes = ByteServer::start();
     let port = free_port();
-    let daemon = daemon_with(
+    let admin = format!("127.0.0.1:{}", free_port());
+    let log = dir.join("access.log");
+    let daemon = daemon_with_args(
         &dir,
         &site("web", port, &servers, bytes.addr, "    http2 = on"),
+        &["--admin", &admin, "--access-log", log.to_str().unwrap()],
     );
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     assert!(
@@ -272,6 +282,31 @@ fn streams_on_one_connection_are_each_switched_by_the_rules() {
         "{load}"
     );
     assert!(load.contains("status codes: 600 2xx"), "{load}");
+    // Counted as HTTP/2, logged one line per stream with its protocol.
+    let stats = daemon.adm_ok(&["-L", "--stats"]);
+    assert!(
+        stats.contains("h2_connections=5 h2_requests=607 h2_streams_refused=0"),
+        "{stats}"
+    );
+    let metrics = run("curl", &["-sS", &format!("http://{admin}/metrics")]).unwrap();
+    for sample in [
+        "ktcpvs_service_protocol_requests_total{service=\"web\",protocol=\"h2\"} 607",
+        "ktcpvs_service_protocol_requests_total{service=\"web\",protocol=\"http/1.x\"} 0",
+        "ktcpvs_service_h2_connections_total{service=\"web\"} 5",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing:\n{metrics}");
+    }
+    assert!(
+        eventually(100, || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.matches(" HTTP/2.0\" 200 ").count() == 607)),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("\"GET /images/a.png HTTP/2.0\" 200 "),
+        "{text}"
+    );
 }
 
 #[test]

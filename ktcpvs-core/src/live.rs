@@ -537,6 +537,44 @@ impl Drop for Lease {
     }
 }
 
+/// The HTTP/2 counters of one virtual service (see [`ServiceStats`] for
+/// what each counts).
+#[derive(Debug, Default)]
+pub struct H2Load {
+    connections: AtomicU64,
+    requests: AtomicU64,
+    refused: AtomicU64,
+    resets: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl H2Load {
+    /// Counts an HTTP/2 client connection.
+    pub fn add_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request that came as an HTTP/2 stream.
+    pub fn add_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a stream refused for its header list.
+    pub fn add_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a stream the client reset.
+    pub fn add_reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed with an error.
+    pub fn add_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Counters of one virtual service, shared by all workers.
 #[derive(Debug)]
 pub struct ServiceLoad {
@@ -548,6 +586,8 @@ pub struct ServiceLoad {
     errors: AtomicU64,
     tls_failures: AtomicU64,
     proxy_refused: AtomicU64,
+    /// HTTP/2 client connections, streams and refusals.
+    h2: H2Load,
     /// Requests waiting in the queue now.
     queued: AtomicU64,
     /// Requests that ever waited.
@@ -644,6 +684,18 @@ pub struct ServiceStats {
     /// refused for it: from an untrusted source, or with a malformed,
     /// missing or late header.
     pub proxy_refused: u64,
+    /// HTTP/2 client connections accepted.
+    pub h2_connections: u64,
+    /// Requests that came as HTTP/2 streams (also counted in `requests`).
+    pub h2_requests: u64,
+    /// HTTP/2 streams refused for their header list (malformed, or one
+    /// that would smuggle when written as HTTP/1.1).
+    pub h2_streams_refused: u64,
+    /// HTTP/2 streams the client reset.
+    pub h2_streams_reset: u64,
+    /// HTTP/2 connections closed for a protocol error or abuse (GOAWAY
+    /// with an error: floods, rapid reset, malformed frames).
+    pub h2_connection_errors: u64,
     /// Requests waiting in the queue now.
     pub queued: u64,
     /// Requests that ever waited in the queue.
@@ -670,6 +722,7 @@ impl ServiceLoad {
             errors: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
             proxy_refused: AtomicU64::new(0),
+            h2: H2Load::default(),
             queued: AtomicU64::new(0),
             queued_total: AtomicU64::new(0),
             queue_timeouts: AtomicU64::new(0),
@@ -740,6 +793,11 @@ impl ServiceLoad {
     /// Counts a client connection refused for the PROXY protocol.
     pub fn add_proxy_refused(&self) {
         self.proxy_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The HTTP/2 counters.
+    pub fn h2(&self) -> &H2Load {
+        &self.h2
     }
     /// A place in the queue for a request that found every server at its
     /// limit, unless `max` requests wait already (then the refusal is
@@ -814,6 +872,11 @@ impl ServiceLoad {
             errors: self.errors.load(Ordering::Relaxed),
             tls_failures: self.tls_failures.load(Ordering::Relaxed),
             proxy_refused: self.proxy_refused.load(Ordering::Relaxed),
+            h2_connections: self.h2.connections.load(Ordering::Relaxed),
+            h2_requests: self.h2.requests.load(Ordering::Relaxed),
+            h2_streams_refused: self.h2.refused.load(Ordering::Relaxed),
+            h2_streams_reset: self.h2.resets.load(Ordering::Relaxed),
+            h2_connection_errors: self.h2.errors.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
             queued_total: self.queued_total.load(Ordering::Relaxed),
             queue_timeouts: self.queue_timeouts.load(Ordering::Relaxed),

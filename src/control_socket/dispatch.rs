@@ -430,6 +430,17 @@ impl Dispatcher {
             if !c.proxy_protocol.is_empty() {
                 let _ = write!(line, " proxy_refused={}", s.proxy_refused);
             }
+            if c.http2 {
+                let _ = write!(
+                    line,
+                    " h2_connections={} h2_requests={} h2_streams_refused={} h2_streams_reset={} h2_connection_errors={}",
+                    s.h2_connections,
+                    s.h2_requests,
+                    s.h2_streams_refused,
+                    s.h2_streams_reset,
+                    s.h2_connection_errors
+                );
+            }
             let _ = write!(
                 line,
                 " queued={} queued_total={} queue_timeouts={} queue_wait_ms={} retries={} retries_refused={}",

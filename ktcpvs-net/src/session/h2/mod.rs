@@ -154,6 +154,7 @@ impl H2Session {
         let handshake = builder(&limits).handshake(WireIo(Rc::clone(&wire)));
         let until = ctx.now + service.timeout(TimeoutKind::Header, settings);
         let (waker, woken) = WakeFlag::waker();
+        service.load().h2().add_connection();
         H2Session {
             wire,
             phase: Phase::Handshake(Box::pin(handshake), until),
@@ -205,7 +206,7 @@ impl H2Session {
                 self.go_away(None);
                 moved = true;
             }
-            moved |= self.poll_connection(&mut cx, client, peer, ctx);
+            moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
             moved |= self.drive_streams(&mut cx, service, peer, &limits, ctx);
             match self.wire.borrow_mut().write_client(client) {
                 Ok(Moved::Some) => moved = true,
@@ -244,7 +245,7 @@ impl H2Session {
             let due = self.streams[i].deadline.is_some_and(|d| d <= ctx.now);
             if due {
                 if let Err(end) = self.streams[i].on_timeout(service, peer, ctx) {
-                    self.finish(i, end, ctx);
+                    self.finish(i, end, service, ctx);
                     continue;
                 }
             }
@@ -283,7 +284,7 @@ impl H2Session {
         &mut self,
         cx: &mut Context<'_>,
         client: &Conn,
-        peer: SocketAddr,
+        (peer, service): (SocketAddr, &ServiceSnapshot),
         ctx: &mut Ctx<'_>,
     ) -> bool {
         if let Phase::Handshake(handshake, _) = &mut self.phase {
@@ -312,11 +313,13 @@ impl H2Session {
                     match Stream::open(request, respond, origin, ctx) {
                         Ok(stream) => self.streams.push(stream),
                         Err(refused) => {
+                            service.load().h2().add_refused();
                             log::debug!("{peer}: HTTP/2 {refused}");
                         }
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    service.load().h2().add_error();
                     if e.is_go_away() || e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
                         if let Some(count) = CALM.admit() {
                             log::info!("{peer}: HTTP/2 connection closed: {e} ({count} since the last report)");
@@ -355,7 +358,7 @@ impl H2Session {
                 }
                 Err(end) => {
                     moved = true;
-                    self.finish(i, end, ctx);
+                    self.finish(i, end, service, ctx);
                 }
             }
         }
@@ -364,7 +367,7 @@ impl H2Session {
 
     /// Releases stream `i`, which ended with `end`; client resets are
     /// counted, and past [`MAX_RESETS`] the connection goes away.
-    fn finish(&mut self, i: usize, end: End, ctx: &mut Ctx<'_>) {
+    fn finish(&mut self, i: usize, end: End, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
         let mut stream = self.streams.swap_remove(i);
         log::trace!("HTTP/2 stream {} ended: {end:?}", stream.id);
         stream.close(ctx);
@@ -374,6 +377,7 @@ impl H2Session {
         if end != End::ResetByClient {
             return;
         }
+        service.load().h2().add_reset();
         if ctx.now.duration_since(self.resets.since) > RESET_WINDOW {
             self.resets = Resets {
                 since: ctx.now,
@@ -387,6 +391,7 @@ impl H2Session {
                     "HTTP/2 connection reset more than {MAX_RESETS} streams in {RESET_WINDOW:?}: GOAWAY ENHANCE_YOUR_CALM ({count} since the last report)"
                 );
             }
+            service.load().h2().add_error();
             self.go_away(Some(Reason::ENHANCE_YOUR_CALM));
             for mut s in self.streams.drain(..) {
                 s.reset(Reason::CANCEL);

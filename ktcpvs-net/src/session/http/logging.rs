@@ -49,7 +49,8 @@ fn known(v: u32) -> Option<u32> {
 
 impl PendingLog {
     /// The start of the line of `head` from `client`, when an access log
-    /// is on.
+    /// is on; `version` is the request's protocol (0: HTTP/1.0, 1:
+    /// HTTP/1.1, 2: an HTTP/2 stream).
     pub fn start(
         head: &RequestHead<'_>,
         version: u8,
@@ -61,10 +62,10 @@ impl PendingLog {
         line.extend_from_slice(head.method.as_bytes());
         line.push(b' ');
         line.extend_from_slice(head.target.as_bytes());
-        line.extend_from_slice(if version == 0 {
-            b" HTTP/1.0"
-        } else {
-            b" HTTP/1.1"
+        line.extend_from_slice(match version {
+            0 => b" HTTP/1.0",
+            2 => b" HTTP/2.0",
+            _ => b" HTTP/1.1",
         });
         Some(PendingLog {
             line,

@@ -94,8 +94,10 @@ pub(crate) enum H2Start {
     Alpn,
     /// A plain socket: HTTP/2 if it opens with the prior-knowledge preface.
     PriorKnowledge,
-    /// HTTP/1.x only (TLS without ALPN `h2`, or a stream's memory end).
+    /// HTTP/1.x only (TLS without ALPN `h2`).
     Never,
+    /// The connection is one stream of an HTTP/2 connection.
+    Stream,
 }
 
 impl<'a> ClientId<'a> {
@@ -107,7 +109,9 @@ impl<'a> ClientId<'a> {
             server_name: client.server_name(),
             h2: if client.alpn_protocol() == Some(b"h2") {
                 H2Start::Alpn
-            } else if client.socket().is_some() && !client.is_tls() {
+            } else if client.socket().is_none() {
+                H2Start::Stream
+            } else if !client.is_tls() {
                 H2Start::PriorKnowledge
             } else {
                 H2Start::Never

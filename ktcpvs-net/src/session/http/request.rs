@@ -108,7 +108,7 @@ impl HttpSession {
     ) -> Option<Step> {
         // The buffer is taken out while the head borrows it, and put back.
         let buf = self.io.up.buf.take_if(|b| !b.is_empty())?;
-        if service.config().http2 && from.h2 != H2Start::Never {
+        if service.config().http2 && matches!(from.h2, H2Start::Alpn | H2Start::PriorKnowledge) {
             let seen = buf.filled();
             let n = seen.len().min(PREFACE.len());
             let h2 = from.h2 == H2Start::Alpn || seen[..n] == PREFACE[..n];
@@ -161,6 +161,9 @@ impl HttpSession {
             return Step::Again;
         };
         service.load().add_request();
+        if from.h2 == H2Start::Stream {
+            service.load().h2().add_request();
+        }
         service
             .load()
             .deposit_retry(service.config().health.retry_budget);
@@ -179,7 +182,12 @@ impl HttpSession {
                 stale.discard(log);
             }
         }
-        self.io.log = PendingLog::start(head, info.version, from.addr, ctx);
+        let version = if from.h2 == H2Start::Stream {
+            2
+        } else {
+            info.version
+        };
+        self.io.log = PendingLog::start(head, version, from.addr, ctx);
         if let Some(status) = rule.and_then(|r| super::edge::answer(r, head, &mut self.io.scratch))
         {
             self.answer_at_edge(status, &service, ctx);
