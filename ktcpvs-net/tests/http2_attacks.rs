@@ -175,3 +175,376 @@ fn well_formed_requests_over_the_hand_built_client_are_answered() {
     assert!(split.contains("\r\nx-a: 1\r\nx-b: 2\r\n"), "{split:?}");
     assert_eq!(backend.requests(), 7);
 }
+
+// ---------------------------------------------------------------------
+// Downgrade smuggling: a header list HTTP/1.1 would read differently.
+
+/// The request lines the backend received.
+fn request_lines(backend: &HttpBackend) -> Vec<String> {
+    backend
+        .heads()
+        .iter()
+        .map(|h| h.lines().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The backend received exactly the requests `expected` (request lines),
+/// each whole: nothing of an attack.
+fn assert_backend_saw_only(backend: &HttpBackend, expected: &[&str]) {
+    let mut lines = request_lines(backend);
+    lines.sort();
+    let mut want: Vec<String> = expected.iter().map(|l| l.to_string()).collect();
+    want.sort();
+    assert_eq!(lines, want, "what the backend received");
+    assert_eq!(backend.requests(), expected.len(), "whole requests");
+}
+
+/// How a malformed request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// RST_STREAM PROTOCOL_ERROR on the stream, nothing before it; the
+    /// connection goes on.
+    Stream,
+    /// GOAWAY PROTOCOL_ERROR and the connection closed: `h2` fails the
+    /// whole header block (HPACK decoding stops at a field `http` will
+    /// not hold), so its HPACK state, shared by the connection, cannot be
+    /// trusted any more. RFC 9113 §5.4.1 allows a stream error to be
+    /// treated as a connection error.
+    Connection,
+}
+
+/// Sends `frames` (opening stream 1) on a fresh connection and checks:
+/// the refusal expected; that the connection, when it survives, serves
+/// stream 3; that a second connection is served; and that the backend
+/// received only those two requests.
+fn refused(what: &str, frames: Vec<u8>, expect: Refusal) -> (Running, HttpBackend) {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    c.send(&frames).expect("send the attack");
+    let outcome = c.outcome(1, ANSWER);
+    eprintln!("{what}: {}", outcome.describe());
+    let mut expected = vec!["GET /fresh HTTP/1.1"];
+    match expect {
+        Refusal::Stream => {
+            match &outcome {
+                Outcome::Reset(PROTOCOL_ERROR, s) if s.heads.is_empty() && s.body.is_empty() => {}
+                other => panic!(
+                    "{what}: expected RST_STREAM PROTOCOL_ERROR, got {}",
+                    other.describe()
+                ),
+            }
+            assert_served(
+                &format!("{what}: the next stream"),
+                c.get(3, "/after"),
+                200,
+                "b1 /after",
+            );
+            expected.push("GET /after HTTP/1.1");
+        }
+        Refusal::Connection => {
+            match &outcome {
+                Outcome::ConnectionClosed(Some(g)) if g.code == PROTOCOL_ERROR => {
+                    assert!(
+                        g.last_stream < 1,
+                        "{what}: stream 1 was not processed: {g:?}"
+                    );
+                }
+                other => panic!(
+                    "{what}: expected GOAWAY PROTOCOL_ERROR, got {}",
+                    other.describe()
+                ),
+            }
+            assert!(c.wait_closed(ANSWER), "{what}: the connection is closed");
+        }
+    }
+    drop(c);
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_saw_only(&backend, &expected);
+    (engine, backend)
+}
+
+/// A request whose header list is `fields` exactly, ending the stream.
+fn request_frames(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+    headers(1, END_HEADERS | END_STREAM, &block(fields))
+}
+
+/// A GET of /attack with one extra field.
+fn get_with(name: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut fields = request_fields("GET", "/attack", &[]);
+    fields.push((name, value));
+    request_frames(&fields)
+}
+
+#[test]
+fn cr_in_a_header_value_is_refused() {
+    refused("CR", get_with(b"x-a", b"a\rb"), Refusal::Connection);
+}
+
+#[test]
+fn lf_in_a_header_value_is_refused() {
+    refused("LF", get_with(b"x-a", b"a\nb"), Refusal::Connection);
+}
+
+#[test]
+fn nul_in_a_header_value_is_refused() {
+    refused("NUL", get_with(b"x-a", b"a\0b"), Refusal::Connection);
+}
+
+#[test]
+fn crlf_injected_transfer_encoding_is_refused() {
+    refused(
+        "CRLF injection",
+        get_with(b"x-a", b"x\r\nTransfer-Encoding: chunked"),
+        Refusal::Connection,
+    );
+}
+
+#[test]
+fn uppercase_header_name_is_refused() {
+    refused(
+        "upper-case name",
+        get_with(b"X-Up", b"1"),
+        Refusal::Connection,
+    );
+}
+
+#[test]
+fn connection_header_is_refused() {
+    refused(
+        "connection",
+        get_with(b"connection", b"close"),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn keep_alive_header_is_refused() {
+    refused(
+        "keep-alive",
+        get_with(b"keep-alive", b"timeout=5"),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn proxy_connection_header_is_refused() {
+    refused(
+        "proxy-connection",
+        get_with(b"proxy-connection", b"keep-alive"),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn transfer_encoding_header_is_refused() {
+    let fields = request_fields("POST", "/attack", &[("transfer-encoding", "chunked")]);
+    let mut frames = headers(1, END_HEADERS, &block(&fields));
+    frames.extend_from_slice(&data(
+        1,
+        END_STREAM,
+        b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    ));
+    refused("transfer-encoding", frames, Refusal::Stream);
+}
+
+#[test]
+fn upgrade_header_is_refused() {
+    refused(
+        "upgrade",
+        get_with(b"upgrade", b"websocket"),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn te_other_than_trailers_is_refused() {
+    let (engine, backend) = refused("te: gzip", get_with(b"te", b"gzip"), Refusal::Stream);
+    // `te: trailers` is the one value allowed, and goes through.
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let block = request_block("GET", "/trailers", &[("te", "trailers")]);
+    assert_served(
+        "te: trailers",
+        c.request(1, &block, None, ANSWER),
+        200,
+        "b1 /trailers",
+    );
+    assert!(request_lines(&backend).contains(&"GET /trailers HTTP/1.1".to_string()));
+}
+
+#[test]
+fn duplicate_path_is_refused() {
+    let mut fields = request_fields("GET", "/attack", &[]);
+    fields.push((b":path", b"/other"));
+    refused("duplicate :path", request_frames(&fields), Refusal::Stream);
+}
+
+#[test]
+fn pseudo_header_after_a_regular_field_is_refused() {
+    let fields: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", b"test"),
+        (b"x-a", b"1"),
+        (b":path", b"/attack"),
+    ];
+    refused(
+        "pseudo after regular",
+        request_frames(&fields),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn unknown_pseudo_header_is_refused() {
+    let mut fields = request_fields("GET", "/attack", &[]);
+    fields.insert(4, (b":evil", b"1"));
+    refused(
+        "unknown pseudo",
+        request_frames(&fields),
+        Refusal::Connection,
+    );
+}
+
+/// The well-formed GET of /attack without `name`.
+fn without(name: &[u8]) -> Vec<u8> {
+    let fields: Vec<_> = request_fields("GET", "/attack", &[])
+        .into_iter()
+        .filter(|(n, _)| *n != name)
+        .collect();
+    request_frames(&fields)
+}
+
+#[test]
+fn missing_method_is_refused() {
+    refused("no :method", without(b":method"), Refusal::Stream);
+}
+
+#[test]
+fn missing_scheme_is_refused() {
+    refused("no :scheme", without(b":scheme"), Refusal::Stream);
+}
+
+#[test]
+fn missing_path_is_refused() {
+    refused("no :path", without(b":path"), Refusal::Stream);
+}
+
+#[test]
+fn empty_path_is_refused() {
+    let fields = request_fields("GET", "", &[]);
+    refused("empty :path", request_frames(&fields), Refusal::Stream);
+}
+
+#[test]
+fn absolute_form_path_is_refused() {
+    let fields = request_fields("GET", "http://evil/x", &[]);
+    refused(
+        "absolute-form :path",
+        request_frames(&fields),
+        Refusal::Stream,
+    );
+}
+
+#[test]
+fn asterisk_path_with_get_is_refused_and_allowed_with_options() {
+    let fields = request_fields("GET", "*", &[]);
+    let (engine, backend) = refused("GET *", request_frames(&fields), Refusal::Stream);
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let block = request_block("OPTIONS", "*", &[]);
+    assert_served("OPTIONS *", c.request(1, &block, None, ANSWER), 200, "b1 *");
+    assert!(request_lines(&backend).contains(&"OPTIONS * HTTP/1.1".to_string()));
+}
+
+#[test]
+fn connect_is_refused() {
+    // CONNECT's form (RFC 9113 §8.5): :method and :authority only.
+    let fields: Vec<(&[u8], &[u8])> = vec![(b":method", b"CONNECT"), (b":authority", b"evil:443")];
+    refused("CONNECT", request_frames(&fields), Refusal::Stream);
+}
+
+#[test]
+fn authority_and_host_that_disagree_are_refused() {
+    refused(
+        "host != :authority",
+        get_with(b"host", b"evil"),
+        Refusal::Stream,
+    );
+}
+
+/// POST /attack declaring `declared`, then `chunks` as DATA frames, the
+/// last one ending the stream.
+fn post_with_body(declared: &[&str], chunks: &[&[u8]]) -> Vec<u8> {
+    let extra: Vec<(&str, &str)> = declared.iter().map(|d| ("content-length", *d)).collect();
+    let block = request_block("POST", "/attack", &extra);
+    let mut frames = headers(1, END_HEADERS, &block);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let flags = if i + 1 == chunks.len() { END_STREAM } else { 0 };
+        frames.extend_from_slice(&data(1, flags, chunk));
+    }
+    frames
+}
+
+#[test]
+fn content_length_shorter_than_the_data_is_refused() {
+    let frames = post_with_body(&["5"], &[b"0123456789"]);
+    refused("content-length 5, 10 bytes", frames, Refusal::Stream);
+}
+
+#[test]
+fn content_length_shorter_than_the_data_in_two_frames_is_refused() {
+    // The first frame alone is the whole declared body. Both frames go in
+    // one write, so the proxy sees the excess before it forwards anything
+    // (observed: the stream is reset and the backend sees nothing); were
+    // they read apart, the backend could get the 5-byte request whole and
+    // answer it, but never a byte past the declared length.
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let mut frames = headers(
+        1,
+        END_HEADERS,
+        &request_block("POST", "/echo", &[("content-length", "5")]),
+    );
+    frames.extend_from_slice(&data(1, 0, b"01234"));
+    frames.extend_from_slice(&data(
+        1,
+        END_STREAM,
+        b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    ));
+    c.send(&frames).unwrap();
+    let outcome = c.outcome(1, ANSWER);
+    eprintln!("content-length 5, 5 + 5 bytes: {}", outcome.describe());
+    match &outcome {
+        Outcome::Reset(PROTOCOL_ERROR, _) => {}
+        Outcome::Response(r) if r.text() == "01234" => {}
+        other => panic!(
+            "expected RST_STREAM PROTOCOL_ERROR, got {}",
+            other.describe()
+        ),
+    }
+    assert_served("the next stream", c.get(3, "/after"), 200, "b1 /after");
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    let lines = request_lines(&backend);
+    assert!(
+        !lines.iter().any(|l| l.contains("/smuggled")),
+        "bytes past the length reached the backend: {lines:?}"
+    );
+    assert!(
+        lines.contains(&"GET /after HTTP/1.1".to_string()),
+        "{lines:?}"
+    );
+    eprintln!("  the backend saw: {lines:?}, {} whole", backend.requests());
+}
+
+#[test]
+fn content_length_longer_than_the_data_is_refused() {
+    let frames = post_with_body(&["5"], &[b"012"]);
+    refused("content-length 5, 3 bytes", frames, Refusal::Stream);
+}
+
+#[test]
+fn two_different_content_lengths_are_refused() {
+    let frames = post_with_body(&["5", "6"], &[b"01234"]);
+    refused("content-length 5 and 6", frames, Refusal::Stream);
+}
