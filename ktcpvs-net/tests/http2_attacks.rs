@@ -20,11 +20,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ktcpvs_core::ServiceSpec;
-use support::backend::HttpBackend;
+use support::backend::{HttpBackend, RawBackend};
 use support::h2frames::*;
 use support::*;
 
@@ -547,4 +550,598 @@ fn content_length_longer_than_the_data_is_refused() {
 fn two_different_content_lengths_are_refused() {
     let frames = post_with_body(&["5", "6"], &[b"01234"]);
     refused("content-length 5 and 6", frames, Refusal::Stream);
+}
+
+// ---------------------------------------------------------------------
+// Denial of service.
+
+/// The proxy's reset limit (ktcpvs-net/src/session/h2/mod.rs).
+const MAX_RESETS: u32 = 100;
+
+/// What a flood came to.
+#[derive(Debug)]
+struct Flood {
+    /// The proxy took every byte while the client read nothing.
+    absorbed_unread: bool,
+    /// How the write ended.
+    write: Result<(), std::io::ErrorKind>,
+    took: Duration,
+}
+
+impl Flood {
+    fn describe(&self) -> String {
+        format!(
+            "{} in {:?}, write {:?}",
+            if self.absorbed_unread {
+                "taken whole while the client read nothing"
+            } else {
+                "held back until the client read"
+            },
+            self.took,
+            self.write
+        )
+    }
+}
+
+/// Writes `bytes` from another thread while the client reads nothing for
+/// 300 ms (during which a second client must be served), then reads
+/// again; bounded by the socket's 5-second write timeout.
+fn flood(c: &mut H2Client, bytes: Vec<u8>, engine: &Running) -> Flood {
+    c.pause_reading();
+    let mut socket = c.socket_clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&done);
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let r = socket.write_all(&bytes).map_err(|e| e.kind());
+        d.store(true, Ordering::SeqCst);
+        r
+    });
+    // Meanwhile, another client is served.
+    assert_fresh_client_served(engine, "b1", "/meanwhile");
+    while !done.load(Ordering::SeqCst) && start.elapsed() < Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let absorbed_unread = done.load(Ordering::SeqCst);
+    c.resume_reading();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done.load(Ordering::SeqCst) && Instant::now() < until {
+        c.pump_until(Instant::now() + Duration::from_millis(50));
+    }
+    assert!(
+        done.load(Ordering::SeqCst),
+        "the flood's write ended in time"
+    );
+    let write = writer.join().unwrap();
+    Flood {
+        absorbed_unread,
+        write,
+        took: start.elapsed(),
+    }
+}
+
+/// After a flood: either the proxy closed the connection (GOAWAY, then
+/// the end) or it still answers a PING and a request on `stream`.
+/// Returns a description of which.
+fn closed_or_answering(what: &str, c: &mut H2Client, stream: u32) -> String {
+    c.drain();
+    if c.goaway.is_some() || c.closed {
+        assert!(
+            c.wait_closed(ANSWER),
+            "{what}: after GOAWAY the connection closes"
+        );
+        let g = c.goaway;
+        return format!(
+            "closed: {}",
+            g.map_or("no GOAWAY".into(), |g| format!(
+                "GOAWAY {}",
+                code_name(g.code)
+            ))
+        );
+    }
+    if !c.ping_roundtrip(ANSWER) {
+        assert!(
+            c.wait_closed(ANSWER),
+            "{what}: the proxy neither answers a PING nor closes"
+        );
+        return format!(
+            "closed: {}",
+            c.goaway.map_or("no GOAWAY".into(), |g| format!(
+                "GOAWAY {}",
+                code_name(g.code)
+            ))
+        );
+    }
+    assert_served(
+        &format!("{what}: a request after it"),
+        c.get(stream, "/after"),
+        200,
+        "b1 /after",
+    );
+    "answering".into()
+}
+
+/// The backend received the requests of a flood test whole: the one
+/// served meanwhile, the fresh client's, the one after the flood when the
+/// connection survived, and `also`.
+fn assert_backend_after_flood(backend: &HttpBackend, result: &str, also: &[&str]) {
+    let mut want = vec!["GET /meanwhile HTTP/1.1", "GET /fresh HTTP/1.1"];
+    if result == "answering" {
+        want.push("GET /after HTTP/1.1");
+        want.extend_from_slice(also);
+    }
+    assert_backend_saw_only(backend, &want);
+}
+
+#[test]
+fn rapid_reset_gets_goaway_enhance_your_calm() {
+    // CVE-2023-44487: HEADERS and RST_STREAM(CANCEL) at once, over and
+    // over, each pair written together.
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let block = request_block("GET", "/reset", &[]);
+    let started = Instant::now();
+    let (mut id, mut opened) = (1u32, 0u32);
+    while opened < 1000 && c.goaway.is_none() && !c.closed {
+        let mut batch = Vec::new();
+        for _ in 0..10 {
+            batch.extend_from_slice(&headers(id, END_HEADERS | END_STREAM, &block));
+            batch.extend_from_slice(&rst_stream(id, CANCEL));
+            id += 2;
+            opened += 1;
+        }
+        if c.send(&batch).is_err() {
+            break;
+        }
+        c.drain();
+    }
+    assert!(c.wait_closed(ANSWER), "the connection is closed");
+    let g = c.goaway.expect("a GOAWAY before the close");
+    let took = started.elapsed();
+    let seen = backend.heads().len();
+    eprintln!(
+        "rapid reset: {opened} streams opened and reset, GOAWAY {} last stream {} after {took:?}; \
+         the backend saw {seen} requests",
+        code_name(g.code),
+        g.last_stream
+    );
+    assert_eq!(g.code, ENHANCE_YOUR_CALM);
+    assert!(took < Duration::from_secs(5));
+    // Every stream the proxy took costs at most one backend request, and
+    // it takes no more than MAX_RESETS (plus what one read holds).
+    assert!(g.last_stream <= 2 * (2 * MAX_RESETS) + 1, "{g:?}");
+    assert!(seen <= MAX_RESETS as usize + 1, "{seen} backend requests");
+    assert!((seen as u32) < opened / 2, "{seen} of {opened}");
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+}
+
+#[test]
+fn rapid_reset_of_taken_streams_is_counted_by_the_proxy() {
+    // Each stream is taken by the proxy (its request forwarded) before the
+    // client resets it: h2's own count of streams reset before they are
+    // taken never runs, the proxy's MAX_RESETS does. The requests are
+    // POSTs whose body never comes, so the backend holds each one.
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let block = request_block("POST", "/held", &[]);
+    for i in 0..=MAX_RESETS {
+        let id = 2 * i + 1;
+        c.send(&headers(id, END_HEADERS, &block)).unwrap();
+        assert!(c.ping_roundtrip(ANSWER), "stream {id} taken");
+        c.send(&rst_stream(id, CANCEL)).unwrap();
+        if i < MAX_RESETS {
+            assert!(c.ping_roundtrip(ANSWER), "reset {} tolerated", i + 1);
+            assert!(c.goaway.is_none(), "GOAWAY after {} resets", i + 1);
+        }
+    }
+    assert!(c.wait_closed(ANSWER), "the connection is closed");
+    let g = c.goaway.expect("a GOAWAY");
+    eprintln!(
+        "{} resets of taken streams: GOAWAY {} last stream {}; backend saw {} heads, {} whole",
+        MAX_RESETS + 1,
+        code_name(g.code),
+        g.last_stream,
+        backend.heads().len(),
+        backend.requests()
+    );
+    assert_eq!(g.code, ENHANCE_YOUR_CALM);
+    assert_eq!(backend.requests(), 0, "no request was whole");
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+}
+
+#[test]
+fn continuation_flood_is_closed() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    for acked in [true, false] {
+        let mut c = if acked {
+            H2Client::handshake(engine.addr("web"), &[])
+        } else {
+            H2Client::handshake_unacked(engine.addr("web"), &[])
+        };
+        let started = Instant::now();
+        c.send(&headers(1, 0, &request_block("GET", "/continued", &[])))
+            .unwrap();
+        let mut piece = Vec::new();
+        literal(b"x-c", b"y", &mut piece);
+        let batch: Vec<u8> = (0..100).flat_map(|_| continuation(1, 0, &piece)).collect();
+        let mut sent = 0;
+        while sent < 10_000 && c.goaway.is_none() && !c.closed {
+            if c.send(&batch).is_err() {
+                break;
+            }
+            sent += 100;
+            c.drain();
+        }
+        assert!(c.wait_closed(ANSWER), "the connection is closed");
+        let took = started.elapsed();
+        let g = c.goaway.expect("a GOAWAY");
+        eprintln!(
+            "CONTINUATION flood (SETTINGS acked: {acked}): {sent} sent, GOAWAY {} after {took:?}",
+            code_name(g.code)
+        );
+        assert_eq!(g.code, ENHANCE_YOUR_CALM);
+        assert!(took < Duration::from_secs(5));
+    }
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_saw_only(&backend, &["GET /fresh HTTP/1.1"]);
+}
+
+/// A header block that enters a field of `size` bytes into the dynamic
+/// table, then refers to it `refs` times with one byte each.
+fn hpack_bomb(size: usize, refs: usize) -> Vec<u8> {
+    let mut block = request_block("GET", "/bomb", &[]);
+    literal_indexed(b"x-bomb", &vec![b'a'; size], &mut block);
+    block.extend(std::iter::repeat(0xbe).take(refs)); // index 62
+    block
+}
+
+#[test]
+fn hpack_bomb_is_refused() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+
+    // Far over the limit: 4 KiB block, 4 MB of header list.
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let started = Instant::now();
+    let outcome = c.request(1, &hpack_bomb(4000, 1000), None, ANSWER);
+    eprintln!(
+        "HPACK bomb, 4 MB: {} after {:?}",
+        outcome.describe(),
+        started.elapsed()
+    );
+    match &outcome {
+        Outcome::ConnectionClosed(Some(g)) => assert_eq!(g.code, ENHANCE_YOUR_CALM),
+        Outcome::Reset(_, _) => {}
+        other => panic!("expected a refusal, got {}", other.describe()),
+    }
+
+    // Just over the 16 KiB limit: the stream alone is refused (431, or a
+    // reset) and the connection, whose HPACK state is whole, goes on.
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let outcome = c.request(1, &hpack_bomb(4000, 5), None, ANSWER);
+    eprintln!("HPACK bomb, 20 KB: {}", outcome.describe());
+    match &outcome {
+        Outcome::Reset(_, s) => assert!(matches!(s.status(), None | Some(431))),
+        Outcome::Response(s) => assert_eq!(s.status(), Some(431)),
+        other => panic!("expected a refusal, got {}", other.describe()),
+    }
+    assert_served("the next stream", c.get(3, "/after"), 200, "b1 /after");
+
+    // The client never acknowledges the proxy's SETTINGS.
+    let mut c = H2Client::handshake_unacked(engine.addr("web"), &[]);
+    let started = Instant::now();
+    let outcome = c.request(1, &hpack_bomb(4000, 1000), None, ANSWER);
+    eprintln!(
+        "HPACK bomb, 4 MB, SETTINGS not acked: {} after {:?}",
+        outcome.describe(),
+        started.elapsed()
+    );
+    match &outcome {
+        Outcome::ConnectionClosed(Some(_)) | Outcome::Reset(_, _) => {}
+        Outcome::Response(s) => assert_eq!(s.status(), Some(431)),
+        other => panic!("expected a refusal, got {}", other.describe()),
+    }
+
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_saw_only(&backend, &["GET /after HTTP/1.1", "GET /fresh HTTP/1.1"]);
+}
+
+#[test]
+fn settings_flood_is_bounded() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let one = settings(&[(SETTINGS_INITIAL_WINDOW_SIZE, 65_535)]);
+    let bytes: Vec<u8> = (0..10_000).flat_map(|_| one.clone()).collect();
+    let f = flood(&mut c, bytes, &engine);
+    let result = closed_or_answering("SETTINGS flood", &mut c, 1);
+    eprintln!(
+        "SETTINGS flood (10000): {}; {} SETTINGS ACKs; {result}",
+        f.describe(),
+        c.settings_acks
+    );
+    assert!(f.took < Duration::from_secs(10));
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_after_flood(&backend, &result, &[]);
+}
+
+#[test]
+fn ping_flood_is_bounded() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let one = ping(0, *b"flooding");
+    let bytes: Vec<u8> = (0..10_000).flat_map(|_| one.clone()).collect();
+    let f = flood(&mut c, bytes, &engine);
+    let result = closed_or_answering("PING flood", &mut c, 1);
+    eprintln!(
+        "PING flood (10000): {}; {} PING ACKs; {result}",
+        f.describe(),
+        c.ping_acks
+    );
+    assert!(f.took < Duration::from_secs(10));
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_after_flood(&backend, &result, &[]);
+}
+
+#[test]
+fn empty_data_flood_is_bounded() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    c.send(&headers(
+        1,
+        END_HEADERS,
+        &request_block("POST", "/echo", &[]),
+    ))
+    .unwrap();
+    let one = data(1, 0, &[]);
+    let bytes: Vec<u8> = (0..10_000).flat_map(|_| one.clone()).collect();
+    let f = flood(&mut c, bytes, &engine);
+    let result = closed_or_answering("empty DATA flood", &mut c, 3);
+    eprintln!("empty DATA flood (10000): {}; {result}", f.describe());
+    assert!(f.took < Duration::from_secs(10));
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    // The flooded stream's request never became whole at the backend.
+    let lines = request_lines(&backend);
+    let gets = lines.iter().filter(|l| l.starts_with("GET ")).count();
+    assert_eq!(backend.requests(), gets, "{lines:?}");
+}
+
+#[test]
+fn window_update_flood_is_bounded() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    c.send(&headers(
+        1,
+        END_HEADERS,
+        &request_block("POST", "/echo", &[]),
+    ))
+    .unwrap();
+    let bytes: Vec<u8> = (0..5_000)
+        .flat_map(|_| [window_update(0, 1), window_update(1, 1)].concat())
+        .collect();
+    let f = flood(&mut c, bytes, &engine);
+    let result = closed_or_answering("WINDOW_UPDATE flood", &mut c, 3);
+    eprintln!(
+        "WINDOW_UPDATE flood (5000 + 5000): {}; {result}",
+        f.describe()
+    );
+    if result == "answering" {
+        // The flooded stream still completes.
+        c.send(&data(1, END_STREAM, b"still here")).unwrap();
+        assert_served(
+            "the flooded stream",
+            c.outcome(1, ANSWER),
+            200,
+            "still here",
+        );
+    }
+    assert!(f.took < Duration::from_secs(10));
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert_backend_after_flood(&backend, &result, &["POST /echo HTTP/1.1"]);
+}
+
+/// What the zero-window backend saw.
+#[derive(Default)]
+struct Stalled {
+    /// Body bytes the backend wrote of /big before the proxy stopped it.
+    written: AtomicUsize,
+    /// When, and how, its writing ended.
+    ended: Mutex<Option<(Instant, String)>>,
+}
+
+const BIG: usize = 4 * 1024 * 1024;
+
+/// A backend answering /big with 4 MiB (Content-Length) through a small
+/// send buffer, counting what it managed to write, and anything else
+/// with a short body.
+fn stalling_backend() -> (RawBackend, Arc<Stalled>) {
+    let stalled = Arc::new(Stalled::default());
+    let s2 = Arc::clone(&stalled);
+    let backend = RawBackend::start(move |s: TcpStream| {
+        let _ = socket2::SockRef::from(&s).set_send_buffer_size(64 * 1024);
+        let _ = s.set_write_timeout(Some(Duration::from_secs(15)));
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let target = line.split(' ').nth(1).unwrap_or("").to_string();
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            if target != "/big" {
+                let body = format!("small {target}");
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                if w.write_all(format!("{head}{body}").as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
+            let _ = w.write_all(head.as_bytes());
+            let chunk = vec![b'z'; 16 * 1024];
+            let mut total = 0;
+            let end = loop {
+                if total >= BIG {
+                    break "all written".to_string();
+                }
+                match w.write(&chunk[..chunk.len().min(BIG - total)]) {
+                    Ok(n) => {
+                        total += n;
+                        s2.written.store(total, Ordering::SeqCst);
+                    }
+                    Err(e) => break format!("{:?}", e.kind()),
+                }
+            };
+            *s2.ended.lock().unwrap() = Some((Instant::now(), end));
+            return;
+        }
+    });
+    (backend, stalled)
+}
+
+#[test]
+fn zero_window_stall_holds_back_the_backend_and_times_out() {
+    let (backend, stalled) = stalling_backend();
+    let engine = h2_engine_with(
+        backend.addr(),
+        ServiceSpec {
+            read_timeout: Some(1),
+            response_timeout: Some(2),
+            ..ServiceSpec::default()
+        },
+    );
+    let mut c = H2Client::handshake(engine.addr("web"), &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
+    c.auto_window = false;
+    let started = Instant::now();
+    c.send(&headers(
+        1,
+        END_HEADERS | END_STREAM,
+        &request_block("GET", "/big", &[]),
+    ))
+    .unwrap();
+    // The head goes (HEADERS are not flow-controlled), no byte of body.
+    let until = Instant::now() + ANSWER;
+    while !c.streams.get(&1).is_some_and(|s| !s.heads.is_empty()) && c.pump_until(until) {}
+    let st = c.streams.get(&1).cloned().unwrap_or_default();
+    assert_eq!(st.status(), Some(200), "the response head arrives");
+    assert!(st.body.is_empty(), "no DATA without a window");
+
+    // Another stream of the same connection, given a window of its own.
+    let mut out = headers(
+        3,
+        END_HEADERS | END_STREAM,
+        &request_block("GET", "/small", &[]),
+    );
+    out.extend_from_slice(&window_update(3, 65_535));
+    c.send(&out).unwrap();
+    assert_served(
+        "a stream beside the stalled one",
+        c.outcome(3, ANSWER),
+        200,
+        "small /small",
+    );
+
+    // The proxy reads a bounded part of the 4 MiB, and after its read
+    // timeout closes the backend connection.
+    let until = Instant::now() + Duration::from_secs(8);
+    while stalled.ended.lock().unwrap().is_none() && Instant::now() < until {
+        c.pump_until(Instant::now() + Duration::from_millis(50));
+    }
+    let written = stalled.written.load(Ordering::SeqCst);
+    let ended = stalled.ended.lock().unwrap().clone();
+    eprintln!(
+        "zero window: the backend wrote {written} of {BIG} bytes; its writing ended: {:?}",
+        ended
+            .as_ref()
+            .map(|(at, how)| (at.duration_since(started), how.clone()))
+    );
+    assert!(
+        written < 2 * 1024 * 1024,
+        "{written} bytes read from the backend"
+    );
+    let (at, how) = ended.expect("the proxy closed the backend connection");
+    assert_ne!(how, "all written");
+    assert!(at.duration_since(started) < Duration::from_secs(6));
+    assert_fresh_client_served_raw(&engine);
+}
+
+/// A fresh client is served by the stalling backend.
+fn assert_fresh_client_served_raw(engine: &Running) {
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    assert_served("a fresh client", c.get(1, "/fresh"), 200, "small /fresh");
+}
+
+#[test]
+fn too_many_concurrent_streams_are_refused() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    // MAX_STREAMS requests whose bodies have not come yet.
+    let block = request_block("POST", "/echo", &[]);
+    let mut out = Vec::new();
+    for i in 0..MAX_STREAMS {
+        out.extend_from_slice(&headers(2 * i + 1, END_HEADERS, &block));
+    }
+    c.send(&out).unwrap();
+    assert!(c.ping_roundtrip(ANSWER));
+    // One more: RFC 9113 §5.1.2 says PROTOCOL_ERROR or REFUSED_STREAM;
+    // REFUSED_STREAM tells the client it may retry.
+    let extra = 2 * MAX_STREAMS + 1;
+    c.send(&headers(
+        extra,
+        END_HEADERS | END_STREAM,
+        &request_block("GET", "/extra", &[]),
+    ))
+    .unwrap();
+    let outcome = c.outcome(extra, ANSWER);
+    eprintln!(
+        "stream {} of {}: {}",
+        MAX_STREAMS + 1,
+        MAX_STREAMS,
+        outcome.describe()
+    );
+    match &outcome {
+        Outcome::Reset(REFUSED_STREAM, s) => assert!(s.heads.is_empty()),
+        other => panic!(
+            "expected RST_STREAM REFUSED_STREAM, got {}",
+            other.describe()
+        ),
+    }
+    // The first MAX_STREAMS all complete once their bodies come.
+    let mut out = Vec::new();
+    for i in 0..MAX_STREAMS {
+        out.extend_from_slice(&data(2 * i + 1, END_STREAM, format!("body {i}").as_bytes()));
+    }
+    c.send(&out).unwrap();
+    for i in 0..MAX_STREAMS {
+        let outcome = c.outcome(2 * i + 1, Duration::from_secs(10));
+        assert_served(
+            &format!("stream {}", 2 * i + 1),
+            outcome,
+            200,
+            &format!("body {i}"),
+        );
+    }
+    // The limit is of streams at once: a new one is taken now.
+    assert_served(
+        "a stream after them",
+        c.get(extra + 2, "/after"),
+        200,
+        "b1 /after",
+    );
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+    assert!(!request_lines(&backend).contains(&"GET /extra HTTP/1.1".to_string()));
+    assert_eq!(backend.requests(), MAX_STREAMS as usize + 2);
 }
