@@ -162,6 +162,10 @@ fn well_formed_requests_over_the_hand_built_client_are_answered() {
     let block = request_block("OPTIONS", "*", &[]);
     let outcome = c.request(11, &block, None, ANSWER);
     assert_served("OPTIONS *", outcome, 200, "b1 *");
+    // A `host` that agrees with `:authority` (a disagreeing one is refused).
+    let block = request_block("GET", "/host", &[("host", "test")]);
+    let outcome = c.request(13, &block, None, ANSWER);
+    assert_served("host = :authority", outcome, 200, "b1 /host");
     assert!(c.ping_roundtrip(ANSWER));
     assert!(c.goaway.is_none() && !c.closed);
     assert_fresh_client_served(&engine, "b1", "/fresh");
@@ -176,7 +180,7 @@ fn well_formed_requests_over_the_hand_built_client_are_answered() {
     assert!(heads.iter().any(|h| h.starts_with("GET /te ")));
     let split = heads.iter().find(|h| h.starts_with("GET /split ")).unwrap();
     assert!(split.contains("\r\nx-a: 1\r\nx-b: 2\r\n"), "{split:?}");
-    assert_eq!(backend.requests(), 7);
+    assert_eq!(backend.requests(), 8);
 }
 
 // ---------------------------------------------------------------------
