@@ -1,10 +1,12 @@
 //! Shared test support: test schedulers written against the core traits,
-//! a real threaded HTTP/1.1 backend, a raw TCP backend, and helpers that
-//! build a `Control`, add a service on 127.0.0.1:0 and start the engine.
+//! a real threaded HTTP/1.1 backend, a raw TCP backend, an HTTP/2 client
+//! whose frames are built by hand (`h2frames`), and helpers that build a
+//! `Control`, add a service on 127.0.0.1:0 and start the engine.
 #![allow(dead_code)]
 
 pub mod backend;
 pub mod client;
+pub mod h2frames;
 pub mod schedulers;
 pub mod tls;
 
