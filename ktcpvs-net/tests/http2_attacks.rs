@@ -1151,11 +1151,9 @@ fn too_many_concurrent_streams_are_refused() {
 }
 
 // ---------------------------------------------------------------------
-// Engine bugs these attacks found: ignored until the engine is fixed.
+// Found by these attacks, and fixed.
 
 #[test]
-#[ignore = "engine bug: a request with `host` and no `:authority` is refused (h2 drops :scheme \
-            from the URI when there is no authority, so write_request finds no :scheme)"]
 fn host_field_without_authority_is_served() {
     // RFC 9113 §8.3.1: `:authority` may be left out, `host` then carries
     // the authority; the downgrade accepts this form (its `(None, Some(h))`
@@ -1175,8 +1173,6 @@ fn host_field_without_authority_is_served() {
 }
 
 #[test]
-#[ignore = "engine bug: a stream whose session ended with its response cut, waiting for a window \
-            that never opens, is never reset and the connection never times out"]
 fn zero_window_stall_ends_the_stream_after_the_timeout() {
     let (backend, stalled) = stalling_backend();
     let engine = h2_engine_with(
@@ -1219,14 +1215,12 @@ fn zero_window_stall_ends_the_stream_after_the_timeout() {
 }
 
 #[test]
-#[ignore = "engine bug: a whole response buffered for a client that never opens its window holds \
-            its stream (and up to 64 KiB) with no deadline: neither reset nor timed out"]
 fn zero_window_on_a_whole_response_is_timed_out() {
     // The session ends at once (the memory end takes the whole small
-    // response), so no session timeout is left to run; the stream then
-    // waits for a window with no deadline of its own, and the connection,
-    // not idle, never reaches its keep-alive timeout. 100 such streams a
-    // connection, 64 KiB each, cost the client nothing to hold.
+    // response), so no session timeout is left to run: the stream waiting
+    // for a window has a deadline of its own (the read timeout without
+    // progress), or 100 such streams a connection, 64 KiB each, would
+    // cost the client nothing to hold.
     let (backend, _stalled) = stalling_backend();
     let engine = h2_engine_with(
         backend.addr(),

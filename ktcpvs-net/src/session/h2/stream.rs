@@ -24,7 +24,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
-use ktcpvs_core::snapshot::ServiceSnapshot;
+use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
 use super::dechunk::Dechunk;
 use crate::http::{parse_response_uninit, Framing, Limits, Method};
@@ -155,7 +155,7 @@ impl Stream {
         } else {
             Body::Unknown
         };
-        let written = write_request(&parts, body, end.inbound_mut());
+        let written = write_request(&parts, body, origin.tls, end.inbound_mut());
         let downgraded = match written {
             Ok(d) => d,
             Err(e) => {
@@ -217,6 +217,15 @@ impl Stream {
         if matches!(self.down, Down::Done) {
             return Err(End::Complete);
         }
+        if self.http.is_none() {
+            // What is left waits for the client's window, no longer than
+            // the service's read timeout without progress.
+            if moved || self.deadline.is_none() {
+                let settings = ctx.snapshots.load();
+                self.deadline =
+                    Some(ctx.now + service.timeout(TimeoutKind::Read, settings.settings()));
+            }
+        }
         Ok(moved)
     }
 
@@ -228,10 +237,15 @@ impl Stream {
         ctx: &mut Ctx<'_>,
     ) -> Result<(), End> {
         self.deadline = None;
-        if let Some(http) = self.http.as_mut() {
-            self.client.refresh();
-            let flow = http.on_timeout(&mut self.client, peer, service, ctx);
-            self.settle(flow, service, peer, ctx)?;
+        match self.http.as_mut() {
+            Some(http) => {
+                self.client.refresh();
+                let flow = http.on_timeout(&mut self.client, peer, service, ctx);
+                self.settle(flow, service, peer, ctx)?;
+            }
+            // The rest of a response waited too long for the client's
+            // window.
+            None => return Err(self.reset(Reason::CANCEL)),
         }
         Ok(())
     }
@@ -468,6 +482,13 @@ impl Stream {
         let Down::Body { send, body } = &mut self.down else {
             return Ok(false);
         };
+        if let DownBody::Length(left) = body {
+            if end.write_shut && (end.outbound.len() as u64) < *left {
+                // The session ended before the whole body: it was cut
+                // (a server that left, a timeout), and the client is told.
+                return Err(Reason::INTERNAL_ERROR);
+            }
+        }
         let at_end = matches!(body, DownBody::Close) && end.write_shut;
         if end.outbound.is_empty() && !at_end {
             // A body the session left unfinished: the response was cut.
@@ -536,6 +557,7 @@ impl Stream {
 fn write_request(
     parts: &http::request::Parts,
     body: Body,
+    tls: bool,
     out: &mut Vec<u8>,
 ) -> Result<crate::http2::downgrade::Downgraded, crate::http2::downgrade::DowngradeError> {
     let method = parts.method.as_str();
@@ -549,12 +571,18 @@ fn write_request(
         name: b":method",
         value: method.as_bytes(),
     });
-    if let Some(scheme) = uri.scheme_str() {
-        fields.push(Field {
-            name: b":scheme",
-            value: scheme.as_bytes(),
-        });
-    }
+    // `h2` refuses a request without `:scheme`, but keeps it in the URI
+    // only beside an authority: without one (a `host` field instead,
+    // RFC 9113 §8.3.1) it is the connection's.
+    let scheme = match uri.scheme_str() {
+        Some(scheme) => scheme,
+        None if tls => "https",
+        None => "http",
+    };
+    fields.push(Field {
+        name: b":scheme",
+        value: scheme.as_bytes(),
+    });
     if let Some(authority) = uri.authority() {
         fields.push(Field {
             name: b":authority",
