@@ -367,7 +367,14 @@ fn curl_speaks_h2c_and_h2_by_alpn_and_http11_where_http2_is_off() {
     )
     .unwrap();
     assert_eq!(upgrade, "r2 GET /html/b\n1.1\n");
-    // Without http2 a preface is no request.
+    // Without http2 a preface is no request; turned on live, the next
+    // connection speaks it.
+    assert!(h2c(plain_off, "/").is_err());
+    daemon.adm_ok(&["-E", "-i", "plainoff", "--http2", "on"]);
+    assert_eq!(h2c(plain_off, "/html/c").unwrap(), "r2 GET /html/c\n2\n");
+    let listing = daemon.adm_ok(&["-L", "-i", "plainoff"]);
+    assert!(listing.contains("    http2 = on\n"), "{listing}");
+    daemon.adm_ok(&["-E", "-i", "plainoff", "--http2", "off"]);
     assert!(h2c(plain_off, "/").is_err());
     let https = |port: u16, extra: &[&str], paths: &[&str]| {
         let resolve = format!("h2.test:{port}:127.0.0.1");

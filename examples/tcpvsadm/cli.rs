@@ -263,6 +263,9 @@ pub struct Cli {
     /// Whether a request's Host must agree with the TLS server name (-A, -E).
     #[arg(long = "sni-host-check", value_name = "on|off", value_parser = parse_on_off)]
     sni_host_check: Option<bool>,
+    /// Serve HTTP/2 to clients: ALPN h2 on a TLS listener, h2c with prior knowledge on a plain one (-A, -E; docs/http2.md).
+    #[arg(long = "http2", value_name = "on|off", value_parser = parse_on_off)]
+    http2: Option<bool>,
     /// The control socket of ktcpvsd [default: $KTCPVS_SOCKET, else $XDG_RUNTIME_DIR/ktcpvs/control.sock, else /run/ktcpvs/control.sock for root, else /tmp/ktcpvs-UID/control.sock]. Repeatable with -L: each daemon's listing in turn, with its configuration hash.
     #[arg(long = "socket", value_name = "PATH")]
     socket: Vec<PathBuf>,
@@ -393,6 +396,7 @@ impl Verb {
                     "-l",
                     "--certificate",
                     "--sni-host-check",
+                    "--http2",
                     "--proxy-protocol",
                     "--discover",
                     "--health",
@@ -408,6 +412,7 @@ impl Verb {
                     "--certificate",
                     "--no-certificates",
                     "--sni-host-check",
+                    "--http2",
                     "--proxy-protocol",
                     "--discover",
                     "--health",
@@ -553,6 +558,7 @@ impl Cli {
             ),
             (self.no_certificates, "--no-certificates"),
             (self.sni_host_check.is_some(), "--sni-host-check"),
+            (self.http2.is_some(), "--http2"),
             (self.proxy_protocol.is_some(), "--proxy-protocol"),
             (self.rule.is_some(), "--rule"),
             (!self.header.is_empty(), "-H"),
@@ -650,6 +656,7 @@ impl Cli {
                 scheduler: self.scheduler.clone(),
                 certificates: certificates.clone(),
                 host_check: self.sni_host_check,
+                http2: self.http2,
                 proxy_protocol: self.proxy_protocol.clone(),
                 discover: discover.clone(),
                 health: health.clone(),

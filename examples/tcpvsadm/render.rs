@@ -201,7 +201,6 @@ fn service_arguments(
         || s.header_timeout.is_some()
         || s.response_timeout.is_some()
         || s.forward_for.is_some()
-        || s.http2.is_some()
         || s.upgrades.is_some()
         || !s.options.is_empty();
     if unflagged {
@@ -231,6 +230,9 @@ fn service_arguments(
             "--sni-host-check={}",
             if check { "on" } else { "off" }
         ));
+    }
+    if let Some(on) = s.http2 {
+        out.push(format!("--http2={}", if on { "on" } else { "off" }));
     }
     if let Some(networks) = &s.proxy_protocol {
         out.push(format!("--proxy-protocol={networks}"));

@@ -1,8 +1,10 @@
-//! HTTP/2 towards clients, to HTTP/1.1 real servers. What lives here so
-//! far is the part every HTTP/2 front end needs whatever frame layer
-//! drives it: [`downgrade`], which checks a stream's header list and
-//! writes the HTTP/1.1 head forwarded for it, refusing the downgrade
-//! smuggling forms. The frame layer, flow control and the engine's
-//! sessions for HTTP/2 connections are not built yet (docs/compat.md).
+//! HTTP/2 towards clients, to HTTP/1.1 real servers: the parts that are
+//! protocol logic of their own, public so that they can be fuzzed and
+//! reused. [`downgrade`] checks a stream's header list and writes the
+//! HTTP/1.1 head forwarded for it, refusing the downgrade smuggling forms.
+//! The sessions that serve HTTP/2 connections (the `h2` frame layer driven
+//! in the worker loop, one HTTP/1.1 session per stream) are the engine's
+//! own; docs/http2.md describes what is served, the limits and what is
+//! refused.
 
 pub mod downgrade;
