@@ -891,6 +891,64 @@ fn ping_flood_is_bounded() {
     assert_backend_after_flood(&backend, &result, &[]);
 }
 
+/// The resident memory of this process (the engine runs in it), bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[test]
+fn a_control_frame_flood_from_a_client_that_never_reads_stops_being_read() {
+    // PING and SETTINGS each ask for an answer; a client that floods them
+    // and reads nothing must not make the proxy queue answers without
+    // end: once the answers cannot leave, the proxy stops reading, and
+    // the client's writes block (TCP flow control).
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine(backend.addr());
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&engine.addr("web").into()).unwrap();
+    let mut conn: TcpStream = socket.into();
+    conn.set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut start = PREFACE.to_vec();
+    start.extend(settings(&[]));
+    conn.write_all(&start).unwrap();
+    let pings: Vec<u8> = (0..4096)
+        .flat_map(|i: u32| {
+            let mut f = ping(0, [0; 8]);
+            f[9..13].copy_from_slice(&i.to_be_bytes());
+            f.extend(settings(&[]));
+            f
+        })
+        .collect();
+    let before = resident_bytes();
+    let limit = 64 << 20;
+    let mut written = 0usize;
+    let began = Instant::now();
+    while written < limit && began.elapsed() < Duration::from_secs(20) {
+        match conn.write(&pings) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    eprintln!(
+        "control frame flood without reading: {written} bytes written before blocking, resident memory +{grown} bytes"
+    );
+    assert!(
+        written < limit / 2,
+        "the proxy kept reading {written} bytes of frames whose answers could not leave"
+    );
+    assert!(grown < 16 << 20, "resident memory grew by {grown} bytes");
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+}
+
 #[test]
 fn empty_data_flood_is_bounded() {
     let backend = HttpBackend::start("b1");
