@@ -25,9 +25,7 @@
 //! | `mod.rs` | the session: the connection's phases, the drive loop, limits, timeouts, GOAWAY |
 //! | `wire.rs` | the client's bytes behind the I/O traits `h2` polls, and its waker |
 //! | `stream.rs` | one stream: request downgraded to HTTP/1.1, its session, the response back |
-//! | `dechunk.rs` | chunked coding taken off a response body for DATA frames |
 
-mod dechunk;
 mod stream;
 mod wire;
 

@@ -26,8 +26,8 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
-use super::dechunk::Dechunk;
 use crate::http::{parse_response_uninit, Framing, Limits, Method};
+use crate::http2::dechunk::Dechunker;
 use crate::http2::downgrade::{downgrade, Body, Field};
 use crate::io::conn::Conn;
 use crate::io::memory::MemoryEnd;
@@ -78,7 +78,7 @@ enum DownBody {
     /// This many bytes are left.
     Length(u64),
     /// Chunked: the decoder's place.
-    Chunked(Dechunk),
+    Chunked(Dechunker),
     /// Until the session shuts its write side.
     Close,
 }
@@ -452,7 +452,7 @@ impl Stream {
         let body = match info.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(DownBody::Length(n)),
-            Framing::Chunked => Some(DownBody::Chunked(Dechunk::new())),
+            Framing::Chunked => Some(DownBody::Chunked(Dechunker::new())),
             Framing::CloseDelimited => Some(DownBody::Close),
         };
         end.outbound.drain(..info.head_len);

@@ -1,13 +1,58 @@
 //! Chunked transfer coding taken off a response body, for its HTTP/2
-//! DATA frames: a byte-level push decoder over the HTTP/1.1 response the
+//! DATA frames: a byte-level push decoder over the HTTP/1.1 response a
 //! stream's session wrote (whose chunk framing the engine validated as it
 //! relayed it from the server). Strict all the same: anything but
-//! `HEXDIG+ [; ext] CRLF data CRLF … 0 CRLF trailers CRLF` is an error and
-//! the stream is reset. Trailer fields are dropped.
+//! `HEXDIG+ [; ext] CRLF data CRLF … 0 CRLF trailers CRLF` is an error
+//! (the stream is reset). Trailer fields are skipped. Allocation-free: the
+//! caller's buffer is written, nothing else.
+//!
+//! ```
+//! use ktcpvs_net::http2::dechunk::Dechunker;
+//! let mut d = Dechunker::new();
+//! let mut out = Vec::new();
+//! let body = b"5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n";
+//! assert_eq!(d.decode(body, &mut out, usize::MAX), Ok(body.len()));
+//! assert_eq!((out.as_slice(), d.is_done()), (&b"hello"[..], true));
+//! assert!(Dechunker::new().decode(b"5\nhello", &mut out, 64).is_err());
+//! ```
+
+/// A decoder of one chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dechunker(Dechunk);
+
+impl Default for Dechunker {
+    fn default() -> Self {
+        Dechunker::new()
+    }
+}
+
+impl Dechunker {
+    /// A decoder at the start of a body.
+    pub fn new() -> Dechunker {
+        Dechunker(Dechunk::new())
+    }
+
+    /// Whether the whole body (through the trailer section) was read.
+    pub fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+
+    /// Decodes from `input`, appending chunk data to `out` until `out`
+    /// holds `max` bytes; returns how many input bytes were used (the
+    /// rest is for a later call, or follows the body).
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<usize, DechunkError> {
+        self.0.decode(input, out, max)
+    }
+}
 
 /// Where the decoder is in the chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dechunk {
+enum Dechunk {
     /// Reading a chunk size (`digits` read so far).
     Size { value: u64, digits: u8 },
     /// Skipping a chunk extension, up to CR.
@@ -29,12 +74,13 @@ pub(crate) enum Dechunk {
 }
 
 /// A malformed chunked body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DechunkError;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked body")]
+pub struct DechunkError;
 
 impl Dechunk {
     /// A decoder at the start of a body.
-    pub fn new() -> Dechunk {
+    fn new() -> Dechunk {
         Dechunk::Size {
             value: 0,
             digits: 0,
@@ -42,13 +88,12 @@ impl Dechunk {
     }
 
     /// Whether the whole body was read.
-    pub fn is_done(self) -> bool {
+    fn is_done(self) -> bool {
         self == Dechunk::Done
     }
 
-    /// Decodes from `input`, appending data bytes to `out` until `out`
-    /// holds `max` bytes; returns how many input bytes were used.
-    pub fn decode(
+    /// See [`Dechunker::decode`].
+    fn decode(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
