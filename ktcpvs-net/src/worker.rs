@@ -535,13 +535,7 @@ impl Loop {
                 });
                 // HTTP/2 clients are told at once (GOAWAY): they open no
                 // new stream here, and the ones in flight finish.
-                let h2: Vec<usize> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.is_h2())
-                    .map(|(k, _)| k)
-                    .collect();
-                for key in h2 {
+                for key in self.session_keys(Session::is_h2) {
                     self.drive(key, now);
                 }
             }
@@ -789,14 +783,18 @@ impl Loop {
         self.res.backends.sweep(now, keepalive);
     }
 
-    fn close_idle_sessions(&mut self, now: Instant) {
-        let idle: Vec<usize> = self
-            .sessions
+    /// The keys of the sessions `which` picks (taken out first, so that
+    /// driving or closing them may change the slab).
+    fn session_keys(&self, which: impl Fn(&Session) -> bool) -> Vec<usize> {
+        self.sessions
             .iter()
-            .filter(|(_, s)| s.is_idle())
+            .filter(|(_, s)| which(s))
             .map(|(k, _)| k)
-            .collect();
-        for key in idle {
+            .collect()
+    }
+
+    fn close_idle_sessions(&mut self, now: Instant) {
+        for key in self.session_keys(Session::is_idle) {
             self.finish(key, now);
         }
     }

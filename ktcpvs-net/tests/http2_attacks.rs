@@ -1231,7 +1231,35 @@ fn host_field_without_authority_is_served() {
 }
 
 #[test]
-fn zero_window_stall_ends_the_stream_after_the_timeout() {
+fn an_idle_connection_is_closed_with_goaway_at_the_keepalive_timeout() {
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine_with(
+        backend.addr(),
+        ServiceSpec {
+            keepalive_timeout: Some(1),
+            ..ServiceSpec::default()
+        },
+    );
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let outcome = c.request(1, &request_block("GET", "/one", &[]), None, ANSWER);
+    assert_served("before going idle", outcome, 200, "b1 /one");
+    let idle = Instant::now();
+    assert!(
+        c.wait_closed(Duration::from_secs(5)),
+        "still open 5 s later"
+    );
+    let waited = idle.elapsed();
+    let goaway = c.goaway.as_ref().expect("a GOAWAY before the close");
+    assert_eq!((goaway.code, goaway.last_stream), (0, 1), "{goaway:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?} (keepalive_timeout 1 s)"
+    );
+}
+
+/// A stalling backend behind a service with short timeouts, and a client
+/// that announced a zero window and asked for `path` on stream 1.
+fn zero_window_get(path: &str) -> (RawBackend, Arc<Stalled>, Running, H2Client) {
     let (backend, stalled) = stalling_backend();
     let engine = h2_engine_with(
         backend.addr(),
@@ -1247,9 +1275,15 @@ fn zero_window_stall_ends_the_stream_after_the_timeout() {
     c.send(&headers(
         1,
         END_HEADERS | END_STREAM,
-        &request_block("GET", "/big", &[]),
+        &request_block("GET", path, &[]),
     ))
     .unwrap();
+    (backend, stalled, engine, c)
+}
+
+#[test]
+fn zero_window_stall_ends_the_stream_after_the_timeout() {
+    let (_backend, stalled, _engine, mut c) = zero_window_get("/big");
     let until = Instant::now() + Duration::from_secs(8);
     while stalled.ended.lock().unwrap().is_none() && Instant::now() < until {
         c.pump_until(Instant::now() + Duration::from_millis(50));
@@ -1279,24 +1313,7 @@ fn zero_window_on_a_whole_response_is_timed_out() {
     // for a window has a deadline of its own (the read timeout without
     // progress), or 100 such streams a connection, 64 KiB each, would
     // cost the client nothing to hold.
-    let (backend, _stalled) = stalling_backend();
-    let engine = h2_engine_with(
-        backend.addr(),
-        ServiceSpec {
-            read_timeout: Some(1),
-            response_timeout: Some(2),
-            keepalive_timeout: Some(2),
-            ..ServiceSpec::default()
-        },
-    );
-    let mut c = H2Client::handshake(engine.addr("web"), &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]);
-    c.auto_window = false;
-    c.send(&headers(
-        1,
-        END_HEADERS | END_STREAM,
-        &request_block("GET", "/tiny", &[]),
-    ))
-    .unwrap();
+    let (_backend, _stalled, _engine, mut c) = zero_window_get("/tiny");
     let outcome = c.outcome(1, Duration::from_secs(6));
     eprintln!(
         "zero window, a whole small response: {}",

@@ -229,12 +229,10 @@ impl H2Session {
     ) -> Flow {
         match &self.phase {
             Phase::Handshake(_, until) if ctx.now >= *until => return Flow::Done,
-            Phase::Open(_) if self.streams.is_empty() => {
-                let idle = self.idle_since
-                    + service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings());
-                if ctx.now >= idle {
-                    self.go_away(Some(Reason::NO_ERROR));
-                }
+            Phase::Open(_)
+                if self.streams.is_empty() && ctx.now >= self.idle_deadline(service, ctx) =>
+            {
+                self.go_away(Some(Reason::NO_ERROR));
             }
             _ => {}
         }
@@ -250,6 +248,12 @@ impl H2Session {
             i += 1;
         }
         self.drive(client, peer, service, ctx)
+    }
+
+    /// When a connection with no stream open is closed (the service's
+    /// keep-alive timeout after its last stream).
+    fn idle_deadline(&self, service: &ServiceSnapshot, ctx: &Ctx<'_>) -> Instant {
+        self.idle_since + service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings())
     }
 
     /// Releases everything: every stream's session, the buffers.
@@ -423,10 +427,7 @@ impl H2Session {
         drop(wire);
         let mut at = match &self.phase {
             Phase::Handshake(_, until) => Some(*until),
-            Phase::Open(_) if self.streams.is_empty() => Some(
-                self.idle_since
-                    + service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings()),
-            ),
+            Phase::Open(_) if self.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
             _ => None,
         };
         let mut waiting = None;
