@@ -254,7 +254,7 @@ impl Stream {
     /// in the middle of an exchange is closed, never pooled).
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(mut http) = self.http.take() {
-            http.close(ctx);
+            http.end_of_stream(ctx);
             ctx.spares.keep(http);
         }
         // Nothing more will be written: what is there is the whole

@@ -692,6 +692,28 @@ impl HttpSession {
         self.io = Io::default();
     }
 
+    /// Releases everything at the end of an HTTP/2 stream: like
+    /// [`close`](Self::close), except that a per-connection route's backend
+    /// connection, idle between requests with nothing buffered, goes back
+    /// to the pool (which refuses one whose framing or PROXY header is in
+    /// doubt) rather than being closed: the stream was the route's whole
+    /// "connection", and the next stream may use it.
+    pub fn end_of_stream(&mut self, ctx: &mut Ctx<'_>) {
+        let idle = !self.io.up.holds_bytes() && !self.io.down.holds_bytes();
+        if let State::Reading {
+            keep: Keep::Connection { backend, .. },
+            ..
+        } = &mut self.state
+        {
+            if idle {
+                if let Some(id) = backend.take() {
+                    self.pool_backend(id as usize, true, ctx);
+                }
+            }
+        }
+        self.close(ctx);
+    }
+
     /// Closes the backend connection in use, being connected or kept
     /// (never pooling it: whatever ended the session left its framing in
     /// doubt) and leaves the session [`State::Closed`].
