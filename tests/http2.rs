@@ -607,6 +607,20 @@ fn keep_streams(addr: SocketAddr, authority: &str, path: &str, limit: Duration) 
                     }
                 }
             }
+            // DATA: the connection's window is given back (each stream's
+            // own is far larger than its response).
+            0 if !payload.is_empty() => {
+                let n = payload.len() as u32;
+                conn.write_all(&frame(8, 0, 0, &n.to_be_bytes()))
+                    .unwrap_or(());
+                if flags & 1 != 0 {
+                    if open.remove(&stream) == Some(true) {
+                        tally.complete += 1;
+                    } else {
+                        tally.failed.push(stream);
+                    }
+                }
+            }
             0 if flags & 1 != 0 => {
                 if open.remove(&stream) == Some(true) {
                     tally.complete += 1;

@@ -36,7 +36,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "max_request_line", default: 8_192, min: 64, max: 1_048_576, help: "longest request line in bytes (414 above)" },
     SettingInfo { name: "max_header_size", default: 16_384, min: 256, max: 1_048_576, help: "largest request head in bytes (431 above)" },
     SettingInfo { name: "max_headers", default: 100, min: 1, max: 256, help: "most header fields in one request or response head" },
-    SettingInfo { name: "pool_max_idle", default: 64, min: 0, max: 65_535, help: "idle backend connections kept per worker and server" },
+    SettingInfo { name: "pool_max_idle", default: 1024, min: 0, max: 65_535, help: "idle backend connections kept per worker and server" },
     SettingInfo { name: "min_transfer_rate", default: 512, min: 0, max: 1_073_741_824, help: "bytes per second a client must move, averaged over each transfer_window, while a body waits on it (a response it is slow to read, a request body it is slow to send); a slower client is cut (408 if no response started). 0 disables" },
     SettingInfo { name: "transfer_window", default: 30, min: 1, max: 3_600, help: "seconds over which min_transfer_rate is measured" },
     SettingInfo { name: "server_retry_backoff", default: 2, min: 1, max: 3_600, help: "seconds a failed server stays out of rotation before it is tried again (doubles up to 64x on repeated failures)" },

@@ -29,7 +29,7 @@ use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
 use crate::proxy_protocol::Addresses;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
-use crate::session::{self, Ctx, Flow, Kind, Peer, Session, Spares};
+use crate::session::{self, Cause, Ctx, Flow, Kind, Peer, Session, Spares};
 use crate::stats::WorkerStats;
 use crate::timer::{Due, Timers};
 use crate::token;
@@ -261,6 +261,9 @@ struct Loop {
     /// Sessions whose request waits in its service's queue, oldest first.
     queued: Vec<usize>,
     retry_queued: Vec<usize>,
+    /// Sessions to drive again once this iteration's events are handled.
+    deferred: Vec<usize>,
+    redrive_deferred: Vec<usize>,
     last_sweep: Instant,
 }
 
@@ -304,6 +307,7 @@ impl Resources {
             spares: &mut self.spares,
             access_log: self.access_log.as_ref(),
             origin: None,
+            cause: Cause::Other,
         }
     }
 }
@@ -362,6 +366,8 @@ impl Worker {
             retry_starved: Vec::with_capacity(64),
             queued: Vec::new(),
             retry_queued: Vec::new(),
+            deferred: Vec::with_capacity(64),
+            redrive_deferred: Vec::with_capacity(64),
             last_sweep: Instant::now(),
         }
         .run()
@@ -394,7 +400,7 @@ impl Loop {
                     token::Kind::Client(key) => {
                         if let Some(s) = self.sessions.get_mut(key) {
                             s.client.absorb(event);
-                            self.drive(key, now);
+                            self.drive_for(key, now, Cause::Client);
                         }
                     }
                     token::Kind::Backend(key) => {
@@ -406,12 +412,13 @@ impl Loop {
                             None => continue,
                         };
                         match owner {
-                            Some(owner) => self.drive(owner, now),
+                            Some(owner) => self.drive_for(owner, now, Cause::Backend(key)),
                             None => self.res.backends.on_idle_event(key),
                         }
                     }
                 }
             }
+            self.drive_deferred(now);
             if woken {
                 std::mem::swap(&mut messages, &mut *self.inbox.messages.lock());
                 for message in messages.drain(..) {
@@ -637,10 +644,16 @@ impl Loop {
 
     /// Drives one session and acts on its [`Flow`].
     fn drive(&mut self, key: usize, now: Instant) {
+        self.drive_for(key, now, Cause::Other);
+    }
+
+    /// Drives one session for `cause` and acts on its [`Flow`].
+    fn drive_for(&mut self, key: usize, now: Instant, cause: Cause) {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
         let mut ctx = self.res.ctx(key, now);
+        ctx.cause = cause;
         let flow = session.drive(&mut ctx);
         self.settle(key, flow, now);
     }
@@ -661,6 +674,14 @@ impl Loop {
                     self.timers.set(key, &mut s.deadline, at);
                 }
                 self.starved.push(key);
+            }
+            Flow::Deferred(at) => {
+                if let Some(s) = self.sessions.get_mut(key) {
+                    self.timers.set(key, &mut s.deadline, at);
+                }
+                if !self.deferred.contains(&key) {
+                    self.deferred.push(key);
+                }
             }
             Flow::Queued(at) => {
                 if let Some(s) = self.sessions.get_mut(key) {
@@ -727,6 +748,26 @@ impl Loop {
             let flow = session.on_timeout(&mut ctx);
             self.settle(key, flow, now);
         }
+    }
+
+    /// Drives the sessions that deferred their writes to the end of this
+    /// loop iteration's events (see [`Flow::Deferred`]).
+    fn drive_deferred(&mut self, now: Instant) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut self.deferred, &mut self.redrive_deferred);
+        let mut keys = std::mem::take(&mut self.redrive_deferred);
+        for key in keys.drain(..) {
+            let Some(session) = self.sessions.get_mut(key) else {
+                continue;
+            };
+            let mut ctx = self.res.ctx(key, now);
+            ctx.cause = Cause::Deferred;
+            let flow = session.drive(&mut ctx);
+            self.settle(key, flow, now);
+        }
+        self.redrive_deferred = keys;
     }
 
     fn retry_starved(&mut self, now: Instant) {

@@ -15,6 +15,9 @@ use super::conn::{Fill, Traffic};
 /// Most response bytes one stream's end holds before its session waits.
 pub(crate) const OUTBOUND_LIMIT: usize = 64 * 1024;
 
+/// What each side reserves when a stream opens.
+const INITIAL_CAPACITY: usize = 1024;
+
 /// One HTTP/2 stream's bytes, as HTTP/1.1.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryEnd {
@@ -39,6 +42,10 @@ impl MemoryEnd {
     /// this server name.
     pub fn new(tls: bool, server_name: Option<&str>) -> MemoryEnd {
         MemoryEnd {
+            // One allocation each that fits a usual head (and a small
+            // response), instead of a growth step per write.
+            inbound: Vec::with_capacity(INITIAL_CAPACITY),
+            outbound: Vec::with_capacity(INITIAL_CAPACITY),
             tls,
             server_name: server_name.map(Box::from),
             ..MemoryEnd::default()

@@ -48,6 +48,11 @@ pub(crate) enum Flow {
     /// Keep going, but I could not get a buffer: drive me again when one
     /// is given back.
     Starved(Option<Instant>),
+    /// Keep going, and drive me again once the events of this loop
+    /// iteration are handled: what I have to write waits to be batched
+    /// with what the other events bring (an HTTP/2 connection's frames of
+    /// several streams leave in one write). Wake me at this deadline.
+    Deferred(Option<Instant>),
     /// My request waits in its service's queue for a server below its
     /// `maxconn`: drive me again soon (every server may free a slot at any
     /// time, from any worker); my queue timeout is this deadline.
@@ -80,6 +85,23 @@ pub(crate) struct Ctx<'a> {
     /// reached), named in the PROXY protocol header of a server that
     /// expects one; set by [`Session::drive`].
     pub origin: Option<Addresses>,
+    /// Why the session is driven.
+    pub cause: Cause,
+}
+
+/// Why a session is driven: a session with many parts (an HTTP/2
+/// connection's streams) moves only the parts the cause concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// Its client socket had an event.
+    Client,
+    /// Backend connection `id`, which it owns, had an event.
+    Backend(usize),
+    /// It returned [`Flow::Deferred`] and this loop iteration's events
+    /// are handled: what it deferred is due.
+    Deferred,
+    /// Anything else (a timer, a retry, a drain, its start): every part.
+    Other,
 }
 
 impl Ctx<'_> {

@@ -45,7 +45,7 @@ use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
 use self::stream::{End, Origin, Stream};
 use self::wire::{Moved, WakeFlag, Wire, WireIo};
-use super::{Ctx, Flow};
+use super::{Cause, Ctx, Flow};
 use crate::http::Limits;
 use crate::io::buffer::Buffer;
 use crate::io::conn::Conn;
@@ -189,7 +189,7 @@ impl H2Session {
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
         let mut starved = false;
-        for _ in 0..MAX_PASSES {
+        for pass in 0..MAX_PASSES {
             let mut moved = false;
             match self.wire.borrow_mut().read_client(client, ctx.pool) {
                 Ok(Moved::Some) => moved = true,
@@ -205,18 +205,52 @@ impl H2Session {
                 moved = true;
             }
             moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
-            moved |= self.drive_streams(&mut cx, service, peer, &limits, ctx);
-            match self.wire.borrow_mut().write_client(client) {
-                Ok(Moved::Some) => moved = true,
-                Ok(_) => {}
-                Err(_) => return Flow::Done,
+            // The cause concerns the first pass; later ones move what `h2`
+            // woke (and what is new).
+            let (all, backend) = match (pass, ctx.cause) {
+                (0, Cause::Other) => (true, None),
+                (0, Cause::Backend(id)) => (false, Some(id)),
+                _ => (false, None),
+            };
+            moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+            // Frames are written when the buffer `h2` writes into is half
+            // full, or once this loop iteration's other events had their
+            // say (so several streams' frames leave in one write).
+            if ctx.cause == Cause::Deferred || self.wire.borrow().outbound_half_full() {
+                match self.wire.borrow_mut().write_client(client) {
+                    Ok(Moved::Some) => moved = true,
+                    Ok(_) => {}
+                    Err(_) => return Flow::Done,
+                }
             }
             if !moved && !self.woken.take() {
-                return self.settle(client, service, starved, ctx);
+                let flow = self.settle(client, service, starved, ctx);
+                return self.defer_writes(client, flow, ctx.cause == Cause::Deferred);
             }
         }
         // Still busy: come back on the next loop iteration.
         Flow::Queued(ctx.now)
+    }
+
+    /// Turns `flow` into [`Flow::Deferred`] when frames wait and this is
+    /// not the deferred drive (which writes them); with any other flow,
+    /// what waits is written now.
+    fn defer_writes(&mut self, client: &mut Conn, flow: Flow, deferred_pass: bool) -> Flow {
+        let waiting = self.wire.borrow().has_outbound();
+        match flow {
+            Flow::Open(at) if waiting && !deferred_pass => Flow::Deferred(at),
+            Flow::Open(_) | Flow::Done => flow,
+            flow => {
+                if waiting {
+                    let mut wire = self.wire.borrow_mut();
+                    if wire.write_client(client).is_err() {
+                        return Flow::Done;
+                    }
+                    wire.release();
+                }
+                flow
+            }
+        }
     }
 
     /// Some stream's deadline (or the connection's) passed.
@@ -341,10 +375,11 @@ impl H2Session {
         }
     }
 
-    /// Drives every stream; ended ones are released.
+    /// Drives the streams that are due (see [`Stream::due`]); ended ones
+    /// are released.
     fn drive_streams(
         &mut self,
-        cx: &mut Context<'_>,
+        (all, backend): (bool, Option<usize>),
         service: &ServiceSnapshot,
         peer: SocketAddr,
         limits: &Limits,
@@ -353,7 +388,11 @@ impl H2Session {
         let mut moved = false;
         let mut i = 0;
         while i < self.streams.len() {
-            match self.streams[i].drive(cx, service, peer, limits, ctx) {
+            if !self.streams[i].due(all, backend) {
+                i += 1;
+                continue;
+            }
+            match self.streams[i].drive(service, peer, limits, ctx) {
                 Ok(m) => {
                     moved |= m;
                     i += 1;

@@ -18,7 +18,8 @@
 use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
+use super::wire::WakeFlag;
 use crate::http::{parse_response_uninit, Framing, Limits, Method};
 use crate::http2::dechunk::Dechunker;
 use crate::http2::downgrade::{downgrade, Body, Field};
@@ -37,6 +39,10 @@ use crate::session::{Ctx, Flow};
 /// Most request bytes a stream's end holds unread before the stream stops
 /// taking DATA (and so stops opening the client's window).
 const INBOUND_LIMIT: usize = 64 * 1024;
+
+/// Most rounds of one stream's drive (request in, session, response out)
+/// while each moves something.
+const MAX_ROUNDS: usize = 8;
 
 /// Most header fields of one request or response head handled.
 const FIELDS: usize = 128;
@@ -130,6 +136,12 @@ pub(super) struct Stream {
     pub deadline: Option<Instant>,
     /// The session waits for a buffer, or in its service's queue.
     pub waiting: Option<Flow>,
+    /// Set when `h2` has news for the stream (its waker was woken).
+    woken: Arc<WakeFlag>,
+    /// The waker the stream's `h2` handles are polled with.
+    waker: Waker,
+    /// Opened and not driven yet.
+    fresh: bool,
 }
 
 /// Why a stream's header list was refused.
@@ -148,6 +160,7 @@ impl Stream {
         ctx: &mut Ctx<'_>,
     ) -> Result<Stream, Refused> {
         let id = respond.stream_id().as_u32();
+        let (waker, woken) = WakeFlag::waker();
         let (parts, recv) = request.into_parts();
         let mut end = MemoryEnd::new(origin.tls, origin.server_name);
         let body = if recv.is_end_stream() {
@@ -186,6 +199,9 @@ impl Stream {
             method: Method::from_token(parts.method.as_str()),
             deadline: None,
             waiting: None,
+            woken,
+            waker,
+            fresh: true,
         })
     }
 
@@ -193,29 +209,39 @@ impl Stream {
     /// response out. `Ok(true)` when something moved; `Err` when it ended.
     pub fn drive(
         &mut self,
-        cx: &mut Context<'_>,
         service: &ServiceSnapshot,
         peer: SocketAddr,
         limits: &Limits,
         ctx: &mut Ctx<'_>,
     ) -> Result<bool, End> {
+        self.fresh = false;
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        let cx = &mut cx;
         if self.client_reset(cx) {
             return Err(End::ResetByClient);
         }
-        let mut moved = self.pump_up(cx)?;
-        let before = self.levels();
-        if let Some(http) = self.http.as_mut() {
-            self.client.refresh();
-            let flow = http.drive(&mut self.client, peer, service, ctx);
-            // The session taking request bytes makes room for more DATA,
-            // and its response bytes are for the client: either is
-            // progress, and the pass runs again.
-            moved |= self.levels() != before;
-            moved |= self.settle(flow, service, peer, ctx)?;
-        }
-        moved |= self.pump_down(cx, limits)?;
-        if matches!(self.down, Down::Done) {
-            return Err(End::Complete);
+        let mut moved = false;
+        for _ in 0..MAX_ROUNDS {
+            let mut round = self.pump_up(cx)?;
+            let before = self.levels();
+            if let Some(http) = self.http.as_mut() {
+                self.client.refresh();
+                let flow = http.drive(&mut self.client, peer, service, ctx);
+                // The session taking request bytes makes room for more
+                // DATA, and its response bytes are for the client: either
+                // is progress, and the round runs again.
+                round |= self.levels() != before;
+                round |= self.settle(flow, service, peer, ctx)?;
+            }
+            round |= self.pump_down(cx, limits)?;
+            if matches!(self.down, Down::Done) {
+                return Err(End::Complete);
+            }
+            moved |= round;
+            if !round {
+                break;
+            }
         }
         if self.http.is_none() {
             // What is left waits for the client's window, no longer than
@@ -227,6 +253,15 @@ impl Stream {
             }
         }
         Ok(moved)
+    }
+
+    /// Whether the stream is to be driven now: it is new, `h2` has news for
+    /// it, or the event was its backend connection's (`all`: whatever the
+    /// cause, every stream).
+    pub fn due(&mut self, all: bool, backend: Option<usize>) -> bool {
+        let woken = self.woken.take();
+        let ours = backend.is_some() && self.http.as_ref().and_then(|h| h.backend()) == backend;
+        self.fresh || woken || all || ours
     }
 
     /// The stream's deadline passed: its session's timeout runs.
@@ -292,7 +327,7 @@ impl Stream {
     ) -> Result<bool, End> {
         self.waiting = None;
         match flow {
-            HttpFlow::Flow(Flow::Open(at)) => self.deadline = at,
+            HttpFlow::Flow(Flow::Open(at) | Flow::Deferred(at)) => self.deadline = at,
             HttpFlow::Flow(f @ Flow::Starved(at)) => {
                 self.deadline = at;
                 self.waiting = Some(f);

@@ -107,6 +107,14 @@ impl Wire {
         Moved::Some
     }
 
+    /// Whether frames fill half the outbound buffer or more (they are
+    /// written at once rather than batched).
+    pub fn outbound_half_full(&self) -> bool {
+        self.outbound
+            .as_ref()
+            .is_some_and(|b| b.len() * 2 >= b.capacity())
+    }
+
     /// Whether frames wait for the client.
     pub fn has_outbound(&self) -> bool {
         self.outbound.as_ref().is_some_and(|b| !b.is_empty())

@@ -584,6 +584,16 @@ impl HttpSession {
         }
     }
 
+    /// The backend connection the session uses now, if any (its events
+    /// concern this session).
+    pub fn backend(&self) -> Option<usize> {
+        match &self.state {
+            State::Connecting { backend, .. } => Some(*backend),
+            State::Exchange(ex) => Some(ex.backend),
+            _ => None,
+        }
+    }
+
     /// Whether nothing is in flight (a draining engine may close it).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Reading { .. }) && !self.io.up.holds_bytes()
