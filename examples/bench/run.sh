@@ -14,16 +14,25 @@
 #   7-9 TLS: keep-alive, a handshake per connection, 64 MiB responses
 #   10 one of three backends slow (10a: +20 ms) or failing (10b: 50 % 500s),
 #      each proxy with its passive health (ktcpvs: wlc, p2c, lrt; eject_5xx)
-# The proxy under test is pinned to CPU 1, wrk and the backend to CPU 0.
+#   11-12 HTTP/2 over TLS (ALPN h2) to HTTP/1.1 backends: keep-alive small
+#      requests with h2load, and 2,000 idle h2 connections
+# The proxy under test is pinned to CPU 1, wrk (h2load) and the backend to CPU 0.
 # Everything runs under a `mktemp -d` directory and is killed at exit.
 #
 # Knobs (environment):
-#   SCENARIOS=1,...,10      which scenarios to run (7-9: over TLS)
+#   SCENARIOS=1,...,12      which scenarios to run (7-9: over TLS; 11, 12: HTTP/2 over TLS)
 #   ROUNDS=3                alternating rounds per scenario; tables show medians
-#   DURATION=5 WARMUP=1     seconds per wrk run and per warm-up run
+#   DURATION=5 WARMUP=1     seconds per wrk run and per warm-up run (h2load: -D and --warm-up-time)
 #   CONNS=64                wrk connections (scenarios 1, 2, 5, 6, 7)
 #   LARGE_CONNS=4           wrk connections for scenarios 3 and 9
 #   IDLE_CONNS=10000        idle connections for scenario 4
+#   H2_CONNS=32 H2_STREAMS=10  h2load -c (connections) and -m (streams in flight per
+#                           connection) for scenario 11
+#   S11_POOL_MAX_IDLE=      N: scenario 11 also runs ktcpvs-SCHED-poolN after each ktcpvs
+#                           row, the same with --sysctl pool_max_idle=N (empty: no such rows)
+#   IDLE_H2_CONNS=2000      idle HTTP/2 connections for scenario 12
+#   S12_H1=1                scenario 12 also holds as many TLS HTTP/1.1 connections per proxy
+#                           (rows PROXY-h1); 0: h2 rows only
 #   RECONF_OPS=1000         control-socket changes for scenario 5
 #   SCHEDULERS="http phttp" ktcpvs schedulers, one row each (ktcpvs-http, ktcpvs-phttp):
 #                           http routes a connection by its first request and keeps it
@@ -36,8 +45,8 @@
 #                           scratch dir with --sysctl access_log=2, JSON; --admin with
 #                           /metrics scraped once a second by curl on CPU 0), and prints
 #                           cpu_us obs ÷ plain and the log's lines and drops; 0: no -obs rows
-#   SCHED_SCENARIOS=1,2,4,5 scenarios that get a row per scheduler; the others (3, 6
-#                           by default) run only the first scheduler of SCHEDULERS
+#   SCHED_SCENARIOS=1,2,4,5,11,12  scenarios that get a row per scheduler; the others
+#                           (3, 6-9 by default) run only the first scheduler of SCHEDULERS
 #   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
 #   PIN=1                   0: no CPU pinning     KEEP=1: keep the scratch dir
 #   ENVOY=path SOZU=path    peers' binaries (default: on PATH; empty: row skipped)
@@ -57,12 +66,16 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_SRC/../.." && pwd)
 
-SCENARIOS=${SCENARIOS:-1,2,3,4,5,6,7,8,9,10}
+SCENARIOS=${SCENARIOS:-1,2,3,4,5,6,7,8,9,10,11,12}
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}; LARGE_CONNS=${LARGE_CONNS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10000}; RECONF_OPS=${RECONF_OPS:-1000}
+H2_CONNS=${H2_CONNS:-32}; H2_STREAMS=${H2_STREAMS:-10}; S11_POOL_MAX_IDLE=${S11_POOL_MAX_IDLE:-}
+IDLE_H2_CONNS=${IDLE_H2_CONNS:-2000}; S12_H1=${S12_H1:-1}
+[[ $S12_H1 == [01] ]] || { echo "S12_H1 must be 0 or 1, not '$S12_H1'" >&2; exit 2; }
+[[ $S11_POOL_MAX_IDLE =~ ^[0-9]*$ ]] || { echo "S11_POOL_MAX_IDLE must be a number, not '$S11_POOL_MAX_IDLE'" >&2; exit 2; }
 SCHEDULERS=${SCHEDULERS:-${SCHEDULER:-http phttp}}
-SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5}
+SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5,11,12}
 S10_CONNS=${S10_CONNS:-32}; S10_SCHEDULERS=${S10_SCHEDULERS:-wlc p2c lrt}
 SICK_DELAY_MS=${SICK_DELAY_MS:-20}; SICK_FAIL_PERCENT=${SICK_FAIL_PERCENT:-50}
 SUT=${SUT:-ktcpvs}
@@ -98,7 +111,7 @@ esac
 install_missing() {
   local pkgs=() t
   for t in haproxy:haproxy nginx:nginx wrk:wrk curl:curl python3:python3 ss:iproute2 openssl:openssl \
-           taskset:util-linux setsid:util-linux column:bsdextrautils; do
+           taskset:util-linux setsid:util-linux column:bsdextrautils h2load:nghttp2-client; do
     command -v "${t%%:*}" >/dev/null || pkgs+=("${t#*:}")
   done
   [ ${#pkgs[@]} = 0 ] && return
@@ -143,6 +156,9 @@ echo "# ktcpvs side-by-side benchmark, $(date -u +%FT%TZ)"
 echo "# $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load:$(uptime | sed 's/.*load average://')"
 echo "# $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); ktcpvs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# SCENARIOS=$SCENARIOS ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS IDLE_CONNS=$IDLE_CONNS RECONF_OPS=$RECONF_OPS SCHEDULERS=\"$SCHEDULERS\" SCHED_SCENARIOS=$SCHED_SCENARIOS SUT=$SUT OBS=$OBS PIN=$PIN ulimit-n=$FDMAX"
+if [[ ",$SCENARIOS," == *",11,"* ]] || [[ ",$SCENARIOS," == *",12,"* ]]; then
+  echo "# scenarios 11-12: $(h2load --version 2>&1 | head -1); H2_CONNS=$H2_CONNS H2_STREAMS=$H2_STREAMS S11_POOL_MAX_IDLE=$S11_POOL_MAX_IDLE IDLE_H2_CONNS=$IDLE_H2_CONNS S12_H1=$S12_H1"
+fi
 if [[ ",$SCENARIOS," == *",10,"* ]]; then
   echo "# scenario 10: S10_CONNS=$S10_CONNS S10_SCHEDULERS=\"$S10_SCHEDULERS\" SICK_DELAY_MS=$SICK_DELAY_MS SICK_FAIL_PERCENT=$SICK_FAIL_PERCENT; rows: haproxy, nginx, nginx-no500, $(for s in $S10_SCHEDULERS; do printf 'ktcpvs-%s ' "$s"; done | sed 's/ $//; s/ /, /g')"
 fi
@@ -155,8 +171,8 @@ fi
 start_backend
 for s in ${SCENARIOS//,/ }; do
   case $s in
-    [1-9]|10) "scenario_$s" ;;
-    *) echo "unknown scenario '$s' (1-10)" >&2; exit 2 ;;
+    [1-9]|1[012]) "scenario_$s" ;;
+    *) echo "unknown scenario '$s' (1-12)" >&2; exit 2 ;;
   esac
 done
 echo

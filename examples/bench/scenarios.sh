@@ -108,38 +108,49 @@ mv_target() {            # mv_target SCEN FROM TO: rename this round's rows of F
 scenario_4() {
   # HAProxy and the floor reserve 2 fds per client connection: with a hard
   # `ulimit -n` below 2*IDLE_CONNS every row gets the count that still fits.
-  local t targets=($PEERS $(sut_targets 4)) cap=$(((FDMAX - 120) / 2))
-  IDLE_N=$IDLE_CONNS
-  if [ "$IDLE_N" -gt "$cap" ]; then
-    IDLE_N=$cap
-    echo "# scenario 4: $IDLE_N connections, not $IDLE_CONNS: the hard ulimit -n ($FDMAX) gives HAProxy 2 fds per connection for no more"
-  fi
+  local t targets=($PEERS $(sut_targets 4))
+  idle_cap 4 "$IDLE_CONNS"
   [ -n "$FLOOR" ] && targets+=(floor)
   for ROUND in $(seq "$ROUNDS"); do
-    for t in "${targets[@]}"; do idle_run "$t"; done
+    for t in "${targets[@]}"; do idle_run s4 "$t" h1; done
   done
   print_table s4 "4. $IDLE_N idle keep-alive client connections (B_conn = proxy RSS growth per connection, bytes$(sut_note 4))" \
     B_conn "B_conn rss0_KiB rss1_KiB held failed" haproxy
 }
-idle_run() {             # idle_run TARGET: hold IDLE_CONNS connections, sample RSS before and after
-  local t=$1 res="$WORK/idle-$1-$ROUND.txt" i
-  if ! MAXCONN=$((IDLE_N + 20)) up "$t"; then record s4 "$t" failed FAILED; return; fi
-  local g=$LAST r0 r1
+idle_cap() {             # idle_cap N COUNT: IDLE_N = COUNT, or the most the hard ulimit -n allows (2 fds per connection)
+  local cap=$(((FDMAX - 120) / 2))
+  IDLE_N=$2
+  if [ "$IDLE_N" -gt "$cap" ]; then
+    IDLE_N=$cap
+    echo "# scenario $1: $IDLE_N connections, not $2: the hard ulimit -n ($FDMAX) gives HAProxy 2 fds per connection for no more"
+  fi
+}
+# idle_run SCEN TARGET MODE [ROW]: hold IDLE_N connections to TARGET
+# (idle_clients.py --mode MODE: h1, tls-h1 or h2), sample the proxy's RSS
+# before and after; recorded under ROW (default TARGET). estab = the proxy's
+# established client connections (ss) when the RSS is read.
+idle_run() {
+  local scen=$1 t=$2 mode=$3 row=${4:-$2} i
+  local res="$WORK/idle-$scen-$row-$ROUND.txt"
+  if ! MAXCONN=$((IDLE_N + 20)) up "$t"; then record "$scen" "$row" failed FAILED; return; fi
+  local g=$LAST r0 r1 estab
   sleep 0.5; r0=$(rss_kib "$g")
-  start "idle-$t" 0 python3 "$BENCH_SRC/idle_clients.py" 127.0.0.1 "$TPORT" "$IDLE_N" "$SMALL" "$res" 120
+  start "idle-$row" 0 python3 "$BENCH_SRC/idle_clients.py" 127.0.0.1 "$TPORT" "$IDLE_N" "$SMALL" "$res" 120 --mode "$mode"
   local c=$LAST
   for i in $(seq 1200); do [ -f "$res" ] && break; group_alive "$c" || break; sleep 0.1; done
   sleep 0.5; r1=$(rss_kib "$g")
+  estab=$(ss -Htn state established "( sport = :$TPORT )" | wc -l)
   if [ -f "$res" ]; then
     local ok failed
     ok=$(sed -n 's/^ok=\([0-9]*\).*/\1/p' "$res"); failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$res")
-    grep "^#" "$res" | sed "s/^# /# $t: /" >&2 || true
-    record s4 "$t" rss0_KiB "$r0"; record s4 "$t" rss1_KiB "$r1"
-    record s4 "$t" held "$ok"; record s4 "$t" failed "$failed"
-    [ "$ok" -gt 0 ] && record s4 "$t" B_conn $(((r1 - r0) * 1024 / ok))
+    grep "^#" "$res" | sed "s/^# /# $row: /" >&2 || true
+    record "$scen" "$row" rss0_KiB "$r0"; record "$scen" "$row" rss1_KiB "$r1"
+    record "$scen" "$row" held "$ok"; record "$scen" "$row" failed "$failed"
+    record "$scen" "$row" estab "$estab"
+    [ "$ok" -gt 0 ] && record "$scen" "$row" B_conn $(((r1 - r0) * 1024 / ok))
   else
-    echo "warning: $t: idle client gave no result; log:" >&2; tail -5 "$WORK/idle-$t.log" >&2
-    record s4 "$t" failed FAILED
+    echo "warning: $row: idle client gave no result; log:" >&2; tail -5 "$WORK/idle-$row.log" >&2
+    record "$scen" "$row" failed FAILED
   fi
   stop_group "$c"; stop_group "$g"
 }
@@ -336,4 +347,109 @@ s10_run() {              # s10_run SCEN TARGET: warm up, then one measured wrk r
   else
     echo "warning: $scen $t: the sick backend's counter did not answer" >&2
   fi
+}
+
+
+# ---------- HTTP/2 to clients over TLS (scenarios 11 and 12) ----------
+# Every proxy offers h2 by ALPN on its TLS listener (H2=1, targets.sh: HAProxy
+# `alpn h2,http/1.1`, nginx `http2`, ktcpvs `http2 = on`) with scenario 7's
+# certificate, and speaks HTTP/1.1 to the same backends with the same content
+# switch.
+
+# Scenario 11: keep-alive small requests over HTTP/2: h2load -c$H2_CONNS
+# -m$H2_STREAMS (streams in flight per connection), one thread on CPU 0, in
+# duration mode with its own warm-up (--warm-up-time $WARMUP, -D $DURATION).
+# h2load counts only the main duration's requests; the proxy's CPU is read
+# WARMUP seconds after h2load started and again when it has exited (its stop
+# of 32 connections is counted too, a few ms). be_conns = connections the
+# backend nginx accepted (stub_status) over the same window: a proxy that
+# keeps its backend connections accepts none once warm. With
+# S11_POOL_MAX_IDLE=N each ktcpvs row is followed by ktcpvs-SCHED-poolN:
+# the same with `--sysctl pool_max_idle=N`.
+h2_targets() {           # h2_targets: scenario 11's rows
+  local t
+  for t in $(tls_targets 11); do
+    echo "$t"
+    if [ -n "$S11_POOL_MAX_IDLE" ] && [[ $t == ktcpvs-* ]]; then echo "$t-pool$S11_POOL_MAX_IDLE"; fi
+  done
+}
+scenario_11() { with_tls scenario_11_tls; }
+scenario_11_tls() {
+  local t
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in $(h2_targets); do H2=1 h2load_run s11 "$t"; done
+  done
+  print_table s11 "11. keep-alive small requests over HTTP/2 (h2load -c$H2_CONNS -m$H2_STREAMS, https, ALPN h2, HTTP/1.1 to the backends; cpu_us = proxy CPU µs per request; mean_ms = h2load's mean time per request; be_conns = backend connections opened during the run$(sut_note 11)$([ -n "$S11_POOL_MAX_IDLE" ] && echo "; -pool$S11_POOL_MAX_IDLE = pool_max_idle=$S11_POOL_MAX_IDLE"))" \
+    cpu_us "cpu_us req_s mean_ms failed errored non2xx be_conns core" haproxy
+}
+backend_accepts() {      # backend_accepts -> connections the backend nginx has accepted so far
+  curl -s --max-time 2 "http://127.0.0.1:$PSTAT/" | awk 'NR==3 {print $1}'
+}
+h2load_run() {           # h2load_run SCEN TARGET: start TARGET, one h2load run (warm-up, then DURATION s), stop
+  local scen=$1 t=$2 f="$WORK/h2load-$1-$2-$ROUND.txt"
+  if ! up "$t"; then record "$scen" "$t" errored FAILED; return; fi
+  local g=$LAST h t0 p0 p1 b0 b1
+  t0=$(date +%s%N)
+  start "h2load-$t" 0 h2load -c"$H2_CONNS" -m"$H2_STREAMS" -t1 -D"$DURATION" --warm-up-time="$WARMUP" \
+    "$SCHEME://127.0.0.1:$TPORT$SMALL"
+  h=$LAST
+  sleep "$(awk -v w="$WARMUP" -v t0="$t0" -v now="$(date +%s%N)" 'BEGIN {s = w - (now - t0) / 1e9; printf "%.3f", (s > 0) ? s : 0}')"
+  p0=$(cpu_ticks "$g"); b0=$(backend_accepts)
+  wait "$h" 2>/dev/null || true
+  p1=$(cpu_ticks "$g"); b1=$(backend_accepts)
+  stop_group "$h"; stop_group "$g"
+  cp "$WORK/h2load-$t.log" "$f"
+  parse_h2load "$scen" "$t" "$f" $((p1 - p0))
+  [ -n "$b0" ] && [ -n "$b1" ] && record "$scen" "$t" be_conns $((b1 - b0))
+  return 0
+}
+h2load_count() {         # h2load_count FILE WORD: the count before WORD on h2load's "requests:" line
+  awk -v w="$2" '/^requests:/ {for (i = 2; i <= NF; i++) if ($i ~ "^" w) print $(i-1)}' "$1"
+}
+# parse_h2load SCEN TARGET FILE TICKS: h2load's report into the results store.
+#   finished in 6.00s, 40643.33 req/s, 18.41MB/s        (req/s over the main duration)
+#   requests: 121930 total, 121930 started, 121930 done, 121930 succeeded, 0 failed, 0 errored, 0 timeout
+#   status codes: 121930 2xx, 0 3xx, 0 4xx, 0 5xx
+#   time for request:      687us     21.35ms      7.46ms      2.88ms    63.19%   (min max mean sd)
+parse_h2load() {
+  local scen=$1 target=$2 f=$3 ticks=$4 n
+  n=$(awk '/^requests:/ {print $2}' "$f")
+  if [ -z "$n" ] || [ "$n" = 0 ]; then
+    echo "warning: $scen $target: h2load counted no requests:" >&2; grep -v '^progress' "$f" | tail -5 >&2
+    record "$scen" "$target" errored FAILED; return
+  fi
+  record "$scen" "$target" req_s "$(awk '/^finished in/ {printf "%.0f", $4}' "$f")"
+  record "$scen" "$target" failed "$(h2load_count "$f" failed)"
+  record "$scen" "$target" errored "$(h2load_count "$f" errored)"
+  record "$scen" "$target" timeout "$(h2load_count "$f" timeout)"
+  record "$scen" "$target" non2xx "$(awk '/^status codes:/ {print $5+$7+$9}' "$f")"
+  record "$scen" "$target" mean_ms "$(to_ms "$(awk '/^time for request:/ {print $6}' "$f")")"
+  record "$scen" "$target" cpu_us "$(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.1f", t/hz*1e6/n}')"
+  record "$scen" "$target" core "$(awk -v t="$ticks" -v hz="$HZ" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*t/hz/d}')"
+}
+
+# Scenario 12: IDLE_H2_CONNS idle HTTP/2 client connections over TLS, held by
+# idle_clients.py --mode h2 (ALPN h2, preface, SETTINGS acknowledged, one GET
+# on stream 1 read to its end, then idle); B_conn = the proxy's RSS growth per
+# connection, as in scenario 4. With S12_H1=1 (the default) each proxy also
+# gets a PROXY-h1 row: the same listener (h2 offered) and count, the clients
+# asking ALPN http/1.1, so h2's own cost shows apart from TLS's. Under the
+# table, per proxy: h2 beside TLS HTTP/1.1 and, when scenario 4 ran in this
+# run, plain HTTP/1.1.
+scenario_12() { with_tls scenario_12_tls; }
+scenario_12_tls() {
+  local t s4 targets=($(tls_targets 12))
+  idle_cap 12 "$IDLE_H2_CONNS"
+  for ROUND in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+      H2=1 idle_run s12 "$t" h2
+      if [ "$S12_H1" = 1 ]; then H2=1 idle_run s12 "$t" tls-h1 "$t-h1"; fi
+    done
+  done
+  print_table s12 "12. $IDLE_N idle HTTP/2 client connections over TLS (one GET each, then held; B_conn = proxy RSS growth per connection, bytes; -h1 = the same listener, clients asking ALPN http/1.1; estab = client connections the proxy held at the reading$(sut_note 12))" \
+    B_conn "B_conn rss0_KiB rss1_KiB held failed estab" haproxy
+  for t in "${targets[@]}"; do
+    s4=$(median_of s4 "$t" B_conn)
+    echo "    $t B_conn: HTTP/2 over TLS $(median_of s12 "$t" B_conn)$([ "$S12_H1" = 1 ] && echo ", HTTP/1.1 over TLS $(median_of s12 "$t-h1" B_conn) (h2 ÷ h1 $(ratio "$(median_of s12 "$t" B_conn)" "$(median_of s12 "$t-h1" B_conn)"))")$([ "$s4" != - ] && echo ", plain HTTP/1.1 (scenario 4, $(median_of s4 "$t" held) connections) $s4")"
+  done
 }

@@ -11,18 +11,24 @@
 # (ktcpvs with scheduler SCHED, e.g. ktcpvs-http, ktcpvs-phttp), ktcpvs-SCHED-obs
 # (the same with its observability on: the access log in JSON to a file and
 # the admin listener's /metrics scraped once a second; scenario 1 with OBS=1),
+# ktcpvs-SCHED-poolN (the same with pool_max_idle=N; scenario 11 with
+# S11_POOL_MAX_IDLE=N),
 # base-SCHED (the same from the BASELINE build), or
 # sut-haproxy: HAProxy driven through the same knobs as ktcpvs, a stand-in
 # that proves the harness) on CPU 1 and sets LAST (its process group), TPORT
 # (its listen port), CTL (its control socket, if any) and CTL_DIALECT.
-# Per-launch knobs: WORKERS (threads), ZEROCOPY (0/1), MAXCONN (client conns).
+# Per-launch knobs: WORKERS (threads), ZEROCOPY (0/1), MAXCONN (client conns),
+# H2 (1: HTTP/2 to clients on the TLS listener too; scenarios 11 and 12),
+# POOL_MAX_IDLE (ktcpvs: its pool_max_idle setting; empty: the default).
 
 pick_port P1; pick_port P2; pick_port P3; pick_port P2B; pick_port PSTAT
 
-# ---------- TLS (scenarios 7-9) ----------
+# ---------- TLS (scenarios 7-9, 11, 12) ----------
 # With TLS=1 every launcher serves HTTPS with the same ECDSA P-256
 # certificate for `localhost` (made once per run with openssl), and SCHEME
-# says so to the scenarios.
+# says so to the scenarios. With H2=1 as well it offers HTTP/2 by ALPN
+# (h2, then http/1.1): HAProxy `alpn h2,http/1.1`, nginx `http2` (see
+# nginx_http2), ktcpvs `http2 = on`; the backends stay HTTP/1.1.
 TLS=0
 SCHEME=http
 make_certificate() {
@@ -102,7 +108,7 @@ defaults
     http-reuse always               # share idle backend connections across clients, like nginx
 $splice
 frontend fe
-    bind 127.0.0.1:$1$([ "$TLS" = 1 ] && echo " ssl crt $WORK/tls/combined.pem alpn http/1.1")
+    bind 127.0.0.1:$1$([ "$TLS" = 1 ] && echo " ssl crt $WORK/tls/combined.pem alpn $([ "${H2:-0}" = 1 ] && echo h2,)http/1.1")
     acl p_images path_reg ^/images/
     acl p_html   path_reg ^/html/
     use_backend r1 if p_images
@@ -127,6 +133,19 @@ launch_haproxy() {       # launch_haproxy NAME
 
 # ---------- nginx ----------
 pick_port PNG
+# nginx_http2 LISTEN|SERVER: with H2=1, what turns HTTP/2 on where nginx takes
+# it: a `listen ... http2` parameter before nginx 1.25.1, an `http2 on;`
+# directive of the server block since (the parameter is deprecated there).
+nginx_http2() {
+  [ "${H2:-0}" = 1 ] || return 0
+  local v new=0
+  v=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+  [ "$(printf '%s\n' 1.25.1 "$v" | sort -V | head -1)" = 1.25.1 ] && new=1
+  case $1 in
+    LISTEN) [ $new = 1 ] || echo " http2" ;;
+    SERVER) [ $new = 0 ] || echo "http2 on;" ;;
+  esac
+}
 launch_nginx() {
   TPORT=$PNG; CTL=""; CTL_DIALECT=""
   cat >"$WORK/nginx-proxy.conf" <<EOF
@@ -147,7 +166,8 @@ http {
   upstream r2 { least_conn; server 127.0.0.1:$P2; keepalive 128; keepalive_requests 1000000; }
   upstream r3 { least_conn; server 127.0.0.1:$P3; keepalive 128; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$PNG$([ "$TLS" = 1 ] && echo " ssl");
+    listen 127.0.0.1:$PNG$([ "$TLS" = 1 ] && echo " ssl$(nginx_http2 LISTEN)");
+    $(nginx_http2 SERVER)
     $([ "$TLS" = 1 ] && echo "ssl_certificate $WORK/tls/site.pem; ssl_certificate_key $WORK/tls/site.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;")
     proxy_http_version 1.1;          # both needed for upstream keep-alive
@@ -252,12 +272,14 @@ launch_floor() {
 # ---------- ktcpvs ----------
 pick_port PKT; pick_port PADMIN
 launch_ktcpvs() {        # launch_ktcpvs NAME SCHED [DIR]: ktcpvsd loads the config, then `tcpvsadm --start` starts the service
-  local name=$1 sched=$2 ktcpvsd=$KTCPVSD tcpvsadm=$TCPVSADM obs=()
+  local name=$1 sched=$2 ktcpvsd=$KTCPVSD tcpvsadm=$TCPVSADM opts=()
   if [ -n "${3:-}" ]; then ktcpvsd=$3/release/examples/ktcpvsd; tcpvsadm=$3/release/examples/tcpvsadm; fi
   # OBS_ON=1: the access log (JSON, access_log=2) to a file under $WORK and the
   # admin listener (/metrics), both inside ktcpvsd, so their CPU is the proxy's.
-  [ "${OBS_ON:-0}" = 1 ] && obs=(--access-log "$WORK/$name.access.log" --sysctl access_log=2
+  [ "${OBS_ON:-0}" = 1 ] && opts=(--access-log "$WORK/$name.access.log" --sysctl access_log=2
                                  --admin "127.0.0.1:$PADMIN")
+  # POOL_MAX_IDLE=N (scenario 11's -poolN rows): idle backend connections kept per server.
+  [ -n "${POOL_MAX_IDLE:-}" ] && opts+=(--sysctl "pool_max_idle=$POOL_MAX_IDLE")
   TPORT=$PKT; CTL="$WORK/$name.sock"; CTL_DIALECT=ktcpvs
   rm -f "$CTL"
   cat >"$WORK/$name.conf" <<EOF
@@ -272,10 +294,11 @@ Virtual http {
     rule = pattern "^/html/" use server 127.0.0.1:$P2
     rule = pattern ".*" use server 127.0.0.1:$P3
 $([ "$TLS" = 1 ] && echo "    certificate = \"$WORK/tls/site.pem\" key \"$WORK/tls/site.key\"")
+$([ "${H2:-0}" = 1 ] && echo "    http2 = on")
 }
 EOF
   start "$name" "$PROXY_CPU" "$ktcpvsd" --socket "$CTL" -f "$WORK/$name.conf" \
-    --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}" "${obs[@]}"
+    --workers "${WORKERS:-1}" --sysctl "zerocopy_send=${ZEROCOPY:-0}" "${opts[@]}"
   local i
   for i in $(seq 100); do [ -S "$CTL" ] && break; group_alive "$LAST" || break; sleep 0.1; done
   "$tcpvsadm" --socket "$CTL" --start >>"$WORK/$name.log" 2>&1 ||
@@ -323,6 +346,7 @@ launch() {
     sozu) launch_sozu ;;
     floor) launch_floor ;;
     ktcpvs-*-obs) local x=${1#ktcpvs-}; OBS_ON=1 launch_ktcpvs "$1" "${x%-obs}" ;;
+    ktcpvs-*-pool[0-9]*) local x=${1#ktcpvs-}; POOL_MAX_IDLE=${x##*-pool} launch_ktcpvs "$1" "${x%-pool*}" ;;
     ktcpvs-*) launch_ktcpvs "$1" "${1#ktcpvs-}" ;;
     base-*) launch_ktcpvs "$1" "${1#base-}" "$BASELINE" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
