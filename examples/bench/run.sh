@@ -45,8 +45,8 @@
 #                           scratch dir with --sysctl access_log=2, JSON; --admin with
 #                           /metrics scraped once a second by curl on CPU 0), and prints
 #                           cpu_us obs ÷ plain and the log's lines and drops; 0: no -obs rows
-#   SCHED_SCENARIOS=1,2,4,5,11,12  scenarios that get a row per scheduler; the others
-#                           (3, 6-9 by default) run only the first scheduler of SCHEDULERS
+#   SCHED_SCENARIOS=1,2,4,5 scenarios that get a row per scheduler; the others (3, 6-9,
+#                           11, 12 by default) run only the first scheduler of SCHEDULERS
 #   SUT=ktcpvs              or `haproxy`: a stand-in row (HAProxy through the same knobs)
 #   PIN=1                   0: no CPU pinning     KEEP=1: keep the scratch dir
 #   ENVOY=path SOZU=path    peers' binaries (default: on PATH; empty: row skipped)
@@ -75,7 +75,7 @@ IDLE_H2_CONNS=${IDLE_H2_CONNS:-2000}; S12_H1=${S12_H1:-1}
 [[ $S12_H1 == [01] ]] || { echo "S12_H1 must be 0 or 1, not '$S12_H1'" >&2; exit 2; }
 [[ $S11_POOL_MAX_IDLE =~ ^[0-9]*$ ]] || { echo "S11_POOL_MAX_IDLE must be a number, not '$S11_POOL_MAX_IDLE'" >&2; exit 2; }
 SCHEDULERS=${SCHEDULERS:-${SCHEDULER:-http phttp}}
-SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5,11,12}
+SCHED_SCENARIOS=${SCHED_SCENARIOS:-1,2,4,5}
 S10_CONNS=${S10_CONNS:-32}; S10_SCHEDULERS=${S10_SCHEDULERS:-wlc p2c lrt}
 SICK_DELAY_MS=${SICK_DELAY_MS:-20}; SICK_FAIL_PERCENT=${SICK_FAIL_PERCENT:-50}
 SUT=${SUT:-ktcpvs}
