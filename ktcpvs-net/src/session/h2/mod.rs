@@ -414,6 +414,9 @@ impl H2Session {
         stream.close(ctx);
         if self.streams.is_empty() {
             self.idle_since = ctx.now;
+            // An idle connection keeps no room for streams (the many
+            // connections of a busy site are mostly idle).
+            self.streams = Vec::new();
         }
         if end != End::ResetByClient {
             return;
