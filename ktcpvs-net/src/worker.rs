@@ -418,7 +418,6 @@ impl Loop {
                     }
                 }
             }
-            self.drive_deferred(now);
             if woken {
                 std::mem::swap(&mut messages, &mut *self.inbox.messages.lock());
                 for message in messages.drain(..) {
@@ -428,6 +427,9 @@ impl Loop {
             self.fire_timers(now);
             self.retry_starved(now);
             self.retry_queued(now);
+            // Last: what the events, messages, timers and retries above
+            // produced and deferred goes out in one write per session.
+            self.drive_deferred(now);
             self.resume_listeners(now);
             self.sweep_pool(now);
             self.stats.update(
@@ -478,6 +480,10 @@ impl Loop {
                 Accepting::Open | Accepting::Full => None,
             })
             .min();
+        if !self.deferred.is_empty() {
+            // Deferred writes are due now, not at the next event.
+            return Some(Duration::ZERO);
+        }
         if !self.queued.is_empty() {
             // A slot may free on any worker at any time: look often.
             return Some(QUEUE_TICK);

@@ -950,6 +950,49 @@ fn a_control_frame_flood_from_a_client_that_never_reads_stops_being_read() {
 }
 
 #[test]
+fn a_request_body_that_never_comes_is_ended_at_the_read_timeout() {
+    // Slowloris over HTTP/2: streams that announce a body and send none
+    // must not hold their backend connections past the service's read
+    // timeout; the connection's other streams and other clients go on.
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine_with(
+        backend.addr(),
+        ServiceSpec {
+            read_timeout: Some(1),
+            ..ServiceSpec::default()
+        },
+    );
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    for stream in [1, 3, 5] {
+        c.send(&headers(
+            stream,
+            END_HEADERS,
+            &request_block("POST", "/echo", &[("content-length", "10")]),
+        ))
+        .unwrap();
+    }
+    let began = Instant::now();
+    for stream in [1, 3, 5] {
+        let outcome = c.outcome(stream, Duration::from_secs(6));
+        eprintln!(
+            "a body that never comes, stream {stream}: {}",
+            outcome.describe()
+        );
+        assert!(
+            !matches!(outcome, Outcome::Timeout),
+            "stream {stream} still open {:?} after it stalled",
+            began.elapsed()
+        );
+    }
+    let waited = began.elapsed();
+    assert!(waited < Duration::from_secs(5), "ended after {waited:?}");
+    assert_eq!(backend.requests(), 0, "no request was whole");
+    let outcome = c.get(7, "/after");
+    assert_served("a stream after the stalled ones", outcome, 200, "b1 /after");
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+}
+
+#[test]
 fn empty_data_flood_is_bounded() {
     let backend = HttpBackend::start("b1");
     let engine = h2_engine(backend.addr());
