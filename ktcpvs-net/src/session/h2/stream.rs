@@ -140,8 +140,10 @@ pub(super) struct Stream {
     woken: Arc<WakeFlag>,
     /// The waker the stream's `h2` handles are polled with.
     waker: Waker,
-    /// Opened and not driven yet.
-    fresh: bool,
+    /// To be driven on the next pass whatever its cause: opened and not
+    /// driven yet, or its last drive used all its rounds (its sockets may
+    /// still hold work that no new event will announce).
+    again: bool,
 }
 
 /// Why a stream's header list was refused.
@@ -201,7 +203,7 @@ impl Stream {
             waiting: None,
             woken,
             waker,
-            fresh: true,
+            again: true,
         })
     }
 
@@ -214,7 +216,7 @@ impl Stream {
         limits: &Limits,
         ctx: &mut Ctx<'_>,
     ) -> Result<bool, End> {
-        self.fresh = false;
+        self.again = false;
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
         let cx = &mut cx;
@@ -222,7 +224,7 @@ impl Stream {
             return Err(End::ResetByClient);
         }
         let mut moved = false;
-        for _ in 0..MAX_ROUNDS {
+        for round_no in 1..=MAX_ROUNDS {
             let mut round = self.pump_up(cx)?;
             let before = self.levels();
             if let Some(http) = self.http.as_mut() {
@@ -242,6 +244,9 @@ impl Stream {
             if !round {
                 break;
             }
+            // Still moving after the last round allowed: the next pass
+            // drives it again.
+            self.again = round_no == MAX_ROUNDS;
         }
         if self.http.is_none() {
             // What is left waits for the client's window, no longer than
@@ -255,13 +260,13 @@ impl Stream {
         Ok(moved)
     }
 
-    /// Whether the stream is to be driven now: it is new, `h2` has news for
-    /// it, or the event was its backend connection's (`all`: whatever the
-    /// cause, every stream).
+    /// Whether the stream is to be driven now: it is new or was left with
+    /// work, `h2` has news for it, or the event was its backend
+    /// connection's (`all`: whatever the cause, every stream).
     pub fn due(&mut self, all: bool, backend: Option<usize>) -> bool {
         let woken = self.woken.take();
         let ours = backend.is_some() && self.http.as_ref().and_then(|h| h.backend()) == backend;
-        self.fresh || woken || all || ours
+        self.again || woken || all || ours
     }
 
     /// The stream's deadline passed: its session's timeout runs.
