@@ -217,10 +217,9 @@ impl H2Session {
             // full, or once this loop iteration's other events had their
             // say (so several streams' frames leave in one write).
             if ctx.cause == Cause::Deferred || self.wire.borrow().outbound_half_full() {
-                match self.wire.borrow_mut().write_client(client) {
-                    Ok(Moved::Some) => moved = true,
-                    Ok(_) => {}
-                    Err(_) => return Flow::Done,
+                match self.write_frames(client) {
+                    Ok(wrote) => moved |= wrote,
+                    Err(()) => return Flow::Done,
                 }
             }
             if !moved && !self.woken.take() {
@@ -241,15 +240,21 @@ impl H2Session {
             Flow::Open(at) if waiting && !deferred_pass => Flow::Deferred(at),
             Flow::Open(_) | Flow::Done => flow,
             flow => {
-                if waiting {
-                    let mut wire = self.wire.borrow_mut();
-                    if wire.write_client(client).is_err() {
-                        return Flow::Done;
-                    }
-                    wire.release();
+                if waiting && self.write_frames(client).is_err() {
+                    return Flow::Done;
                 }
+                self.wire.borrow_mut().release();
                 flow
             }
+        }
+    }
+
+    /// Writes the frames that wait, as far as the client takes them:
+    /// whether any left; `Err` when the connection failed.
+    fn write_frames(&mut self, client: &mut Conn) -> Result<bool, ()> {
+        match self.wire.borrow_mut().write_client(client) {
+            Ok(moved) => Ok(moved == Moved::Some),
+            Err(_) => Err(()),
         }
     }
 
