@@ -475,7 +475,12 @@ impl Stream {
         let mut response = http::Response::new(());
         *response.status_mut() =
             http::StatusCode::from_u16(info.status).map_err(|_| Reason::INTERNAL_ERROR)?;
-        let headers = response.headers_mut();
+        // The map is made at its final size, and every value is a slice of
+        // one copy of the head: one allocation for the values instead of
+        // one each, and no growth step.
+        let mut headers = http::HeaderMap::with_capacity(head.headers.len());
+        let base = end.outbound.as_ptr() as usize;
+        let shared = Bytes::copy_from_slice(&end.outbound[..info.head_len]);
         for field in head.headers {
             if HOP_BY_HOP
                 .iter()
@@ -485,10 +490,17 @@ impl Stream {
             }
             let name = http::HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| Reason::INTERNAL_ERROR)?;
+            // The value lies inside the head just copied.
+            let at = (field.value.as_ptr() as usize).wrapping_sub(base);
+            let value = shared
+                .get(at..at + field.value.len())
+                .map(|_| shared.slice(at..at + field.value.len()))
+                .ok_or(Reason::INTERNAL_ERROR)?;
             let value =
-                http::HeaderValue::from_bytes(field.value).map_err(|_| Reason::INTERNAL_ERROR)?;
+                http::HeaderValue::from_maybe_shared(value).map_err(|_| Reason::INTERNAL_ERROR)?;
             headers.append(name, value);
         }
+        *response.headers_mut() = headers;
         let body = match info.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(DownBody::Length(n)),
