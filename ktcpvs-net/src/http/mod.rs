@@ -37,6 +37,7 @@ pub mod headers;
 mod limits;
 mod request;
 pub(crate) use request::is_host_delimiter;
+pub(crate) use response::split_own_response_head;
 mod response;
 mod rewrite;
 mod scan;

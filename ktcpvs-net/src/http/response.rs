@@ -295,6 +295,47 @@ pub fn parse_response_uninit<'b, 'h>(
     Ok(Some((info, head)))
 }
 
+/// What [`split_own_response_head`] finds.
+#[derive(Debug)]
+pub(crate) struct OwnHead<'b, 'h> {
+    /// The status code (100–999).
+    pub status: u16,
+    /// Bytes of the head, through the final CRLF CRLF.
+    pub head_len: usize,
+    /// Its fields, in order.
+    pub headers: &'h [Header<'b>],
+}
+
+/// The status, length and fields of a response head the engine wrote
+/// itself, from a head [`parse_response_uninit`] accepted (the response an
+/// HTTP/2 stream's session forwards): httparse's tokenising alone, without
+/// the field checks and framing rules that head already passed (the caller
+/// knows its framing). `Ok(None)` while the head is incomplete.
+pub(crate) fn split_own_response_head<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
+) -> Result<Option<OwnHead<'b, 'h>>, ResponseError> {
+    let slots = headers.len();
+    let mut res = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, headers)
+    {
+        Ok(httparse::Status::Complete(head_len)) => {
+            let status = res.code.unwrap_or(0);
+            if status < 100 {
+                return Err(ResponseError::InvalidStatus { status });
+            }
+            Ok(Some(OwnHead {
+                status,
+                head_len,
+                headers: res.headers,
+            }))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(ResponseError::from_httparse(e, slots)),
+    }
+}
+
 /// The facts of a valid response head of `head.len()` bytes (`leading`
 /// of them empty lines before the status line).
 fn response_info(

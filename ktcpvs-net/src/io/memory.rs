@@ -11,6 +11,7 @@ use std::io::IoSlice;
 
 use super::buffer::Buffer;
 use super::conn::{Fill, Traffic};
+use crate::http::Framing;
 
 /// Most response bytes one stream's end holds before its session waits.
 pub(crate) const OUTBOUND_LIMIT: usize = 64 * 1024;
@@ -31,6 +32,12 @@ pub(crate) struct MemoryEnd {
     pub outbound: Vec<u8>,
     /// The session shut its write side (it closes the exchange).
     pub write_shut: bool,
+    /// The body framing the session decided for the final response head
+    /// it forwarded from a server, set when that response starts: the
+    /// HTTP/2 side takes it rather than working it out again from the
+    /// head. `None` for a response the session wrote itself (an error
+    /// page, a redirect), which the HTTP/2 side parses in full.
+    pub response_framing: Option<Framing>,
     /// Whether the HTTP/2 connection runs TLS.
     pub tls: bool,
     /// The server name of its TLS handshake.

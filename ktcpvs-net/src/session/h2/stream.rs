@@ -28,7 +28,7 @@ use h2::{Reason, RecvStream, SendStream};
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
 use super::wire::WakeFlag;
-use crate::http::{parse_response_uninit, Framing, Limits, Method};
+use crate::http::{parse_response_uninit, split_own_response_head, Framing, Limits, Method};
 use crate::http2::dechunk::Dechunker;
 use crate::http2::downgrade::{downgrade, Body, Field};
 use crate::io::conn::Conn;
@@ -457,57 +457,26 @@ impl Stream {
             return Err(Reason::INTERNAL_ERROR);
         };
         let mut slots = [const { MaybeUninit::uninit() }; FIELDS];
-        let parsed = parse_response_uninit(&end.outbound, &mut slots, method, limits);
-        let (info, head) = match parsed {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) if end.write_shut => return Err(Reason::INTERNAL_ERROR),
-            Ok(None) => return Ok(false),
-            Err(_) => return Err(Reason::INTERNAL_ERROR),
+        let Some(head) = read_head(end, &mut slots, method, limits)? else {
+            return Ok(false);
         };
-        if info.upgrade {
+        if head.status == 101 {
             return Err(Reason::INTERNAL_ERROR);
         }
-        if info.interim {
+        if head.status < 200 {
             // 1xx heads are not relayed: the final response follows.
-            end.outbound.drain(..info.head_len);
+            end.outbound.drain(..head.len);
             return Ok(true);
         }
-        let mut response = http::Response::new(());
-        *response.status_mut() =
-            http::StatusCode::from_u16(info.status).map_err(|_| Reason::INTERNAL_ERROR)?;
-        // The map is made at its final size, and every value is a slice of
-        // one copy of the head: one allocation for the values instead of
-        // one each, and no growth step.
-        let mut headers = http::HeaderMap::with_capacity(head.headers.len());
-        let base = end.outbound.as_ptr() as usize;
-        let shared = Bytes::copy_from_slice(&end.outbound[..info.head_len]);
-        for field in head.headers {
-            if HOP_BY_HOP
-                .iter()
-                .any(|h| field.name.eq_ignore_ascii_case(h))
-            {
-                continue;
-            }
-            let name = http::HeaderName::from_bytes(field.name.as_bytes())
-                .map_err(|_| Reason::INTERNAL_ERROR)?;
-            // The value lies inside the head just copied.
-            let at = (field.value.as_ptr() as usize).wrapping_sub(base);
-            let value = shared
-                .get(at..at + field.value.len())
-                .map(|_| shared.slice(at..at + field.value.len()))
-                .ok_or(Reason::INTERNAL_ERROR)?;
-            let value =
-                http::HeaderValue::from_maybe_shared(value).map_err(|_| Reason::INTERNAL_ERROR)?;
-            headers.append(name, value);
-        }
-        *response.headers_mut() = headers;
-        let body = match info.framing {
+        let response = response_of(&head, &end.outbound)?;
+        let body = match head.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(DownBody::Length(n)),
             Framing::Chunked => Some(DownBody::Chunked(Dechunker::new())),
             Framing::CloseDelimited => Some(DownBody::Close),
         };
-        end.outbound.drain(..info.head_len);
+        end.outbound.drain(..head.len);
+        end.response_framing = None;
         let Down::Head(respond) = &mut self.down else {
             return Err(Reason::INTERNAL_ERROR);
         };
@@ -602,6 +571,86 @@ impl Stream {
         }
         Ok(true)
     }
+}
+
+/// A whole response head the session wrote.
+struct WrittenHead<'a> {
+    status: u16,
+    /// Its length in the end's outbound bytes.
+    len: usize,
+    /// Its body's framing (meaningless for a 1xx head).
+    framing: Framing,
+    fields: &'a [httparse::Header<'a>],
+}
+
+/// The response head at the front of `end`'s outbound bytes, once whole.
+/// A head the session forwarded from a server comes with the framing the
+/// session decided, and is only split into fields (it passed the full
+/// checks when it arrived); a head the session wrote itself gets the full
+/// parse.
+fn read_head<'a>(
+    end: &'a MemoryEnd,
+    slots: &'a mut [MaybeUninit<httparse::Header<'a>>],
+    method: Method,
+    limits: &Limits,
+) -> Result<Option<WrittenHead<'a>>, Reason> {
+    let head = match end.response_framing {
+        Some(framing) => split_own_response_head(&end.outbound, slots)
+            .map_err(|_| Reason::INTERNAL_ERROR)?
+            .map(|own| WrittenHead {
+                status: own.status,
+                len: own.head_len,
+                framing,
+                fields: own.headers,
+            }),
+        None => parse_response_uninit(&end.outbound, slots, method, limits)
+            .map_err(|_| Reason::INTERNAL_ERROR)?
+            .map(|(info, head)| WrittenHead {
+                status: info.status,
+                len: info.head_len,
+                framing: info.framing,
+                fields: head.headers,
+            }),
+    };
+    if head.is_none() && end.write_shut {
+        // The session ended without a whole head.
+        return Err(Reason::INTERNAL_ERROR);
+    }
+    Ok(head)
+}
+
+/// The HTTP/2 response for `head`, which lies in `bytes`: its status and
+/// its fields but the hop-by-hop ones. The map is made at its final size,
+/// and every value is a slice of one copy of the head: one allocation for
+/// the values instead of one each, and no growth step.
+fn response_of(head: &WrittenHead<'_>, bytes: &[u8]) -> Result<http::Response<()>, Reason> {
+    let mut response = http::Response::new(());
+    *response.status_mut() =
+        http::StatusCode::from_u16(head.status).map_err(|_| Reason::INTERNAL_ERROR)?;
+    let mut headers = http::HeaderMap::with_capacity(head.fields.len());
+    let base = bytes.as_ptr() as usize;
+    let shared = Bytes::copy_from_slice(&bytes[..head.len.min(bytes.len())]);
+    for field in head.fields {
+        if HOP_BY_HOP
+            .iter()
+            .any(|h| field.name.eq_ignore_ascii_case(h))
+        {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Reason::INTERNAL_ERROR)?;
+        // The value lies inside the head just copied.
+        let at = (field.value.as_ptr() as usize).wrapping_sub(base);
+        let range = at..at.saturating_add(field.value.len());
+        if shared.get(range.clone()).is_none() {
+            return Err(Reason::INTERNAL_ERROR);
+        }
+        let value = http::HeaderValue::from_maybe_shared(shared.slice(range))
+            .map_err(|_| Reason::INTERNAL_ERROR)?;
+        headers.append(name, value);
+    }
+    *response.headers_mut() = headers;
+    Ok(response)
 }
 
 /// Checks a request's header list and writes its HTTP/1.1 head into

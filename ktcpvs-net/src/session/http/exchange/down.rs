@@ -297,6 +297,9 @@ impl Exchange {
             self.down = Down::Interim { head: out };
             return Ok(());
         }
+        if let Some(end) = w.client.memory_end() {
+            end.response_framing = Some(info.framing);
+        }
         // A final response that began before the whole request went up
         // leaves the server's reading of the body in doubt: never pooled.
         let backend = if info.keep_alive && matches!(self.up, super::Up::Sent) {
