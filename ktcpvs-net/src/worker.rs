@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ktcpvs_core::snapshot::{ServiceId, ServiceSnapshot, TimeoutKind};
-use ktcpvs_core::Control;
+use ktcpvs_core::{Control, Snapshot};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use parking_lot::Mutex;
@@ -282,6 +282,9 @@ struct Resources {
     drain: Option<Drain>,
     /// Where requests are logged, if anywhere.
     access_log: Option<AccessLog>,
+    /// The published configuration as of this loop iteration (see
+    /// [`Resources::refresh_snapshot`]).
+    snapshot: Arc<Snapshot>,
 }
 
 /// A drain in progress.
@@ -294,6 +297,16 @@ struct Drain {
 }
 
 impl Resources {
+    /// Takes the published configuration if it changed: once at each
+    /// stage of a loop iteration, so sessions read it without a load of
+    /// their own, and a change is seen from the next stage on.
+    fn refresh_snapshot(&mut self) {
+        let current = self.control.snapshot_cell().load();
+        if !Arc::ptr_eq(&current, &self.snapshot) {
+            self.snapshot = arc_swap::Guard::into_inner(current);
+        }
+    }
+
     /// The context for driving session `key` at `now`.
     fn ctx(&mut self, key: usize, now: Instant) -> Ctx<'_> {
         Ctx {
@@ -302,7 +315,7 @@ impl Resources {
             backends: &mut self.backends,
             now,
             key,
-            snapshots: self.control.snapshot_cell(),
+            snapshot: &self.snapshot,
             draining: self.drain.is_some(),
             spares: &mut self.spares,
             access_log: self.access_log.as_ref(),
@@ -352,12 +365,13 @@ impl Worker {
             stats: self.stats,
             res: Resources {
                 poll: self.poll,
-                control: self.control,
                 backends: Backends::new(),
                 pool: BufferPool::new(BUFFER_SIZE, MAX_BUFFERS),
                 spares: Spares::new(),
                 drain: None,
                 access_log: self.access_log,
+                snapshot: self.control.snapshot_cell().load_full(),
+                control: self.control,
             },
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),
@@ -381,6 +395,7 @@ impl Loop {
         let mut messages = Vec::with_capacity(8);
         loop {
             let now = Instant::now();
+            self.res.refresh_snapshot();
             let mut timeout = self.timers.next_timeout(now);
             if let Some(tick) = self.tick(now) {
                 timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
@@ -392,6 +407,7 @@ impl Loop {
                 return Err(e);
             }
             let now = Instant::now();
+            self.res.refresh_snapshot();
             let mut woken = false;
             for event in events.iter() {
                 match token::kind(event.token()) {

@@ -21,7 +21,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Dispatch, Snapshot};
 use mio::net::TcpStream;
@@ -73,8 +72,9 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
     /// The session's own slab key.
     pub key: usize,
-    /// The published configuration.
-    pub snapshots: &'a ArcSwap<Snapshot>,
+    /// The published configuration, as the worker took it at the top of
+    /// this loop iteration (one load per iteration, not one per use).
+    pub snapshot: &'a Snapshot,
     /// Whether the engine is draining (finish requests, keep nothing alive).
     pub draining: bool,
     /// Emptied HTTP session boxes for reuse.
@@ -108,7 +108,7 @@ impl Ctx<'_> {
     /// The access log and its format, when one is on.
     pub fn logging(&self) -> Option<(&AccessLog, Format)> {
         let log = self.access_log?;
-        let format = Format::of_setting(self.snapshots.load().settings().access_log())?;
+        let format = Format::of_setting(self.snapshot.settings().access_log())?;
         Some((log, format))
     }
 
@@ -127,7 +127,7 @@ impl Ctx<'_> {
     /// How long a server whose connect failed stays out of rotation
     /// (`server_retry_backoff`).
     pub fn backoff(&self) -> Duration {
-        Duration::from_secs(self.snapshots.load().settings().server_retry_backoff())
+        Duration::from_secs(self.snapshot.settings().server_retry_backoff())
     }
 }
 

@@ -135,8 +135,8 @@ impl Tunnel {
         service.load().add_request();
         let phase = match connect_next(service, client, &mut excluded, ctx) {
             Ok(connecting) => {
-                let deadline = ctx.now
-                    + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                let deadline =
+                    ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshot.settings());
                 Phase::Connecting(connecting, deadline)
             }
             Err(NoBackend::Full) => {
@@ -207,8 +207,7 @@ impl Tunnel {
             match peer.map(|p| connect_next(service, p, &mut self.excluded, ctx)) {
                 Some(Ok(next)) => {
                     slot.served(ctx.now);
-                    let timeout =
-                        service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                    let timeout = service.timeout(TimeoutKind::Connect, ctx.snapshot.settings());
                     self.phase = Phase::Connecting(next, ctx.now + timeout);
                 }
                 Some(Err(NoBackend::Full)) => {
@@ -242,7 +241,7 @@ impl Tunnel {
         if link.conn.wants_write() && link.conn.flush().is_err() {
             return Flow::Done;
         }
-        let zerocopy = ctx.snapshots.load().settings().zerocopy_send() == 1;
+        let zerocopy = ctx.snapshot.settings().zerocopy_send() == 1;
         let up = self.up.pump(client, &mut link.conn, ctx.pool, zerocopy);
         let down = self.down.pump(&mut link.conn, client, ctx.pool, zerocopy);
         // The server's bytes fill the kernel pipe and the client takes
@@ -283,8 +282,7 @@ impl Tunnel {
         if !self.up.open && !self.down.open {
             return Flow::Done;
         }
-        let idle = self.last_activity
-            + service.timeout(TimeoutKind::Read, ctx.snapshots.load().settings());
+        let idle = self.last_activity + service.timeout(TimeoutKind::Read, ctx.snapshot.settings());
         if starved {
             Flow::Starved(Some(idle))
         } else {
@@ -296,7 +294,7 @@ impl Tunnel {
         if let Phase::Connecting(c, deadline) = std::mem::replace(&mut self.phase, Phase::Finished)
         {
             let server = c.lease.as_ref().map(|l| &**l.load());
-            let settings = ctx.snapshots.load();
+            let settings = ctx.snapshot;
             let took = record_connect_time(service, server, deadline, ctx.now, settings.settings());
             self.server = Some(c.addr);
             self.connect = Some(took);
@@ -335,8 +333,8 @@ impl Tunnel {
         };
         match connect_next(service, peer, &mut self.excluded, ctx) {
             Ok(next) => {
-                let deadline = ctx.now
-                    + service.timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                let deadline =
+                    ctx.now + service.timeout(TimeoutKind::Connect, ctx.snapshot.settings());
                 self.phase = Phase::Connecting(next, deadline);
                 Flow::Open(Some(deadline))
             }

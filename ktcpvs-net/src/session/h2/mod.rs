@@ -142,7 +142,7 @@ impl H2Session {
     /// A session on a connection whose first bytes (the preface, or part
     /// of it) are already in `read`.
     pub fn start(read: Option<Buffer>, service: &ServiceSnapshot, ctx: &Ctx<'_>) -> H2Session {
-        let snapshot = ctx.snapshots.load();
+        let snapshot = ctx.snapshot;
         let settings = snapshot.settings();
         let limits = Limits::from_settings(settings);
         let wire = Rc::new(RefCell::new(Wire {
@@ -184,7 +184,7 @@ impl H2Session {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> Flow {
-        let snapshot = ctx.snapshots.load();
+        let snapshot = ctx.snapshot;
         let limits = Limits::from_settings(snapshot.settings());
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
@@ -292,7 +292,7 @@ impl H2Session {
     /// When a connection with no stream open is closed (the service's
     /// keep-alive timeout after its last stream).
     fn idle_deadline(&self, service: &ServiceSnapshot, ctx: &Ctx<'_>) -> Instant {
-        self.idle_since + service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings())
+        self.idle_since + service.timeout(TimeoutKind::Keepalive, ctx.snapshot.settings())
     }
 
     /// Releases everything: every stream's session, the buffers.

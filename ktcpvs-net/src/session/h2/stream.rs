@@ -252,7 +252,7 @@ impl Stream {
             // What is left waits for the client's window, no longer than
             // the service's read timeout without progress.
             if moved || self.deadline.is_none() {
-                let settings = ctx.snapshots.load();
+                let settings = ctx.snapshot;
                 self.deadline =
                     Some(ctx.now + service.timeout(TimeoutKind::Read, settings.settings()));
             }

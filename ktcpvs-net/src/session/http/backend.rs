@@ -39,7 +39,7 @@ impl HttpSession {
         ctx: &mut Ctx<'_>,
     ) -> Option<usize> {
         if reusable && !ctx.draining {
-            let max = ctx.snapshots.load().settings().pool_max_idle();
+            let max = ctx.snapshot.settings().pool_max_idle();
             let max = usize::try_from(max).unwrap_or(usize::MAX);
             if ctx.backends.put_idle(id, max, ctx.now) {
                 return Some(id);

@@ -232,7 +232,7 @@ impl Route {
     /// to finish by `deadline`).
     fn record_connect(&self, deadline: Instant, ctx: &Ctx<'_>) -> Duration {
         let server = self.entry().map(|e| &**e.load());
-        let settings = ctx.snapshots.load();
+        let settings = ctx.snapshot;
         record_connect_time(
             &self.service,
             server,

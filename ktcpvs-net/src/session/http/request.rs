@@ -51,7 +51,7 @@ impl HttpSession {
         else {
             return Step::Close;
         };
-        let settings = ctx.snapshots.load();
+        let settings = ctx.snapshot;
         let settings = settings.settings();
         let limits = Limits::from_settings(settings);
         loop {
@@ -155,7 +155,7 @@ impl HttpSession {
         info: &RequestInfo,
         head: &RequestHead<'_>,
     ) -> Step {
-        let snapshot = ctx.snapshots.load();
+        let snapshot = ctx.snapshot;
         let Some(service) = snapshot.service_by_id(accepted.id()).cloned() else {
             self.fail(503, accepted, ctx);
             return Step::Again;
@@ -415,7 +415,7 @@ impl HttpSession {
         ctx: &mut Ctx<'_>,
         f: impl FnOnce(&mut Self, &RequestHead<'_>, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
-        let limits = Limits::from_settings(ctx.snapshots.load().settings());
+        let limits = Limits::from_settings(ctx.snapshot.settings());
         let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
         let n = limits.max_headers.min(HEADER_SLOTS);
         let buf = self.io.up.buf.take()?;
@@ -506,7 +506,7 @@ impl HttpSession {
         ctx: &mut Ctx<'_>,
     ) -> Option<usize> {
         let to = destination(service, Target::Server(index)).ok()?;
-        let keepalive = service.timeout(TimeoutKind::Keepalive, ctx.snapshots.load().settings());
+        let keepalive = service.timeout(TimeoutKind::Keepalive, ctx.snapshot.settings());
         // A request that can be replayed on a fresh connection skips the
         // `peek` that proves a pooled connection alive: a dead one shows at
         // the first read or write and the request is replayed.
@@ -532,7 +532,7 @@ impl HttpSession {
         let deadline = ctx.now
             + route
                 .service
-                .timeout(TimeoutKind::Connect, ctx.snapshots.load().settings());
+                .timeout(TimeoutKind::Connect, ctx.snapshot.settings());
         self.state = State::Connecting {
             route,
             backend,

@@ -143,7 +143,7 @@ impl HttpSession {
         let State::Exchange(ex) = &mut self.state else {
             return Step::Close;
         };
-        let snapshot = ctx.snapshots.load();
+        let snapshot = ctx.snapshot;
         let settings = snapshot.settings();
         let Some(link) = ctx.backends.get_mut(ex.backend) else {
             return Step::Close;
@@ -195,7 +195,7 @@ impl HttpSession {
         let State::Exchange(ex) = &mut self.state else {
             return Err(502);
         };
-        let snapshot = ctx.snapshots.load();
+        let snapshot = ctx.snapshot;
         let settings = snapshot.settings();
         if ex.waits_for_response() {
             return Ok(ex.since + ex.route.service.timeout(TimeoutKind::Response, settings));
