@@ -204,7 +204,6 @@ impl H2Session {
                 self.go_away(None);
                 moved = true;
             }
-            moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
             // The cause concerns the first pass; later ones move what `h2`
             // woke (and what is new).
             let (all, backend) = match (pass, ctx.cause) {
@@ -212,7 +211,20 @@ impl H2Session {
                 (0, Cause::Backend(id)) => (false, Some(id)),
                 _ => (false, None),
             };
-            moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+            // A backend's event brings a stream news before `h2` has any:
+            // the stream goes first, so the poll that follows already
+            // carries what it queued.
+            let streams_first = backend.is_some();
+            if streams_first {
+                moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+            }
+            // Whatever woke the connection so far is this poll's to handle;
+            // a wake from here on asks for another pass.
+            self.woken.take();
+            moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
+            if !streams_first {
+                moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+            }
             // Frames are written when the buffer `h2` writes into is half
             // full, or once this loop iteration's other events had their
             // say (so several streams' frames leave in one write).
