@@ -214,15 +214,19 @@ impl H2Session {
             // A backend's event brings a stream news before `h2` has any:
             // the stream goes first, so the poll that follows already
             // carries what it queued.
+            // What it moves needs no pass of its own (the poll carries it);
+            // a stream it leaves with work or that `h2` woke does.
             let streams_first = backend.is_some();
             if streams_first {
-                moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+                self.drive_streams((all, backend), service, peer, &limits, ctx);
             }
             // Whatever woke the connection so far is this poll's to handle;
             // a wake from here on asks for another pass.
             self.woken.take();
             moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
-            if !streams_first {
+            if streams_first {
+                moved |= self.streams.iter().any(Stream::needs_drive);
+            } else {
                 moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
             }
             // Frames are written when the buffer `h2` writes into is half

@@ -269,6 +269,12 @@ impl Stream {
         self.again || woken || all || ours
     }
 
+    /// Whether the next pass must drive the stream whatever its cause: it
+    /// was left with work, or `h2` has news for it.
+    pub fn needs_drive(&self) -> bool {
+        self.again || self.woken.is_set()
+    }
+
     /// The stream's deadline passed: its session's timeout runs.
     pub fn on_timeout(
         &mut self,

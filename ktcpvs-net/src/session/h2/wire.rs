@@ -199,6 +199,12 @@ impl WakeFlag {
     pub fn take(&self) -> bool {
         self.0.swap(false, Ordering::Relaxed)
     }
+
+    /// Whether a wake came since the last [`take`](Self::take), leaving
+    /// it set.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Wake for WakeFlag {
