@@ -1,18 +1,20 @@
 //! The HTTP/2 session: one client connection carrying many streams, each
 //! switched on its own to HTTP/1.1 real servers.
 //!
-//! The frame layer, HPACK, flow control and the protocol's own defences
-//! are hyperium's `h2` state machine, driven inside the worker's loop like
-//! every other session: no runtime, no task. The session moves the client's
-//! bytes between its [`Conn`] and the [`wire`] buffers `h2` reads and
-//! writes, polls the connection (accepting streams, reading and writing
-//! frames) and every [`stream`], and repeats while anything moved or `h2`
-//! asked to be polled again.
+//! The frame layer is the engine's own, sans I/O and allocation-free on
+//! its path: the session reads the client's bytes into a pooled buffer,
+//! takes every whole frame from it ([`recv`]), drives the streams the
+//! frames concern ([`stream`]), and writes the frames they and the
+//! connection produce straight into a pooled outbound buffer ([`wire`]),
+//! sent once the worker's batch of events is handled. Request header
+//! blocks are decoded by [`crate::http2::hpack`] (the dynamic table
+//! bounded at 4 KiB); responses are encoded without the dynamic table
+//! ([`crate::http2::frame`]).
 //!
 //! ```text
-//!  Handshake ─preface+SETTINGS─► Open ─GOAWAY sent (drain, idle, calm)─► Closing
-//!     │ bad preface / timeout       │ streams: open ► (session, response) ► done/reset
-//!     └──────────────► closed ◄─────┴─ connection error / client gone
+//!  Preface ─preface, SETTINGS─► Open ─GOAWAY sent (drain, idle, error)─► Closed
+//!     │ bad preface / timeout     │ streams: open ► (session, response) ► done/reset
+//!     └──────────────► closed ◄───┴─ connection error / client gone
 //! ```
 //!
 //! Limits (documented in docs/http2.md): [`MAX_STREAMS`] concurrent
@@ -23,33 +25,30 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `mod.rs` | the session: the connection's phases, the drive loop, limits, timeouts, GOAWAY |
-//! | `wire.rs` | the client's bytes behind the I/O traits `h2` polls, and its waker |
+//! | `recv.rs` | the client's frames: checked, and applied to the connection and its streams |
+//! | `wire.rs` | the client's bytes in pooled buffers, and the writer of outbound frames |
 //! | `stream.rs` | one stream: request downgraded to HTTP/1.1, its session, the response back |
 
+mod recv;
 mod stream;
 mod wire;
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use h2::server::{Connection, Handshake};
-use h2::Reason;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
-use self::stream::{End, Origin, Stream};
-use self::wire::{Moved, WakeFlag, Wire, WireIo};
+use self::stream::{End, Stream};
+use self::wire::{Moved, Out, Wire};
 use super::{Cause, Ctx, Flow};
 use crate::http::Limits;
+use crate::http2::frame::{self, kind, setting, FrameHead, Reason};
+use crate::http2::hpack;
 use crate::io::buffer::Buffer;
 use crate::io::conn::Conn;
 use crate::throttle::Throttle;
+
+pub(crate) use crate::http2::frame::PREFACE;
 
 /// Most streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 pub(crate) const MAX_STREAMS: u32 = 100;
@@ -69,31 +68,44 @@ pub(crate) const MAX_RESETS: u32 = 100;
 /// The interval [`MAX_RESETS`] counts over.
 pub(crate) const RESET_WINDOW: Duration = Duration::from_secs(10);
 
-/// Most passes of one drive: each pass moves bytes or answers a wake, so
-/// a connection that keeps finding work gives the worker back after this
-/// many and is driven again on the next loop iteration.
+/// Most passes of one drive: each pass moves bytes, so a connection that
+/// keeps finding work gives the worker back after this many and is driven
+/// again on the next loop iteration.
 const MAX_PASSES: usize = 64;
 
 /// How long a closed connection's last frames may take to leave.
 const CLOSING: Duration = Duration::from_secs(5);
 
-/// The connection preface a client speaking HTTP/2 with prior knowledge
-/// opens with (RFC 9113 §3.4).
-pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The opaque data of the PING that follows a graceful GOAWAY: its
+/// acknowledgement tells that the client saw the GOAWAY.
+const DRAIN_PING: [u8; 8] = *b"ktcpvs-d";
 
 /// Reports of HTTP/2 connections closed for misbehaving: anyone can cause
 /// them, so at most one per ten seconds.
 static CALM: Throttle = Throttle::new(Duration::from_secs(10));
 
 /// Where the connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Reading the client's preface and SETTINGS, until the deadline.
-    Handshake(Pin<Box<Handshake<WireIo, Bytes>>>, Instant),
+    /// Reading the client's preface, until the deadline.
+    Preface(Instant),
     /// Serving streams.
-    Open(Box<Connection<WireIo, Bytes>>),
+    Open,
     /// Closed: what waits on the wire is written, then the connection
     /// is closed.
     Closed,
+}
+
+/// How far the proxy's GOAWAY went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoAway {
+    /// None sent.
+    No,
+    /// A graceful one (last stream 2³¹ − 1) and a PING: streams the
+    /// client sent meanwhile are still taken.
+    Announced,
+    /// The final one, naming the last stream taken: no new stream.
+    Sent,
 }
 
 /// Client resets counted over [`RESET_WINDOW`].
@@ -103,77 +115,139 @@ struct Resets {
     count: u32,
 }
 
+/// What the client announced in its SETTINGS.
+#[derive(Debug, Clone, Copy)]
+struct PeerSettings {
+    /// The send window of each new stream.
+    initial_window: u32,
+    /// The largest frame it accepts.
+    max_frame: u32,
+}
+
+/// A header block whose CONTINUATION frames are still coming.
+#[derive(Debug)]
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    bytes: Vec<u8>,
+    frames: u32,
+}
+
 /// An HTTP/2 client connection.
 pub(crate) struct H2Session {
-    wire: Rc<RefCell<Wire>>,
+    wire: Wire,
     phase: Phase,
     streams: Vec<Stream>,
-    waker: Waker,
-    woken: Arc<WakeFlag>,
+    decoder: hpack::Decoder,
+    block: Option<Block>,
+    peer: PeerSettings,
+    /// What the proxy may still send on the connection.
+    send_window: i64,
+    /// What the client may still send on the connection.
+    recv_window: i64,
+    /// Received bytes whose connection-level credit is not yet given back.
+    owed: u32,
+    /// The highest stream the client opened (taken or refused).
+    last_stream: u32,
+    /// The client's first frame (a SETTINGS) arrived.
+    settings_seen: bool,
+    go_away: GoAway,
+    /// The client sent GOAWAY: it opens no more streams.
+    client_gone: bool,
+    /// Header blocks decoded, field names and values one after another.
+    scratch: Vec<u8>,
     /// When the connection last had no stream (the idle timeout's start).
     idle_since: Instant,
     resets: Resets,
-    /// GOAWAY was sent: no new stream is taken.
-    going_away: bool,
+    /// Empty DATA frames (no END_STREAM) counted over [`RESET_WINDOW`].
+    empty_data: Resets,
 }
 
 impl std::fmt::Debug for H2Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H2Session")
+            .field("phase", &self.phase)
             .field("streams", &self.streams.len())
-            .field("going_away", &self.going_away)
+            .field("go_away", &self.go_away)
             .finish()
     }
 }
 
-/// The `h2` settings the proxy announces and enforces.
-fn builder(limits: &Limits) -> h2::server::Builder {
-    let mut b = h2::server::Builder::new();
-    b.max_concurrent_streams(MAX_STREAMS)
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(16 * 1024)
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-        .max_send_buffer_size(64 * 1024);
-    b
-}
+/// A connection error: GOAWAY with this reason, then the close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnError(pub Reason);
 
 impl H2Session {
     /// A session on a connection whose first bytes (the preface, or part
-    /// of it) are already in `read`.
-    pub fn start(read: Option<Buffer>, service: &ServiceSnapshot, ctx: &Ctx<'_>) -> H2Session {
-        let snapshot = ctx.snapshot;
-        let settings = snapshot.settings();
+    /// of it) are already in `read`; its SETTINGS and window credit are
+    /// written at once.
+    pub fn start(read: Option<Buffer>, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) -> H2Session {
+        let settings = ctx.snapshot.settings();
         let limits = Limits::from_settings(settings);
-        let wire = Rc::new(RefCell::new(Wire {
-            inbound: read,
-            ..Wire::default()
-        }));
-        let handshake = builder(&limits).handshake(WireIo(Rc::clone(&wire)));
         let until = ctx.now + service.timeout(TimeoutKind::Header, settings);
-        let (waker, woken) = WakeFlag::waker();
         service.load().h2().add_connection();
-        H2Session {
-            wire,
-            phase: Phase::Handshake(Box::pin(handshake), until),
+        let decoder = hpack::Decoder::new();
+        let mut session = H2Session {
+            wire: Wire {
+                inbound: read,
+                ..Wire::default()
+            },
+            phase: Phase::Preface(until),
             streams: Vec::new(),
-            waker,
-            woken,
+            decoder,
+            block: None,
+            peer: PeerSettings {
+                initial_window: frame::DEFAULT_WINDOW,
+                max_frame: frame::DEFAULT_MAX_FRAME_SIZE,
+            },
+            send_window: i64::from(frame::DEFAULT_WINDOW),
+            recv_window: i64::from(CONNECTION_WINDOW),
+            owed: 0,
+            last_stream: 0,
+            settings_seen: false,
+            go_away: GoAway::No,
+            client_gone: false,
+            scratch: Vec::new(),
             idle_since: ctx.now,
             resets: Resets {
                 since: ctx.now,
                 count: 0,
             },
-            going_away: false,
+            empty_data: Resets {
+                since: ctx.now,
+                count: 0,
+            },
+        };
+        if session.wire.ready_outbound(ctx.pool) == Moved::Some {
+            let header_list = u32::try_from(limits.max_header_size).unwrap_or(u32::MAX);
+            let mut payload = [0u8; 18];
+            for (i, (id, value)) in [
+                (setting::MAX_CONCURRENT_STREAMS, MAX_STREAMS),
+                (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+                (setting::MAX_HEADER_LIST_SIZE, header_list),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                payload[i * 6..i * 6 + 2].copy_from_slice(&id.to_be_bytes());
+                payload[i * 6 + 2..i * 6 + 6].copy_from_slice(&value.to_be_bytes());
+            }
+            session.control(kind::SETTINGS, 0, 0, &payload);
+            let grow = CONNECTION_WINDOW - frame::DEFAULT_WINDOW;
+            session.control(kind::WINDOW_UPDATE, 0, 0, &grow.to_be_bytes());
+        } else {
+            session.phase = Phase::Closed;
         }
+        session
     }
 
     /// Whether a draining engine may close it now: no stream is open and
-    /// no GOAWAY is under way (a graceful one ends the connection itself
-    /// once the client saw the last stream taken, so streams the client
-    /// sent meanwhile are never cut).
+    /// no graceful GOAWAY is under way (it ends the connection itself once
+    /// the client saw the last stream taken, so streams the client sent
+    /// meanwhile are never cut).
     pub fn is_idle(&self) -> bool {
-        self.streams.is_empty() && (!self.going_away || matches!(self.phase, Phase::Closed))
+        self.streams.is_empty()
+            && (self.go_away != GoAway::Announced || self.phase == Phase::Closed)
     }
 
     /// Does all the I/O it can.
@@ -184,61 +258,46 @@ impl H2Session {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> Flow {
-        let snapshot = ctx.snapshot;
-        let limits = Limits::from_settings(snapshot.settings());
-        let waker = self.waker.clone();
-        let mut cx = Context::from_waker(&waker);
+        let limits = Limits::from_settings(ctx.snapshot.settings());
         let mut starved = false;
         for pass in 0..MAX_PASSES {
             let mut moved = false;
-            match self.wire.borrow_mut().read_client(client, ctx.pool) {
+            match self.wire.read_client(client, ctx.pool) {
                 Ok(Moved::Some) => moved = true,
                 Ok(Moved::Nothing) => {}
                 Ok(Moved::Starved) => starved = true,
                 Err(_) => return Flow::Done,
             }
-            if self.wire.borrow_mut().ready_outbound(ctx.pool) == Moved::Starved {
+            if self.wire.ready_outbound(ctx.pool) == Moved::Starved {
                 starved = true;
             }
-            if ctx.draining && !self.going_away {
-                self.go_away(None);
+            if ctx.draining && self.go_away == GoAway::No && self.phase == Phase::Open {
+                self.announce_go_away();
                 moved = true;
             }
-            // The cause concerns the first pass; later ones move what `h2`
-            // woke (and what is new).
+            // The cause concerns the first pass; later ones move what is
+            // new.
             let (all, backend) = match (pass, ctx.cause) {
                 (0, Cause::Other) => (true, None),
                 (0, Cause::Backend(id)) => (false, Some(id)),
                 _ => (false, None),
             };
-            // A backend's event brings a stream news before `h2` has any:
-            // the stream goes first, so the poll that follows already
-            // carries what it queued.
-            // What it moves needs no pass of its own (the poll carries it);
-            // a stream it leaves with work or that `h2` woke does.
-            let streams_first = backend.is_some();
-            if streams_first {
-                self.drive_streams((all, backend), service, peer, &limits, ctx);
+            if let Err(ConnError(reason)) = self.receive(client, service, &limits, ctx) {
+                self.fail(reason, peer, service);
             }
-            // Whatever woke the connection so far is this poll's to handle;
-            // a wake from here on asks for another pass.
-            self.woken.take();
-            moved |= self.poll_connection(&mut cx, client, (peer, service), ctx);
-            if streams_first {
-                moved |= self.streams.iter().any(Stream::needs_drive);
-            } else {
-                moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
-            }
-            // Frames are written when the buffer `h2` writes into is half
-            // full, or once this loop iteration's other events had their
-            // say (so several streams' frames leave in one write).
-            if ctx.cause == Cause::Deferred || self.wire.borrow().outbound_half_full() {
+            moved |= self.drive_streams((all, backend), service, peer, &limits, ctx);
+            self.give_credit();
+            // Frames are written when the outbound buffer is half full, or
+            // once this loop iteration's other events had their say (so
+            // several streams' frames leave in one write).
+            if ctx.cause == Cause::Deferred || self.wire.outbound_half_full() {
                 match self.write_frames(client) {
                     Ok(wrote) => moved |= wrote,
                     Err(()) => return Flow::Done,
                 }
             }
-            if !moved && !self.woken.take() {
+            moved |= self.streams.iter().any(|s| s.again) && self.phase != Phase::Closed;
+            if !moved {
                 let flow = self.settle(client, service, starved, ctx);
                 return self.defer_writes(client, flow, ctx.cause == Cause::Deferred);
             }
@@ -251,7 +310,7 @@ impl H2Session {
     /// not the deferred drive (which writes them); with any other flow,
     /// what waits is written now.
     fn defer_writes(&mut self, client: &mut Conn, flow: Flow, deferred_pass: bool) -> Flow {
-        let waiting = self.wire.borrow().has_outbound();
+        let waiting = self.wire.has_outbound();
         match flow {
             Flow::Open(at) if waiting && !deferred_pass => Flow::Deferred(at),
             Flow::Open(_) | Flow::Done => flow,
@@ -259,17 +318,24 @@ impl H2Session {
                 if waiting && self.write_frames(client).is_err() {
                     return Flow::Done;
                 }
-                self.wire.borrow_mut().release();
+                self.wire.release();
                 flow
             }
         }
     }
 
     /// Writes the frames that wait, as far as the client takes them:
-    /// whether any left; `Err` when the connection failed.
+    /// whether any left; `Err` when the connection failed. Streams that
+    /// found no room for their frames are driven again.
     fn write_frames(&mut self, client: &mut Conn) -> Result<bool, ()> {
-        match self.wire.borrow_mut().write_client(client) {
-            Ok(moved) => Ok(moved == Moved::Some),
+        match self.wire.write_client(client) {
+            Ok(Moved::Some) => {
+                for s in &mut self.streams {
+                    s.again |= std::mem::take(&mut s.blocked);
+                }
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
             Err(_) => Err(()),
         }
     }
@@ -282,12 +348,14 @@ impl H2Session {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> Flow {
-        match &self.phase {
-            Phase::Handshake(_, until) if ctx.now >= *until => return Flow::Done,
-            Phase::Open(_)
+        // What a timeout writes (a GOAWAY, resets) needs the buffer.
+        self.wire.ready_outbound(ctx.pool);
+        match self.phase {
+            Phase::Preface(until) if ctx.now >= until => return Flow::Done,
+            Phase::Open
                 if self.streams.is_empty() && ctx.now >= self.idle_deadline(service, ctx) =>
             {
-                self.go_away(Some(Reason::NO_ERROR));
+                self.close_with(Reason::NO_ERROR);
             }
             _ => {}
         }
@@ -317,87 +385,77 @@ impl H2Session {
             s.close(ctx);
         }
         self.phase = Phase::Closed;
-        let mut wire = self.wire.borrow_mut();
-        wire.inbound = None;
-        wire.outbound = None;
+        self.wire.inbound = None;
+        self.wire.outbound = None;
     }
 
-    /// Sends GOAWAY: with a reason, at once (no stream after the last
-    /// one taken); without, gracefully (streams in flight finish).
-    fn go_away(&mut self, reason: Option<Reason>) {
-        self.going_away = true;
-        if let Phase::Open(conn) = &mut self.phase {
-            match reason {
-                Some(r) => conn.abrupt_shutdown(r),
-                None => conn.graceful_shutdown(),
+    /// Writes one of the connection's own frames.
+    fn control(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> bool {
+        let head = FrameHead {
+            len: payload.len() as u32,
+            kind,
+            flags,
+            stream,
+        };
+        self.wire.control(head, payload)
+    }
+
+    /// Writes RST_STREAM on `stream`.
+    fn reset_stream(&mut self, stream: u32, reason: Reason) {
+        self.control(kind::RST_STREAM, 0, stream, &reason.0.to_be_bytes());
+    }
+
+    /// Writes GOAWAY naming the last stream taken.
+    fn write_go_away(&mut self, last: u32, reason: Reason) {
+        let mut payload = [0u8; 8];
+        payload[..4].copy_from_slice(&last.to_be_bytes());
+        payload[4..].copy_from_slice(&reason.0.to_be_bytes());
+        self.control(kind::GOAWAY, 0, 0, &payload);
+    }
+
+    /// The graceful GOAWAY of a drain: streams the client may have sent
+    /// meanwhile are still taken until it acknowledges the PING.
+    fn announce_go_away(&mut self) {
+        self.write_go_away(frame::MAX_WINDOW, Reason::NO_ERROR);
+        self.control(kind::PING, 0, 0, &DRAIN_PING);
+        self.go_away = GoAway::Announced;
+    }
+
+    /// The final GOAWAY: no stream after the last one taken; the
+    /// connection closes once the streams in flight are done.
+    fn final_go_away(&mut self) {
+        if self.go_away != GoAway::Sent {
+            self.write_go_away(self.last_stream, Reason::NO_ERROR);
+            self.go_away = GoAway::Sent;
+        }
+    }
+
+    /// GOAWAY with `reason`, every stream dropped, and the close.
+    fn close_with(&mut self, reason: Reason) {
+        self.write_go_away(self.last_stream, reason);
+        self.go_away = GoAway::Sent;
+        self.phase = Phase::Closed;
+    }
+
+    /// A connection error: counted, logged, and the connection closed
+    /// with GOAWAY.
+    fn fail(&mut self, reason: Reason, peer: SocketAddr, service: &ServiceSnapshot) {
+        service.load().h2().add_error();
+        if reason == Reason::ENHANCE_YOUR_CALM {
+            if let Some(count) = CALM.admit() {
+                log::info!(
+                    "{peer}: HTTP/2 connection closed: {reason} ({count} since the last report)"
+                );
             }
         } else {
-            self.phase = Phase::Closed;
+            log::debug!("{peer}: HTTP/2 connection error: {reason}");
         }
+        self.close_with(reason);
     }
 
-    /// Polls the handshake or the connection: new streams are opened.
-    fn poll_connection(
-        &mut self,
-        cx: &mut Context<'_>,
-        client: &Conn,
-        (peer, service): (SocketAddr, &ServiceSnapshot),
-        ctx: &mut Ctx<'_>,
-    ) -> bool {
-        if let Phase::Handshake(handshake, _) = &mut self.phase {
-            match handshake.as_mut().poll(cx) {
-                Poll::Ready(Ok(conn)) => self.phase = Phase::Open(Box::new(conn)),
-                Poll::Ready(Err(e)) => {
-                    log::debug!("{peer}: HTTP/2 handshake failed: {e}");
-                    self.phase = Phase::Closed;
-                    return true;
-                }
-                Poll::Pending => return false,
-            }
-        }
-        let Phase::Open(conn) = &mut self.phase else {
-            return false;
-        };
-        let mut moved = false;
-        loop {
-            match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((request, respond)))) => {
-                    moved = true;
-                    let origin = Origin {
-                        tls: client.is_tls(),
-                        server_name: client.server_name(),
-                    };
-                    match Stream::open(request, respond, origin, ctx) {
-                        Ok(stream) => self.streams.push(stream),
-                        Err(refused) => {
-                            service.load().h2().add_refused();
-                            log::debug!("{peer}: HTTP/2 {refused}");
-                        }
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    service.load().h2().add_error();
-                    if e.is_go_away() || e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
-                        if let Some(count) = CALM.admit() {
-                            log::info!("{peer}: HTTP/2 connection closed: {e} ({count} since the last report)");
-                        }
-                    } else {
-                        log::debug!("{peer}: HTTP/2 connection error: {e}");
-                    }
-                    self.phase = Phase::Closed;
-                    return true;
-                }
-                Poll::Ready(None) => {
-                    self.phase = Phase::Closed;
-                    return true;
-                }
-                Poll::Pending => return moved,
-            }
-        }
-    }
-
-    /// Drives the streams that are due (see [`Stream::due`]); ended ones
-    /// are released.
+    /// Drives the streams that are due: every one (`all`), the one whose
+    /// backend connection had the event, and those left with work; ended
+    /// ones are released.
     fn drive_streams(
         &mut self,
         (all, backend): (bool, Option<usize>),
@@ -406,6 +464,9 @@ impl H2Session {
         limits: &Limits,
         ctx: &mut Ctx<'_>,
     ) -> bool {
+        if self.phase == Phase::Closed {
+            return false;
+        }
         let mut moved = false;
         let mut i = 0;
         while i < self.streams.len() {
@@ -413,7 +474,13 @@ impl H2Session {
                 i += 1;
                 continue;
             }
-            match self.streams[i].drive(service, peer, limits, ctx) {
+            let mut out = Out {
+                buf: self.wire.outbound.as_mut(),
+                conn_window: &mut self.send_window,
+                max_frame: self.peer.max_frame,
+                scratch: &mut self.scratch,
+            };
+            match self.streams[i].drive(service, peer, limits, (ctx, &mut out)) {
                 Ok(m) => {
                     moved |= m;
                     i += 1;
@@ -427,42 +494,71 @@ impl H2Session {
         moved
     }
 
+    /// Gives the client back the window its streams' sessions made room
+    /// for: each stream's when it reaches a quarter of the stream window,
+    /// the connection's at a quarter of its own.
+    fn give_credit(&mut self) {
+        if !self.wire.control_room() {
+            return;
+        }
+        for i in 0..self.streams.len() {
+            let n = self.streams[i].credit(STREAM_WINDOW / 4);
+            if n > 0 {
+                self.owed += n;
+                if self.streams[i].receiving() {
+                    let id = self.streams[i].id;
+                    self.control(kind::WINDOW_UPDATE, 0, id, &n.to_be_bytes());
+                }
+            }
+        }
+        if self.owed >= CONNECTION_WINDOW / 4 || (self.owed > 0 && self.streams.is_empty()) {
+            let n = std::mem::take(&mut self.owed);
+            self.recv_window += i64::from(n);
+            self.control(kind::WINDOW_UPDATE, 0, 0, &n.to_be_bytes());
+        }
+    }
+
     /// Releases stream `i`, which ended with `end`; client resets are
     /// counted, and past [`MAX_RESETS`] the connection goes away.
     fn finish(&mut self, i: usize, end: End, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
         let mut stream = self.streams.swap_remove(i);
         log::trace!("HTTP/2 stream {} ended: {end:?}", stream.id);
         stream.close(ctx);
+        self.owed += stream.take_owed();
+        match end {
+            End::Complete if stream.receiving() => {
+                // A request body still coming after a whole response is
+                // not wanted: the client is told to stop, without error,
+                // after the response's last frame (RFC 9113 §8.1).
+                self.reset_stream(stream.id, Reason::NO_ERROR);
+            }
+            End::Complete | End::ResetByClient => {}
+            End::Reset(reason) => self.reset_stream(stream.id, reason),
+        }
         if self.streams.is_empty() {
             self.idle_since = ctx.now;
             // An idle connection keeps no room for streams (the many
             // connections of a busy site are mostly idle).
             self.streams = Vec::new();
+            self.scratch = Vec::new();
         }
         if end != End::ResetByClient {
             return;
         }
         service.load().h2().add_reset();
-        if ctx.now.duration_since(self.resets.since) > RESET_WINDOW {
-            self.resets = Resets {
-                since: ctx.now,
-                count: 0,
-            };
+        if !count(&mut self.resets, ctx.now, MAX_RESETS) || self.phase == Phase::Closed {
+            return;
         }
-        self.resets.count += 1;
-        if self.resets.count > MAX_RESETS && !self.going_away {
-            if let Some(count) = CALM.admit() {
-                log::info!(
-                    "HTTP/2 connection reset more than {MAX_RESETS} streams in {RESET_WINDOW:?}: GOAWAY ENHANCE_YOUR_CALM ({count} since the last report)"
-                );
-            }
-            service.load().h2().add_error();
-            self.go_away(Some(Reason::ENHANCE_YOUR_CALM));
-            for mut s in self.streams.drain(..) {
-                s.reset(Reason::CANCEL);
-                s.close(ctx);
-            }
+        if let Some(count) = CALM.admit() {
+            log::info!(
+                "HTTP/2 connection reset more than {MAX_RESETS} streams in {RESET_WINDOW:?}: GOAWAY ENHANCE_YOUR_CALM ({count} since the last report)"
+            );
         }
+        service.load().h2().add_error();
+        for mut s in self.streams.drain(..) {
+            s.close(ctx);
+        }
+        self.close_with(Reason::ENHANCE_YOUR_CALM);
     }
 
     /// What the worker does next: close once the connection is closed
@@ -474,23 +570,24 @@ impl H2Session {
         starved: bool,
         ctx: &mut Ctx<'_>,
     ) -> Flow {
-        let mut wire = self.wire.borrow_mut();
-        if matches!(self.phase, Phase::Closed) {
+        let done = self.phase == Phase::Closed
+            || (self.go_away == GoAway::Sent || self.client_gone) && self.streams.is_empty();
+        if done {
+            self.phase = Phase::Closed;
             // The last frames (a GOAWAY) leave first, for a while.
-            return if wire.has_outbound() && !client.ready.hup {
+            return if self.wire.has_outbound() && !client.ready.hup {
                 Flow::Open(Some(ctx.now + CLOSING))
             } else {
                 Flow::Done
             };
         }
-        if wire.eof && self.streams.is_empty() {
+        if self.wire.eof && self.streams.is_empty() {
             return Flow::Done;
         }
-        wire.release();
-        drop(wire);
-        let mut at = match &self.phase {
-            Phase::Handshake(_, until) => Some(*until),
-            Phase::Open(_) if self.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
+        self.wire.release();
+        let mut at = match self.phase {
+            Phase::Preface(until) => Some(until),
+            Phase::Open if self.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
             _ => None,
         };
         let mut waiting = None;
@@ -509,4 +606,17 @@ impl H2Session {
             _ => Flow::Open(at),
         }
     }
+}
+
+/// Counts one event in `counter` (restarted every [`RESET_WINDOW`]):
+/// whether the count passed `max`.
+fn count(counter: &mut Resets, now: Instant, max: u32) -> bool {
+    if now.duration_since(counter.since) > RESET_WINDOW {
+        *counter = Resets {
+            since: now,
+            count: 0,
+        };
+    }
+    counter.count += 1;
+    counter.count > max
 }

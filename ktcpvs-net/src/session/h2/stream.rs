@@ -8,43 +8,41 @@
 //!  request:  HEADERS ─downgrade─► memory end ◄─DATA (Content-Length
 //!                                     │          checked, or chunked)
 //!                               HttpSession ─► real server
-//!  response: HEADERS/DATA ◄─parse, dechunk── memory end
+//!  response: HEADERS/DATA ◄─split, dechunk── memory end
 //! ```
 //!
-//! Each way is bounded (the memory end's limits, the stream's flow-control
-//! window): a client that stops reading stalls its own session, which its
-//! own timeouts end; nothing grows.
+//! Each way is bounded: request DATA is bounded by the stream's receive
+//! window, whose credit goes back to the client only while the session
+//! keeps up (less than [`INBOUND_LIMIT`] unread); response bytes by the
+//! memory end's limit and the client's window. A client that stops
+//! reading stalls its own session, which its own timeouts end.
 
 use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::{Reason, RecvStream, SendStream};
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 
-use super::wire::WakeFlag;
+use super::wire::Out;
 use crate::http::{parse_response_uninit, split_own_response_head, Framing, Limits, Method};
 use crate::http2::dechunk::Dechunker;
-use crate::http2::downgrade::{downgrade, Body, Field};
+use crate::http2::downgrade::{downgrade, Body, DowngradeError, Field};
+use crate::http2::frame::{self, flag, Reason};
 use crate::io::conn::Conn;
 use crate::io::memory::MemoryEnd;
 use crate::session::http::{HttpFlow, HttpSession};
 use crate::session::{Ctx, Flow};
 
-/// Most request bytes a stream's end holds unread before the stream stops
-/// taking DATA (and so stops opening the client's window).
-const INBOUND_LIMIT: usize = 64 * 1024;
+/// Request bytes a stream's end may hold unread before the stream's
+/// window credit stops going back to the client.
+pub(super) const INBOUND_LIMIT: usize = 64 * 1024;
 
-/// Most rounds of one stream's drive (request in, session, response out)
-/// while each moves something.
+/// Most rounds of one stream's drive (session, then response out) while
+/// each moves something.
 const MAX_ROUNDS: usize = 8;
 
-/// Most header fields of one request or response head handled.
+/// Most header fields of one response head handled.
 const FIELDS: usize = 128;
 
 /// Response fields that describe an HTTP/1.1 connection, never sent in an
@@ -68,13 +66,11 @@ enum UpFraming {
 }
 
 /// The request side.
+#[derive(Debug, Clone, Copy)]
 enum Up {
     /// DATA frames still come.
-    Body {
-        recv: RecvStream,
-        framing: UpFraming,
-    },
-    /// The whole request was written.
+    Body(UpFraming),
+    /// The client ended the stream.
     Done,
 }
 
@@ -90,14 +86,12 @@ enum DownBody {
 }
 
 /// The response side.
+#[derive(Debug, Clone, Copy)]
 enum Down {
     /// Waiting for the response head the session writes.
-    Head(SendResponse<Bytes>),
+    Head,
     /// Sending the body.
-    Body {
-        send: SendStream<Bytes>,
-        body: DownBody,
-    },
+    Body(DownBody),
     /// The response ended (END_STREAM sent).
     Done,
 }
@@ -109,7 +103,8 @@ pub(super) enum End {
     Complete,
     /// The client reset it.
     ResetByClient,
-    /// The proxy reset it (with the reason, already sent).
+    /// The proxy resets it with this reason (the session writes the
+    /// RST_STREAM).
     Reset(Reason),
 }
 
@@ -122,9 +117,14 @@ pub(super) struct Origin<'a> {
     pub server_name: Option<&'a str>,
 }
 
+/// Why a stream's header list was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stream refused: {0}")]
+pub(super) struct Refused(#[source] pub DowngradeError);
+
 /// One stream.
 pub(super) struct Stream {
-    /// The stream's identifier (for logs).
+    /// The stream's identifier.
     pub id: u32,
     client: Conn,
     /// `None` once the session closed (what it wrote may still be sent).
@@ -136,96 +136,198 @@ pub(super) struct Stream {
     pub deadline: Option<Instant>,
     /// The session waits for a buffer, or in its service's queue.
     pub waiting: Option<Flow>,
-    /// Set when `h2` has news for the stream (its waker was woken).
-    woken: Arc<WakeFlag>,
-    /// The waker the stream's `h2` handles are polled with.
-    waker: Waker,
     /// To be driven on the next pass whatever its cause: opened and not
-    /// driven yet, or its last drive used all its rounds (its sockets may
-    /// still hold work that no new event will announce).
-    again: bool,
+    /// driven yet, its window grew, or its last drive used all its rounds
+    /// or found no room for its frames.
+    pub again: bool,
+    /// Its frames found no room in the outbound buffer: it is driven
+    /// again once frames were written to the client.
+    pub blocked: bool,
+    /// What the stream may still send (the client's window for it).
+    pub send_window: i64,
+    /// What the client may still send on it.
+    recv_window: i64,
+    /// Request bytes received and not yet credited back to the client.
+    owed: u32,
 }
 
-/// Why a stream's header list was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("stream refused: {0}")]
-pub(super) struct Refused(#[source] pub crate::http2::downgrade::DowngradeError);
-
 impl Stream {
-    /// A stream for `request`: its head written as HTTP/1.1 for a new
-    /// session. `Err` when the header list is refused: the stream was
-    /// reset (PROTOCOL_ERROR) and nothing of it goes further.
+    /// Stream `id` for the header list `fields` (`end_stream`: the
+    /// HEADERS frame ended it), written as HTTP/1.1 for a new session.
+    /// `Err` when the header list is refused: nothing of it goes further.
     pub fn open(
-        request: http::Request<RecvStream>,
-        mut respond: SendResponse<Bytes>,
+        id: u32,
+        (fields, end_stream): (&[Field<'_>], bool),
         origin: Origin<'_>,
+        (send_window, recv_window): (u32, u32),
         ctx: &mut Ctx<'_>,
     ) -> Result<Stream, Refused> {
-        let id = respond.stream_id().as_u32();
-        let (waker, woken) = WakeFlag::waker();
-        let (parts, recv) = request.into_parts();
         let mut end = MemoryEnd::new(origin.tls, origin.server_name);
-        let body = if recv.is_end_stream() {
+        let body = if end_stream {
             Body::None
         } else {
             Body::Unknown
         };
-        let written = write_request(&parts, body, origin.tls, end.inbound_mut());
-        let downgraded = match written {
-            Ok(d) => d,
-            Err(e) => {
-                respond.send_reset(Reason::PROTOCOL_ERROR);
-                return Err(Refused(e));
-            }
+        let downgraded = downgrade(fields, body, end.inbound_mut()).map_err(Refused)?;
+        let up = if end_stream {
+            Up::Done
+        } else if downgraded.chunked {
+            Up::Body(UpFraming::Chunked)
+        } else {
+            Up::Body(UpFraming::Length {
+                declared: downgraded.declared_length.unwrap_or(0),
+                received: 0,
+            })
         };
-        let up = match body {
-            Body::None => Up::Done,
-            _ => Up::Body {
-                recv,
-                framing: if downgraded.chunked {
-                    UpFraming::Chunked
-                } else {
-                    UpFraming::Length {
-                        declared: downgraded.declared_length.unwrap_or(0),
-                        received: 0,
-                    }
-                },
-            },
-        };
+        let method = fields
+            .iter()
+            .find(|f| f.name == b":method")
+            .and_then(|f| std::str::from_utf8(f.value).ok())
+            .map_or(Method::Other, Method::from_token);
         Ok(Stream {
             id,
             client: Conn::memory(end),
             http: Some(ctx.spares.start(ctx.now)),
             up,
-            down: Down::Head(respond),
-            method: Method::from_token(parts.method.as_str()),
+            down: Down::Head,
+            method,
             deadline: None,
             waiting: None,
-            woken,
-            waker,
             again: true,
+            blocked: false,
+            send_window: i64::from(send_window),
+            recv_window: i64::from(recv_window),
+            owed: 0,
         })
     }
 
-    /// Moves the stream on: request body in, the session driven, the
-    /// response out. `Ok(true)` when something moved; `Err` when it ended.
+    /// Whether the stream is to be driven now: it was left with work, or
+    /// the event was its backend connection's (`all`: whatever the cause,
+    /// every stream).
+    pub fn due(&self, all: bool, backend: Option<usize>) -> bool {
+        let ours = backend.is_some() && self.http.as_ref().and_then(|h| h.backend()) == backend;
+        self.again || all || ours
+    }
+
+    /// Whether the client may still send on it.
+    pub fn receiving(&self) -> bool {
+        matches!(self.up, Up::Body(_))
+    }
+
+    /// Whether response bytes wait for window.
+    pub fn sending_body(&self) -> bool {
+        matches!(self.down, Down::Body(_))
+    }
+
+    /// Takes a DATA frame of `len` flow-controlled bytes carrying `data`
+    /// (`len` counts the padding too): `Err` with the reason to reset the
+    /// stream with.
+    pub fn receive_data(&mut self, len: u32, data: &[u8], end_stream: bool) -> Result<(), Reason> {
+        // Whatever becomes of the frame, its bytes are credited back to
+        // the connection (padding with the data it came with).
+        self.owed += len;
+        let Up::Body(framing) = &mut self.up else {
+            return Err(Reason::STREAM_CLOSED);
+        };
+        if i64::from(len) > self.recv_window {
+            return Err(Reason::FLOW_CONTROL_ERROR);
+        }
+        self.recv_window -= i64::from(len);
+        let Some(end) = self.client.memory_end() else {
+            return Err(Reason::INTERNAL_ERROR);
+        };
+        let n = data.len();
+        match framing {
+            UpFraming::Length { declared, received } => {
+                *received += n as u64;
+                if *received > *declared {
+                    return Err(Reason::PROTOCOL_ERROR);
+                }
+                end.push_inbound(data);
+            }
+            UpFraming::Chunked if n > 0 => {
+                let out = end.inbound_mut();
+                let _ = write!(out, "{n:x}\r\n");
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            }
+            UpFraming::Chunked => {}
+        }
+        self.again = true;
+        if end_stream {
+            return self.receive_end();
+        }
+        Ok(())
+    }
+
+    /// The client ended the stream (END_STREAM on DATA or on trailers,
+    /// which are not forwarded).
+    pub fn receive_end(&mut self) -> Result<(), Reason> {
+        let Up::Body(framing) = self.up else {
+            return Err(Reason::STREAM_CLOSED);
+        };
+        let Some(end) = self.client.memory_end() else {
+            return Err(Reason::INTERNAL_ERROR);
+        };
+        match framing {
+            UpFraming::Length { declared, received } if declared != received => {
+                return Err(Reason::PROTOCOL_ERROR);
+            }
+            UpFraming::Length { .. } => {}
+            UpFraming::Chunked => end.push_inbound(b"0\r\n\r\n"),
+        }
+        self.up = Up::Done;
+        self.again = true;
+        Ok(())
+    }
+
+    /// Adds `increment` to the stream's send window: `Err` when it would
+    /// pass 2³¹ − 1.
+    pub fn grow_window(&mut self, increment: i64) -> Result<(), Reason> {
+        self.send_window += increment;
+        if self.send_window > i64::from(frame::MAX_WINDOW) {
+            return Err(Reason::FLOW_CONTROL_ERROR);
+        }
+        self.again = true;
+        Ok(())
+    }
+
+    /// The credit to give back to the client for request bytes the
+    /// session took (none while it lags [`INBOUND_LIMIT`] behind), once it
+    /// reaches `threshold` or the stream no longer receives.
+    pub fn credit(&mut self, threshold: u32) -> u32 {
+        if self.owed == 0 {
+            return 0;
+        }
+        let unread = self.client.memory_end().map_or(0, |e| e.unread());
+        if unread >= INBOUND_LIMIT || (self.owed < threshold && self.receiving()) {
+            return 0;
+        }
+        let n = self.owed;
+        self.owed = 0;
+        self.recv_window += i64::from(n);
+        n
+    }
+
+    /// Received bytes never credited back (the stream is closing): they
+    /// still count against the connection's window.
+    pub fn take_owed(&mut self) -> u32 {
+        std::mem::take(&mut self.owed)
+    }
+
+    /// Moves the stream on: the session driven, the response out.
+    /// `Ok(true)` when something moved; `Err` when it ended.
     pub fn drive(
         &mut self,
         service: &ServiceSnapshot,
         peer: SocketAddr,
         limits: &Limits,
-        ctx: &mut Ctx<'_>,
+        (ctx, out): (&mut Ctx<'_>, &mut Out<'_>),
     ) -> Result<bool, End> {
         self.again = false;
-        let waker = self.waker.clone();
-        let mut cx = Context::from_waker(&waker);
-        let cx = &mut cx;
-        if self.client_reset(cx) {
-            return Err(End::ResetByClient);
-        }
         let mut moved = false;
         for round_no in 1..=MAX_ROUNDS {
-            let mut round = self.pump_up(cx)?;
+            let mut round = false;
             let before = self.levels();
             if let Some(http) = self.http.as_mut() {
                 self.client.refresh();
@@ -236,7 +338,7 @@ impl Stream {
                 round |= self.levels() != before;
                 round |= self.settle(flow, service, peer, ctx)?;
             }
-            round |= self.pump_down(cx, limits)?;
+            round |= self.pump_down(limits, out)?;
             if matches!(self.down, Down::Done) {
                 return Err(End::Complete);
             }
@@ -246,33 +348,17 @@ impl Stream {
             }
             // Still moving after the last round allowed: the next pass
             // drives it again.
-            self.again = round_no == MAX_ROUNDS;
+            self.again |= round_no == MAX_ROUNDS;
         }
         if self.http.is_none() {
             // What is left waits for the client's window, no longer than
             // the service's read timeout without progress.
             if moved || self.deadline.is_none() {
-                let settings = ctx.snapshot;
                 self.deadline =
-                    Some(ctx.now + service.timeout(TimeoutKind::Read, settings.settings()));
+                    Some(ctx.now + service.timeout(TimeoutKind::Read, ctx.snapshot.settings()));
             }
         }
         Ok(moved)
-    }
-
-    /// Whether the stream is to be driven now: it is new or was left with
-    /// work, `h2` has news for it, or the event was its backend
-    /// connection's (`all`: whatever the cause, every stream).
-    pub fn due(&mut self, all: bool, backend: Option<usize>) -> bool {
-        let woken = self.woken.take();
-        let ours = backend.is_some() && self.http.as_ref().and_then(|h| h.backend()) == backend;
-        self.again || woken || all || ours
-    }
-
-    /// Whether the next pass must drive the stream whatever its cause: it
-    /// was left with work, or `h2` has news for it.
-    pub fn needs_drive(&self) -> bool {
-        self.again || self.woken.is_set()
     }
 
     /// The stream's deadline passed: its session's timeout runs.
@@ -288,10 +374,11 @@ impl Stream {
                 self.client.refresh();
                 let flow = http.on_timeout(&mut self.client, peer, service, ctx);
                 self.settle(flow, service, peer, ctx)?;
+                self.again = true;
             }
             // The rest of a response waited too long for the client's
             // window.
-            None => return Err(self.reset(Reason::CANCEL)),
+            None => return Err(End::Reset(Reason::CANCEL)),
         }
         Ok(())
     }
@@ -308,16 +395,6 @@ impl Stream {
         if let Some(end) = self.client.memory_end() {
             end.write_shut = true;
         }
-    }
-
-    /// Resets the stream with `reason`.
-    pub fn reset(&mut self, reason: Reason) -> End {
-        match &mut self.down {
-            Down::Head(respond) => respond.send_reset(reason),
-            Down::Body { send, .. } => send.send_reset(reason),
-            Down::Done => {}
-        }
-        End::Reset(reason)
     }
 
     /// How many request bytes wait unread and response bytes unsent in
@@ -359,106 +436,38 @@ impl Stream {
             HttpFlow::Upgrade(tunnel) => {
                 tunnel.close(peer, service, ctx);
                 self.close(ctx);
-                return Err(self.reset(Reason::REFUSED_STREAM));
+                return Err(End::Reset(Reason::REFUSED_STREAM));
             }
             HttpFlow::H2(_) => {
                 self.close(ctx);
-                return Err(self.reset(Reason::INTERNAL_ERROR));
+                return Err(End::Reset(Reason::INTERNAL_ERROR));
             }
         }
         Ok(false)
     }
 
-    /// Whether the client reset the stream.
-    fn client_reset(&mut self, cx: &mut Context<'_>) -> bool {
-        let polled = match &mut self.down {
-            Down::Head(respond) => respond.poll_reset(cx),
-            Down::Body { send, .. } => send.poll_reset(cx),
-            Down::Done => return false,
-        };
-        matches!(polled, Poll::Ready(_))
-    }
-
-    /// Moves request DATA into the session's end while it has room.
-    fn pump_up(&mut self, cx: &mut Context<'_>) -> Result<bool, End> {
-        let mut moved = false;
-        loop {
-            let Up::Body { recv, framing } = &mut self.up else {
-                return Ok(moved);
-            };
-            let Some(end) = self.client.memory_end() else {
-                return Ok(moved);
-            };
-            if end.unread() >= INBOUND_LIMIT {
-                return Ok(moved);
-            }
-            match recv.poll_data(cx) {
-                Poll::Pending => return Ok(moved),
-                Poll::Ready(Some(Ok(data))) => {
-                    let n = data.len();
-                    match framing {
-                        UpFraming::Length { declared, received } => {
-                            *received += n as u64;
-                            if *received > *declared {
-                                return Err(self.reset(Reason::PROTOCOL_ERROR));
-                            }
-                            end.push_inbound(&data);
-                        }
-                        UpFraming::Chunked if n > 0 => {
-                            let out = end.inbound_mut();
-                            let _ = write!(out, "{n:x}\r\n");
-                            out.extend_from_slice(&data);
-                            out.extend_from_slice(b"\r\n");
-                        }
-                        UpFraming::Chunked => {}
-                    }
-                    let _ = recv.flow_control().release_capacity(n);
-                    moved = true;
-                }
-                Poll::Ready(None) => {
-                    match *framing {
-                        UpFraming::Length { declared, received } if declared != received => {
-                            return Err(self.reset(Reason::PROTOCOL_ERROR));
-                        }
-                        UpFraming::Length { .. } => {}
-                        UpFraming::Chunked => end.push_inbound(b"0\r\n\r\n"),
-                    }
-                    self.up = Up::Done;
-                    return Ok(true);
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    return Err(if e.is_reset() && e.is_remote() {
-                        End::ResetByClient
-                    } else {
-                        self.reset(Reason::PROTOCOL_ERROR)
-                    });
-                }
-            }
-        }
-    }
-
     /// Sends what the session wrote: the head once whole, then the body
-    /// as the stream's window allows.
-    fn pump_down(&mut self, cx: &mut Context<'_>, limits: &Limits) -> Result<bool, End> {
+    /// as the windows and the outbound buffer allow.
+    fn pump_down(&mut self, limits: &Limits, out: &mut Out<'_>) -> Result<bool, End> {
         let mut moved = false;
         loop {
-            let step = match &mut self.down {
-                Down::Head(_) => self.send_head(limits),
-                Down::Body { .. } => self.send_body(cx),
+            let step = match self.down {
+                Down::Head => self.send_head(limits, out),
+                Down::Body(_) => self.send_body(out),
                 Down::Done => return Ok(moved),
             };
             match step {
                 Ok(true) => moved = true,
                 Ok(false) => return Ok(moved),
-                Err(reason) => return Err(self.reset(reason)),
+                Err(reason) => return Err(End::Reset(reason)),
             }
         }
     }
 
-    /// Parses the response head the session wrote and sends it as
-    /// HEADERS; `Ok(false)` while it is not whole.
-    fn send_head(&mut self, limits: &Limits) -> Result<bool, Reason> {
-        let method = self.method;
+    /// Sends the response head the session wrote as HEADERS (and
+    /// CONTINUATION); `Ok(false)` while it is not whole or finds no room.
+    fn send_head(&mut self, limits: &Limits, out: &mut Out<'_>) -> Result<bool, Reason> {
+        let (id, method) = (self.id, self.method);
         let Some(end) = self.client.memory_end() else {
             return Err(Reason::INTERNAL_ERROR);
         };
@@ -474,39 +483,49 @@ impl Stream {
             end.outbound.drain(..head.len);
             return Ok(true);
         }
-        let response = response_of(&head, &end.outbound)?;
         let body = match head.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(DownBody::Length(n)),
             Framing::Chunked => Some(DownBody::Chunked(Dechunker::new())),
             Framing::CloseDelimited => Some(DownBody::Close),
         };
-        end.outbound.drain(..head.len);
+        let block = out.scratch();
+        frame::encode_status(head.status, block);
+        for field in head.fields {
+            if !HOP_BY_HOP
+                .iter()
+                .any(|h| field.name.eq_ignore_ascii_case(h))
+            {
+                frame::encode_field(field.name.as_bytes(), field.value, block);
+            }
+        }
+        let flags = if body.is_none() { flag::END_STREAM } else { 0 };
+        match out.headers(id, flags) {
+            Some(true) => {}
+            Some(false) => {
+                self.blocked = true;
+                return Ok(false);
+            }
+            None => return Err(Reason::INTERNAL_ERROR),
+        }
+        let len = head.len;
+        end.outbound.drain(..len);
         end.response_framing = None;
-        let Down::Head(respond) = &mut self.down else {
-            return Err(Reason::INTERNAL_ERROR);
-        };
-        let send = respond
-            .send_response(response, body.is_none())
-            .map_err(|_| Reason::INTERNAL_ERROR)?;
-        // A request body still coming after a whole response is not
-        // wanted: once the stream is dropped, `h2` tells the client to
-        // stop sending it, without error and after the response's last
-        // frame (RST_STREAM NO_ERROR, RFC 9113 §8.1).
         self.down = match body {
             None => Down::Done,
-            Some(body) => Down::Body { send, body },
+            Some(body) => Down::Body(body),
         };
         Ok(true)
     }
 
-    /// Sends as much of the body as the window allows; `Ok(false)` when
-    /// nothing could go.
-    fn send_body(&mut self, cx: &mut Context<'_>) -> Result<bool, Reason> {
+    /// Sends as much of the body as the windows and the outbound buffer
+    /// allow; `Ok(false)` when nothing could go.
+    fn send_body(&mut self, out: &mut Out<'_>) -> Result<bool, Reason> {
+        let id = self.id;
         let Some(end) = self.client.memory_end() else {
             return Err(Reason::INTERNAL_ERROR);
         };
-        let Down::Body { send, body } = &mut self.down else {
+        let Down::Body(body) = &mut self.down else {
             return Ok(false);
         };
         if let DownBody::Length(left) = body {
@@ -525,22 +544,14 @@ impl Stream {
                 Ok(false)
             };
         }
-        let mut cap = 0;
-        if !end.outbound.is_empty() {
-            send.reserve_capacity(end.outbound.len());
-            cap = send.capacity();
-            if cap == 0 {
-                match send.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(n))) => cap = n,
-                    Poll::Ready(Some(Err(_)) | None) => return Err(Reason::CANCEL),
-                    Poll::Pending => return Ok(false),
-                }
-            }
-            if cap == 0 && !at_end {
-                return Ok(false);
-            }
+        let cap = out.data_room(self.send_window);
+        if cap == 0 && !end.outbound.is_empty() {
+            // Waiting for the client's window (its WINDOW_UPDATE drives
+            // the stream), or for room (the next write does).
+            self.blocked |= !out.has_room();
+            return Ok(false);
         }
-        let (payload, used, eos) = match body {
+        let (used, sent, eos) = match body {
             DownBody::Length(left) => {
                 let n = end
                     .outbound
@@ -548,30 +559,38 @@ impl Stream {
                     .min(cap)
                     .min(usize::try_from(*left).unwrap_or(usize::MAX));
                 *left -= n as u64;
-                (end.outbound[..n].to_vec(), n, *left == 0)
+                let eos = *left == 0;
+                if !out.data(id, &end.outbound[..n], eos) {
+                    return Err(Reason::INTERNAL_ERROR);
+                }
+                (n, n, eos)
             }
             DownBody::Chunked(d) => {
-                let mut out = Vec::with_capacity(cap.min(end.outbound.len()));
+                let payload = out.scratch();
                 let used = d
-                    .decode(&end.outbound, &mut out, cap)
+                    .decode(&end.outbound, payload, cap)
                     .map_err(|_| Reason::INTERNAL_ERROR)?;
-                (out, used, d.is_done())
+                let (n, eos) = (payload.len(), d.is_done());
+                if n == 0 && !eos {
+                    end.outbound.drain(..used);
+                    return Ok(used > 0);
+                }
+                if !out.scratch_data(id, eos) {
+                    return Err(Reason::INTERNAL_ERROR);
+                }
+                (used, n, eos)
             }
             DownBody::Close => {
                 let n = end.outbound.len().min(cap);
-                (
-                    end.outbound[..n].to_vec(),
-                    n,
-                    end.write_shut && n == end.outbound.len(),
-                )
+                let eos = end.write_shut && n == end.outbound.len();
+                if !out.data(id, &end.outbound[..n], eos) {
+                    return Err(Reason::INTERNAL_ERROR);
+                }
+                (n, n, eos)
             }
         };
         end.outbound.drain(..used);
-        if payload.is_empty() && !eos {
-            return Ok(used > 0);
-        }
-        send.send_data(Bytes::from(payload), eos)
-            .map_err(|_| Reason::INTERNAL_ERROR)?;
+        self.send_window -= sent as i64;
         if eos {
             self.down = Down::Done;
         }
@@ -623,88 +642,4 @@ fn read_head<'a>(
         return Err(Reason::INTERNAL_ERROR);
     }
     Ok(head)
-}
-
-/// The HTTP/2 response for `head`, which lies in `bytes`: its status and
-/// its fields but the hop-by-hop ones. The map is made at its final size,
-/// and every value is a slice of one copy of the head: one allocation for
-/// the values instead of one each, and no growth step.
-fn response_of(head: &WrittenHead<'_>, bytes: &[u8]) -> Result<http::Response<()>, Reason> {
-    let mut response = http::Response::new(());
-    *response.status_mut() =
-        http::StatusCode::from_u16(head.status).map_err(|_| Reason::INTERNAL_ERROR)?;
-    let mut headers = http::HeaderMap::with_capacity(head.fields.len());
-    let base = bytes.as_ptr() as usize;
-    let shared = Bytes::copy_from_slice(&bytes[..head.len.min(bytes.len())]);
-    for field in head.fields {
-        if HOP_BY_HOP
-            .iter()
-            .any(|h| field.name.eq_ignore_ascii_case(h))
-        {
-            continue;
-        }
-        let name = http::HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Reason::INTERNAL_ERROR)?;
-        // The value lies inside the head just copied.
-        let at = (field.value.as_ptr() as usize).wrapping_sub(base);
-        let range = at..at.saturating_add(field.value.len());
-        if shared.get(range.clone()).is_none() {
-            return Err(Reason::INTERNAL_ERROR);
-        }
-        let value = http::HeaderValue::from_maybe_shared(shared.slice(range))
-            .map_err(|_| Reason::INTERNAL_ERROR)?;
-        headers.append(name, value);
-    }
-    *response.headers_mut() = headers;
-    Ok(response)
-}
-
-/// Checks a request's header list and writes its HTTP/1.1 head into
-/// `out` (see [`downgrade`]).
-fn write_request(
-    parts: &http::request::Parts,
-    body: Body,
-    tls: bool,
-    out: &mut Vec<u8>,
-) -> Result<crate::http2::downgrade::Downgraded, crate::http2::downgrade::DowngradeError> {
-    let method = parts.method.as_str();
-    let uri = &parts.uri;
-    let path = match uri.path_and_query() {
-        Some(p) => p.as_str(),
-        None => "",
-    };
-    let mut fields: Vec<Field<'_>> = Vec::with_capacity(parts.headers.len() + 4);
-    fields.push(Field {
-        name: b":method",
-        value: method.as_bytes(),
-    });
-    // `h2` refuses a request without `:scheme`, but keeps it in the URI
-    // only beside an authority: without one (a `host` field instead,
-    // RFC 9113 §8.3.1) it is the connection's.
-    let scheme = match uri.scheme_str() {
-        Some(scheme) => scheme,
-        None if tls => "https",
-        None => "http",
-    };
-    fields.push(Field {
-        name: b":scheme",
-        value: scheme.as_bytes(),
-    });
-    if let Some(authority) = uri.authority() {
-        fields.push(Field {
-            name: b":authority",
-            value: authority.as_str().as_bytes(),
-        });
-    }
-    fields.push(Field {
-        name: b":path",
-        value: path.as_bytes(),
-    });
-    for (name, value) in &parts.headers {
-        fields.push(Field {
-            name: name.as_str().as_bytes(),
-            value: value.as_bytes(),
-        });
-    }
-    downgrade(&fields, body, out)
 }

@@ -1,37 +1,31 @@
-//! What the `h2` state machine reads from and writes to: the client
-//! connection's bytes in two pooled buffers, behind the tokio I/O traits
-//! the crate polls, and the waker it is polled with.
+//! The client connection's bytes on their way between the socket and the
+//! frame layer: two pooled buffers, and the writer of outbound frames.
 //!
 //! The session moves bytes between the client's [`Conn`] and these
-//! buffers itself (so TLS, readiness and byte counts stay the engine's),
-//! then polls the connection: a read with nothing buffered is `Pending`
-//! (the session reads the socket and polls again), a write into a full
-//! buffer is `Pending` (the session writes to the socket and polls
-//! again). No task is ever parked on a waker: the worker drives the
-//! session on the socket's events, and the waker only records that the
-//! crate asked to be polled again (a stream queued a frame).
+//! buffers itself (so TLS, readiness and byte counts stay the engine's).
+//! Frames are written straight into the outbound buffer by [`Out`], which
+//! keeps [`CONTROL_ROOM`] bytes free for the frames the connection owes
+//! the client (acknowledgements, window credit, resets, GOAWAY): stream
+//! data never takes that room, and the session reads no further frame
+//! while it is short, so a client that stops reading stops being read.
 
-use std::cell::RefCell;
 use std::io;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
+use crate::http2::frame::{flag, kind, FrameHead, HEAD_LEN};
 use crate::io::buffer::{release_if_empty, Buffer, BufferPool};
 use crate::io::conn::{Conn, Fill};
 
-/// The client connection's bytes between the socket and `h2`.
+/// Outbound bytes kept free for the connection's own frames.
+pub(super) const CONTROL_ROOM: usize = 512;
+
+/// The client connection's bytes between the socket and the frame layer.
 #[derive(Debug, Default)]
 pub(crate) struct Wire {
-    /// Read from the client, not yet taken by `h2`.
+    /// Read from the client, not yet taken by the frame layer.
     pub inbound: Option<Buffer>,
     /// The client sent its last byte.
     pub eof: bool,
-    /// Frames `h2` wrote, not yet sent to the client.
+    /// Frames written, not yet sent to the client.
     pub outbound: Option<Buffer>,
 }
 
@@ -96,7 +90,7 @@ impl Wire {
         Ok(moved)
     }
 
-    /// Makes sure `h2` has an outbound buffer to write frames into.
+    /// Makes sure there is an outbound buffer to write frames into.
     pub fn ready_outbound(&mut self, pool: &mut BufferPool) -> Moved {
         if self.outbound.is_none() {
             match pool.checkout() {
@@ -120,6 +114,22 @@ impl Wire {
         self.outbound.as_ref().is_some_and(|b| !b.is_empty())
     }
 
+    /// Whether the connection's own frames have their room.
+    pub fn control_room(&mut self) -> bool {
+        self.outbound
+            .as_mut()
+            .is_some_and(|b| room(b) >= CONTROL_ROOM)
+    }
+
+    /// Writes one of the connection's own frames (it fits in
+    /// [`CONTROL_ROOM`]); `false` when there is no room even for it.
+    pub fn control(&mut self, head: FrameHead, payload: &[u8]) -> bool {
+        match self.outbound.as_mut() {
+            Some(buf) => put(buf, head, payload),
+            None => false,
+        }
+    }
+
     /// Gives back buffers that hold nothing.
     pub fn release(&mut self) {
         release_if_empty(&mut self.inbound);
@@ -127,92 +137,141 @@ impl Wire {
     }
 }
 
-/// The I/O object `h2` owns: a handle on the session's [`Wire`].
-#[derive(Debug)]
-pub(crate) struct WireIo(pub Rc<RefCell<Wire>>);
-
-impl AsyncRead for WireIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let mut wire = self.0.borrow_mut();
-        let eof = wire.eof;
-        match wire.inbound.as_mut() {
-            Some(buf) if !buf.is_empty() => {
-                let n = buf.len().min(out.remaining());
-                out.put_slice(&buf.filled()[..n]);
-                buf.consume(n);
-                Poll::Ready(Ok(()))
-            }
-            // Nothing put: the end of the stream.
-            _ if eof => Poll::Ready(Ok(())),
-            _ => Poll::Pending,
-        }
-    }
-}
-
-impl AsyncWrite for WireIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        bytes: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut wire = self.0.borrow_mut();
-        let Some(buf) = wire.outbound.as_mut() else {
-            return Poll::Pending;
-        };
+/// The free space of `buf`, compacted first when that makes more.
+fn room(buf: &mut Buffer) -> usize {
+    if buf.capacity() - buf.len() > buf.spare().len() {
         buf.compact();
-        let spare = buf.spare();
-        if spare.is_empty() {
-            return Poll::Pending;
+    }
+    buf.spare().len()
+}
+
+/// Appends a frame to `buf` when it fits whole.
+fn put(buf: &mut Buffer, head: FrameHead, payload: &[u8]) -> bool {
+    if room(buf) < HEAD_LEN + payload.len() {
+        return false;
+    }
+    let spare = buf.spare();
+    head.write(&mut spare[..HEAD_LEN]);
+    spare[HEAD_LEN..HEAD_LEN + payload.len()].copy_from_slice(payload);
+    buf.commit(HEAD_LEN + payload.len());
+    true
+}
+
+/// Where a stream writes its response frames: the outbound buffer (none
+/// when the pool had none), the connection's send window, the client's
+/// frame size, and scratch space for a header block or decoded data.
+pub(super) struct Out<'a> {
+    pub buf: Option<&'a mut Buffer>,
+    pub conn_window: &'a mut i64,
+    pub max_frame: u32,
+    pub scratch: &'a mut Vec<u8>,
+}
+
+impl Out<'_> {
+    /// The scratch space, emptied.
+    pub fn scratch(&mut self) -> &mut Vec<u8> {
+        self.scratch.clear();
+        self.scratch
+    }
+
+    /// Free space for stream frames (the control room kept aside).
+    fn stream_room(&mut self) -> usize {
+        self.buf
+            .as_deref_mut()
+            .map_or(0, |b| room(b).saturating_sub(CONTROL_ROOM))
+    }
+
+    /// Whether a frame with some payload would fit now.
+    pub fn has_room(&mut self) -> bool {
+        self.stream_room() > HEAD_LEN
+    }
+
+    /// How many DATA bytes may go now on a stream with `window`: the
+    /// windows, the frame size and the room allow.
+    pub fn data_room(&mut self, window: i64) -> usize {
+        let room = self.stream_room().saturating_sub(HEAD_LEN);
+        let window = window.min(*self.conn_window).max(0);
+        let window = usize::try_from(window).unwrap_or(0);
+        room.min(window).min(self.max_frame as usize)
+    }
+
+    /// Writes the header block in scratch as HEADERS (and CONTINUATION
+    /// frames past the client's frame size) on stream `id` with `flags`;
+    /// `Some(false)` when it does not fit yet, `None` when it never will
+    /// (larger than the buffer).
+    pub fn headers(&mut self, id: u32, flags: u8) -> Option<bool> {
+        let max = self.max_frame as usize;
+        let block = &self.scratch[..];
+        let frames = block.len().div_ceil(max).max(1);
+        let Some(buf) = self.buf.as_deref_mut() else {
+            return Some(false);
+        };
+        let need = block.len() + frames * HEAD_LEN + CONTROL_ROOM;
+        if need > buf.capacity() {
+            // A head that can never fit (far past any usual size).
+            return None;
         }
-        let n = spare.len().min(bytes.len());
-        spare[..n].copy_from_slice(&bytes[..n]);
-        buf.commit(n);
-        Poll::Ready(Ok(n))
+        if room(buf) < need {
+            return Some(false);
+        }
+        let mut pieces = block.chunks(max);
+        let first = pieces.next().unwrap_or(&[]);
+        let last = frames == 1;
+        let head = FrameHead {
+            len: first.len() as u32,
+            kind: kind::HEADERS,
+            flags: flags | if last { flag::END_HEADERS } else { 0 },
+            stream: id,
+        };
+        put(buf, head, first);
+        let mut left = frames - 1;
+        for piece in pieces {
+            left -= 1;
+            let head = FrameHead {
+                len: piece.len() as u32,
+                kind: kind::CONTINUATION,
+                flags: if left == 0 { flag::END_HEADERS } else { 0 },
+                stream: id,
+            };
+            put(buf, head, piece);
+        }
+        Some(true)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The session sends the buffer to the socket after every poll.
-        Poll::Ready(Ok(()))
+    /// Writes `payload` as one DATA frame on stream `id` (it fits: the
+    /// caller asked [`data_room`](Self::data_room)).
+    pub fn data(&mut self, id: u32, payload: &[u8], end_stream: bool) -> bool {
+        let Some(buf) = self.buf.as_deref_mut() else {
+            return false;
+        };
+        let head = FrameHead {
+            len: payload.len() as u32,
+            kind: kind::DATA,
+            flags: if end_stream { flag::END_STREAM } else { 0 },
+            stream: id,
+        };
+        if !put(buf, head, payload) {
+            return false;
+        }
+        *self.conn_window -= payload.len() as i64;
+        true
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Records that `h2` asked to be polled again.
-#[derive(Debug, Default)]
-pub(crate) struct WakeFlag(AtomicBool);
-
-impl WakeFlag {
-    /// A waker that sets the flag, and the flag.
-    pub fn waker() -> (Waker, Arc<WakeFlag>) {
-        let flag = Arc::new(WakeFlag::default());
-        (Waker::from(Arc::clone(&flag)), flag)
-    }
-
-    /// Whether a wake came since the last call (and clears it).
-    pub fn take(&self) -> bool {
-        self.0.swap(false, Ordering::Relaxed)
-    }
-
-    /// Whether a wake came since the last [`take`](Self::take), leaving
-    /// it set.
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl Wake for WakeFlag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Relaxed);
+    /// Writes the scratch space as one DATA frame on stream `id`.
+    pub fn scratch_data(&mut self, id: u32, end_stream: bool) -> bool {
+        let Some(buf) = self.buf.as_deref_mut() else {
+            return false;
+        };
+        let head = FrameHead {
+            len: self.scratch.len() as u32,
+            kind: kind::DATA,
+            flags: if end_stream { flag::END_STREAM } else { 0 },
+            stream: id,
+        };
+        if !put(buf, head, self.scratch) {
+            return false;
+        }
+        *self.conn_window -= self.scratch.len() as i64;
+        true
     }
 }
