@@ -24,7 +24,7 @@
 //! | certificates | [`tls`] | certificate files to rustls server configurations (control path) |
 //! | I/O | `token`, `throttle`, `io::conn`, `io::buffer`, `io::splice`, `io::tls`, `io::memory`, `timer` | poller tokens; a socket (or an HTTP/2 stream's in-memory end) with its readiness and byte counts; pooled buffers; kernel pipes; TLS under a client socket; deadlines |
 //! | upstream | `upstream::pool`, `upstream::connect` | backend connections and their idle pools; choosing, connecting, passive health |
-//! | session | `session`, `session::tunnel`, `session::http`, `session::h2` | one client connection: the layer-4 tunnel, the HTTP/1.x session, the HTTP/2 session (`h2`'s frame layer in the worker loop, one HTTP/1.x session per stream) |
+//! | session | `session`, `session::tunnel`, `session::http`, `session::h2` | one client connection: the layer-4 tunnel, the HTTP/1.x session, the HTTP/2 session (the engine's own frame layer in the worker loop, one HTTP/1.x session per stream) |
 //! | worker | `worker`, `listener`, `resource` | one thread's event loop; listening sockets and `maxclients`; local exhaustion |
 //! | engine | [`engine`] | start, reconfigure, stop |
 //!
