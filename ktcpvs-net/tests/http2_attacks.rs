@@ -1337,3 +1337,49 @@ fn zero_window_on_a_whole_response_is_timed_out() {
         "the stream waiting for a window is still open after 6 s (read timeout 1 s)"
     );
 }
+
+#[test]
+fn a_connection_error_ends_the_streams_in_flight_and_their_backend_connections() {
+    // A stream is in flight (its server holds a request whose body is
+    // half sent) when the client breaks the protocol (DATA on stream 0):
+    // GOAWAY PROTOCOL_ERROR, and the stream's backend connection is
+    // closed, not left open nor pooled.
+    let seen_head = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicBool::new(false));
+    let (head, gone) = (Arc::clone(&seen_head), Arc::clone(&closed));
+    let backend = RawBackend::start(move |conn| {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = BufReader::new(conn);
+        if support::backend::read_request_head(&mut reader).is_none() {
+            return;
+        }
+        head.store(true, Ordering::SeqCst);
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => {
+                    gone.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let engine = h2_engine(backend.addr());
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    let block = request_block("POST", "/held", &[("content-length", "10")]);
+    c.send(&headers(1, END_HEADERS, &block)).unwrap();
+    c.send(&data(1, 0, b"12345")).unwrap();
+    eventually("the backend has the request head", || {
+        seen_head.load(Ordering::SeqCst)
+    });
+    c.send(&data(0, 0, b"x")).unwrap();
+    assert!(c.wait_closed(ANSWER), "the connection is closed");
+    let g = c.goaway.expect("a GOAWAY");
+    assert_eq!(g.code, PROTOCOL_ERROR, "{g:?}");
+    eventually("the stream's backend connection is closed", || {
+        closed.load(Ordering::SeqCst)
+    });
+    assert_eq!(backend.connections(), 1);
+}

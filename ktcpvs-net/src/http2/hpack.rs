@@ -315,6 +315,17 @@ impl Decoder {
         }
     }
 
+    /// Lets go of the scratch space a large literal grew (a connection
+    /// between requests keeps no more than it needs).
+    pub fn release_scratch(&mut self) {
+        if self.name.capacity() > 1024 {
+            self.name = Vec::new();
+        }
+        if self.huffman.capacity() > 1024 {
+            self.huffman = Vec::new();
+        }
+    }
+
     /// Decodes one whole header block, calling `field` with each field's
     /// name and value in order.
     pub fn decode(

@@ -541,6 +541,7 @@ impl H2Session {
             // connections of a busy site are mostly idle).
             self.streams = Vec::new();
             self.scratch = Vec::new();
+            self.decoder.release_scratch();
         }
         if end != End::ResetByClient {
             return;
@@ -574,6 +575,11 @@ impl H2Session {
             || (self.go_away == GoAway::Sent || self.client_gone) && self.streams.is_empty();
         if done {
             self.phase = Phase::Closed;
+            // A connection error leaves streams behind: their sessions
+            // end now (a backend connection mid-exchange is closed).
+            for mut s in self.streams.drain(..) {
+                s.close(ctx);
+            }
             // The last frames (a GOAWAY) leave first, for a while.
             return if self.wire.has_outbound() && !client.ready.hup {
                 Flow::Open(Some(ctx.now + CLOSING))

@@ -164,7 +164,12 @@ impl H2Session {
                     return protocol;
                 }
                 if payload.len() != 5 {
-                    self.reset_stream(head.stream, Reason::FRAME_SIZE_ERROR);
+                    match self.find(head.stream) {
+                        Some(i) => {
+                            self.finish(i, End::Reset(Reason::FRAME_SIZE_ERROR), service, ctx)
+                        }
+                        None => self.reset_stream(head.stream, Reason::FRAME_SIZE_ERROR),
+                    }
                 }
                 Ok(())
             }
