@@ -165,14 +165,23 @@ impl Conn {
     }
 
     /// The end an HTTP/2 stream's HTTP/1.1 session reads and writes.
-    pub fn memory(end: MemoryEnd) -> Self {
+    pub fn memory(end: Box<MemoryEnd>) -> Self {
         let mut conn = Conn {
             ready: Ready::default(),
             traffic: Traffic::default(),
-            io: Io::Memory(Box::new(end)),
+            io: Io::Memory(end),
         };
         conn.refresh();
         conn
+    }
+
+    /// The memory end this connection was made from, for a new stream
+    /// (`None` for a socket).
+    pub fn into_memory_end(self) -> Option<Box<MemoryEnd>> {
+        match self.io {
+            Io::Memory(end) => Some(end),
+            Io::Socket { .. } => None,
+        }
     }
 
     fn over_tls(mut conn: Conn, tls: rustls::Connection) -> Conn {

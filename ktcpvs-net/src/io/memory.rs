@@ -59,6 +59,36 @@ impl MemoryEnd {
         }
     }
 
+    /// The end of a stream that ended, emptied for a new stream of a
+    /// connection that runs TLS (or not) with this server name; it keeps
+    /// the room its buffers had, up to [`OUTBOUND_LIMIT`] each.
+    pub fn reuse(mut self: Box<Self>, tls: bool, server_name: Option<&str>) -> Box<MemoryEnd> {
+        let (mut inbound, mut outbound) = (
+            std::mem::take(&mut self.inbound),
+            std::mem::take(&mut self.outbound),
+        );
+        for buf in [&mut inbound, &mut outbound] {
+            buf.clear();
+            if buf.capacity() > OUTBOUND_LIMIT {
+                *buf = Vec::with_capacity(INITIAL_CAPACITY);
+            }
+        }
+        let keep_name = self.server_name.as_deref() == server_name;
+        let name = if keep_name {
+            self.server_name.take()
+        } else {
+            server_name.map(Box::from)
+        };
+        *self = MemoryEnd {
+            inbound,
+            outbound,
+            tls,
+            server_name: name,
+            ..MemoryEnd::default()
+        };
+        self
+    }
+
     /// Request bytes the session has not read yet.
     pub fn unread(&self) -> usize {
         self.inbound.len() - self.read

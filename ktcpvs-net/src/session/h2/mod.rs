@@ -42,10 +42,12 @@ use self::stream::{End, Stream};
 use self::wire::{Moved, Out, Wire};
 use super::{Cause, Ctx, Flow};
 use crate::http::Limits;
+use crate::http2::downgrade::Field;
 use crate::http2::frame::{self, kind, setting, FrameHead, Reason};
 use crate::http2::hpack;
 use crate::io::buffer::Buffer;
 use crate::io::conn::Conn;
+use crate::io::memory::MemoryEnd;
 use crate::throttle::Throttle;
 
 pub(crate) use crate::http2::frame::PREFACE;
@@ -72,6 +74,10 @@ pub(crate) const RESET_WINDOW: Duration = Duration::from_secs(10);
 /// keeps finding work gives the worker back after this many and is driven
 /// again on the next loop iteration.
 const MAX_PASSES: usize = 64;
+
+/// Most memory ends of ended streams a connection keeps for its next
+/// streams.
+const SPARE_ENDS: usize = 16;
 
 /// How long a closed connection's last frames may take to leave.
 const CLOSING: Duration = Duration::from_secs(5);
@@ -156,6 +162,17 @@ pub(crate) struct H2Session {
     client_gone: bool,
     /// Header blocks decoded, field names and values one after another.
     scratch: Vec<u8>,
+    /// Where each decoded field lies in `scratch`: (start, name length,
+    /// value length).
+    spans: Vec<(u32, u32, u32)>,
+    /// The allocation of the list of a request's fields, kept empty.
+    fields: Vec<Field<'static>>,
+    /// Memory ends of ended streams, for the next ones (at most
+    /// [`SPARE_ENDS`]; none while the connection is idle). Boxed: each box
+    /// moves into a new stream's `Conn` as it is, so a stream costs no
+    /// allocation for its end.
+    #[allow(clippy::vec_box)]
+    spare_ends: Vec<Box<MemoryEnd>>,
     /// When the connection last had no stream (the idle timeout's start).
     idle_since: Instant,
     resets: Resets,
@@ -208,6 +225,9 @@ impl H2Session {
             go_away: GoAway::No,
             client_gone: false,
             scratch: Vec::new(),
+            spans: Vec::new(),
+            fields: Vec::new(),
+            spare_ends: Vec::new(),
             idle_since: ctx.now,
             resets: Resets {
                 since: ctx.now,
@@ -535,12 +555,20 @@ impl H2Session {
             End::Complete | End::ResetByClient => {}
             End::Reset(reason) => self.reset_stream(stream.id, reason),
         }
+        if self.spare_ends.len() < SPARE_ENDS {
+            if let Some(end) = stream.into_end() {
+                self.spare_ends.push(end);
+            }
+        }
         if self.streams.is_empty() {
             self.idle_since = ctx.now;
             // An idle connection keeps no room for streams (the many
             // connections of a busy site are mostly idle).
             self.streams = Vec::new();
             self.scratch = Vec::new();
+            self.spans = Vec::new();
+            self.fields = Vec::new();
+            self.spare_ends = Vec::new();
             self.decoder.release_scratch();
         }
         if end != End::ResetByClient {

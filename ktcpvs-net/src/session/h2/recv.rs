@@ -345,8 +345,7 @@ impl H2Session {
         limits: &Limits,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ConnError> {
-        let mut spans = [(0u32, 0u32, 0u32); MAX_FIELDS];
-        let (fields, fits) = self.decode(bytes, &mut spans, limits)?;
+        let fits = self.decode(bytes, limits)?;
         let id = block.stream;
         if let Some(i) = self.find(id) {
             // Trailers: they end the stream, and are not forwarded.
@@ -379,25 +378,18 @@ impl H2Session {
             return Ok(());
         }
         let scratch = std::mem::take(&mut self.scratch);
-        let mut list = [Field {
-            name: &[],
-            value: &[],
-        }; MAX_FIELDS];
-        for (slot, &(at, name, value)) in list.iter_mut().zip(&spans[..fields]) {
+        let mut list = recycle(std::mem::take(&mut self.fields));
+        list.extend(self.spans.iter().map(|&(at, name, value)| {
             let (at, name, value) = (at as usize, name as usize, value as usize);
-            *slot = Field {
+            Field {
                 name: &scratch[at..at + name],
                 value: &scratch[at + name..at + name + value],
-            };
-        }
+            }
+        }));
         let windows = (self.peer.initial_window, STREAM_WINDOW);
-        let opened = Stream::open(
-            id,
-            (&list[..fields], block.end_stream),
-            origin,
-            windows,
-            ctx,
-        );
+        let spare = self.spare_ends.pop();
+        let opened = Stream::open(id, (&list, block.end_stream), (origin, spare), windows, ctx);
+        self.fields = recycle(list);
         self.scratch = scratch;
         match opened {
             Ok(stream) => {
@@ -412,42 +404,52 @@ impl H2Session {
         Ok(())
     }
 
-    /// Decodes a header block into the scratch space: how many fields
-    /// (each `(start, name length, value length)` in `spans`), and whether
-    /// the list fits the limits (`false`: its stream is refused). A block
-    /// HPACK cannot decode is a connection error.
-    fn decode(
-        &mut self,
-        bytes: &[u8],
-        spans: &mut [(u32, u32, u32); MAX_FIELDS],
-        limits: &Limits,
-    ) -> Result<(usize, bool), ConnError> {
+    /// Decodes a header block into the scratch space (each field's
+    /// `(start, name length, value length)` in `spans`): whether the list
+    /// fits the limits (`false`: its stream is refused). A block HPACK
+    /// cannot decode is a connection error.
+    fn decode(&mut self, bytes: &[u8], limits: &Limits) -> Result<bool, ConnError> {
         let limit = limits.max_header_size;
-        let (mut fields, mut size, mut fits) = (0usize, 0usize, true);
+        let (mut size, mut fits) = (0usize, true);
         let scratch = &mut self.scratch;
+        let spans = &mut self.spans;
         scratch.clear();
+        spans.clear();
         let decoded = self.decoder.decode(bytes, |name, value| {
             size = size.saturating_add(name.len() + value.len() + 32);
-            if size > limit || fields == MAX_FIELDS {
+            if size > limit || spans.len() == MAX_FIELDS {
                 fits = false;
                 return;
             }
             let at = scratch.len();
             scratch.extend_from_slice(name);
             scratch.extend_from_slice(value);
-            spans[fields] = (at as u32, name.len() as u32, value.len() as u32);
-            fields += 1;
+            spans.push((at as u32, name.len() as u32, value.len() as u32));
         });
         decoded.map_err(|_| ConnError(Reason::COMPRESSION_ERROR))?;
         // A list far past the limit (an HPACK bomb) closes the connection.
         if size > limit.saturating_mul(16) {
             return Err(ConnError(Reason::ENHANCE_YOUR_CALM));
         }
-        Ok((fields, fits))
+        Ok(fits)
     }
 
     /// The index of stream `id` among the open streams.
     fn find(&self, id: u32) -> Option<usize> {
         self.streams.iter().position(|s| s.id == id)
     }
+}
+
+/// An empty list of fields on `spare`'s allocation, whatever the
+/// lifetime of the fields it held: the list of one request's fields is
+/// built without an allocation of its own.
+fn recycle<'b>(mut spare: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    spare.clear();
+    spare
+        .into_iter()
+        .map(|_| Field {
+            name: &[],
+            value: &[],
+        })
+        .collect()
 }

@@ -153,16 +153,20 @@ pub(super) struct Stream {
 
 impl Stream {
     /// Stream `id` for the header list `fields` (`end_stream`: the
-    /// HEADERS frame ended it), written as HTTP/1.1 for a new session.
-    /// `Err` when the header list is refused: nothing of it goes further.
+    /// HEADERS frame ended it), written as HTTP/1.1 for a new session in
+    /// `spare` (an ended stream's end) or a new end. `Err` when the header
+    /// list is refused: nothing of it goes further.
     pub fn open(
         id: u32,
         (fields, end_stream): (&[Field<'_>], bool),
-        origin: Origin<'_>,
+        (origin, spare): (Origin<'_>, Option<Box<MemoryEnd>>),
         (send_window, recv_window): (u32, u32),
         ctx: &mut Ctx<'_>,
     ) -> Result<Stream, Refused> {
-        let mut end = MemoryEnd::new(origin.tls, origin.server_name);
+        let mut end = match spare {
+            Some(end) => end.reuse(origin.tls, origin.server_name),
+            None => Box::new(MemoryEnd::new(origin.tls, origin.server_name)),
+        };
         let body = if end_stream {
             Body::None
         } else {
@@ -207,6 +211,11 @@ impl Stream {
     pub fn due(&self, all: bool, backend: Option<usize>) -> bool {
         let ours = backend.is_some() && self.http.as_ref().and_then(|h| h.backend()) == backend;
         self.again || all || ours
+    }
+
+    /// Its memory end, for the next stream of the connection.
+    pub fn into_end(self) -> Option<Box<MemoryEnd>> {
+        self.client.into_memory_end()
     }
 
     /// Whether the client may still send on it.
