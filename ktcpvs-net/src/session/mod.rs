@@ -31,6 +31,7 @@ use self::http::{HttpFlow, HttpSession, Keep};
 use crate::access_log::{AccessLog, Format};
 use crate::io::buffer::BufferPool;
 use crate::io::conn::Conn;
+use crate::io::memory::MemoryEnd;
 use crate::listener::ClientGate;
 use crate::proxy_protocol::{self, Addresses};
 use crate::throttle::Throttle;
@@ -134,27 +135,51 @@ impl Ctx<'_> {
 /// Emptied HTTP session boxes of closed or parked connections, reused by
 /// the next connection that needs an active session, so that neither a
 /// connection per request nor a keep-alive connection waking up allocates
-/// one. Bounded: beyond [`Spares::MAX`] boxes are freed.
+/// one; and the memory ends of ended HTTP/2 streams, reused by the next
+/// stream of any connection. Bounded: beyond [`Spares::MAX`] of each,
+/// boxes are freed.
 // The boxes themselves are what is kept: each moves into a session's
-// `Kind::Http` as is.
+// `Kind::Http` (a stream's `Conn`) as is.
 #[allow(clippy::vec_box)]
 #[derive(Debug, Default)]
-pub(crate) struct Spares(Vec<Box<HttpSession>>);
+pub(crate) struct Spares {
+    sessions: Vec<Box<HttpSession>>,
+    ends: Vec<Box<MemoryEnd>>,
+}
 
 impl Spares {
-    /// Most boxes kept.
+    /// Most boxes kept, of each kind.
     pub const MAX: usize = 256;
 
     /// A pool of spare boxes, none yet.
     pub fn new() -> Self {
-        Spares(Vec::with_capacity(Self::MAX))
+        Spares {
+            sessions: Vec::with_capacity(Self::MAX),
+            ends: Vec::new(),
+        }
+    }
+
+    /// A memory end for a new HTTP/2 stream of a connection that runs TLS
+    /// (or not) with this server name: a spare one emptied, or a new one.
+    pub fn end(&mut self, tls: bool, server_name: Option<&str>) -> Box<MemoryEnd> {
+        match self.ends.pop() {
+            Some(end) => end.reuse(tls, server_name),
+            None => Box::new(MemoryEnd::new(tls, server_name)),
+        }
+    }
+
+    /// Keeps an ended stream's memory end for a later stream, or frees it.
+    pub fn keep_end(&mut self, end: Box<MemoryEnd>) {
+        if self.ends.len() < Self::MAX {
+            self.ends.push(end);
+        }
     }
 
     /// A session reading its first head, in a spare box when there is one
     /// (its buffers and scratch space are already empty: only the state is
     /// written, nothing is moved).
     pub fn start(&mut self, now: Instant) -> Box<HttpSession> {
-        match self.0.pop() {
+        match self.sessions.pop() {
             Some(mut spare) => {
                 spare.restart(now);
                 spare
@@ -172,8 +197,8 @@ impl Spares {
 
     /// Keeps an emptied box for later, or frees it.
     pub fn keep(&mut self, spare: Box<HttpSession>) {
-        if self.0.len() < Self::MAX {
-            self.0.push(spare);
+        if self.sessions.len() < Self::MAX {
+            self.sessions.push(spare);
         }
     }
 }

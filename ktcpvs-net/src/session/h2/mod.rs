@@ -47,7 +47,6 @@ use crate::http2::frame::{self, kind, setting, FrameHead, Reason};
 use crate::http2::hpack;
 use crate::io::buffer::Buffer;
 use crate::io::conn::Conn;
-use crate::io::memory::MemoryEnd;
 use crate::throttle::Throttle;
 
 pub(crate) use crate::http2::frame::PREFACE;
@@ -74,10 +73,6 @@ pub(crate) const RESET_WINDOW: Duration = Duration::from_secs(10);
 /// keeps finding work gives the worker back after this many and is driven
 /// again on the next loop iteration.
 const MAX_PASSES: usize = 64;
-
-/// Most memory ends of ended streams a connection keeps for its next
-/// streams.
-const SPARE_ENDS: usize = 16;
 
 /// How long a closed connection's last frames may take to leave.
 const CLOSING: Duration = Duration::from_secs(5);
@@ -167,12 +162,6 @@ pub(crate) struct H2Session {
     spans: Vec<(u32, u32, u32)>,
     /// The allocation of the list of a request's fields, kept empty.
     fields: Vec<Field<'static>>,
-    /// Memory ends of ended streams, for the next ones (at most
-    /// [`SPARE_ENDS`]; none while the connection is idle). Boxed: each box
-    /// moves into a new stream's `Conn` as it is, so a stream costs no
-    /// allocation for its end.
-    #[allow(clippy::vec_box)]
-    spare_ends: Vec<Box<MemoryEnd>>,
     /// When the connection last had no stream (the idle timeout's start).
     idle_since: Instant,
     resets: Resets,
@@ -227,7 +216,6 @@ impl H2Session {
             scratch: Vec::new(),
             spans: Vec::new(),
             fields: Vec::new(),
-            spare_ends: Vec::new(),
             idle_since: ctx.now,
             resets: Resets {
                 since: ctx.now,
@@ -555,10 +543,8 @@ impl H2Session {
             End::Complete | End::ResetByClient => {}
             End::Reset(reason) => self.reset_stream(stream.id, reason),
         }
-        if self.spare_ends.len() < SPARE_ENDS {
-            if let Some(end) = stream.into_end() {
-                self.spare_ends.push(end);
-            }
+        if let Some(end) = stream.into_end() {
+            ctx.spares.keep_end(end);
         }
         if self.streams.is_empty() {
             self.idle_since = ctx.now;
@@ -568,7 +554,6 @@ impl H2Session {
             self.scratch = Vec::new();
             self.spans = Vec::new();
             self.fields = Vec::new();
-            self.spare_ends = Vec::new();
             self.decoder.release_scratch();
         }
         if end != End::ResetByClient {

@@ -387,8 +387,7 @@ impl H2Session {
             }
         }));
         let windows = (self.peer.initial_window, STREAM_WINDOW);
-        let spare = self.spare_ends.pop();
-        let opened = Stream::open(id, (&list, block.end_stream), (origin, spare), windows, ctx);
+        let opened = Stream::open(id, (&list, block.end_stream), origin, windows, ctx);
         self.fields = recycle(list);
         self.scratch = scratch;
         match opened {

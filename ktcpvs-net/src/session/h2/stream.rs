@@ -153,26 +153,29 @@ pub(super) struct Stream {
 
 impl Stream {
     /// Stream `id` for the header list `fields` (`end_stream`: the
-    /// HEADERS frame ended it), written as HTTP/1.1 for a new session in
-    /// `spare` (an ended stream's end) or a new end. `Err` when the header
-    /// list is refused: nothing of it goes further.
+    /// HEADERS frame ended it), written as HTTP/1.1 for a new session in a
+    /// memory end from the worker's spares. `Err` when the header list is
+    /// refused: nothing of it goes further.
     pub fn open(
         id: u32,
         (fields, end_stream): (&[Field<'_>], bool),
-        (origin, spare): (Origin<'_>, Option<Box<MemoryEnd>>),
+        origin: Origin<'_>,
         (send_window, recv_window): (u32, u32),
         ctx: &mut Ctx<'_>,
     ) -> Result<Stream, Refused> {
-        let mut end = match spare {
-            Some(end) => end.reuse(origin.tls, origin.server_name),
-            None => Box::new(MemoryEnd::new(origin.tls, origin.server_name)),
-        };
+        let mut end = ctx.spares.end(origin.tls, origin.server_name);
         let body = if end_stream {
             Body::None
         } else {
             Body::Unknown
         };
-        let downgraded = downgrade(fields, body, end.inbound_mut()).map_err(Refused)?;
+        let downgraded = match downgrade(fields, body, end.inbound_mut()) {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.spares.keep_end(end);
+                return Err(Refused(e));
+            }
+        };
         let up = if end_stream {
             Up::Done
         } else if downgraded.chunked {
