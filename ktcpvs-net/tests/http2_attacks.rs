@@ -1383,3 +1383,38 @@ fn a_connection_error_ends_the_streams_in_flight_and_their_backend_connections()
     });
     assert_eq!(backend.connections(), 1);
 }
+
+#[test]
+fn a_client_that_sends_the_preface_and_no_settings_is_closed_at_the_header_timeout() {
+    // The handshake (preface, then the client's SETTINGS) is bounded by
+    // header_timeout, not by the longer keep-alive timeout of an idle
+    // connection.
+    let backend = HttpBackend::start("b1");
+    let engine = h2_engine_with(
+        backend.addr(),
+        ServiceSpec {
+            header_timeout: Some(1),
+            keepalive_timeout: Some(30),
+            ..ServiceSpec::default()
+        },
+    );
+    let mut conn = connect(engine.addr("web"));
+    conn.write_all(PREFACE).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let began = Instant::now();
+    let mut buf = [0u8; 1024];
+    // The proxy's own SETTINGS come first; then the close.
+    loop {
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?} (header_timeout 1 s, keepalive_timeout 30 s)"
+    );
+    assert_fresh_client_served(&engine, "b1", "/fresh");
+}

@@ -90,6 +90,9 @@ static CALM: Throttle = Throttle::new(Duration::from_secs(10));
 enum Phase {
     /// Reading the client's preface, until the deadline.
     Preface(Instant),
+    /// The preface came; its SETTINGS frame must follow, by the same
+    /// deadline.
+    Settings(Instant),
     /// Serving streams.
     Open,
     /// Closed: what waits on the wire is written, then the connection
@@ -150,8 +153,6 @@ pub(crate) struct H2Session {
     owed: u32,
     /// The highest stream the client opened (taken or refused).
     last_stream: u32,
-    /// The client's first frame (a SETTINGS) arrived.
-    settings_seen: bool,
     go_away: GoAway,
     /// The client sent GOAWAY: it opens no more streams.
     client_gone: bool,
@@ -210,7 +211,6 @@ impl H2Session {
             recv_window: i64::from(CONNECTION_WINDOW),
             owed: 0,
             last_stream: 0,
-            settings_seen: false,
             go_away: GoAway::No,
             client_gone: false,
             scratch: Vec::new(),
@@ -359,7 +359,9 @@ impl H2Session {
         // What a timeout writes (a GOAWAY, resets) needs the buffer.
         self.wire.ready_outbound(ctx.pool);
         match self.phase {
-            Phase::Preface(until) if ctx.now >= until => return Flow::Done,
+            Phase::Preface(until) | Phase::Settings(until) if ctx.now >= until => {
+                return Flow::Done
+            }
             Phase::Open
                 if self.streams.is_empty() && ctx.now >= self.idle_deadline(service, ctx) =>
             {
@@ -605,7 +607,7 @@ impl H2Session {
         }
         self.wire.release();
         let mut at = match self.phase {
-            Phase::Preface(until) => Some(until),
+            Phase::Preface(until) | Phase::Settings(until) => Some(until),
             Phase::Open if self.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
             _ => None,
         };

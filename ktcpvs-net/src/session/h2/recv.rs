@@ -55,7 +55,7 @@ impl H2Session {
                 break Ok(());
             }
             let bytes = inbound.filled();
-            if let Phase::Preface(_) = self.phase {
+            if let Phase::Preface(until) = self.phase {
                 if bytes.len() < PREFACE.len() {
                     break if PREFACE.starts_with(bytes) {
                         Ok(())
@@ -67,7 +67,7 @@ impl H2Session {
                     break Err(ConnError(Reason::PROTOCOL_ERROR));
                 }
                 inbound.consume(PREFACE.len());
-                self.phase = Phase::Open;
+                self.phase = Phase::Settings(until);
                 continue;
             }
             let Some(head) = FrameHead::parse(bytes) else {
@@ -115,11 +115,12 @@ impl H2Session {
                 return protocol;
             }
         }
-        if !self.settings_seen {
+        if let Phase::Settings(_) = self.phase {
+            // The client's first frame is its SETTINGS (RFC 9113 §3.4).
             if head.kind != kind::SETTINGS || head.flags & flag::ACK != 0 {
                 return protocol;
             }
-            self.settings_seen = true;
+            self.phase = Phase::Open;
         }
         match head.kind {
             kind::DATA => self.data(head, payload, service, ctx),
