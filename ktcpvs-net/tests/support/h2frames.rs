@@ -3,7 +3,7 @@
 //! encoded with HPACK literals that carry any byte (RFC 7541 §6.2.2:
 //! "literal header field without indexing, new name", no Huffman), and a
 //! reader thread that hands every frame the proxy sends to the test, whose
-//! header blocks are decoded here (static and dynamic table, Huffman).
+//! header blocks are decoded with the engine's own HPACK decoder.
 //!
 //! Nothing here refuses to send a malformed thing: that is the point (a
 //! real HTTP/2 library would not let a test put CR, LF or an upper-case
@@ -11,7 +11,7 @@
 //! checks that well-formed requests built this way are answered, so that a
 //! refusal elsewhere means the proxy refused, not that the writer is wrong.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use ktcpvs_net::http2::frame::Reason;
+use ktcpvs_net::http2::hpack;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -60,23 +63,7 @@ pub const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
 
 /// The name of an error code, for messages.
 pub fn code_name(code: u32) -> &'static str {
-    match code {
-        0x0 => "NO_ERROR",
-        0x1 => "PROTOCOL_ERROR",
-        0x2 => "INTERNAL_ERROR",
-        0x3 => "FLOW_CONTROL_ERROR",
-        0x4 => "SETTINGS_TIMEOUT",
-        0x5 => "STREAM_CLOSED",
-        0x6 => "FRAME_SIZE_ERROR",
-        0x7 => "REFUSED_STREAM",
-        0x8 => "CANCEL",
-        0x9 => "COMPRESSION_ERROR",
-        0xa => "CONNECT_ERROR",
-        0xb => "ENHANCE_YOUR_CALM",
-        0xc => "INADEQUATE_SECURITY",
-        0xd => "HTTP_1_1_REQUIRED",
-        _ => "unknown",
-    }
+    Reason(code).name()
 }
 
 // ---------------------------------------------------------------------
@@ -218,140 +205,14 @@ pub fn request_block(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8
 }
 
 // ---------------------------------------------------------------------
-// HPACK decoding, for the proxy's responses.
-
-/// RFC 7541 Appendix A.
-const STATIC_TABLE: [(&str, &str); 61] = [
-    (":authority", ""),
-    (":method", "GET"),
-    (":method", "POST"),
-    (":path", "/"),
-    (":path", "/index.html"),
-    (":scheme", "http"),
-    (":scheme", "https"),
-    (":status", "200"),
-    (":status", "204"),
-    (":status", "206"),
-    (":status", "304"),
-    (":status", "400"),
-    (":status", "404"),
-    (":status", "500"),
-    ("accept-charset", ""),
-    ("accept-encoding", "gzip, deflate"),
-    ("accept-language", ""),
-    ("accept-ranges", ""),
-    ("accept", ""),
-    ("access-control-allow-origin", ""),
-    ("age", ""),
-    ("allow", ""),
-    ("authorization", ""),
-    ("cache-control", ""),
-    ("content-disposition", ""),
-    ("content-encoding", ""),
-    ("content-language", ""),
-    ("content-length", ""),
-    ("content-location", ""),
-    ("content-range", ""),
-    ("content-type", ""),
-    ("cookie", ""),
-    ("date", ""),
-    ("etag", ""),
-    ("expect", ""),
-    ("expires", ""),
-    ("from", ""),
-    ("host", ""),
-    ("if-match", ""),
-    ("if-modified-since", ""),
-    ("if-none-match", ""),
-    ("if-range", ""),
-    ("if-unmodified-since", ""),
-    ("last-modified", ""),
-    ("link", ""),
-    ("location", ""),
-    ("max-forwards", ""),
-    ("proxy-authenticate", ""),
-    ("proxy-authorization", ""),
-    ("range", ""),
-    ("referer", ""),
-    ("refresh", ""),
-    ("retry-after", ""),
-    ("server", ""),
-    ("set-cookie", ""),
-    ("strict-transport-security", ""),
-    ("transfer-encoding", ""),
-    ("user-agent", ""),
-    ("vary", ""),
-    ("via", ""),
-    ("www-authenticate", ""),
-];
-
-/// The Huffman code's lengths in bits, symbols 0 to 255 (RFC 7541
-/// Appendix B). The code is canonical (codes of one length are
-/// consecutive, in symbol order), so the lengths define it; EOS (symbol
-/// 256) is 30 ones.
-const HUFFMAN_LENGTHS: [u8; 256] = [
-    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28,
-    28, 28, 28, 28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5,
-    5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6,
-    6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23, 22,
-    23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22,
-    21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20,
-    22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19,
-    21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22,
-    22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
-];
-
-/// The canonical Huffman code: for each length, the first code and the
-/// symbols of that length in order.
-struct Huffman {
-    first_code: [u32; 31],
-    symbols: Vec<Vec<u8>>,
-}
-
-fn huffman() -> Huffman {
-    let mut symbols: Vec<Vec<u8>> = vec![Vec::new(); 31];
-    for (sym, &len) in HUFFMAN_LENGTHS.iter().enumerate() {
-        symbols[len as usize].push(sym as u8);
-    }
-    let mut first_code = [0u32; 31];
-    let mut code = 0u32;
-    for len in 1..31 {
-        first_code[len] = code;
-        let count = symbols[len].len() as u32 + u32::from(len == 30); // EOS
-        code = (code + count) << 1;
-    }
-    Huffman {
-        first_code,
-        symbols,
-    }
-}
+// HPACK decoding, for the proxy's responses: the engine's own decoder
+// (`ktcpvs_net::http2::hpack`, checked against RFC 7541 and fuzzed), with
+// the shapes the tests read.
 
 /// Decodes a Huffman-coded string (RFC 7541 §5.2).
 pub fn huffman_decode(input: &[u8]) -> Result<Vec<u8>, String> {
-    let table = huffman();
     let mut out = Vec::new();
-    let (mut code, mut len) = (0u32, 0usize);
-    for byte in input {
-        for bit in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> bit) & 1);
-            len += 1;
-            if len > 30 {
-                return Err("Huffman code longer than 30 bits".into());
-            }
-            let first = table.first_code[len];
-            let count = table.symbols[len].len() as u32;
-            if code >= first && code < first + count {
-                out.push(table.symbols[len][(code - first) as usize]);
-                code = 0;
-                len = 0;
-            }
-        }
-    }
-    // Padding: at most 7 bits, all ones (a prefix of EOS).
-    if len > 7 || code != (1 << len) - 1 {
-        return Err("bad Huffman padding".into());
-    }
+    hpack::huffman_decode(input, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -360,121 +221,29 @@ pub type Fields = Vec<(String, Vec<u8>)>;
 
 /// An HPACK decoder with its dynamic table.
 #[derive(Debug)]
-pub struct Decoder {
-    table: VecDeque<(String, Vec<u8>)>,
-    size: usize,
-    max: usize,
-}
+pub struct Decoder(hpack::Decoder);
 
 impl Default for Decoder {
     fn default() -> Decoder {
-        Decoder {
-            table: VecDeque::new(),
-            size: 0,
-            max: 4096,
-        }
-    }
-}
-
-fn read_int(buf: &[u8], at: &mut usize, n: u32) -> Result<usize, String> {
-    let max = (1usize << n) - 1;
-    let first = *buf.get(*at).ok_or("truncated integer")? as usize & max;
-    *at += 1;
-    if first < max {
-        return Ok(first);
-    }
-    let mut value = max;
-    let mut shift = 0;
-    loop {
-        let b = *buf.get(*at).ok_or("truncated integer")?;
-        *at += 1;
-        value += ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-        shift += 7;
-        if shift > 28 {
-            return Err("integer too large".into());
-        }
-    }
-}
-
-fn read_str(buf: &[u8], at: &mut usize) -> Result<Vec<u8>, String> {
-    let huffman = *buf.get(*at).ok_or("truncated string")? & 0x80 != 0;
-    let len = read_int(buf, at, 7)?;
-    let raw = buf.get(*at..*at + len).ok_or("truncated string")?;
-    *at += len;
-    if huffman {
-        huffman_decode(raw)
-    } else {
-        Ok(raw.to_vec())
+        Decoder(hpack::Decoder::new())
     }
 }
 
 impl Decoder {
-    fn entry(&self, index: usize) -> Result<(String, Vec<u8>), String> {
-        match index {
-            0 => Err("index 0".into()),
-            1..=61 => {
-                let (n, v) = STATIC_TABLE[index - 1];
-                Ok((n.to_string(), v.as_bytes().to_vec()))
-            }
-            _ => self
-                .table
-                .get(index - 62)
-                .cloned()
-                .ok_or_else(|| format!("no table entry {index}")),
-        }
-    }
-
-    fn insert(&mut self, name: String, value: Vec<u8>) {
-        self.size += name.len() + value.len() + 32;
-        self.table.push_front((name, value));
-        self.evict();
-    }
-
-    fn evict(&mut self) {
-        while self.size > self.max {
-            let Some((n, v)) = self.table.pop_back() else {
-                break;
-            };
-            self.size -= n.len() + v.len() + 32;
-        }
-    }
-
     /// Decodes one whole header block.
     pub fn decode(&mut self, buf: &[u8]) -> Result<Fields, String> {
         let mut fields = Vec::new();
-        let mut at = 0;
-        while at < buf.len() {
-            let b = buf[at];
-            if b & 0x80 != 0 {
-                let index = read_int(buf, &mut at, 7)?;
-                fields.push(self.entry(index)?);
-            } else if b & 0xc0 == 0x40 {
-                let field = self.literal(buf, &mut at, 6)?;
-                self.insert(field.0.clone(), field.1.clone());
-                fields.push(field);
-            } else if b & 0xe0 == 0x20 {
-                self.max = read_int(buf, &mut at, 5)?;
-                self.evict();
-            } else {
-                // Without indexing (0000) or never indexed (0001).
-                fields.push(self.literal(buf, &mut at, 4)?);
-            }
+        let mut bad_name = false;
+        self.0
+            .decode(buf, |name, value| match std::str::from_utf8(name) {
+                Ok(name) => fields.push((name.to_string(), value.to_vec())),
+                Err(_) => bad_name = true,
+            })
+            .map_err(|e| e.to_string())?;
+        if bad_name {
+            return Err("a field name that is not UTF-8".into());
         }
         Ok(fields)
-    }
-
-    fn literal(&self, buf: &[u8], at: &mut usize, n: u32) -> Result<(String, Vec<u8>), String> {
-        let index = read_int(buf, at, n)?;
-        let name = if index == 0 {
-            String::from_utf8(read_str(buf, at)?).map_err(|e| e.to_string())?
-        } else {
-            self.entry(index)?.0
-        };
-        let value = read_str(buf, at)?;
-        Ok((name, value))
     }
 }
 
