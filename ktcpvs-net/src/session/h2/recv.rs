@@ -50,6 +50,10 @@ impl H2Session {
         let Some(mut inbound) = self.wire.inbound.take() else {
             return Ok(());
         };
+        let origin = Origin {
+            tls: client.is_tls(),
+            server_name: client.server_name(),
+        };
         let result = loop {
             if self.phase == Phase::Closed || !self.wire.control_room() {
                 break Ok(());
@@ -80,10 +84,6 @@ impl H2Session {
             if bytes.len() < total {
                 break Ok(());
             }
-            let origin = Origin {
-                tls: client.is_tls(),
-                server_name: client.server_name(),
-            };
             let step = self.frame(
                 head,
                 &bytes[HEAD_LEN..total],
