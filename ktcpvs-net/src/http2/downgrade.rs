@@ -24,7 +24,7 @@
 
 use std::io::Write as _;
 
-use crate::http::is_host_delimiter;
+use crate::http::{is_host_delimiter, Method};
 
 /// One field of an HTTP/2 header list, as HPACK decoded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub struct Downgraded {
     pub declared_length: Option<u64>,
     /// Whether the written head frames the body with chunked encoding.
     pub chunked: bool,
+    /// The request's method (what the response's framing depends on).
+    pub method: Method,
 }
 
 /// The pseudo-headers of a request, each at most once.
@@ -191,6 +193,8 @@ fn write_head(
     Ok(Downgraded {
         declared_length: declared,
         chunked,
+        // A token, so ASCII.
+        method: std::str::from_utf8(method).map_or(Method::Other, Method::from_token),
     })
 }
 

@@ -186,18 +186,13 @@ impl Stream {
                 received: 0,
             })
         };
-        let method = fields
-            .iter()
-            .find(|f| f.name == b":method")
-            .and_then(|f| std::str::from_utf8(f.value).ok())
-            .map_or(Method::Other, Method::from_token);
         Ok(Stream {
             id,
             client: Conn::memory(end),
             http: Some(ctx.spares.start(ctx.now)),
             up,
             down: Down::Head,
-            method,
+            method: downgraded.method,
             deadline: None,
             waiting: None,
             again: true,
