@@ -136,7 +136,8 @@ impl Ctx<'_> {
 /// the next connection that needs an active session, so that neither a
 /// connection per request nor a keep-alive connection waking up allocates
 /// one; and the memory ends of ended HTTP/2 streams, reused by the next
-/// stream of any connection. Bounded: beyond [`Spares::MAX`] of each,
+/// stream of any connection, and the room for streams of HTTP/2
+/// connections that have none open. Bounded: beyond [`Spares::MAX`] of each,
 /// boxes are freed.
 // The boxes themselves are what is kept: each moves into a session's
 // `Kind::Http` (a stream's `Conn`) as is.
@@ -145,6 +146,7 @@ impl Ctx<'_> {
 pub(crate) struct Spares {
     sessions: Vec<Box<HttpSession>>,
     ends: Vec<Box<MemoryEnd>>,
+    rooms: Vec<h2::Room>,
 }
 
 impl Spares {
@@ -156,6 +158,20 @@ impl Spares {
         Spares {
             sessions: Vec::with_capacity(Self::MAX),
             ends: Vec::new(),
+            rooms: Vec::new(),
+        }
+    }
+
+    /// An HTTP/2 connection's room for streams, emptied, when one is kept.
+    pub fn room(&mut self) -> Option<h2::Room> {
+        self.rooms.pop()
+    }
+
+    /// Keeps an HTTP/2 connection's emptied room for streams for the next
+    /// connection that opens a stream, or frees it.
+    pub fn keep_room(&mut self, room: h2::Room) {
+        if self.rooms.len() < Self::MAX && room.worth_keeping() {
+            self.rooms.push(room);
         }
     }
 

@@ -180,11 +180,72 @@ impl std::fmt::Debug for H2Session {
     }
 }
 
+/// A connection's room for streams: the list of open streams and the
+/// space header blocks are decoded in. A connection holds it while it has
+/// streams; the worker's spares keep it in between, so neither an idle
+/// connection holds it nor a busy one allocates it again for each batch
+/// of streams.
+#[derive(Default)]
+pub(crate) struct Room {
+    streams: Vec<Stream>,
+    scratch: Vec<u8>,
+    spans: Vec<(u32, u32, u32)>,
+    fields: Vec<Field<'static>>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("streams", &self.streams.capacity())
+            .field("scratch", &self.scratch.capacity())
+            .finish()
+    }
+}
+
+impl Room {
+    /// Most bytes of decoded header blocks a kept room holds on to.
+    const MAX_SCRATCH: usize = 16 * 1024;
+
+    /// Whether the room is worth keeping: it has space, and no more than
+    /// a usual header block's (one large block does not stay pinned).
+    pub fn worth_keeping(&self) -> bool {
+        self.streams.capacity() > 0 && self.scratch.capacity() <= Self::MAX_SCRATCH
+    }
+}
+
 /// A connection error: GOAWAY with this reason, then the close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ConnError(pub Reason);
 
 impl H2Session {
+    /// The connection's room for streams, which it has no stream in (the
+    /// session is left with none).
+    fn lend_room(&mut self) -> Room {
+        debug_assert!(self.streams.is_empty());
+        self.scratch.clear();
+        self.spans.clear();
+        Room {
+            streams: std::mem::take(&mut self.streams),
+            scratch: std::mem::take(&mut self.scratch),
+            spans: std::mem::take(&mut self.spans),
+            fields: std::mem::take(&mut self.fields),
+        }
+    }
+
+    /// Room for streams from the worker's spares, when the session has
+    /// none (its first stream, or the first after an idle spell).
+    pub(super) fn take_room(&mut self, ctx: &mut Ctx<'_>) {
+        if self.streams.capacity() > 0 {
+            return;
+        }
+        if let Some(room) = ctx.spares.room() {
+            self.streams = room.streams;
+            self.scratch = room.scratch;
+            self.spans = room.spans;
+            self.fields = room.fields;
+        }
+    }
+
     /// A session on a connection whose first bytes (the preface, or part
     /// of it) are already in `read`; its SETTINGS and window credit are
     /// written at once.
@@ -551,11 +612,9 @@ impl H2Session {
         if self.streams.is_empty() {
             self.idle_since = ctx.now;
             // An idle connection keeps no room for streams (the many
-            // connections of a busy site are mostly idle).
-            self.streams = Vec::new();
-            self.scratch = Vec::new();
-            self.spans = Vec::new();
-            self.fields = Vec::new();
+            // connections of a busy site are mostly idle): the worker
+            // keeps it for the next connection that opens a stream.
+            ctx.spares.keep_room(self.lend_room());
             self.decoder.release_scratch();
         }
         if end != End::ResetByClient {

@@ -346,6 +346,7 @@ impl H2Session {
         limits: &Limits,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), ConnError> {
+        self.take_room(ctx);
         let fits = self.decode(bytes, limits)?;
         let id = block.stream;
         if let Some(i) = self.find(id) {
