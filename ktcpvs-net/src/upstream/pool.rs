@@ -15,7 +15,6 @@
 //! and taking it again by id (a per-request session reusing the connection
 //! it just returned) cost no hashing and no search.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use ktcpvs_core::model::ProxyVersion;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
+use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::io::conn::Conn;
@@ -217,8 +217,11 @@ struct IdleList {
 #[derive(Debug)]
 pub(crate) struct Backends {
     conns: Slab<BackendConn>,
-    /// Destination → index of its idle list in `lists`.
-    idle: HashMap<PoolKey, u32>,
+    /// Destination → index of its idle list in `lists`. The keys are the
+    /// configured servers' addresses, not chosen by clients, so a fast
+    /// hash without a random key is safe (and one is computed for every
+    /// request that takes a pooled connection).
+    idle: FxHashMap<PoolKey, u32>,
     /// Idle connection ids per server.
     lists: Vec<IdleList>,
     idle_count: usize,
@@ -237,7 +240,7 @@ impl Backends {
     pub fn new() -> Self {
         Backends {
             conns: Slab::with_capacity(1024),
-            idle: HashMap::new(),
+            idle: FxHashMap::default(),
             lists: Vec::new(),
             idle_count: 0,
             epoch: Instant::now(),
