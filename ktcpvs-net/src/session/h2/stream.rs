@@ -341,10 +341,14 @@ impl Stream {
                 let flow = http.drive(&mut self.client, peer, service, ctx);
                 // The session taking request bytes makes room for more
                 // DATA, and its response bytes are for the client: either
-                // is progress, and the round runs again.
-                round |= self.levels() != before;
+                // is progress. Neither alone is a reason to drive the
+                // session again at once: the DATA comes with a later
+                // frame, and the response bytes are pumped below.
+                moved |= self.levels() != before;
                 round |= self.settle(flow, service, peer, ctx)?;
             }
+            // Response bytes sent make room the session may be waiting
+            // for: the round runs again.
             round |= self.pump_down(limits, out)?;
             if matches!(self.down, Down::Done) {
                 return Err(End::Complete);
