@@ -34,6 +34,21 @@ use super::conn::{Fill, Ready, Traffic};
 /// ciphertext a slow client leaves waiting in rustls.
 pub(crate) const SEND_LIMIT: usize = 64 * 1024;
 
+/// The socket as rustls reads it, noting whether a read took less than
+/// the room rustls offered: such a read drained the socket.
+struct Probe<'a> {
+    stream: &'a mut TcpStream,
+    drained: bool,
+}
+
+impl Read for Probe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.drained |= n < buf.len();
+        Ok(n)
+    }
+}
+
 /// The TLS state of one connection: a client's (the proxy is the TLS
 /// server) or a real server's (the proxy is the TLS client).
 pub(crate) struct TlsLayer {
@@ -129,9 +144,20 @@ impl TlsLayer {
             if !self.socket.readable {
                 return Ok(Fill::WouldBlock);
             }
-            match self.conn.read_tls(stream) {
+            let mut probe = Probe {
+                stream,
+                drained: false,
+            };
+            match self.conn.read_tls(&mut probe) {
                 Ok(0) => return Ok(Fill::Eof),
-                Ok(_) => self.process(stream)?,
+                Ok(_) => {
+                    // A short read drained the socket, as on a plain one
+                    // (see the rules in `conn`): no read for `WouldBlock`.
+                    if probe.drained && !self.socket.hup {
+                        self.socket.readable = false;
+                    }
+                    self.process(stream)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
