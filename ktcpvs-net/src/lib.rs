@@ -43,6 +43,7 @@ pub mod http;
 pub mod http2;
 pub(crate) mod io;
 pub(crate) mod listener;
+pub(crate) mod nap;
 pub mod proxy_protocol;
 pub(crate) mod resource;
 pub(crate) mod session;

@@ -27,6 +27,7 @@ use slab::Slab;
 use crate::access_log::AccessLog;
 use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
+use crate::nap::Nap;
 use crate::proxy_protocol::Addresses;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::{self, Cause, Ctx, Flow, Kind, Peer, Session, Spares};
@@ -265,6 +266,7 @@ struct Loop {
     deferred: Vec<usize>,
     redrive_deferred: Vec<usize>,
     last_sweep: Instant,
+    nap: Nap,
 }
 
 /// What sessions are driven with, apart from the sessions themselves: kept
@@ -383,12 +385,38 @@ impl Worker {
             deferred: Vec::with_capacity(64),
             redrive_deferred: Vec::with_capacity(64),
             last_sweep: Instant::now(),
+            nap: Nap::default(),
         }
         .run()
     }
 }
 
 impl Loop {
+    /// Waits for events, up to `timeout`, from `now`: first napping when
+    /// they have been arriving faster than the nap (see [`crate::nap`]).
+    fn poll(
+        &mut self,
+        events: &mut Events,
+        mut timeout: Option<Duration>,
+        now: Instant,
+    ) -> io::Result<()> {
+        let nap = Duration::from_micros(self.res.snapshot.settings().poll_nap_us());
+        let mut start = now;
+        let busy = self.res.backends.busy_count();
+        if let Some(nap) = self.nap.before_poll(nap, timeout, busy) {
+            self.res.poll.poll(events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(nap);
+            timeout = timeout.map(|t| t.saturating_sub(nap));
+            start = Instant::now();
+        }
+        self.res.poll.poll(events, timeout)?;
+        self.nap.waited(start.elapsed());
+        Ok(())
+    }
+
     /// Runs the loop until a drain finishes.
     fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -400,7 +428,7 @@ impl Loop {
             if let Some(tick) = self.tick(now) {
                 timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
             }
-            if let Err(e) = self.res.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.poll(&mut events, timeout, now) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }

@@ -534,6 +534,12 @@ impl Backends {
         self.conns.get_mut(id)
     }
 
+    /// How many connections sessions hold (exchanges in flight, and the
+    /// connections per-connection routes keep).
+    pub fn busy_count(&self) -> usize {
+        self.conns.len() - self.idle_count
+    }
+
     /// Idle pooled connections.
     pub fn idle_count(&self) -> usize {
         self.idle_count
