@@ -299,6 +299,139 @@ fn a_closing_client_leaves_its_clean_backend_connection_to_the_next() {
     }
 }
 
+/// A client that keeps its connection alive and then goes away between
+/// requests (closes it without `Connection: close`) leaves the backend
+/// connection its route kept to the worker's pool, with a per-connection
+/// scheduler too: the next client's requests go over it, not over a new
+/// one.
+#[test]
+fn a_client_leaving_between_requests_leaves_its_kept_backend_connection_to_the_next() {
+    for scheduler in ["http", "phttp"] {
+        let backend = support::backend::HttpBackend::start("r1");
+        let control = control();
+        add_service(&control, "web", scheduler, ServiceSpec::default());
+        add_server(&control, "web", backend.addr());
+        start(&control, "web");
+        let engine = run_workers(control, 1);
+        for i in 0..5 {
+            let mut c = Client::connect(engine.addr("web"));
+            for j in 0..2 {
+                let r = c.get(&format!("/c{i}r{j}")).unwrap();
+                assert_eq!(r.status, 200, "{scheduler}");
+                assert_eq!(r.text(), format!("r1 /c{i}r{j}"), "{scheduler}");
+            }
+            drop(c);
+            eventually("the client's backend connection is pooled", || {
+                engine
+                    .handle()
+                    .worker_stats()
+                    .iter()
+                    .map(|w| w.pooled)
+                    .sum::<u64>()
+                    == 1
+            });
+        }
+        assert_eq!(backend.requests(), 10, "{scheduler}");
+        let connections = backend.seen.connections.load(Ordering::SeqCst);
+        assert_eq!(
+            connections, 1,
+            "{scheduler}: one backend connection for five clients in turn"
+        );
+    }
+}
+
+/// A backend that answers once per connection; on the first, after its
+/// answer, it writes a whole second response unasked, then waits for the
+/// engine to close that connection. Sends `()` once the injection is out.
+fn injecting_backend() -> (SocketAddr, std::sync::mpsc::Receiver<()>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (injected_tx, injected_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        for n in 1..=2 {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while line != "\r\n" {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+            }
+            let mut stream = stream;
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok{n}").unwrap();
+            if n == 1 {
+                // The client has its answer; then, unasked, another one.
+                std::thread::sleep(Duration::from_millis(200));
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nevil!!")
+                    .unwrap();
+                injected_tx.send(()).unwrap();
+                // Open until the engine closes it.
+                let mut rest = Vec::new();
+                let _ = reader.read_to_end(&mut rest);
+            }
+        }
+    });
+    (addr, injected_rx, server)
+}
+
+/// A server that writes to the connection a per-connection route keeps
+/// while its client idles (here a whole unsolicited response) has that
+/// connection closed at once: the client's next request goes over a new
+/// connection and gets its own answer, not the injected one.
+#[test]
+fn a_kept_connection_the_server_writes_to_unasked_is_closed() {
+    let (addr, injected, server) = injecting_backend();
+    let control = control();
+    add_service(&control, "web", "http", ServiceSpec::default());
+    add_server(&control, "web", addr);
+    start(&control, "web");
+    let engine = run_workers(control, 1);
+    let mut client = Client::connect(engine.addr("web"));
+    let r = client.get("/a").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok1"));
+    injected.recv_timeout(Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = client.get("/b").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok2"));
+    drop(client);
+    server.join().unwrap();
+}
+
+/// The same server, when the client leaves instead of asking again: the
+/// kept connection is closed, never pooled, and the next client gets its
+/// own answer from a new connection.
+#[test]
+fn a_kept_connection_the_server_wrote_to_meanwhile_is_not_pooled() {
+    let (addr, injected, server) = injecting_backend();
+    let control = control();
+    add_service(&control, "web", "http", ServiceSpec::default());
+    add_server(&control, "web", addr);
+    start(&control, "web");
+    let engine = run_workers(control, 1);
+    let mut first = Client::connect(engine.addr("web"));
+    let r = first.get("/a").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok1"));
+    injected.recv_timeout(Duration::from_secs(5)).unwrap();
+    drop(first);
+    eventually("the first client's session is gone", || {
+        engine
+            .handle()
+            .worker_stats()
+            .iter()
+            .map(|w| w.sessions)
+            .sum::<u64>()
+            == 0
+    });
+    let mut second = Client::connect(engine.addr("web"));
+    let r = second.get("/b").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "ok2"));
+    drop(second);
+    server.join().unwrap();
+}
+
 /// A pooled backend connection left idle is closed by the engine once it
 /// has idled longer than `keepalive_timeout`, although nothing else happens
 /// on the worker meanwhile (the worker sleeps until the pool's next sweep).

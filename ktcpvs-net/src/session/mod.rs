@@ -461,7 +461,7 @@ impl Session {
                 ctx.spares.keep(h);
             }
             Kind::H2(mut h) => h.close(ctx),
-            Kind::Parked(keep) => keep.release(ctx),
+            Kind::Parked(keep) => keep.leave(ctx),
             Kind::AwaitingProxy { .. } | Kind::Closing { .. } => {}
         }
     }

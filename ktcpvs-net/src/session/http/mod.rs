@@ -48,7 +48,7 @@ use self::exchange::Exchange;
 use self::logging::PendingLog;
 use super::relay::Direction;
 use super::tunnel::Tunnel;
-use super::{Ctx, Flow};
+use super::{Cause, Ctx, Flow};
 use crate::http::{write_error_response, write_fixed_response, Framing, Method};
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::{Conn, Fill};
@@ -345,6 +345,29 @@ pub(crate) enum Keep {
 }
 
 impl Keep {
+    /// Lets go of what a parked connection kept, its client gone between
+    /// requests (closed, timed out, or closed by a drain): a per-connection
+    /// route's backend connection is idle and its last exchange ended
+    /// whole, so it goes back to the pool for other clients, which closes
+    /// it instead when the worker drains, when the pool is full, when the
+    /// server sent anything since, or when the connection carried this
+    /// client's PROXY header.
+    pub fn leave(self, ctx: &mut Ctx<'_>) {
+        if let Keep::Connection {
+            backend: Some(b), ..
+        } = self
+        {
+            let b = b as usize;
+            if ctx.draining {
+                ctx.backends.close(b);
+                return;
+            }
+            let max = ctx.snapshot.settings().pool_max_idle();
+            ctx.backends
+                .put_kept_idle(b, usize::try_from(max).unwrap_or(usize::MAX), ctx.now);
+        }
+    }
+
     /// Lets go of what is kept: a kept backend connection is closed.
     pub fn release(self, ctx: &mut Ctx<'_>) {
         if let Keep::Connection {
@@ -594,6 +617,24 @@ impl HttpSession {
         }
     }
 
+    /// An event on backend connection `id`: when it is the one a
+    /// per-connection route keeps between requests and the server wrote to
+    /// it unasked or closed it, it is closed and forgotten (the next request
+    /// connects anew), since whatever the server sent now would be read as
+    /// the next request's response.
+    fn check_kept(&mut self, id: usize, ctx: &mut Ctx<'_>) {
+        if let State::Reading {
+            keep: Keep::Connection { backend, .. },
+            ..
+        } = &mut self.state
+        {
+            if backend.is_some_and(|b| b as usize == id) && !ctx.backends.is_quiet(id) {
+                ctx.backends.close(id);
+                *backend = None;
+            }
+        }
+    }
+
     /// Whether nothing is in flight (a draining engine may close it).
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Reading { .. }) && !self.io.up.holds_bytes()
@@ -607,6 +648,9 @@ impl HttpSession {
         service: &ServiceSnapshot,
         ctx: &mut Ctx<'_>,
     ) -> HttpFlow {
+        if let Cause::Backend(id) = ctx.cause {
+            self.check_kept(id, ctx);
+        }
         loop {
             let step = match &self.state {
                 State::Reading { .. } => self.read_head(client, peer, service, ctx),
@@ -724,9 +768,11 @@ impl HttpSession {
         self.close(ctx);
     }
 
-    /// Closes the backend connection in use, being connected or kept
-    /// (never pooling it: whatever ended the session left its framing in
-    /// doubt) and leaves the session [`State::Closed`].
+    /// Closes the backend connection in use or being connected (never
+    /// pooling it: whatever ended the session left its framing in doubt),
+    /// lets go of a kept one between requests (its last exchange ended
+    /// whole: see [`Keep::leave`]) unless the server sent more since, and
+    /// leaves the session [`State::Closed`].
     fn release_backend(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.io.log.take() {
             // The request in flight was cut.
@@ -741,8 +787,12 @@ impl HttpSession {
             }
         }
         self.drop_backend(ctx);
+        // Bytes from the server past its last response put its framing in
+        // doubt: such a connection is closed, not left to others.
+        let clean = !self.io.down.holds_bytes();
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { backend, .. } => ctx.backends.close(backend),
+            State::Reading { keep, .. } if clean => keep.leave(ctx),
             State::Reading { keep, .. } => keep.release(ctx),
             _ => {}
         }
