@@ -263,6 +263,17 @@ fn a_request_with_a_body_is_not_replayed_on_a_dead_kept_connection() {
     }
 }
 
+/// A `scheduler` service in front of one backend (`r1`), run by one worker
+/// (each worker pools its own backend connections).
+fn one_worker_in_front_of_r1(scheduler: &str) -> (support::backend::HttpBackend, Running) {
+    let backend = support::backend::HttpBackend::start("r1");
+    let control = control();
+    add_service(&control, "web", scheduler, ServiceSpec::default());
+    add_server(&control, "web", backend.addr());
+    start(&control, "web");
+    (backend, run_workers(control, 1))
+}
+
 /// A client that says `Connection: close` ends its own connection, not the
 /// real server's: an exchange that ended cleanly (whole request sent, whole
 /// response framed, the server keeping its connection) leaves the backend
@@ -272,13 +283,7 @@ fn a_request_with_a_body_is_not_replayed_on_a_dead_kept_connection() {
 #[test]
 fn a_closing_client_leaves_its_clean_backend_connection_to_the_next() {
     for scheduler in ["http", "phttp"] {
-        let backend = support::backend::HttpBackend::start("r1");
-        let control = control();
-        add_service(&control, "web", scheduler, ServiceSpec::default());
-        add_server(&control, "web", backend.addr());
-        start(&control, "web");
-        // One worker: each worker pools its own backend connections.
-        let engine = run_workers(control, 1);
+        let (backend, engine) = one_worker_in_front_of_r1(scheduler);
         for i in 0..5 {
             let mut c = Client::connect(engine.addr("web"));
             c.send(
@@ -307,12 +312,7 @@ fn a_closing_client_leaves_its_clean_backend_connection_to_the_next() {
 #[test]
 fn a_client_leaving_between_requests_leaves_its_kept_backend_connection_to_the_next() {
     for scheduler in ["http", "phttp"] {
-        let backend = support::backend::HttpBackend::start("r1");
-        let control = control();
-        add_service(&control, "web", scheduler, ServiceSpec::default());
-        add_server(&control, "web", backend.addr());
-        start(&control, "web");
-        let engine = run_workers(control, 1);
+        let (backend, engine) = one_worker_in_front_of_r1(scheduler);
         for i in 0..5 {
             let mut c = Client::connect(engine.addr("web"));
             for j in 0..2 {
@@ -377,12 +377,10 @@ fn injecting_backend() -> (SocketAddr, std::sync::mpsc::Receiver<()>, JoinHandle
     (addr, injected_rx, server)
 }
 
-/// A server that writes to the connection a per-connection route keeps
-/// while its client idles (here a whole unsolicited response) has that
-/// connection closed at once: the client's next request goes over a new
-/// connection and gets its own answer, not the injected one.
-#[test]
-fn a_kept_connection_the_server_writes_to_unasked_is_closed() {
+/// An `http` (per-connection) service in front of [`injecting_backend`],
+/// one worker, and a client that got its first answer (`ok1`) once the
+/// server has written its unasked response.
+fn first_answer_then_injection() -> (Running, Client, JoinHandle<()>) {
     let (addr, injected, server) = injecting_backend();
     let control = control();
     add_service(&control, "web", "http", ServiceSpec::default());
@@ -393,6 +391,16 @@ fn a_kept_connection_the_server_writes_to_unasked_is_closed() {
     let r = client.get("/a").unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "ok1"));
     injected.recv_timeout(Duration::from_secs(5)).unwrap();
+    (engine, client, server)
+}
+
+/// A server that writes to the connection a per-connection route keeps
+/// while its client idles (here a whole unsolicited response) has that
+/// connection closed at once: the client's next request goes over a new
+/// connection and gets its own answer, not the injected one.
+#[test]
+fn a_kept_connection_the_server_writes_to_unasked_is_closed() {
+    let (_engine, mut client, server) = first_answer_then_injection();
     std::thread::sleep(Duration::from_millis(100));
     let r = client.get("/b").unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "ok2"));
@@ -405,16 +413,7 @@ fn a_kept_connection_the_server_writes_to_unasked_is_closed() {
 /// own answer from a new connection.
 #[test]
 fn a_kept_connection_the_server_wrote_to_meanwhile_is_not_pooled() {
-    let (addr, injected, server) = injecting_backend();
-    let control = control();
-    add_service(&control, "web", "http", ServiceSpec::default());
-    add_server(&control, "web", addr);
-    start(&control, "web");
-    let engine = run_workers(control, 1);
-    let mut first = Client::connect(engine.addr("web"));
-    let r = first.get("/a").unwrap();
-    assert_eq!((r.status, r.text().as_str()), (200, "ok1"));
-    injected.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (engine, first, server) = first_answer_then_injection();
     drop(first);
     eventually("the first client's session is gone", || {
         engine
