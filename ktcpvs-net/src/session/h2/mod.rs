@@ -141,7 +141,8 @@ struct Block {
 pub(crate) struct H2Session {
     wire: Wire,
     phase: Phase,
-    streams: Vec<Stream>,
+    /// The open streams and the space their header blocks are decoded in.
+    room: Room,
     decoder: hpack::Decoder,
     block: Option<Block>,
     peer: PeerSettings,
@@ -156,13 +157,6 @@ pub(crate) struct H2Session {
     go_away: GoAway,
     /// The client sent GOAWAY: it opens no more streams.
     client_gone: bool,
-    /// Header blocks decoded, field names and values one after another.
-    scratch: Vec<u8>,
-    /// Where each decoded field lies in `scratch`: (start, name length,
-    /// value length).
-    spans: Vec<(u32, u32, u32)>,
-    /// The allocation of the list of a request's fields, kept empty.
-    fields: Vec<Field<'static>>,
     /// When the connection last had no stream (the idle timeout's start).
     idle_since: Instant,
     resets: Resets,
@@ -174,7 +168,7 @@ impl std::fmt::Debug for H2Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H2Session")
             .field("phase", &self.phase)
-            .field("streams", &self.streams.len())
+            .field("streams", &self.room.streams.len())
             .field("go_away", &self.go_away)
             .finish()
     }
@@ -188,8 +182,12 @@ impl std::fmt::Debug for H2Session {
 #[derive(Default)]
 pub(crate) struct Room {
     streams: Vec<Stream>,
+    /// Header blocks decoded, field names and values one after another.
     scratch: Vec<u8>,
+    /// Where each decoded field lies in `scratch`: (start, name length,
+    /// value length).
     spans: Vec<(u32, u32, u32)>,
+    /// The allocation of the list of a request's fields, kept empty.
     fields: Vec<Field<'static>>,
 }
 
@@ -221,28 +219,20 @@ impl H2Session {
     /// The connection's room for streams, which it has no stream in (the
     /// session is left with none).
     fn lend_room(&mut self) -> Room {
-        debug_assert!(self.streams.is_empty());
-        self.scratch.clear();
-        self.spans.clear();
-        Room {
-            streams: std::mem::take(&mut self.streams),
-            scratch: std::mem::take(&mut self.scratch),
-            spans: std::mem::take(&mut self.spans),
-            fields: std::mem::take(&mut self.fields),
-        }
+        debug_assert!(self.room.streams.is_empty());
+        self.room.scratch.clear();
+        self.room.spans.clear();
+        std::mem::take(&mut self.room)
     }
 
     /// Room for streams from the worker's spares, when the session has
     /// none (its first stream, or the first after an idle spell).
     pub(super) fn take_room(&mut self, ctx: &mut Ctx<'_>) {
-        if self.streams.capacity() > 0 {
+        if self.room.streams.capacity() > 0 {
             return;
         }
         if let Some(room) = ctx.spares.room() {
-            self.streams = room.streams;
-            self.scratch = room.scratch;
-            self.spans = room.spans;
-            self.fields = room.fields;
+            self.room = room;
         }
     }
 
@@ -261,7 +251,7 @@ impl H2Session {
                 ..Wire::default()
             },
             phase: Phase::Preface(until),
-            streams: Vec::new(),
+            room: Room::default(),
             decoder,
             block: None,
             peer: PeerSettings {
@@ -274,9 +264,6 @@ impl H2Session {
             last_stream: 0,
             go_away: GoAway::No,
             client_gone: false,
-            scratch: Vec::new(),
-            spans: Vec::new(),
-            fields: Vec::new(),
             idle_since: ctx.now,
             resets: Resets {
                 since: ctx.now,
@@ -315,7 +302,7 @@ impl H2Session {
     /// the client saw the last stream taken, so streams the client sent
     /// meanwhile are never cut).
     pub fn is_idle(&self) -> bool {
-        self.streams.is_empty()
+        self.room.streams.is_empty()
             && (self.go_away != GoAway::Announced || self.phase == Phase::Closed)
     }
 
@@ -365,7 +352,7 @@ impl H2Session {
                     Err(()) => return Flow::Done,
                 }
             }
-            moved |= self.streams.iter().any(|s| s.again) && self.phase != Phase::Closed;
+            moved |= self.room.streams.iter().any(|s| s.again) && self.phase != Phase::Closed;
             if !moved {
                 let flow = self.settle(client, service, starved, ctx);
                 return self.defer_writes(client, flow, ctx.cause == Cause::Deferred);
@@ -399,7 +386,7 @@ impl H2Session {
     fn write_frames(&mut self, client: &mut Conn) -> Result<bool, ()> {
         match self.wire.write_client(client) {
             Ok(Moved::Some) => {
-                for s in &mut self.streams {
+                for s in &mut self.room.streams {
                     s.again |= std::mem::take(&mut s.blocked);
                 }
                 Ok(true)
@@ -424,17 +411,17 @@ impl H2Session {
                 return Flow::Done
             }
             Phase::Open
-                if self.streams.is_empty() && ctx.now >= self.idle_deadline(service, ctx) =>
+                if self.room.streams.is_empty() && ctx.now >= self.idle_deadline(service, ctx) =>
             {
                 self.close_with(Reason::NO_ERROR);
             }
             _ => {}
         }
         let mut i = 0;
-        while i < self.streams.len() {
-            let due = self.streams[i].deadline.is_some_and(|d| d <= ctx.now);
+        while i < self.room.streams.len() {
+            let due = self.room.streams[i].deadline.is_some_and(|d| d <= ctx.now);
             if due {
-                if let Err(end) = self.streams[i].on_timeout(service, peer, ctx) {
+                if let Err(end) = self.room.streams[i].on_timeout(service, peer, ctx) {
                     self.finish(i, end, service, ctx);
                     continue;
                 }
@@ -452,7 +439,7 @@ impl H2Session {
 
     /// Releases everything: every stream's session, the buffers.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
-        for mut s in self.streams.drain(..) {
+        for mut s in self.room.streams.drain(..) {
             s.close(ctx);
         }
         self.phase = Phase::Closed;
@@ -540,8 +527,8 @@ impl H2Session {
         }
         let mut moved = false;
         let mut i = 0;
-        while i < self.streams.len() {
-            if !self.streams[i].due(all, backend) {
+        while i < self.room.streams.len() {
+            if !self.room.streams[i].due(all, backend) {
                 i += 1;
                 continue;
             }
@@ -549,9 +536,9 @@ impl H2Session {
                 buf: self.wire.outbound.as_mut(),
                 conn_window: &mut self.send_window,
                 max_frame: self.peer.max_frame,
-                scratch: &mut self.scratch,
+                scratch: &mut self.room.scratch,
             };
-            match self.streams[i].drive(service, peer, limits, (ctx, &mut out)) {
+            match self.room.streams[i].drive(service, peer, limits, (ctx, &mut out)) {
                 Ok(m) => {
                     moved |= m;
                     i += 1;
@@ -572,17 +559,17 @@ impl H2Session {
         if !self.wire.control_room() {
             return;
         }
-        for i in 0..self.streams.len() {
-            let n = self.streams[i].credit(STREAM_WINDOW / 4);
+        for i in 0..self.room.streams.len() {
+            let n = self.room.streams[i].credit(STREAM_WINDOW / 4);
             if n > 0 {
                 self.owed += n;
-                if self.streams[i].receiving() {
-                    let id = self.streams[i].id;
+                if self.room.streams[i].receiving() {
+                    let id = self.room.streams[i].id;
                     self.control(kind::WINDOW_UPDATE, 0, id, &n.to_be_bytes());
                 }
             }
         }
-        if self.owed >= CONNECTION_WINDOW / 4 || (self.owed > 0 && self.streams.is_empty()) {
+        if self.owed >= CONNECTION_WINDOW / 4 || (self.owed > 0 && self.room.streams.is_empty()) {
             let n = std::mem::take(&mut self.owed);
             self.recv_window += i64::from(n);
             self.control(kind::WINDOW_UPDATE, 0, 0, &n.to_be_bytes());
@@ -592,7 +579,7 @@ impl H2Session {
     /// Releases stream `i`, which ended with `end`; client resets are
     /// counted, and past [`MAX_RESETS`] the connection goes away.
     fn finish(&mut self, i: usize, end: End, service: &ServiceSnapshot, ctx: &mut Ctx<'_>) {
-        let mut stream = self.streams.swap_remove(i);
+        let mut stream = self.room.streams.swap_remove(i);
         log::trace!("HTTP/2 stream {} ended: {end:?}", stream.id);
         stream.close(ctx);
         self.owed += stream.take_owed();
@@ -609,7 +596,7 @@ impl H2Session {
         if let Some(end) = stream.into_end() {
             ctx.spares.keep_end(end);
         }
-        if self.streams.is_empty() {
+        if self.room.streams.is_empty() {
             self.idle_since = ctx.now;
             // An idle connection keeps no room for streams (the many
             // connections of a busy site are mostly idle): the worker
@@ -630,7 +617,7 @@ impl H2Session {
             );
         }
         service.load().h2().add_error();
-        for mut s in self.streams.drain(..) {
+        for mut s in self.room.streams.drain(..) {
             s.close(ctx);
         }
         self.close_with(Reason::ENHANCE_YOUR_CALM);
@@ -646,12 +633,12 @@ impl H2Session {
         ctx: &mut Ctx<'_>,
     ) -> Flow {
         let done = self.phase == Phase::Closed
-            || (self.go_away == GoAway::Sent || self.client_gone) && self.streams.is_empty();
+            || (self.go_away == GoAway::Sent || self.client_gone) && self.room.streams.is_empty();
         if done {
             self.phase = Phase::Closed;
             // A connection error leaves streams behind: their sessions
             // end now (a backend connection mid-exchange is closed).
-            for mut s in self.streams.drain(..) {
+            for mut s in self.room.streams.drain(..) {
                 s.close(ctx);
             }
             // The last frames (a GOAWAY) leave first, for a while.
@@ -661,17 +648,17 @@ impl H2Session {
                 Flow::Done
             };
         }
-        if self.wire.eof && self.streams.is_empty() {
+        if self.wire.eof && self.room.streams.is_empty() {
             return Flow::Done;
         }
         self.wire.release();
         let mut at = match self.phase {
             Phase::Preface(until) | Phase::Settings(until) => Some(until),
-            Phase::Open if self.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
+            Phase::Open if self.room.streams.is_empty() => Some(self.idle_deadline(service, ctx)),
             _ => None,
         };
         let mut waiting = None;
-        for s in &self.streams {
+        for s in &self.room.streams {
             if let Some(d) = s.deadline {
                 at = Some(at.map_or(d, |a: Instant| a.min(d)));
             }

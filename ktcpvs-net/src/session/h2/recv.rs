@@ -244,7 +244,7 @@ impl H2Session {
             self.owed += head.len;
             return Ok(());
         };
-        if let Err(reason) = self.streams[i].receive_data(head.len, data, end_stream) {
+        if let Err(reason) = self.room.streams[i].receive_data(head.len, data, end_stream) {
             self.finish(i, End::Reset(reason), service, ctx);
         }
         Ok(())
@@ -273,7 +273,7 @@ impl H2Session {
                     }
                     let delta = i64::from(value) - i64::from(self.peer.initial_window);
                     self.peer.initial_window = value;
-                    for s in &mut self.streams {
+                    for s in &mut self.room.streams {
                         s.grow_window(delta).map_err(ConnError)?;
                     }
                 }
@@ -313,7 +313,7 @@ impl H2Session {
             if self.send_window > i64::from(frame::MAX_WINDOW) {
                 return Err(ConnError(Reason::FLOW_CONTROL_ERROR));
             }
-            for s in &mut self.streams {
+            for s in &mut self.room.streams {
                 s.again |= s.sending_body();
             }
             return Ok(());
@@ -327,7 +327,7 @@ impl H2Session {
         let grown = if increment == 0 {
             Err(Reason::PROTOCOL_ERROR)
         } else {
-            self.streams[i].grow_window(increment)
+            self.room.streams[i].grow_window(increment)
         };
         if let Err(reason) = grown {
             // The stream alone: its session ends with it.
@@ -352,7 +352,7 @@ impl H2Session {
         if let Some(i) = self.find(id) {
             // Trailers: they end the stream, and are not forwarded.
             let ended = if block.end_stream {
-                self.streams[i].receive_end()
+                self.room.streams[i].receive_end()
             } else {
                 Err(Reason::PROTOCOL_ERROR)
             };
@@ -369,7 +369,7 @@ impl H2Session {
         if self.go_away == GoAway::Sent || self.phase == Phase::Closed {
             return Ok(());
         }
-        if !fits || self.streams.len() >= MAX_STREAMS as usize {
+        if !fits || self.room.streams.len() >= MAX_STREAMS as usize {
             service.load().h2().add_refused();
             let reason = if fits {
                 Reason::REFUSED_STREAM
@@ -379,9 +379,9 @@ impl H2Session {
             self.reset_stream(id, reason);
             return Ok(());
         }
-        let scratch = std::mem::take(&mut self.scratch);
-        let mut list = recycle(std::mem::take(&mut self.fields));
-        list.extend(self.spans.iter().map(|&(at, name, value)| {
+        let scratch = std::mem::take(&mut self.room.scratch);
+        let mut list = recycle(std::mem::take(&mut self.room.fields));
+        list.extend(self.room.spans.iter().map(|&(at, name, value)| {
             let (at, name, value) = (at as usize, name as usize, value as usize);
             Field {
                 name: &scratch[at..at + name],
@@ -390,11 +390,11 @@ impl H2Session {
         }));
         let windows = (self.peer.initial_window, STREAM_WINDOW);
         let opened = Stream::open(id, (&list, block.end_stream), origin, windows, ctx);
-        self.fields = recycle(list);
-        self.scratch = scratch;
+        self.room.fields = recycle(list);
+        self.room.scratch = scratch;
         match opened {
             Ok(stream) => {
-                self.streams.push(stream);
+                self.room.streams.push(stream);
             }
             Err(refused) => {
                 service.load().h2().add_refused();
@@ -412,8 +412,8 @@ impl H2Session {
     fn decode(&mut self, bytes: &[u8], limits: &Limits) -> Result<bool, ConnError> {
         let limit = limits.max_header_size;
         let (mut size, mut fits) = (0usize, true);
-        let scratch = &mut self.scratch;
-        let spans = &mut self.spans;
+        let scratch = &mut self.room.scratch;
+        let spans = &mut self.room.spans;
         scratch.clear();
         spans.clear();
         let decoded = self.decoder.decode(bytes, |name, value| {
@@ -437,7 +437,7 @@ impl H2Session {
 
     /// The index of stream `id` among the open streams.
     fn find(&self, id: u32) -> Option<usize> {
-        self.streams.iter().position(|s| s.id == id)
+        self.room.streams.iter().position(|s| s.id == id)
     }
 }
 
