@@ -485,20 +485,6 @@ impl Backends {
             .is_some_and(|b| b.conn.socket().is_some_and(is_quiet))
     }
 
-    /// Puts a connection a session kept between requests back in the pool
-    /// as [`put_idle`](Self::put_idle) does, once a non-blocking `peek`
-    /// shows the server sent nothing since its last response (bytes that
-    /// arrived while the connection was kept were reported to its owner,
-    /// which read nothing: no later event would report them); otherwise
-    /// closes it. Returns whether it was pooled.
-    pub fn put_kept_idle(&mut self, id: usize, max_idle: usize, now: Instant) -> bool {
-        if !self.is_quiet(id) {
-            self.close(id);
-            return false;
-        }
-        self.put_idle(id, max_idle, now)
-    }
-
     /// An event arrived on a connection that has no owner: an idle pooled
     /// connection the server closed or wrote to. Drops it unless the event
     /// was spurious.

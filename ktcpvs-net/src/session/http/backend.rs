@@ -29,27 +29,6 @@ impl HttpSession {
         }
     }
 
-    /// Puts backend connection `id` back in the worker's pool when it is
-    /// `reusable` and the engine is not draining, else closes it; the id
-    /// when it was pooled.
-    pub(super) fn pool_backend(
-        &self,
-        id: usize,
-        reusable: bool,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<usize> {
-        if reusable && !ctx.draining {
-            let max = ctx.snapshot.settings().pool_max_idle();
-            let max = usize::try_from(max).unwrap_or(usize::MAX);
-            if ctx.backends.put_idle(id, max, ctx.now) {
-                return Some(id);
-            }
-            return None;
-        }
-        ctx.backends.close(id);
-        None
-    }
-
     /// Adds the bytes counted on backend connection `backend` to the
     /// counters of the server `route` leads to (one add per direction).
     pub(super) fn flush_backend_traffic(&self, backend: usize, route: &Route, ctx: &mut Ctx<'_>) {
@@ -244,4 +223,20 @@ pub(super) fn connect_again(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Puts backend connection `id` back in the worker's pool when it is
+/// `reusable` and the engine is not draining, else closes it; the id when
+/// it was pooled.
+pub(super) fn pool_backend(id: usize, reusable: bool, ctx: &mut Ctx<'_>) -> Option<usize> {
+    if reusable && !ctx.draining {
+        let max = ctx.snapshot.settings().pool_max_idle();
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        if ctx.backends.put_idle(id, max, ctx.now) {
+            return Some(id);
+        }
+        return None;
+    }
+    ctx.backends.close(id);
+    None
 }

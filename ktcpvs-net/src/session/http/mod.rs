@@ -44,6 +44,7 @@ use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::ServiceSnapshot;
 use ktcpvs_core::{Lease, Selection};
 
+use self::backend::pool_backend;
 use self::exchange::Exchange;
 use self::logging::PendingLog;
 use super::relay::Direction;
@@ -357,14 +358,11 @@ impl Keep {
             backend: Some(b), ..
         } = self
         {
-            let b = b as usize;
-            if ctx.draining {
-                ctx.backends.close(b);
-                return;
-            }
-            let max = ctx.snapshot.settings().pool_max_idle();
-            ctx.backends
-                .put_kept_idle(b, usize::try_from(max).unwrap_or(usize::MAX), ctx.now);
+            // Bytes that arrived while the connection was kept went to its
+            // owner's event, which read nothing: no later event reports
+            // them, so a `peek` looks.
+            let quiet = ctx.backends.is_quiet(b as usize);
+            pool_backend(b as usize, quiet, ctx);
         }
     }
 
@@ -761,7 +759,7 @@ impl HttpSession {
         {
             if idle {
                 if let Some(id) = backend.take() {
-                    self.pool_backend(id as usize, true, ctx);
+                    pool_backend(id as usize, true, ctx);
                 }
             }
         }

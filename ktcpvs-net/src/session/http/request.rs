@@ -12,7 +12,7 @@ use ktcpvs_core::live::QueueSlot;
 use ktcpvs_core::snapshot::{ServiceSnapshot, TimeoutKind};
 use ktcpvs_core::{Dispatch, RequestHead};
 
-use super::backend::connect_again;
+use super::backend::{connect_again, pool_backend};
 use super::exchange::{Exchange, Origin};
 use super::logging::PendingLog;
 use super::{
@@ -471,7 +471,7 @@ impl HttpSession {
                     // pick: the connection goes back, and the connect below
                     // finds the server full and goes on without it.
                     None => {
-                        let _ = self.pool_backend(b, true, ctx);
+                        let _ = pool_backend(b, true, ctx);
                     }
                 }
             }

@@ -17,6 +17,7 @@ use mio::Registry;
 
 pub(super) use self::down::{Down, HeadOut};
 pub(super) use self::up::Up;
+use super::backend::pool_backend;
 use super::pace::Pace;
 use super::{HttpSession, Io, Keep, Persist, Request, Route, State, Step, LINGER};
 use crate::http::Limits;
@@ -282,7 +283,7 @@ impl HttpSession {
             }
         } else {
             self.io.down.clear();
-            match self.pool_backend(ex.backend, backend == Persist::KeepAlive, ctx) {
+            match pool_backend(ex.backend, backend == Persist::KeepAlive, ctx) {
                 Some(id) => Keep::Pooled(id),
                 None => Keep::Nothing,
             }
