@@ -393,28 +393,30 @@ impl Worker {
 
 impl Loop {
     /// Waits for events, up to `timeout`, from `now`: first napping when
-    /// they have been arriving faster than the nap (see [`crate::nap`]).
+    /// they have been arriving faster than the nap (see [`crate::nap`]);
+    /// the time it returned, which the loop iteration goes on with.
     fn poll(
         &mut self,
         events: &mut Events,
         mut timeout: Option<Duration>,
         now: Instant,
-    ) -> io::Result<()> {
+    ) -> io::Result<Instant> {
         let nap = Duration::from_micros(self.res.snapshot.settings().poll_nap_us());
         let mut start = now;
         let busy = self.res.backends.busy_count();
         if let Some(nap) = self.nap.before_poll(nap, timeout, busy) {
             self.res.poll.poll(events, Some(Duration::ZERO))?;
             if !events.is_empty() {
-                return Ok(());
+                return Ok(Instant::now());
             }
             std::thread::sleep(nap);
             timeout = timeout.map(|t| t.saturating_sub(nap));
             start = Instant::now();
         }
         self.res.poll.poll(events, timeout)?;
-        self.nap.waited(start.elapsed());
-        Ok(())
+        let polled = Instant::now();
+        self.nap.waited(polled.saturating_duration_since(start));
+        Ok(polled)
     }
 
     /// Runs the loop until a drain finishes.
@@ -428,13 +430,11 @@ impl Loop {
             if let Some(tick) = self.tick(now) {
                 timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
             }
-            if let Err(e) = self.poll(&mut events, timeout, now) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let now = Instant::now();
+            let now = match self.poll(&mut events, timeout, now) {
+                Ok(polled) => polled,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             self.res.refresh_snapshot();
             let mut woken = false;
             for event in events.iter() {
