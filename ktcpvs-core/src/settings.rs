@@ -41,7 +41,7 @@ pub const SETTINGS: &[SettingInfo] = &[
     SettingInfo { name: "transfer_window", default: 30, min: 1, max: 3_600, help: "seconds over which min_transfer_rate is measured" },
     SettingInfo { name: "server_retry_backoff", default: 2, min: 1, max: 3_600, help: "seconds a failed server stays out of rotation before it is tried again (doubles up to 64x on repeated failures)" },
     SettingInfo { name: "access_log", default: 0, min: 0, max: 2, help: "the access log's format: 0 off, 1 common, 2 json (one line per request; the host program says where: ktcpvsd --access-log)" },
-    SettingInfo { name: "poll_nap_us", default: 50, min: 0, max: 10_000, help: "microseconds a worker naps before polling while events arrive faster than that, so that it wakes once per batch of events rather than once per event (fewer context switches and writes per request under load; an event that arrives during a nap waits at most this long; an idle or lightly loaded worker never naps). 0 disables" },
+    SettingInfo { name: "poll_nap_us", default: 50, min: 0, max: 10_000, help: "microseconds a worker under load naps while events arrive faster than that: instead of blocking when nothing is ready, and before every poll while many HTTP/2 streams share their client connections, so that it handles events in batches (fewer polls, context switches and client writes per request; an event that arrives during a nap waits at most this long; an idle or lightly loaded worker never naps). 0 disables" },
     SettingInfo { name: "drain", default: 0, min: 0, max: 3_600, help: "write N > 0 to take the node out gracefully: /healthz fails at once, the node keeps serving N seconds so the tier in front notices, then stops accepting, finishes its requests and the host program exits" },
 ];
 

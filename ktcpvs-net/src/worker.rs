@@ -27,7 +27,7 @@ use slab::Slab;
 use crate::access_log::AccessLog;
 use crate::io::buffer::{BufferPool, BUFFER_SIZE};
 use crate::listener::ClientGate;
-use crate::nap::Nap;
+use crate::nap::{Load, Nap, Napping};
 use crate::proxy_protocol::Addresses;
 use crate::resource::{is_local_exhaustion, warn_exhaustion};
 use crate::session::{self, Cause, Ctx, Flow, Kind, Peer, Session, Spares};
@@ -267,6 +267,8 @@ struct Loop {
     redrive_deferred: Vec<usize>,
     last_sweep: Instant,
     nap: Nap,
+    /// When the last poll returned: the iteration since began then.
+    polled_at: Instant,
 }
 
 /// What sessions are driven with, apart from the sessions themselves: kept
@@ -287,6 +289,9 @@ struct Resources {
     /// The published configuration as of this loop iteration (see
     /// [`Resources::refresh_snapshot`]).
     snapshot: Arc<Snapshot>,
+    /// Exchanges in flight beside another on the same client connection
+    /// (see [`Ctx::multiplexed`]).
+    multiplexed: usize,
 }
 
 /// A drain in progress.
@@ -323,6 +328,7 @@ impl Resources {
             access_log: self.access_log.as_ref(),
             origin: None,
             cause: Cause::Other,
+            multiplexed: &mut self.multiplexed,
         }
     }
 }
@@ -374,6 +380,7 @@ impl Worker {
                 access_log: self.access_log,
                 snapshot: self.control.snapshot_cell().load_full(),
                 control: self.control,
+                multiplexed: 0,
             },
             listeners: Slab::new(),
             sessions: Slab::with_capacity(1024),
@@ -386,6 +393,7 @@ impl Worker {
             redrive_deferred: Vec::with_capacity(64),
             last_sweep: Instant::now(),
             nap: Nap::default(),
+            polled_at: Instant::now(),
         }
         .run()
     }
@@ -394,7 +402,7 @@ impl Worker {
 impl Loop {
     /// Waits for events, up to `timeout`, from `now`: first napping when
     /// they have been arriving faster than the nap (see [`crate::nap`]);
-    /// the time it returned, which the loop iteration goes on with.
+    /// the time it returned, which the next loop iteration goes on with.
     fn poll(
         &mut self,
         events: &mut Events,
@@ -403,12 +411,23 @@ impl Loop {
     ) -> io::Result<Instant> {
         let nap = Duration::from_micros(self.res.snapshot.settings().poll_nap_us());
         let mut start = now;
-        let busy = self.res.backends.busy_count();
-        if let Some(nap) = self.nap.before_poll(nap, timeout, busy) {
-            self.res.poll.poll(events, Some(Duration::ZERO))?;
-            if !events.is_empty() {
-                return Ok(Instant::now());
-            }
+        let load = Load {
+            busy: self.res.backends.busy_count(),
+            multiplexed: self.res.multiplexed,
+            worked: now.saturating_duration_since(self.polled_at),
+        };
+        if let Some(napping) = self.nap.before_poll(nap, timeout, load) {
+            let nap = match napping {
+                Napping::Always(nap) => nap,
+                Napping::WhenIdle(nap) => {
+                    self.res.poll.poll(events, Some(Duration::ZERO))?;
+                    if !events.is_empty() {
+                        self.polled_at = Instant::now();
+                        return Ok(self.polled_at);
+                    }
+                    nap
+                }
+            };
             std::thread::sleep(nap);
             timeout = timeout.map(|t| t.saturating_sub(nap));
             start = Instant::now();
@@ -416,6 +435,7 @@ impl Loop {
         self.res.poll.poll(events, timeout)?;
         let polled = Instant::now();
         self.nap.waited(polled.saturating_duration_since(start));
+        self.polled_at = polled;
         Ok(polled)
     }
 
@@ -507,6 +527,11 @@ impl Loop {
             }
         }
         self.res.backends.clear_idle();
+        debug_assert!(
+            !self.sessions.is_empty() || self.res.multiplexed == 0,
+            "multiplexed exchanges counted with no session left: {}",
+            self.res.multiplexed
+        );
         Ok(())
     }
 

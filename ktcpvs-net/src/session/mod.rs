@@ -88,6 +88,19 @@ pub(crate) struct Ctx<'a> {
     pub origin: Option<Addresses>,
     /// Why the session is driven.
     pub cause: Cause,
+    /// The worker's count of exchanges in flight beside another on the
+    /// same client connection (an HTTP/2 connection's streams after its
+    /// first): how many responses one write to a client can carry, which
+    /// decides how the worker naps (see [`crate::nap`]).
+    pub multiplexed: &'a mut usize,
+}
+
+impl Ctx<'_> {
+    /// A session's share of [`Ctx::multiplexed`] went from `before` to
+    /// `after`.
+    pub fn multiplexed_moved(&mut self, before: usize, after: usize) {
+        *self.multiplexed = self.multiplexed.saturating_sub(before) + after;
+    }
 }
 
 /// Why a session is driven: a session with many parts (an HTTP/2
@@ -417,7 +430,9 @@ impl Session {
             }
             Kind::Http(h) => h.drive(&mut self.client, self.peer.addr(), &self.service, ctx),
             Kind::H2(h) => {
+                let before = h.multiplexed();
                 let flow = h.drive(&mut self.client, self.peer.addr(), &self.service, ctx);
+                ctx.multiplexed_moved(before, h.multiplexed());
                 return self.close_tls(flow, ctx);
             }
             Kind::AwaitingProxy { .. } | Kind::Parked(_) | Kind::Closing { .. } => {
@@ -460,7 +475,10 @@ impl Session {
                 h.close(ctx);
                 ctx.spares.keep(h);
             }
-            Kind::H2(mut h) => h.close(ctx),
+            Kind::H2(mut h) => {
+                ctx.multiplexed_moved(h.multiplexed(), 0);
+                h.close(ctx);
+            }
             Kind::Parked(keep) => keep.leave(ctx),
             Kind::AwaitingProxy { .. } | Kind::Closing { .. } => {}
         }
@@ -477,7 +495,9 @@ impl Session {
             Kind::Tunnel(t) => return t.on_timeout(&mut self.client, &self.service, ctx),
             Kind::Http(h) => h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx),
             Kind::H2(h) => {
+                let before = h.multiplexed();
                 let flow = h.on_timeout(&mut self.client, self.peer.addr(), &self.service, ctx);
+                ctx.multiplexed_moved(before, h.multiplexed());
                 return self.close_tls(flow, ctx);
             }
             // A parked connection's keep-alive time is up; a closing one

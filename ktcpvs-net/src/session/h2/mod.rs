@@ -306,6 +306,12 @@ impl H2Session {
             && (self.go_away != GoAway::Announced || self.phase == Phase::Closed)
     }
 
+    /// Its streams after the first: exchanges in flight whose responses
+    /// can share a write to the client with another's.
+    pub fn multiplexed(&self) -> usize {
+        self.room.streams.len().saturating_sub(1)
+    }
+
     /// Does all the I/O it can.
     pub fn drive(
         &mut self,
