@@ -182,14 +182,6 @@ pub enum RequestError {
     /// control character in a field value, a stray CR (400).
     #[error("malformed request head: {0}")]
     Malformed(httparse::Error),
-    /// A field name or value holds a byte the grammar forbids (400).
-    #[error("header field {field} holds the forbidden byte {byte:#04x}")]
-    FieldByte {
-        /// The index of the field.
-        field: usize,
-        /// The offending byte.
-        byte: u8,
-    },
     /// The request target holds a byte other than visible ASCII (a control
     /// character, a space, a byte above 0x7E) (400).
     #[error("request target holds the forbidden byte {byte:#04x} at offset {offset}")]
@@ -272,7 +264,6 @@ impl RequestError {
             RequestError::BareLf { .. }
             | RequestError::UnsupportedVersion
             | RequestError::Malformed(_)
-            | RequestError::FieldByte { .. }
             | RequestError::TargetByte { .. }
             | RequestError::TargetFragment
             | RequestError::TargetForm
@@ -430,7 +421,6 @@ pub fn parse_request_uninit<'b, 'h>(
         TargetForm::Origin | TargetForm::Asterisk => (target, None),
     };
     let headers: &'h [Header<'b>] = headers;
-    check_fields(headers)?;
     let host = check_host(headers, version)?;
     let framing = request_framing(headers, version)?;
     let connection = ConnectionOptions::of(headers);
@@ -545,23 +535,6 @@ fn split_absolute(target: &str) -> Result<(&str, &str), RequestError> {
 /// `#` and `@` (user information).
 pub(crate) fn is_host_delimiter(b: &u8) -> bool {
     matches!(b, b' ' | b'\t' | b',' | b'/' | b'?' | b'#' | b'@')
-}
-
-/// Re-checks every field name and value byte against the grammar, so the
-/// rules hold whatever leniency the tokeniser has.
-fn check_fields(headers: &[Header<'_>]) -> Result<(), RequestError> {
-    for (field, h) in headers.iter().enumerate() {
-        if let Some(&byte) = h.name.as_bytes().iter().find(|&&b| !headers::is_tchar(b)) {
-            return Err(RequestError::FieldByte { field, byte });
-        }
-        if h.name.is_empty() {
-            return Err(RequestError::Malformed(httparse::Error::HeaderName));
-        }
-        if let Some(byte) = headers::first_bad_value_byte(h.value) {
-            return Err(RequestError::FieldByte { field, byte });
-        }
-    }
-    Ok(())
 }
 
 /// One `Host` (required on HTTP/1.1), holding no delimiter that could make

@@ -1485,6 +1485,27 @@ mod properties {
             prop_assert_eq!(headers::first_bad_value_byte(&value), expected);
         }
 
+        /// Whatever head the parsers accept, every field name is a token
+        /// and every value holds only field-value bytes: the grammar holds
+        /// for any input, not only the bytes the exhaustive test places.
+        #[test]
+        fn accepted_fields_keep_the_grammar(buf in http_bytes()) {
+            let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+            if let Ok(Some((_, head))) = parse_request(&buf, &mut slots, &Limits::default()) {
+                for h in head.headers {
+                    prop_assert!(!h.name.is_empty() && h.name.bytes().all(headers::is_tchar));
+                    prop_assert_eq!(headers::first_bad_value_byte(h.value), None);
+                }
+            }
+            let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+            if let Ok(Some((_, head))) = parse_response(&buf, &mut slots, Method::Get, &Limits::default()) {
+                for h in head.headers {
+                    prop_assert!(!h.name.is_empty() && h.name.bytes().all(headers::is_tchar));
+                    prop_assert_eq!(headers::first_bad_value_byte(h.value), None);
+                }
+            }
+        }
+
         #[test]
         fn parse_request_never_panics(buf in http_bytes()) {
             let limits = Limits { max_request_line: 64, max_header_size: 128, max_headers: 4 };
@@ -1605,6 +1626,64 @@ mod properties {
             let b = body.advance(&wire[a..]).unwrap();
             prop_assert_eq!(a + b, wire.len());
             prop_assert!(body.is_done());
+        }
+    }
+}
+
+/// The field grammar is enforced by the tokeniser alone (no second pass
+/// re-checks the bytes): every byte value that may not appear in a field
+/// name, at its start or inside it, and every byte that may not appear in a
+/// field value gets the head refused, in a request and in a response; every
+/// byte that may appear is accepted and kept. A tokeniser made more lenient
+/// (a new version, another configuration) fails here.
+#[test]
+fn httparse_refuses_every_byte_the_field_grammar_forbids() {
+    let request =
+        |field: &[u8]| [&b"GET / HTTP/1.1\r\nHost: a\r\n"[..], field, b"\r\n\r\n"].concat();
+    let response = |field: &[u8]| {
+        [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            field,
+            b"\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat()
+    };
+    for b in 0..=255u8 {
+        let mut fields = vec![(vec![b, b'x', b':', b' ', b'v'], headers::is_tchar(b))];
+        if b != b':' {
+            fields.push((vec![b'x', b, b'y', b':', b' ', b'v'], headers::is_tchar(b)));
+        }
+        fields.push((
+            vec![b'x', b':', b' ', b'a', b, b'b'],
+            headers::is_field_value_byte(b),
+        ));
+        for (field, allowed) in fields {
+            let shown = String::from_utf8_lossy(&field).into_owned();
+            let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+            let req = request(&field);
+            let got = parse_request(&req, &mut slots, &Limits::default());
+            assert_eq!(
+                matches!(got, Ok(Some(_))),
+                allowed,
+                "request field {shown:?} (byte {b:#04x}): {got:?}"
+            );
+            let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+            let res = response(&field);
+            let got = parse_response(&res, &mut slots, Method::Get, &Limits::default());
+            assert_eq!(
+                matches!(got, Ok(Some(_))),
+                allowed,
+                "response field {shown:?} (byte {b:#04x}): {got:?}"
+            );
+            if allowed && field.ends_with(b"b") {
+                let mut slots = [httparse::EMPTY_HEADER; SLOTS];
+                let Ok(Some((_, head))) = parse_request(&req, &mut slots, &Limits::default())
+                else {
+                    unreachable!("accepted above");
+                };
+                let value = head.headers.iter().find(|h| h.name == "x").map(|h| h.value);
+                assert_eq!(value, Some(&[b'a', b, b'b'][..]), "byte {b:#04x} kept");
+            }
         }
     }
 }

@@ -24,6 +24,7 @@
 
 use std::io::Write as _;
 
+use crate::http::headers::{first_bad_value_byte, is_tchar};
 use crate::http::{is_host_delimiter, Method};
 
 /// One field of an HTTP/2 header list, as HPACK decoded it.
@@ -317,23 +318,19 @@ fn write_fields(regular: &[Field<'_>], out: &mut Vec<u8>) {
     }
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 fn is_lower_token(s: &[u8]) -> bool {
-    is_token(s) && !s.iter().any(u8::is_ascii_uppercase)
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b) && !b.is_ascii_uppercase())
 }
 
 /// No CR, LF or NUL anywhere (RFC 9113 §8.2.1), nor any other control
 /// byte but HTAB (HTTP/1.1's field-value grammar, which the real server
 /// parses); no blank at either end.
 fn check_value(v: &[u8]) -> Result<(), DowngradeError> {
-    let bad_byte = v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
+    let bad_byte = first_bad_value_byte(v).is_some();
     let padded = matches!(v.first(), Some(b' ' | b'\t')) || matches!(v.last(), Some(b' ' | b'\t'));
     if bad_byte || padded {
         Err(DowngradeError::BadValue)
