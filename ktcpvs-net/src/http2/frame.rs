@@ -260,6 +260,7 @@ fn static_name_index(lower: &[u8]) -> Option<u8> {
 
 /// Appends an HPACK integer with an `n`-bit prefix (RFC 7541 §5.1); the
 /// first byte's high bits are `first`.
+#[inline]
 pub fn encode_int(first: u8, n: u32, value: usize, out: &mut Vec<u8>) {
     let max = (1usize << n) - 1;
     if value < max {
@@ -276,6 +277,7 @@ pub fn encode_int(first: u8, n: u32, value: usize, out: &mut Vec<u8>) {
 }
 
 /// Appends an HPACK string literal, not Huffman-coded.
+#[inline]
 fn encode_str(bytes: &[u8], out: &mut Vec<u8>) {
     encode_int(0, 7, bytes.len(), out);
     out.extend_from_slice(bytes);
@@ -331,22 +333,25 @@ pub fn encode_status(status: u16, out: &mut Vec<u8>) {
 /// assert_eq!(out, [0x00, 4, b'x', b'-', b'u', b'p', 1, b'a']);
 /// ```
 pub fn encode_field(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    // Room for both representations and their length prefixes at once.
+    out.reserve(name.len() + value.len() + 12);
     let mut lower = [0u8; 32];
-    let known = match lower.get_mut(..name.len()) {
-        Some(l) => {
-            for (d, s) in l.iter_mut().zip(name) {
-                *d = s.to_ascii_lowercase();
-            }
-            static_name_index(l)
-        }
-        None => None,
+    let Some(lower) = lower.get_mut(..name.len()) else {
+        out.push(0x00);
+        encode_int(0, 7, name.len(), out);
+        out.extend(name.iter().map(u8::to_ascii_lowercase));
+        encode_str(value, out);
+        return;
     };
-    match known {
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    match static_name_index(lower) {
         Some(index) => encode_int(0x00, 4, usize::from(index), out),
         None => {
             out.push(0x00);
             encode_int(0, 7, name.len(), out);
-            out.extend(name.iter().map(u8::to_ascii_lowercase));
+            out.extend_from_slice(lower);
         }
     }
     encode_str(value, out);
@@ -408,5 +413,34 @@ mod tests {
         out.clear();
         encode_int(0x00, 4, 28, &mut out);
         assert_eq!(out, [0x0f, 0x0d]);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the name (short or long, any case, in the static table
+        /// or not) and value, the encoded field decodes to the name in lower
+        /// case and the value unchanged, after whatever the block held.
+        #[test]
+        fn encoded_fields_decode_to_the_lowercased_name_and_the_value(
+            name in prop_oneof![
+                prop::sample::select(vec![
+                    "Content-Length", "content-type", "ETag", "Set-Cookie", "X-Backend",
+                    "WWW-Authenticate", "Access-Control-Allow-Origin",
+                ]).prop_map(String::from),
+                "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,80}",
+            ],
+            value in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut block = vec![0x88]; // :status 200, indexed
+            encode_field(name.as_bytes(), &value, &mut block);
+            let mut seen = Vec::new();
+            crate::http2::hpack::Decoder::new()
+                .decode(&block, |n, v| seen.push((n.to_vec(), v.to_vec())))
+                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(seen.len(), 2);
+            prop_assert_eq!(&seen[1].0, &name.to_ascii_lowercase().into_bytes());
+            prop_assert_eq!(&seen[1].1, &value);
+        }
     }
 }
