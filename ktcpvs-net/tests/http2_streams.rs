@@ -4,7 +4,8 @@
 //! connection goes back to the pool when its stream ends), each stream is
 //! switched by the rules on its own, and every framing of an HTTP/1.1
 //! response (length, chunked, close-delimited, 1xx first, 204, 304, HEAD)
-//! reaches its stream whole and ended.
+//! reaches its stream whole and ended, with exactly the fields the server
+//! sent (a differential test over made-up heads).
 
 mod support;
 
@@ -165,5 +166,140 @@ fn every_response_shape_reaches_the_stream_whole() {
         if path == "/length" && method == "GET" {
             assert_eq!(r.header("content-length").as_deref(), Some("5"), "{what}");
         }
+    }
+}
+
+/// Response head number `n` of `response_fields_reach_the_stream_as_sent`,
+/// made up from `n` alone: its bytes (a 200 with a five-byte body), the
+/// fields an HTTP/2 client must receive after `:status` (in order, names in
+/// lower case, the connection-specific ones left out) and whether the
+/// server closes after it.
+fn random_head(n: u64) -> (Vec<u8>, Fields, bool) {
+    let mut state = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    const NAMES: [&str; 10] = [
+        "X-Shape",
+        "server",
+        "ETag",
+        "Content-Type",
+        "Set-Cookie",
+        "VARY",
+        "x-a-name-longer-than-thirty-two-bytes-in-all",
+        "Cache-Control",
+        "x",
+        "Last-Modified",
+    ];
+    // (field line, connection-specific, the server closes after it)
+    const HOPS: [(&str, bool); 4] = [
+        ("Connection: keep-alive", false),
+        ("Keep-Alive: timeout=5", false),
+        ("Connection: close", true),
+        ("", false),
+    ];
+    let mut fields: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    for _ in 0..next(12) {
+        let name = NAMES[next(NAMES.len() as u64) as usize].to_string();
+        let len = next(40) as usize;
+        let mut value: Vec<u8> = (0..len)
+            .map(|_| match next(20) {
+                0 => b' ',
+                1 => b'\t',
+                _ => b'!' + next(94) as u8,
+            })
+            .collect();
+        while value.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            value.remove(0);
+        }
+        while value.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            value.pop();
+        }
+        fields.push((name, value, false));
+    }
+    let at = next(fields.len() as u64 + 1) as usize;
+    fields.insert(at, ("Content-Length".into(), b"5".to_vec(), false));
+    let (hop, close) = HOPS[next(HOPS.len() as u64) as usize];
+    if let Some((name, value)) = hop.split_once(": ") {
+        let at = next(fields.len() as u64 + 1) as usize;
+        fields.insert(at, (name.into(), value.as_bytes().to_vec(), true));
+    }
+    let mut bytes = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for (name, value, _) in &fields {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"\r\nhello");
+    let expected = fields
+        .into_iter()
+        .filter(|(_, _, hop)| !hop)
+        .map(|(name, value, _)| (name.to_ascii_lowercase(), value))
+        .collect();
+    (bytes, expected, close)
+}
+
+/// Differential: for 48 made-up response heads (fields of every case, in
+/// the static table or not, long names, empty values, inner blanks; with
+/// `Connection: keep-alive`, which is forwarded unchanged, `Keep-Alive` or
+/// `Connection: close`, which are cut or rewritten, or no hop-by-hop field)
+/// the fields the HTTP/2 client decodes are exactly the fields the server
+/// sent, in order, whichever way the engine took the head apart.
+#[test]
+fn response_fields_reach_the_stream_as_the_server_sent_them() {
+    use std::io::{BufReader, Write};
+    use support::backend::{read_request_head, RawBackend};
+    let backend = RawBackend::start(|conn| {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        while let Some(head) = read_request_head(&mut reader) {
+            let path = head.split(' ').nth(1).unwrap_or("");
+            let n = path.trim_start_matches("/case/").parse().unwrap_or(0);
+            let (bytes, _, close) = random_head(n);
+            if conn.write_all(&bytes).is_err() || close {
+                return;
+            }
+        }
+    });
+    let control = control();
+    let spec = ServiceSpec {
+        http2: Some(true),
+        ..ServiceSpec::default()
+    };
+    add_service(&control, "web", "phttp", spec);
+    add_server(&control, "web", backend.addr());
+    add_rule(&control, "web", ".*", backend.addr());
+    start(&control, "web");
+    let engine = run(control);
+    let mut c = H2Client::handshake(engine.addr("web"), &[]);
+    for n in 0..48u64 {
+        let path = format!("/case/{n}");
+        let block = request_block("GET", &path, &[]);
+        let r = c
+            .request(
+                2 * n as u32 + 1,
+                &block,
+                None,
+                std::time::Duration::from_secs(5),
+            )
+            .response(&path);
+        let (_, expected, _) = random_head(n);
+        assert_eq!(r.status(), Some(200), "{path}");
+        assert_eq!(r.text(), "hello", "{path}");
+        let got: Fields = r.heads[0]
+            .iter()
+            .filter(|(name, _)| name != ":status")
+            .cloned()
+            .collect();
+        assert_eq!(
+            got,
+            expected,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&random_head(n).0)
+        );
     }
 }

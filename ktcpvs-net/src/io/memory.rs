@@ -19,6 +19,40 @@ pub(crate) const OUTBOUND_LIMIT: usize = 64 * 1024;
 /// What each side reserves when a stream opens.
 const INITIAL_CAPACITY: usize = 1024;
 
+/// Fields a forwarded head usually has room for without growing.
+const FIELD_SPANS: usize = 16;
+
+/// Where one field of a response head lies within the head: the byte
+/// ranges (start, end) of its name and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSpan {
+    /// The name's range.
+    pub name: (u32, u32),
+    /// The value's range.
+    pub value: (u32, u32),
+}
+
+/// The final response head a session forwarded unchanged (byte for byte,
+/// at the front of the outbound bytes), as the session's parse of it found
+/// it: its status, its length and its fields.
+#[derive(Debug, Default)]
+pub(crate) struct ForwardedHead {
+    /// The head's status and length once one is noted; `None` while none
+    /// is (the HTTP/2 side then splits the head itself).
+    pub noted: Option<(u16, usize)>,
+    /// The head's fields, in order (the room is kept from stream to
+    /// stream).
+    pub fields: Vec<FieldSpan>,
+}
+
+impl ForwardedHead {
+    /// Forgets the noted head, keeping the room for the next.
+    pub fn clear(&mut self) {
+        self.noted = None;
+        self.fields.clear();
+    }
+}
+
 /// One HTTP/2 stream's bytes, as HTTP/1.1.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryEnd {
@@ -38,6 +72,10 @@ pub(crate) struct MemoryEnd {
     /// head. `None` for a response the session wrote itself (an error
     /// page, a redirect), which the HTTP/2 side parses in full.
     pub response_framing: Option<Framing>,
+    /// The fields of the final response head the session forwarded byte
+    /// for byte, as its parse found them, so the HTTP/2 side need not
+    /// split the head again.
+    pub forwarded: ForwardedHead,
     /// Whether the HTTP/2 connection runs TLS.
     pub tls: bool,
     /// The server name of its TLS handshake.
@@ -53,6 +91,10 @@ impl MemoryEnd {
             // response), instead of a growth step per write.
             inbound: Vec::with_capacity(INITIAL_CAPACITY),
             outbound: Vec::with_capacity(INITIAL_CAPACITY),
+            forwarded: ForwardedHead {
+                noted: None,
+                fields: Vec::with_capacity(FIELD_SPANS),
+            },
             tls,
             server_name: server_name.map(Box::from),
             ..MemoryEnd::default()
@@ -79,9 +121,12 @@ impl MemoryEnd {
         } else {
             server_name.map(Box::from)
         };
+        let mut forwarded = std::mem::take(&mut self.forwarded);
+        forwarded.clear();
         *self = MemoryEnd {
             inbound,
             outbound,
+            forwarded,
             tls,
             server_name: name,
             ..MemoryEnd::default()

@@ -30,7 +30,7 @@ use crate::http2::dechunk::Dechunker;
 use crate::http2::downgrade::{downgrade, Body, DowngradeError, Field};
 use crate::http2::frame::{self, flag, Reason};
 use crate::io::conn::Conn;
-use crate::io::memory::MemoryEnd;
+use crate::io::memory::{FieldSpan, MemoryEnd};
 use crate::session::http::{HttpFlow, HttpSession};
 use crate::session::{Ctx, Flow};
 
@@ -49,8 +49,8 @@ const FIELDS: usize = 128;
 /// never sent in an HTTP/2 response (RFC 9113 §8.2.2): `Connection`,
 /// `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`, `Upgrade`, `TE`.
 /// Told apart by length first: one comparison at most for most fields.
-fn is_connection_specific(name: &str) -> bool {
-    let is = |lit: &str| name.eq_ignore_ascii_case(lit);
+fn is_connection_specific(name: &[u8]) -> bool {
+    let is = |lit: &str| name.eq_ignore_ascii_case(lit.as_bytes());
     match name.len() {
         2 => is("te"),
         7 => is("upgrade"),
@@ -507,10 +507,8 @@ impl Stream {
         };
         let block = out.scratch();
         frame::encode_status(head.status, block);
-        for field in head.fields {
-            if !is_connection_specific(field.name) {
-                frame::encode_field(field.name.as_bytes(), field.value, block);
-            }
+        if !head.fields.encode(block) {
+            return Err(Reason::INTERNAL_ERROR);
         }
         let flags = if body.is_none() { flag::END_STREAM } else { 0 };
         match out.headers(id, flags) {
@@ -524,6 +522,7 @@ impl Stream {
         let len = head.len;
         end.outbound.drain(..len);
         end.response_framing = None;
+        end.forwarded.clear();
         self.down = match body {
             None => Down::Done,
             Some(body) => Down::Body(body),
@@ -618,36 +617,86 @@ struct WrittenHead<'a> {
     len: usize,
     /// Its body's framing (meaningless for a 1xx head).
     framing: Framing,
-    fields: &'a [httparse::Header<'a>],
+    fields: HeadFields<'a>,
+}
+
+/// A response head's fields, as the HTTP/2 side found them.
+enum HeadFields<'a> {
+    /// Split from the head.
+    Split(&'a [httparse::Header<'a>]),
+    /// Noted by the session that forwarded the head (see
+    /// [`crate::io::memory::ForwardedHead`]): ranges of `head`.
+    Noted {
+        head: &'a [u8],
+        spans: &'a [FieldSpan],
+    },
+}
+
+impl HeadFields<'_> {
+    /// Encodes every field but the connection-specific ones into `block`
+    /// (HPACK); `false` if a noted range lies outside the head.
+    fn encode(&self, block: &mut Vec<u8>) -> bool {
+        let mut put = |name: &[u8], value: &[u8]| {
+            if !is_connection_specific(name) {
+                frame::encode_field(name, value, block);
+            }
+        };
+        match self {
+            HeadFields::Split(fields) => {
+                for field in *fields {
+                    put(field.name.as_bytes(), field.value);
+                }
+            }
+            HeadFields::Noted { head, spans } => {
+                let range = |(start, end): (u32, u32)| head.get(start as usize..end as usize);
+                for span in *spans {
+                    let (Some(name), Some(value)) = (range(span.name), range(span.value)) else {
+                        return false;
+                    };
+                    put(name, value);
+                }
+            }
+        }
+        true
+    }
 }
 
 /// The response head at the front of `end`'s outbound bytes, once whole.
 /// A head the session forwarded from a server comes with the framing the
-/// session decided, and is only split into fields (it passed the full
-/// checks when it arrived); a head the session wrote itself gets the full
-/// parse.
+/// session decided and, when it went unchanged, with its fields noted;
+/// otherwise it is only split into fields (it passed the full checks when
+/// it arrived). A head the session wrote itself gets the full parse.
 fn read_head<'a>(
     end: &'a MemoryEnd,
     slots: &'a mut [MaybeUninit<httparse::Header<'a>>],
     method: Method,
     limits: &Limits,
 ) -> Result<Option<WrittenHead<'a>>, Reason> {
-    let head = match end.response_framing {
-        Some(framing) => split_own_response_head(&end.outbound, slots)
+    let head = match (end.response_framing, end.forwarded.noted) {
+        (Some(framing), Some((status, len))) => end.outbound.get(..len).map(|head| WrittenHead {
+            status,
+            len,
+            framing,
+            fields: HeadFields::Noted {
+                head,
+                spans: &end.forwarded.fields,
+            },
+        }),
+        (Some(framing), None) => split_own_response_head(&end.outbound, slots)
             .map_err(|_| Reason::INTERNAL_ERROR)?
             .map(|own| WrittenHead {
                 status: own.status,
                 len: own.head_len,
                 framing,
-                fields: own.headers,
+                fields: HeadFields::Split(own.headers),
             }),
-        None => parse_response_uninit(&end.outbound, slots, method, limits)
+        (None, _) => parse_response_uninit(&end.outbound, slots, method, limits)
             .map_err(|_| Reason::INTERNAL_ERROR)?
             .map(|(info, head)| WrittenHead {
                 status: info.status,
                 len: info.head_len,
                 framing: info.framing,
-                fields: head.headers,
+                fields: HeadFields::Split(head.headers),
             }),
     };
     if head.is_none() && end.write_shut {

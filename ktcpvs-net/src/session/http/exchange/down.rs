@@ -15,6 +15,7 @@ use crate::http::{
 };
 use crate::io::buffer::release_if_empty;
 use crate::io::conn::Fill;
+use crate::io::memory::{FieldSpan, MemoryEnd};
 use crate::session::http::{Head, Io, Persist, Version, HEADER_SLOTS, SCRATCH_HEAD};
 use crate::session::relay::Progress;
 use crate::session::tunnel::Tunnel;
@@ -134,6 +135,7 @@ impl Exchange {
             };
             let mut slots = [const { MaybeUninit::uninit() }; HEADER_SLOTS];
             let n = w.limits.max_headers.min(HEADER_SLOTS);
+            let base = obuf.filled().as_ptr() as usize;
             let parsed = if obuf.is_empty() {
                 Ok(None)
             } else {
@@ -159,6 +161,10 @@ impl Exchange {
                         }
                     }
                     let out = self.plan_head(&info, &head, &mut io.rscratch, w)?;
+                    if let Some(end) = w.client.memory_end() {
+                        let unchanged = matches!(out.0, HeadOut::InBuffer) && !info.interim;
+                        note_forwarded(end, unchanged.then_some(&info), base, head.headers);
+                    }
                     self.start_response(info, out, io, w)?;
                     return Ok(HeadRead::Decided);
                 }
@@ -468,4 +474,42 @@ fn send_head(head: &mut HeadOut, io: &mut Io, w: &mut Wire<'_>) -> Result<bool, 
     *pending -= skip + body_sent;
     *head = HeadOut::InBuffer;
     Ok(true)
+}
+
+/// Notes in an HTTP/2 stream's end where the fields of a final response
+/// head forwarded unchanged (`info`; `None` for any other head) lie within
+/// it, from their places in the buffer the head was parsed in (starting at
+/// address `base`), so that the HTTP/2 side encodes them without splitting
+/// the head again (see [`ForwardedHead`](crate::io::memory::ForwardedHead)).
+/// Only a head that will be the first of the end's outbound bytes, with
+/// every field inside it, is noted; anything else leaves nothing noted.
+fn note_forwarded(
+    end: &mut MemoryEnd,
+    info: Option<&ResponseInfo>,
+    base: usize,
+    fields: &[httparse::Header<'_>],
+) {
+    end.forwarded.clear();
+    let Some(info) = info else {
+        return;
+    };
+    if !end.outbound.is_empty() {
+        return;
+    }
+    let span = |bytes: &[u8]| -> Option<(u32, u32)> {
+        let start = (bytes.as_ptr() as usize).checked_sub(base)?;
+        let stop = start.checked_add(bytes.len())?;
+        if stop > info.head_len {
+            return None;
+        }
+        Some((u32::try_from(start).ok()?, u32::try_from(stop).ok()?))
+    };
+    for field in fields {
+        let (Some(name), Some(value)) = (span(field.name.as_bytes()), span(field.value)) else {
+            end.forwarded.clear();
+            return;
+        };
+        end.forwarded.fields.push(FieldSpan { name, value });
+    }
+    end.forwarded.noted = Some((info.status, info.head_len));
 }
