@@ -25,11 +25,17 @@ pub fn monotonic_millis() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Microseconds since the first call in this process, from a monotonic
-/// clock (the response-time average's sample times).
-fn monotonic_micros() -> u64 {
+/// Microseconds from the first call in this process to `at`, on the
+/// monotonic clock (the response-time average's sample times).
+fn monotonic_micros_at(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(u64::MAX)
+    let since = at.saturating_duration_since(*EPOCH.get_or_init(Instant::now));
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// [`monotonic_micros_at`] now.
+fn monotonic_micros() -> u64 {
+    monotonic_micros_at(Instant::now())
 }
 
 /// How fast the response-time average forgets: the weight of a sample
@@ -423,7 +429,14 @@ impl ServerLoad {
     /// it back gradually. Concurrent samples may overwrite each other; the
     /// average stays a sample-weighted estimate.
     pub fn record_response_time(&self, sample: Duration) {
-        let now = monotonic_micros();
+        self.record_response_time_at(sample, Instant::now());
+    }
+
+    /// [`record_response_time`](Self::record_response_time) for a response
+    /// that came at `at`: a caller that has just read the clock saves
+    /// reading it again.
+    pub fn record_response_time_at(&self, sample: Duration, at: Instant) {
+        let now = monotonic_micros_at(at);
         let sample = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX);
         let last = self.response_at.swap(now, Ordering::Relaxed);
         let prev = self.response_us.load(Ordering::Relaxed);

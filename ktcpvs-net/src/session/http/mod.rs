@@ -256,10 +256,10 @@ impl Route {
         self.service.rule_loads().get(rule).map(|l| &**l)
     }
 
-    /// Records a final response head of `status` that took `took`: the
-    /// response-time average, the first-byte histograms, the status class
-    /// (service, server, rule) and outlier detection.
-    fn record_head(&self, status: u16, took: Duration, backoff: Duration) {
+    /// Records a final response head of `status` that came at `at` and
+    /// took `took`: the response-time average, the first-byte histograms,
+    /// the status class (service, server, rule) and outlier detection.
+    fn record_head(&self, status: u16, (at, took): (Instant, Duration), backoff: Duration) {
         let service = self.service.load();
         service.latency().first_byte.observe(took);
         service.responses().count(status);
@@ -267,7 +267,7 @@ impl Route {
             load.add_response(status);
         }
         if let Some(entry) = self.entry() {
-            entry.load().record_response_time(took);
+            entry.load().record_response_time_at(took, at);
             entry.load().latency().first_byte.observe(took);
             entry.load().responses().count(status);
         }

@@ -154,7 +154,8 @@ impl Exchange {
                 Ok(Some((info, head))) => {
                     if !info.interim {
                         let took = w.now.saturating_duration_since(self.started);
-                        self.route.record_head(info.status, took, w.backoff);
+                        self.route
+                            .record_head(info.status, (w.now, took), w.backoff);
                         if let Some(pending) = &mut io.log {
                             pending.status = info.status;
                             pending.first_byte_us = super::super::logging::micros(took);
@@ -496,14 +497,17 @@ fn note_forwarded(
     if !end.outbound.is_empty() {
         return;
     }
-    let span = |bytes: &[u8]| -> Option<(u32, u32)> {
-        let start = (bytes.as_ptr() as usize).checked_sub(base)?;
-        let stop = start.checked_add(bytes.len())?;
-        if stop > info.head_len {
-            return None;
-        }
-        Some((u32::try_from(start).ok()?, u32::try_from(stop).ok()?))
+    // Offsets within the head, which is shorter than any buffer and so
+    // than 2³²: every range checked to lie in it fits a u32.
+    let Ok(head_len) = u32::try_from(info.head_len) else {
+        return;
     };
+    let span = |bytes: &[u8]| {
+        let start = (bytes.as_ptr() as usize).wrapping_sub(base);
+        let stop = start.wrapping_add(bytes.len());
+        (start <= stop && stop <= head_len as usize).then_some((start as u32, stop as u32))
+    };
+    end.forwarded.fields.reserve(fields.len());
     for field in fields {
         let (Some(name), Some(value)) = (span(field.name.as_bytes()), span(field.value)) else {
             end.forwarded.clear();
