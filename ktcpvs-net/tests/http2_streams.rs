@@ -12,7 +12,7 @@ mod support;
 use std::net::SocketAddr;
 
 use ktcpvs_core::ServiceSpec;
-use support::backend::HttpBackend;
+use support::backend::{read_request_head, HttpBackend, RawBackend};
 use support::h2frames::*;
 use support::*;
 
@@ -69,6 +69,36 @@ fn streams_reuse_backend_connections_whatever_the_scheduler() {
     }
 }
 
+/// A backend answering each request `METHOD PATH` on a connection with
+/// `answer(method, path)`: the bytes, and whether it closes after them;
+/// and a running service `web` (`phttp`, `http2 = on`) sending every
+/// request to it.
+fn h2_service_answering(answer: fn(&str, &str) -> (Vec<u8>, bool)) -> (RawBackend, Running) {
+    use std::io::{BufReader, Write};
+    let backend = RawBackend::start(move |conn| {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        while let Some(head) = read_request_head(&mut reader) {
+            let mut words = head.split(' ');
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let (bytes, close) = answer(method, path);
+            if conn.write_all(&bytes).is_err() || close {
+                return;
+            }
+        }
+    });
+    let control = control();
+    let spec = ServiceSpec {
+        http2: Some(true),
+        ..ServiceSpec::default()
+    };
+    add_service(&control, "web", "phttp", spec);
+    add_server(&control, "web", backend.addr());
+    add_rule(&control, "web", ".*", backend.addr());
+    start(&control, "web");
+    (backend, run(control))
+}
+
 /// What the backend of `every_response_shape_reaches_the_stream_whole`
 /// answers to `method path`: each shape of HTTP/1.1 response framing.
 fn shaped_response(method: &str, path: &str) -> (&'static [u8], bool) {
@@ -108,30 +138,10 @@ fn shaped_response(method: &str, path: &str) -> (&'static [u8], bool) {
 
 #[test]
 fn every_response_shape_reaches_the_stream_whole() {
-    use std::io::{BufReader, Write};
-    use support::backend::{read_request_head, RawBackend};
-    let backend = RawBackend::start(|conn| {
-        let mut reader = BufReader::new(conn.try_clone().unwrap());
-        let mut conn = conn;
-        while let Some(head) = read_request_head(&mut reader) {
-            let mut words = head.split(' ');
-            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            let (bytes, close) = shaped_response(method, path);
-            if conn.write_all(bytes).is_err() || close {
-                return;
-            }
-        }
+    let (_backend, engine) = h2_service_answering(|method, path| {
+        let (bytes, close) = shaped_response(method, path);
+        (bytes.to_vec(), close)
     });
-    let control = control();
-    let spec = ServiceSpec {
-        http2: Some(true),
-        ..ServiceSpec::default()
-    };
-    add_service(&control, "web", "phttp", spec);
-    add_server(&control, "web", backend.addr());
-    add_rule(&control, "web", ".*", backend.addr());
-    start(&control, "web");
-    let engine = run(control);
     let mut c = H2Client::handshake(engine.addr("web"), &[]);
     // (method, path, status, body)
     let cases: [(&str, &str, u16, &str); 8] = [
@@ -251,30 +261,11 @@ fn random_head(n: u64) -> (Vec<u8>, Fields, bool) {
 /// sent, in order, whichever way the engine took the head apart.
 #[test]
 fn response_fields_reach_the_stream_as_the_server_sent_them() {
-    use std::io::{BufReader, Write};
-    use support::backend::{read_request_head, RawBackend};
-    let backend = RawBackend::start(|conn| {
-        let mut reader = BufReader::new(conn.try_clone().unwrap());
-        let mut conn = conn;
-        while let Some(head) = read_request_head(&mut reader) {
-            let path = head.split(' ').nth(1).unwrap_or("");
-            let n = path.trim_start_matches("/case/").parse().unwrap_or(0);
-            let (bytes, _, close) = random_head(n);
-            if conn.write_all(&bytes).is_err() || close {
-                return;
-            }
-        }
+    let (_backend, engine) = h2_service_answering(|_, path| {
+        let n = path.trim_start_matches("/case/").parse().unwrap_or(0);
+        let (bytes, _, close) = random_head(n);
+        (bytes, close)
     });
-    let control = control();
-    let spec = ServiceSpec {
-        http2: Some(true),
-        ..ServiceSpec::default()
-    };
-    add_service(&control, "web", "phttp", spec);
-    add_server(&control, "web", backend.addr());
-    add_rule(&control, "web", ".*", backend.addr());
-    start(&control, "web");
-    let engine = run(control);
     let mut c = H2Client::handshake(engine.addr("web"), &[]);
     for n in 0..48u64 {
         let path = format!("/case/{n}");
